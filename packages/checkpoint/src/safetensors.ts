@@ -1,0 +1,273 @@
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { DTYPE_BYTES, type Dtype, SafetensorsError, type TensorData, type TensorEntry, decodeElements, encodeElements, isDtype } from './dtypes.js';
+
+/** Where one tensor sits in a file. Offsets are absolute file positions. */
+export interface TensorInfo {
+  dtype: Dtype;
+  shape: number[];
+  /** First byte of the tensor in the file. */
+  begin: number;
+  /** One past its last byte. */
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+  /** File position where the data section starts (8 + header length). */
+  dataStart: number;
+}
+
+/** The safetensors format caps the JSON header at 100 MB; larger is treated as corrupt. */
+const MAX_HEADER_BYTES = 100_000_000;
+/** Positional reads and writes go in pieces below Node's 2 GiB per-call limit. */
+const IO_CHUNK = 1 << 30;
+
+function fail(message: string, path?: string): never {
+  throw new SafetensorsError(message, path);
+}
+
+/** Length of the JSON header from the first 8 bytes (u64 little-endian), checked against the file size. */
+export function headerLength(first8: Uint8Array, fileSize: number, path?: string): number {
+  if (fileSize < 8 || first8.byteLength < 8) fail(`file is ${fileSize} bytes, too short for a safetensors header`, path);
+  const view = new DataView(first8.buffer, first8.byteOffset, 8);
+  const n = view.getBigUint64(0, true);
+  if (n > BigInt(fileSize - 8)) fail(`header length ${n} runs past the end of the ${fileSize}-byte file`, path);
+  if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the 100 MB limit`, path);
+  return Number(n);
+}
+
+/** Validates the JSON header against the file size: dtypes, shapes, offsets in range, no overlaps. */
+export function parseHeader(json: Uint8Array, fileSize: number, path?: string): SafetensorsHeader {
+  const dataStart = 8 + json.byteLength;
+  const dataSize = fileSize - dataStart;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
+  } catch (error) {
+    fail(`header is not valid UTF-8 JSON (${(error as Error).message})`, path);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('header is not a JSON object', path);
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('__metadata__ is not an object', path);
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`, path);
+      }
+      metadata = value as Record<string, string>;
+      continue;
+    }
+    const entry = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (entry === null || typeof entry !== 'object') fail(`tensor '${name}': entry is not an object`, path);
+    if (!isDtype(entry.dtype)) fail(`tensor '${name}': unsupported dtype ${JSON.stringify(entry.dtype)}`, path);
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(`tensor '${name}': shape must be a list of non-negative integers`, path);
+    }
+    const offsets = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      fail(`tensor '${name}': data_offsets must be two non-negative integers`, path);
+    }
+    const [b, e] = offsets as number[];
+    if (b > e) fail(`tensor '${name}': data_offsets [${b}, ${e}] are reversed`, path);
+    if (e > dataSize) fail(`tensor '${name}': data_offsets [${b}, ${e}] are out of range (data section is ${dataSize} bytes)`, path);
+    const count = (shape as number[]).reduce((a, d) => a * d, 1);
+    const expected = count * DTYPE_BYTES[entry.dtype];
+    if (e - b !== expected) {
+      fail(`tensor '${name}': ${e - b} bytes for shape [${shape}] of ${entry.dtype} (expected ${expected})`, path);
+    }
+    tensors.set(name, { dtype: entry.dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
+  }
+  const sorted = [...tensors.entries()].sort((x, y) => x[1].begin - y[1].begin || x[1].end - y[1].end);
+  for (let i = 1; i < sorted.length; i++) {
+    const [prevName, prev] = sorted[i - 1];
+    const [name, cur] = sorted[i];
+    if (cur.begin < prev.end) fail(`tensors '${prevName}' and '${name}' overlap`, path);
+  }
+  return { tensors, metadata, dataStart };
+}
+
+/** Decodes a whole safetensors file held in memory. */
+export function decodeSafetensors(bytes: Uint8Array, path?: string): { tensors: Map<string, TensorEntry>; metadata: Record<string, string> } {
+  const n = headerLength(bytes.subarray(0, 8), bytes.byteLength, path);
+  const header = parseHeader(bytes.subarray(8, 8 + n), bytes.byteLength, path);
+  const tensors = new Map<string, TensorEntry>();
+  for (const [name, info] of header.tensors) {
+    const count = info.shape.reduce((a, d) => a * d, 1);
+    tensors.set(name, { dtype: info.dtype, shape: info.shape, data: decodeElements(info.dtype, bytes.subarray(info.begin, info.end), count) });
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/**
+ * A safetensors file opened for random access: the header is read once, each tensor on demand
+ * with positional reads, so files far larger than memory (or than 2 GiB) work.
+ */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private fd: number | null,
+    readonly header: SafetensorsHeader,
+  ) {}
+
+  static open(path: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (error) {
+      throw new SafetensorsError(`cannot open (${(error as Error).message})`, path);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const first8 = new Uint8Array(8);
+      readFully(fd, first8, 0, path);
+      const n = headerLength(first8, size, path);
+      const json = new Uint8Array(n);
+      readFully(fd, json, 8, path);
+      return new SafetensorsFile(path, fd, parseHeader(json, size, path));
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  get names(): string[] {
+    return [...this.header.tensors.keys()];
+  }
+
+  get metadata(): Record<string, string> {
+    return this.header.metadata;
+  }
+
+  has(name: string): boolean {
+    return this.header.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.header.tensors.get(name);
+    if (!info) throw new SafetensorsError(`no tensor named '${name}'`, this.path);
+    return info;
+  }
+
+  /** Reads and decodes one tensor. */
+  read(name: string): TensorEntry {
+    if (this.fd === null) throw new SafetensorsError('file is closed', this.path);
+    const info = this.info(name);
+    const bytes = new Uint8Array(info.end - info.begin);
+    readFully(this.fd, bytes, info.begin, this.path);
+    const count = info.shape.reduce((a, d) => a * d, 1);
+    return { dtype: info.dtype, shape: info.shape, data: decodeElements(info.dtype, bytes, count) };
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+function readFully(fd: number, into: Uint8Array, position: number, path: string): void {
+  let done = 0;
+  while (done < into.byteLength) {
+    const want = Math.min(IO_CHUNK, into.byteLength - done);
+    const got = readSync(fd, into, done, want, position + done);
+    if (got === 0) throw new SafetensorsError(`file ends early at byte ${position + done}`, path);
+    done += got;
+  }
+}
+
+/** A tensor to write: values in row-major order, converted to `dtype` on the way out. */
+export interface TensorToWrite {
+  dtype: Dtype;
+  shape: number[];
+  data: TensorData | ArrayLike<number>;
+}
+
+function plan(tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>, metadata?: Record<string, string>) {
+  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  for (const [name, t] of entries) {
+    if (name === '__metadata__') throw new SafetensorsError("'__metadata__' is reserved and cannot name a tensor");
+    if (!isDtype(t.dtype)) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)}`);
+    const count = t.shape.reduce((a, d) => a * d, 1);
+    if (t.data.length !== count) throw new SafetensorsError(`tensor '${name}': ${t.data.length} values for shape [${t.shape}]`);
+  }
+  // Wider elements first, so every tensor starts at a multiple of its element size.
+  entries.sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of entries) {
+    const bytes = t.data.length * DTYPE_BYTES[t.dtype];
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const jsonBytes = new TextEncoder().encode(json);
+  const prefix = new Uint8Array(8 + jsonBytes.byteLength);
+  new DataView(prefix.buffer).setBigUint64(0, BigInt(jsonBytes.byteLength), true);
+  prefix.set(jsonBytes, 8);
+  return { entries, prefix, dataBytes: offset };
+}
+
+/** Encodes tensors into one in-memory safetensors file (for small files; see `writeSafetensors`). */
+export function encodeSafetensors(tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+  const { entries, prefix, dataBytes } = plan(tensors, metadata);
+  const out = new Uint8Array(prefix.byteLength + dataBytes);
+  out.set(prefix, 0);
+  let at = prefix.byteLength;
+  for (const [, t] of entries) {
+    const bytes = encodeElements(t.dtype, t.data as ArrayLike<number | bigint>);
+    out.set(bytes, at);
+    at += bytes.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Writes a safetensors file atomically: tensors are streamed one at a time into `<path>.tmp-<pid>`,
+ * which is flushed to disk and then renamed over `path`, so a crash never leaves a half-written
+ * file in place of the last good one.
+ */
+export function writeSafetensors(path: string, tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
+  const { entries, prefix } = plan(tensors, metadata);
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeFully(fd, prefix);
+    for (const [, t] of entries) writeFully(fd, encodeElements(t.dtype, t.data as ArrayLike<number | bigint>));
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+function writeFully(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.byteLength - done));
+  }
+}
+
+/** Reads a whole safetensors file into memory through positional reads (any size that fits). */
+export function readSafetensors(path: string): { tensors: Map<string, TensorEntry>; metadata: Record<string, string> } {
+  const file = SafetensorsFile.open(path);
+  try {
+    const tensors = new Map<string, TensorEntry>();
+    for (const name of file.names) tensors.set(name, file.read(name));
+    return { tensors, metadata: file.metadata };
+  } finally {
+    file.close();
+  }
+}
+
+export type { TensorData };

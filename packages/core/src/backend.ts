@@ -1,0 +1,113 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { registerKernelOverrides } from '@matryoshka-ts/kernels';
+
+/** Where tensors are computed. `auto` picks the fastest one that is installed. */
+export type BackendName = 'auto' | 'cpu' | 'wasm' | 'tensorflow';
+
+export interface BackendOptions {
+  /** Which backend to use (default `auto`). */
+  backend?: BackendName;
+  /** Print nothing (the choice is otherwise printed once to stderr). */
+  quiet?: boolean;
+}
+
+export interface BackendInfo {
+  name: Exclude<BackendName, 'auto'>;
+  /** What runs underneath, for logs and reports. */
+  description: string;
+}
+
+/** Packages that provide the `tensorflow` backend, fastest first. */
+const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+let active: BackendInfo | undefined;
+let announced = false;
+let gradientsLoaded: Promise<void> | undefined;
+
+/**
+ * Makes gradients available. tfjs-core alone registers none ("gradient function not found for
+ * Sum"); tfjs-layers' Node bundle registers all of core's, then our overrides replace the ones
+ * that are missing or slow on some backend.
+ */
+export function ensureGradients(): Promise<void> {
+  gradientsLoaded ??= import('@tensorflow/tfjs-layers').then(() => registerKernelOverrides());
+  return gradientsLoaded;
+}
+
+async function tryImport(specifier: string): Promise<boolean> {
+  try {
+    await import(/* @vite-ignore */ specifier);
+    return true;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return false;
+    throw error;
+  }
+}
+
+async function loadNative(): Promise<string | undefined> {
+  for (const name of NATIVE_PACKAGES) if (await tryImport(name)) return name;
+  return undefined;
+}
+
+async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo> {
+  // The cpu backend prints an advert for tfjs-node on first use; we print our own line instead.
+  tf.env().set('IS_TEST', true);
+  if (name === 'cpu') {
+    await import('@tensorflow/tfjs-backend-cpu');
+    await tf.setBackend('cpu');
+    return { name, description: 'cpu (pure JavaScript, float32)' };
+  }
+  if (name === 'wasm') {
+    await import('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend('wasm'))) throw new Error('The wasm backend failed to initialise.');
+    return { name, description: 'wasm (WebAssembly + XNNPACK, single-threaded in Node)' };
+  }
+  const pkg = await loadNative();
+  if (!pkg) {
+    throw new Error(
+      "Backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, and neither is installed. " +
+        'Install one next to your app (`pnpm add @tensorflow/tfjs-node-gpu@4.22.0`; its installer downloads libtensorflow), ' +
+        "or choose --backend wasm / cpu.",
+    );
+  }
+  if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} is installed but its backend failed to start.`);
+  return { name: 'tensorflow', description: `tensorflow (${pkg}, libtensorflow)` };
+}
+
+/**
+ * Selects and initialises the tfjs backend at run time and registers gradients. Libraries never
+ * call this; apps and tests do, once, before building models.
+ */
+export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
+  const requested = options.backend ?? 'auto';
+  if (!['auto', 'cpu', 'wasm', 'tensorflow'].includes(requested)) {
+    throw new Error(`Unknown backend '${requested}': choose auto, cpu, wasm or tensorflow.`);
+  }
+  await ensureGradients();
+  let info: BackendInfo;
+  if (requested === 'auto') {
+    // Fastest first: libtensorflow (native, CUDA when present), then WebAssembly, then pure JS.
+    if (await loadNative()) info = await activate('tensorflow');
+    else {
+      try {
+        info = await activate('wasm');
+      } catch {
+        info = await activate('cpu');
+      }
+    }
+  } else {
+    info = await activate(requested);
+  }
+  active = info;
+  if (!options.quiet && !announced) {
+    announced = true;
+    process.stderr.write(`[matryoshka-ts] backend: ${info.description}\n`);
+  }
+  return info;
+}
+
+/** The backend chosen by the last `initBackend` call, if any. */
+export function activeBackend(): BackendInfo | undefined {
+  return active;
+}

@@ -1,0 +1,37 @@
+/**
+ * What the network predicts. `v` = √ᾱ·ε − √(1−ᾱ)·x0 (Salimans & Ho), the paper's choice and
+ * the official code's.
+ */
+export type PredictionType = 'eps' | 'x0' | 'v';
+
+/**
+ * How a parameter is laid out in our tensors, so importers know how to convert foreign layouts:
+ * `conv2d` is HWIO here (PyTorch: OIHW), `linear` is [in, out] here (PyTorch: [out, in]),
+ * `vector` (biases, norm scales) and `table` (embedding rows) are the same everywhere.
+ */
+export type ParamLayout = 'conv2d' | 'linear' | 'vector' | 'table';
+
+/** How a parameter starts before training. */
+export type ParamInit =
+  | { kind: 'zeros' }
+  | { kind: 'ones' }
+  /** U(−1/√fan_in, 1/√fan_in): PyTorch's default for Conv2d/Linear weights and biases. */
+  | { kind: 'fanInUniform'; fanIn: number }
+  | { kind: 'normal'; std: number };
+
+/** One named parameter: the single source for allocation, counting and import/export. */
+export interface ParamSpec {
+  /** Name in the official code's state-dict convention (e.g. `inner_unet.conv_in.weight`). */
+  name: string;
+  /** Shape in our layout. */
+  shape: number[];
+  layout: ParamLayout;
+  init: ParamInit;
+}
+
+/** Number of scalars in a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}

@@ -1,0 +1,2 @@
+export { discoverFixtures, sharedFixturesDir, underCi } from './fixtures.js';
+export type { FixtureConfig, FixtureDiscovery, FixtureFolder } from './fixtures.js';

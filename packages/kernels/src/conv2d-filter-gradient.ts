@@ -56,11 +56,9 @@ export function conv2dFilterGradient(
         );
       }
     }
-    const patches = (taps.length === 1 ? taps[0] : tf.concat(taps, 3)).reshape([
-      batchSize * outHeight * outWidth,
-      kh * kw * cin,
-    ]) as tf.Tensor2D;
-    const dy2 = dy.reshape([batchSize * outHeight * outWidth, cout]) as tf.Tensor2D;
-    return tf.matMul(patches, dy2, true, false).reshape(filterShape) as tf.Tensor4D;
+    const rows = batchSize * outHeight * outWidth;
+    const patches = tf.reshape(taps.length === 1 ? taps[0] : tf.concat(taps, 3), [rows, kh * kw * cin]);
+    const dy2 = tf.reshape(dy, [rows, cout]);
+    return tf.reshape(tf.matMul(patches, dy2, true, false), filterShape);
   });
 }

@@ -1,0 +1,229 @@
+import { z } from 'zod';
+
+/**
+ * One UNet level of a NestedUNet, outermost first; `inner` is the next lower-resolution level,
+ * which takes the place of this level's mid block (the paper's `inner_config`).
+ */
+export interface UNetLevelConfig {
+  /** Image size this level denoises (square), e.g. 256. */
+  resolution: number;
+  /** Feature channels per stage; each stage after the first halves the resolution. */
+  channels: number[];
+  /** Residual blocks per stage on the way down (the way up has one more per stage). */
+  resBlocks: number[];
+  /** Attention layers after each residual block, per stage (0 = none). */
+  attentionLayers?: number[];
+  /** GroupNorm groups in residual blocks and the output norm (attention always uses 32). */
+  groups?: number;
+  /** Feed-forward (GroupNorm → 1×1 4× → GELU → 1×1) after each attention layer. */
+  attentionFfn?: boolean;
+  /** Dropout inside residual blocks (training only). */
+  dropout?: number;
+  /** Width T of the time embedding (default 4 × channels[0]); the sinusoid has T/4 entries. */
+  timeEmbedDim?: number;
+  /** Micro-conditioning: name → default value, each adding a sinusoid + MLP term (`{ scale: 64 }`). */
+  microConditioning?: Record<string, number>;
+  /** Divide the input image by its per-sample standard deviation (unbiased) before conv_in. */
+  inputStdNormalisation?: boolean;
+  /** Pass this level's bottleneck feature into the inner level through a 3×3 adapter (default true). */
+  innerInput?: boolean;
+  /** Innermost level only: res block, attention layer, res block at the bottleneck (default true). */
+  midBlock?: boolean;
+  /** The next, lower-resolution level. */
+  inner?: UNetLevelConfig;
+}
+
+/** Text conditioning: frozen encoder features → projection → optional learnable head. */
+export interface TextConditioningConfig {
+  /** Width D of the frozen encoder's token features (2048 for FLAN-T5 XL). */
+  featureDim: number;
+  /** Width P of the learned projection (0 = no projection: the features are used as they are). */
+  projDim: number;
+  /** Learnable self-attention layers over the projected tokens (the paper's text head: 2). */
+  headLayers: number;
+  /** Exclude padded tokens from cross-attention and the text head (the official configs do not). */
+  maskedCrossAttention: boolean;
+}
+
+/** Class-label conditioning (ImageNet): a learned embedding added to every level's time embedding. */
+export interface LabelConditioningConfig {
+  /** Number of classes; label id `numClasses` is the null label used for guidance. */
+  numClasses: number;
+}
+
+export interface NestedUNetConfig extends UNetLevelConfig {
+  /** Image channels in and out (3). */
+  imageChannels?: number;
+  /** Attention heads in every spatial and text attention layer (8). */
+  attentionHeads?: number;
+  text?: TextConditioningConfig;
+  labels?: LabelConditioningConfig;
+}
+
+const int = z.number().int();
+const pos = int.positive();
+
+const levelFields = {
+  resolution: pos,
+  channels: z.array(pos).min(1),
+  resBlocks: z.array(pos).min(1),
+  attentionLayers: z.array(int.nonnegative()).optional(),
+  groups: pos.optional(),
+  attentionFfn: z.boolean().optional(),
+  dropout: z.number().min(0).lt(1).optional(),
+  timeEmbedDim: pos.optional(),
+  microConditioning: z.record(z.string(), z.number().positive()).optional(),
+  inputStdNormalisation: z.boolean().optional(),
+  innerInput: z.boolean().optional(),
+  midBlock: z.boolean().optional(),
+};
+
+const levelSchema: z.ZodType<UNetLevelConfig> = z.lazy(() => z.strictObject({ ...levelFields, inner: levelSchema.optional() }));
+
+/** zod schema of `NestedUNetConfig` (recursive through `inner`). */
+export const nestedUNetConfigSchema = z.strictObject({
+  ...levelFields,
+  inner: levelSchema.optional(),
+  imageChannels: pos.optional(),
+  attentionHeads: pos.optional(),
+  text: z
+    .strictObject({
+      featureDim: pos,
+      projDim: int.nonnegative(),
+      headLayers: int.nonnegative(),
+      maskedCrossAttention: z.boolean(),
+    })
+    .optional(),
+  labels: z.strictObject({ numClasses: pos }).optional(),
+});
+
+/** A level with every default filled in and its place in the nest worked out. */
+export interface ResolvedLevel {
+  /** 0 = outermost (highest resolution). */
+  index: number;
+  /** State-dict prefix of this level's parameters: `inner_unet.` repeated `index` times. */
+  prefix: string;
+  resolution: number;
+  channels: number[];
+  resBlocks: number[];
+  attentionLayers: number[];
+  groups: number;
+  attentionFfn: boolean;
+  dropout: number;
+  timeEmbedDim: number;
+  microConditioning: Record<string, number>;
+  inputStdNormalisation: boolean;
+  innerInput: boolean;
+  midBlock: boolean;
+  isInnermost: boolean;
+  /** Resolution at this level's bottleneck: resolution / 2^(stages − 1). */
+  bottleneckResolution: number;
+}
+
+export interface ResolvedConfig {
+  levels: ResolvedLevel[];
+  imageChannels: number;
+  attentionHeads: number;
+  text?: TextConditioningConfig;
+  labels?: LabelConditioningConfig;
+  /** Width of the text tokens every cross-attention sees (projDim, or featureDim without projection). */
+  textWidth: number;
+  /** The config as given (defaults not filled), for writing next to a run. */
+  source: NestedUNetConfig;
+}
+
+/** Thrown for a config that cannot build a model; the message names the field. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function levelPath(index: number): string {
+  return index === 0 ? '' : `${'inner.'.repeat(index)}`;
+}
+
+/** Validates a config (zod + structural checks) and fills defaults; errors name the field. */
+export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
+  const parsed = nestedUNetConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`model config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const cfg = input;
+  const heads = cfg.attentionHeads ?? 8;
+  const levels: ResolvedLevel[] = [];
+  for (let node: UNetLevelConfig | undefined = cfg, i = 0; node; node = node.inner, i++) {
+    const path = levelPath(i);
+    const stages = node.channels.length;
+    const bad = (field: string, why: string): never => {
+      throw new ConfigError(`model config: ${path}${field}: ${why}`);
+    };
+    if (node.resBlocks.length !== stages) bad('resBlocks', `has ${node.resBlocks.length} entries for ${stages} stages (channels)`);
+    const attention = node.attentionLayers ?? new Array(stages).fill(0);
+    if (attention.length !== stages) bad('attentionLayers', `has ${attention.length} entries for ${stages} stages (channels)`);
+    const groups = node.groups ?? 32;
+    const factor = 2 ** (stages - 1);
+    if (node.resolution % factor !== 0) bad('resolution', `${node.resolution} is not divisible by 2^(stages−1) = ${factor}`);
+    const isInnermost = !node.inner;
+    if (node.inner) {
+      const expected = node.resolution / factor;
+      if (node.inner.resolution !== expected) {
+        bad('inner.resolution', `is ${node.inner.resolution}, but this level's bottleneck is ${expected} px (${node.resolution} / 2^${stages - 1})`);
+      }
+    }
+    if (!isInnermost && node.midBlock) bad('midBlock', 'only the innermost level has a mid block (an inner level takes its place)');
+    for (const [s, c] of node.channels.entries()) {
+      if (c % groups !== 0) bad(`channels[${s}]`, `${c} is not divisible by groups (${groups})`);
+      const hasAttention = attention[s] > 0 || (isInnermost && (node.midBlock ?? true) && s === stages - 1);
+      if (hasAttention && (c % 32 !== 0 || c % heads !== 0)) {
+        bad(`channels[${s}]`, `${c} channels cannot carry attention (needs a multiple of 32 for its GroupNorm and of ${heads} heads)`);
+      }
+    }
+    levels.push({
+      index: i,
+      prefix: 'inner_unet.'.repeat(i),
+      resolution: node.resolution,
+      channels: [...node.channels],
+      resBlocks: [...node.resBlocks],
+      attentionLayers: [...attention],
+      groups,
+      attentionFfn: node.attentionFfn ?? false,
+      dropout: node.dropout ?? 0,
+      timeEmbedDim: node.timeEmbedDim ?? 4 * node.channels[0],
+      microConditioning: { ...(node.microConditioning ?? {}) },
+      inputStdNormalisation: node.inputStdNormalisation ?? false,
+      innerInput: node.innerInput ?? true,
+      midBlock: isInnermost ? (node.midBlock ?? true) : false,
+      isInnermost,
+      bottleneckResolution: node.resolution / factor,
+    });
+  }
+  const innermost = levels[levels.length - 1];
+  if (cfg.text || cfg.labels) {
+    for (const level of levels) {
+      if (level.timeEmbedDim !== innermost.timeEmbedDim) {
+        throw new ConfigError(
+          `model config: ${levelPath(level.index)}timeEmbedDim: ${level.timeEmbedDim} differs from the innermost level's ${innermost.timeEmbedDim}; ` +
+            'the conditioning embedding is added to every level, so they must match',
+        );
+      }
+    }
+  }
+  if (cfg.text) {
+    const width = cfg.text.projDim > 0 ? cfg.text.projDim : cfg.text.featureDim;
+    if (cfg.text.headLayers > 0 && width % heads !== 0) {
+      throw new ConfigError(`model config: text: width ${width} is not divisible by ${heads} heads (needed by the text head)`);
+    }
+  }
+  return {
+    levels,
+    imageChannels: cfg.imageChannels ?? 3,
+    attentionHeads: heads,
+    text: cfg.text,
+    labels: cfg.labels,
+    textWidth: cfg.text ? (cfg.text.projDim > 0 ? cfg.text.projDim : cfg.text.featureDim) : 0,
+    source: cfg,
+  };
+}

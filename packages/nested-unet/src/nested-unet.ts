@@ -1,0 +1,216 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { type ParamSpec, Rng, sizeOf } from '@matryoshka-ts/core';
+import { type NestedUNetConfig, type ResolvedConfig, resolveConfig } from './config.js';
+import { type ConditioningInput, type DebugSink, type SharedConditioning, sharedConditioning } from './conditioning.js';
+import { type Params, conv2d, paramsFrom } from './nn.js';
+import { type LevelContext, downPath, inputLayer, levelSpecs, midBlock, outputLayer, upPath } from './unet-level.js';
+import { microConditioning, timeEmbedding } from './time-embedding.js';
+
+/** Inputs of one denoising call. Images are NHWC, one per level, level 0 (highest resolution) first. */
+export interface NestedUNetInputs extends ConditioningInput {
+  /**
+   * Noisy images per level. A level may hold fewer samples than the level inside it
+   * (mixed-resolution batches): it then sees the first b samples of the batch.
+   */
+  x: tf.Tensor4D[];
+  /** Time input per sample of the full (innermost) batch: the 0-based step index in the discrete convention. */
+  times: tf.Tensor1D | number[];
+  /** Micro-conditioning values per sample (defaults from the config when absent). */
+  micro?: Record<string, tf.Tensor1D | number[]>;
+}
+
+export interface ForwardOptions {
+  /** Parameters to use instead of the model's own (EMA weights, tensors being differentiated). */
+  params?: Params;
+  /** Enables dropout. */
+  training?: boolean;
+  /** Receives named intermediates (`time_mlp.levelN`, `micro_mlp.levelN`, `lm_proj`, `pooled_text`, `cond_emb`). */
+  debug?: DebugSink;
+}
+
+/** Parameter specs of a whole model, outermost level first, in the official code's order. */
+export function nestedUNetSpecs(config: NestedUNetConfig | ResolvedConfig): ParamSpec[] {
+  const resolved = 'levels' in config ? config : resolveConfig(config);
+  return levelSpecs(resolved, 0);
+}
+
+/** Parameters per level, each excluding the levels inside it; the innermost includes the shared text/label layers. */
+export function countParams(config: NestedUNetConfig | ResolvedConfig): { levels: Array<{ resolution: number; params: number }>; total: number } {
+  const resolved = 'levels' in config ? config : resolveConfig(config);
+  const specs = levelSpecs(resolved, 0);
+  const levels = resolved.levels.map((level) => {
+    const deeper = `${level.prefix}inner_unet.`;
+    const own = specs.filter((s) => s.name.startsWith(level.prefix) && !(s.name.startsWith(deeper) && !level.isInnermost));
+    return { resolution: level.resolution, params: own.reduce((n, s) => n + sizeOf(s.shape), 0) };
+  });
+  return { levels, total: specs.reduce((n, s) => n + sizeOf(s.shape), 0) };
+}
+
+/** Initial values of one parameter, drawn from `rng`. */
+export function initialValue(spec: ParamSpec, rng: Rng): Float32Array {
+  const n = sizeOf(spec.shape);
+  const out = new Float32Array(n);
+  const init = spec.init;
+  if (init.kind === 'ones') out.fill(1);
+  else if (init.kind === 'fanInUniform') {
+    const bound = 1 / Math.sqrt(init.fanIn);
+    for (let i = 0; i < n; i++) out[i] = (2 * rng.uniform() - 1) * bound;
+  } else if (init.kind === 'normal') for (let i = 0; i < n; i++) out[i] = rng.normal() * init.std;
+  return out;
+}
+
+/**
+ * Runs level `index` and every level inside it. `feature` is the parent's adapter output added
+ * to this level's conv_in output. Returns each level's image output and this level's last
+ * feature map (before its output norm) for the parent's out-adapter.
+ */
+function runLevel(
+  P: Params,
+  config: ResolvedConfig,
+  index: number,
+  inputs: NestedUNetInputs,
+  times: tf.Tensor1D,
+  shared: SharedConditioning,
+  feature: tf.Tensor4D | undefined,
+  options: ForwardOptions,
+): { outputs: tf.Tensor4D[]; feature: tf.Tensor4D } {
+  const level = config.levels[index];
+  const x = inputs.x[index];
+  const batch = times.shape[0];
+  const b = x.shape[0];
+
+  let temb = timeEmbedding(P, level.prefix, times, level.timeEmbedDim);
+  options.debug?.(`time_mlp.level${index}`, temb);
+  if (shared.embedding) temb = tf.add(temb, shared.embedding);
+  const micro = microConditioning(P, level.prefix, level.microConditioning, inputs.micro, batch, level.timeEmbedDim);
+  if (micro) {
+    options.debug?.(`micro_mlp.level${index}`, micro);
+    temb = tf.add(temb, micro);
+  }
+  // A level with fewer samples than the batch sees its first b samples.
+  const first = <T extends tf.Tensor>(t: T): T => (t.shape[0] === b ? t : (tf.slice(t, 0, b) as T));
+  const ctx: LevelContext = {
+    P,
+    config,
+    level,
+    temb: first(temb),
+    text: shared.text && { tokens: first(shared.text.tokens), mask: shared.text.mask && first(shared.text.mask) },
+    training: options.training ?? false,
+  };
+
+  let h = inputLayer(P, level, x);
+  if (feature) h = tf.add(h, feature);
+  const down = downPath(ctx, h);
+  h = down.h;
+  let innerOutputs: tf.Tensor4D[] = [];
+  if (level.isInnermost) {
+    if (level.midBlock) h = midBlock(ctx, h);
+  } else {
+    const innerBatch = inputs.x[index + 1].shape[0];
+    let toInner = level.innerInput ? conv2d(P, `${level.prefix}in_adapter`, h) : undefined;
+    if (toInner && innerBatch > b) {
+      // Samples the outer level does not see get a zero feature.
+      toInner = tf.concat([toInner, tf.zeros([innerBatch - b, ...toInner.shape.slice(1)])], 0) as tf.Tensor4D;
+    }
+    const inner = runLevel(P, config, index + 1, inputs, times, shared, toInner, options);
+    h = tf.add(h, first(conv2d(P, `${level.prefix}out_adapter`, inner.feature)));
+    innerOutputs = inner.outputs;
+  }
+  h = upPath(ctx, h, down.skips);
+  return { outputs: [outputLayer(P, level, h), ...innerOutputs], feature: h };
+}
+
+function checkInputs(config: ResolvedConfig, inputs: NestedUNetInputs, times: tf.Tensor1D): void {
+  const n = config.levels.length;
+  if (inputs.x.length !== n) throw new Error(`expected ${n} images (one per level, highest resolution first), got ${inputs.x.length}`);
+  const batch = times.shape[0];
+  config.levels.forEach((level, i) => {
+    const shape = inputs.x[i].shape;
+    const want = `[b, ${level.resolution}, ${level.resolution}, ${config.imageChannels}]`;
+    if (shape.length !== 4 || shape[1] !== level.resolution || shape[2] !== level.resolution || shape[3] !== config.imageChannels) {
+      throw new Error(`level ${i} image has shape [${shape}], expected NHWC ${want}`);
+    }
+    const next = i + 1 < n ? inputs.x[i + 1].shape[0] : batch;
+    if (shape[0] > next) throw new Error(`level ${i} holds ${shape[0]} samples, more than the ${next} of the level inside it`);
+  });
+  if (inputs.x[n - 1].shape[0] !== batch) {
+    throw new Error(`the innermost level holds ${inputs.x[n - 1].shape[0]} samples but ${batch} times were given`);
+  }
+}
+
+/** The full NestedUNet forward pass as a pure function of parameters: one output per level (a v-, ε- or x0-prediction). */
+export function nestedUNetForward(P: Params, config: ResolvedConfig, inputs: NestedUNetInputs, options: ForwardOptions = {}): tf.Tensor4D[] {
+  const times = Array.isArray(inputs.times) ? tf.tensor1d(inputs.times, 'float32') : tf.cast(inputs.times, 'float32');
+  checkInputs(config, inputs, times);
+  const shared = sharedConditioning(P, config, inputs, options.debug);
+  return runLevel(P, config, 0, inputs, times, shared, undefined, options).outputs;
+}
+
+export interface NestedUNetOptions {
+  /** Seed for the initial weights (default 0). */
+  seed?: number;
+  /** Start from these values (our names and layouts) instead of a random initialisation. */
+  weights?: Map<string, Float32Array>;
+}
+
+/**
+ * A NestedUNet with its weights: a UNet per level, each inner level in place of its parent's mid
+ * block, joined by zero-initialised adapters. With one level it is a plain UNet.
+ */
+export class NestedUNet {
+  readonly config: ResolvedConfig;
+  readonly specs: ParamSpec[];
+  readonly params = new Map<string, tf.Variable>();
+
+  constructor(config: NestedUNetConfig, options: NestedUNetOptions = {}) {
+    this.config = resolveConfig(config);
+    this.specs = levelSpecs(this.config, 0);
+    const rng = new Rng(options.seed ?? 0);
+    for (const spec of this.specs) {
+      const given = options.weights?.get(spec.name);
+      if (given && given.length !== sizeOf(spec.shape)) throw new Error(`weights for '${spec.name}' have ${given.length} values, expected [${spec.shape}]`);
+      const values = given ?? initialValue(spec, rng);
+      this.params.set(spec.name, tf.variable(tf.tensor(values, spec.shape, 'float32'), true, spec.name));
+    }
+  }
+
+  /** Number of parameters. */
+  get paramCount(): number {
+    return this.specs.reduce((n, s) => n + sizeOf(s.shape), 0);
+  }
+
+  /** Our parameters as a `Params` getter. */
+  get P(): Params {
+    return paramsFrom(this.params);
+  }
+
+  /** One denoising call: an output per level (NHWC), level 0 first. Intermediate tensors are freed. */
+  forward(inputs: NestedUNetInputs, options: ForwardOptions = {}): tf.Tensor4D[] {
+    const P = options.params ?? this.P;
+    if (!options.debug) return tf.tidy(() => nestedUNetForward(P, this.config, inputs, options));
+    const sink = options.debug;
+    return tf.tidy(() => nestedUNetForward(P, this.config, inputs, { ...options, debug: (name, t) => sink(name, tf.keep(t.clone())) }));
+  }
+
+  /** Overwrites weights by name (our layouts). Unknown names are an error; absent names keep their values. */
+  setWeights(values: Map<string, Float32Array>): void {
+    for (const [name, data] of values) {
+      const v = this.params.get(name);
+      if (!v) throw new Error(`unknown parameter '${name}'`);
+      if (data.length !== v.size) throw new Error(`'${name}': ${data.length} values for shape [${v.shape}]`);
+      tf.tidy(() => v.assign(tf.tensor(data, v.shape, 'float32')));
+    }
+  }
+
+  /** Copies every weight out (our names and layouts). */
+  getWeights(): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const [name, v] of this.params) out.set(name, Float32Array.from(v.dataSync() as Float32Array));
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}

@@ -1,0 +1,139 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ParamSpec } from '@matryoshka-ts/core';
+
+/**
+ * Layer primitives on NHWC tensors, each with the specs of the parameters it reads. Parameters
+ * are looked up by their state-dict name through a `Params` getter, so the same forward code
+ * runs on live weights, EMA weights, or tensors being differentiated.
+ */
+export type Params = (name: string) => tf.Tensor;
+
+/** Builds a `Params` getter over a map, with an error that names a missing parameter. */
+export function paramsFrom(map: Map<string, tf.Tensor>): Params {
+  return (name) => {
+    const t = map.get(name);
+    if (!t) throw new Error(`parameter '${name}' is not in the model`);
+    return t;
+  };
+}
+
+// ---------------------------------------------------------------- parameter specs
+
+/** A 2-D convolution `k×k`, `cin → cout`: weight HWIO, bias; PyTorch default init or zeros. */
+export function convSpecs(name: string, k: number, cin: number, cout: number, zero = false): ParamSpec[] {
+  const fanIn = cin * k * k;
+  return [
+    { name: `${name}.weight`, shape: [k, k, cin, cout], layout: 'conv2d', init: zero ? { kind: 'zeros' } : { kind: 'fanInUniform', fanIn } },
+    { name: `${name}.bias`, shape: [cout], layout: 'vector', init: zero ? { kind: 'zeros' } : { kind: 'fanInUniform', fanIn } },
+  ];
+}
+
+/** A linear layer `cin → cout` (weight [in, out]). */
+export function linearSpecs(name: string, cin: number, cout: number, options: { zero?: boolean; bias?: boolean } = {}): ParamSpec[] {
+  const init = options.zero ? ({ kind: 'zeros' } as const) : ({ kind: 'fanInUniform', fanIn: cin } as const);
+  const specs: ParamSpec[] = [{ name: `${name}.weight`, shape: [cin, cout], layout: 'linear', init }];
+  if (options.bias ?? true) specs.push({ name: `${name}.bias`, shape: [cout], layout: 'vector', init });
+  return specs;
+}
+
+/** GroupNorm or LayerNorm affine parameters over `c` channels. */
+export function normSpecs(name: string, c: number): ParamSpec[] {
+  return [
+    { name: `${name}.weight`, shape: [c], layout: 'vector', init: { kind: 'ones' } },
+    { name: `${name}.bias`, shape: [c], layout: 'vector', init: { kind: 'zeros' } },
+  ];
+}
+
+// ---------------------------------------------------------------- layers
+
+/** 3×3 (or k×k) convolution, stride 1 or 2, zero padding (k−1)/2 on every side as PyTorch pads. */
+export function conv2d(P: Params, name: string, x: tf.Tensor4D, stride: 1 | 2 = 1): tf.Tensor4D {
+  const w = P(`${name}.weight`) as tf.Tensor4D;
+  const b = P(`${name}.bias`);
+  const k = w.shape[0];
+  if (k === 1 && stride === 1) return conv1x1(P, name, x);
+  const pad = (k - 1) / 2;
+  // tfjs 'same' pads asymmetrically for stride 2 (0 before, 1 after); PyTorch pads 1 on both sides.
+  const input = stride === 1 ? x : tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
+  const y = tf.conv2d(input, w, stride, stride === 1 ? 'same' : 'valid');
+  return tf.add(y, b);
+}
+
+/** 1×1 convolution as one matrix product over the channel axis. */
+export function conv1x1(P: Params, name: string, x: tf.Tensor4D): tf.Tensor4D {
+  const w = P(`${name}.weight`);
+  const [b, h, wd, c] = x.shape;
+  const cout = w.shape[3];
+  const y = tf.matMul(tf.reshape(x, [b * h * wd, c]), tf.reshape(w, [c, cout]));
+  return tf.reshape(tf.add(y, P(`${name}.bias`)), [b, h, wd, cout]);
+}
+
+/** Linear layer over the last axis: y = x·W (+ b). */
+export function linear(P: Params, name: string, x: tf.Tensor, bias = true): tf.Tensor {
+  const w = P(`${name}.weight`);
+  const shape = x.shape;
+  const cin = shape[shape.length - 1];
+  const y = tf.matMul(tf.reshape(x, [-1, cin]), w);
+  const out = bias ? tf.add(y, P(`${name}.bias`)) : y;
+  return tf.reshape(out, [...shape.slice(0, -1), w.shape[1]]);
+}
+
+/** GroupNorm over [B, H, W, C] (statistics per sample and group over H, W and the group's channels). */
+export function groupNorm(P: Params, name: string, x: tf.Tensor4D, groups: number, eps = 1e-5): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  const g = tf.reshape(x, [b, h * w, groups, c / groups]);
+  const { mean, variance } = tf.moments(g, [1, 3], true);
+  const normed = tf.reshape(tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, eps))), [b, h, w, c]);
+  return tf.add(tf.mul(normed, P(`${name}.weight`)), P(`${name}.bias`));
+}
+
+/** LayerNorm over the last axis. */
+export function layerNorm(P: Params, name: string, x: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const axis = x.rank - 1;
+  const { mean, variance } = tf.moments(x, axis, true);
+  const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  return tf.add(tf.mul(normed, P(`${name}.weight`)), P(`${name}.bias`));
+}
+
+/** SiLU: x·σ(x). */
+export function silu<T extends tf.Tensor>(x: T): T {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** Exact (erf) GELU: x·Φ(x). */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+}
+
+/**
+ * Nearest-neighbour 2× upsampling of [B, H, W, C] by broadcasting (its gradient is a plain sum;
+ * tfjs's tile gradient stops at rank 4, so columns and rows are repeated in two steps).
+ */
+export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  const cols = tf.broadcastTo(tf.reshape(x, [b * h, w, 1, c]), [b * h, w, 2, c]);
+  const rows = tf.broadcastTo(tf.reshape(cols, [b * h, 1, 2 * w * c]), [b * h, 2, 2 * w * c]);
+  return tf.reshape(rows, [b, 2 * h, 2 * w, c]);
+}
+
+/**
+ * Multi-head scaled dot-product attention, heads taken as contiguous channel groups.
+ * q: [B, Nq, C], k, v: [B, Nk, C] → [B, Nq, C]. q and k are each scaled by (C/heads)^(−1/4)
+ * (more stable in low precision than scaling the product). `keyMask` [B, Nk] (1 = attend)
+ * excludes padded keys.
+ */
+export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, keyMask?: tf.Tensor2D): tf.Tensor3D {
+  const [b, nq, c] = q.shape;
+  const nk = k.shape[1];
+  const ch = c / heads;
+  const scale = 1 / Math.sqrt(Math.sqrt(ch));
+  const split = (t: tf.Tensor3D, n: number) => tf.transpose(tf.reshape(t, [b, n, heads, ch]), [0, 2, 1, 3]);
+  let logits = tf.matMul(split(tf.mul(q, scale), nq), split(tf.mul(k, scale), nk), false, true); // [B, h, Nq, Nk]
+  if (keyMask) {
+    // −1e30 instead of −∞: identical softmax whenever a key is unmasked, and no NaN gradients.
+    const bias = tf.reshape(tf.mul(tf.sub(1, keyMask), -1e30), [b, 1, 1, nk]);
+    logits = tf.add(logits, bias);
+  }
+  const out = tf.matMul(tf.softmax(logits), split(v, nk)); // [B, h, Nq, ch]
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b, nq, c]);
+}

@@ -1,0 +1,41 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ParamSpec } from '@matryoshka-ts/core';
+import { type Params, conv2d, conv1x1, convSpecs, groupNorm, linear, linearSpecs, normSpecs, silu } from './nn.js';
+
+/** Parameters of a residual block `cin → cout` conditioned on a time embedding of width T. */
+export function residualBlockSpecs(name: string, cin: number, cout: number, timeEmbedDim: number): ParamSpec[] {
+  return [
+    ...normSpecs(`${name}.norm1`, cin),
+    ...convSpecs(`${name}.conv1`, 3, cin, cout),
+    ...linearSpecs(`${name}.time_layer`, timeEmbedDim, 2 * cout),
+    ...normSpecs(`${name}.norm2`, cout),
+    ...convSpecs(`${name}.conv2`, 3, cout, cout, true),
+    ...(cin !== cout ? convSpecs(`${name}.conv3`, 1, cin, cout) : []),
+  ];
+}
+
+export interface ResidualBlockOptions {
+  groups: number;
+  /** Dropout rate; applied only when `training` is true. */
+  dropout?: number;
+  training?: boolean;
+}
+
+/**
+ * Residual block with scale-and-shift time conditioning:
+ * h = conv1(SiLU(GN(x))); (a, b) = Linear(SiLU(temb)); h = SiLU(GN(h)·(1 + a) + b);
+ * h = conv2(dropout(h)); out = h + x (x through a 1×1 conv when channels change).
+ */
+export function residualBlock(P: Params, name: string, x: tf.Tensor4D, temb: tf.Tensor2D, options: ResidualBlockOptions): tf.Tensor4D {
+  let h = conv2d(P, `${name}.conv1`, silu(groupNorm(P, `${name}.norm1`, x, options.groups)));
+  const cout = h.shape[3];
+  const ab = linear(P, `${name}.time_layer`, silu(temb));
+  const b = temb.shape[0];
+  const scale = tf.reshape(tf.slice(ab, [0, 0], [b, cout]), [b, 1, 1, cout]);
+  const shift = tf.reshape(tf.slice(ab, [0, cout], [b, cout]), [b, 1, 1, cout]);
+  h = silu(tf.add(tf.mul(groupNorm(P, `${name}.norm2`, h, options.groups), tf.add(scale, 1)), shift));
+  if (options.training && options.dropout) h = tf.dropout(h, options.dropout);
+  h = conv2d(P, `${name}.conv2`, h);
+  const skip = x.shape[3] !== cout ? conv1x1(P, `${name}.conv3`, x) : x;
+  return tf.add(h, skip);
+}

@@ -1,0 +1,151 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ParamSpec } from '@matryoshka-ts/core';
+import { attentionLayer, attentionLayerSpecs, type TextContext } from './attention.js';
+import type { ResolvedConfig, ResolvedLevel } from './config.js';
+import { conditioningSpecs, textProjectionSpecs } from './conditioning.js';
+import { type Params, conv2d, convSpecs, groupNorm, silu, upsampleNearest2x } from './nn.js';
+import { residualBlock, residualBlockSpecs } from './residual-block.js';
+import { microConditioningSpecs, timeEmbeddingSpecs } from './time-embedding.js';
+
+/**
+ * The parameters of level `index` and, recursively, of every level inside it, in the official
+ * code's registration order. The inner level's keys are its standalone keys under `inner_unet.`,
+ * which is what lets a low-resolution checkpoint initialise the inside of a larger model.
+ */
+export function levelSpecs(config: ResolvedConfig, index: number): ParamSpec[] {
+  const level = config.levels[index];
+  const p = level.prefix;
+  const T = level.timeEmbedDim;
+  const ch = level.channels;
+  const textWidth = config.textWidth;
+  const specs: ParamSpec[] = [...timeEmbeddingSpecs(p, T)];
+  if (level.isInnermost) specs.push(...conditioningSpecs(config));
+  specs.push(...microConditioningSpecs(p, Object.keys(level.microConditioning), T));
+  specs.push(...convSpecs(`${p}conv_in`, 3, config.imageChannels, ch[0]));
+
+  let c = ch[0];
+  const skips = [c];
+  const attention = (name: string, width: number) => attentionLayerSpecs(name, width, textWidth, level.attentionFfn);
+  ch.forEach((width, i) => {
+    for (let j = 0; j < level.resBlocks[i]; j++) {
+      specs.push(...residualBlockSpecs(`${p}down_blocks.${i}.resnets.${j}`, c, width, T));
+      skips.push(width);
+      c = width;
+    }
+    const L = level.attentionLayers[i];
+    for (let n = 0; n < level.resBlocks[i] * L; n++) specs.push(...attention(`${p}down_blocks.${i}.attn.${n}`, width));
+    if (i !== ch.length - 1) {
+      specs.push(...convSpecs(`${p}down_blocks.${i}.resample`, 3, width, width));
+      skips.push(width);
+    }
+  });
+  if (level.midBlock) {
+    specs.push(...residualBlockSpecs(`${p}mid_blocks.0.resnets.0`, c, c, T));
+    specs.push(...attention(`${p}mid_blocks.0.attn.0`, c));
+    specs.push(...residualBlockSpecs(`${p}mid_blocks.1.resnets.0`, c, c, T));
+  }
+  [...ch.keys()].reverse().forEach((i, u) => {
+    for (let j = 0; j <= level.resBlocks[i]; j++) {
+      const cin = c + skips.pop()!;
+      specs.push(...residualBlockSpecs(`${p}up_blocks.${u}.resnets.${j}`, cin, ch[i], T));
+      c = ch[i];
+    }
+    const L = level.attentionLayers[i];
+    for (let n = 0; n < (level.resBlocks[i] + 1) * L; n++) specs.push(...attention(`${p}up_blocks.${u}.attn.${n}`, ch[i]));
+    if (i !== 0) specs.push(...convSpecs(`${p}up_blocks.${u}.resample`, 3, ch[i], ch[i]));
+  });
+  specs.push(
+    { name: `${p}norm_out.weight`, shape: [c], layout: 'vector', init: { kind: 'ones' } },
+    { name: `${p}norm_out.bias`, shape: [c], layout: 'vector', init: { kind: 'zeros' } },
+    ...convSpecs(`${p}conv_out`, 3, c, config.imageChannels, true),
+  );
+  if (level.isInnermost) specs.push(...textProjectionSpecs(config));
+  else {
+    const inner = config.levels[index + 1];
+    specs.push(...levelSpecs(config, index + 1));
+    if (level.innerInput) specs.push(...convSpecs(`${p}in_adapter`, 3, ch[ch.length - 1], inner.channels[0], true));
+    specs.push(...convSpecs(`${p}out_adapter`, 3, inner.channels[0], ch[ch.length - 1], true));
+  }
+  return specs;
+}
+
+/** Everything one level's body needs besides its input. */
+export interface LevelContext {
+  P: Params;
+  config: ResolvedConfig;
+  level: ResolvedLevel;
+  /** The level's full time embedding (time MLP + conditioning + micro terms), sliced to its batch. */
+  temb: tf.Tensor2D;
+  text?: TextContext;
+  training: boolean;
+}
+
+/** conv_in, after optional per-sample std normalisation (unbiased, over C·H·W). */
+export function inputLayer(P: Params, level: ResolvedLevel, x: tf.Tensor4D): tf.Tensor4D {
+  let input = x;
+  if (level.inputStdNormalisation) {
+    const n = x.shape[1] * x.shape[2] * x.shape[3];
+    const { variance } = tf.moments(x, [1, 2, 3], true);
+    input = tf.div(x, tf.sqrt(tf.mul(variance, n / (n - 1))));
+  }
+  return conv2d(P, `${level.prefix}conv_in`, input);
+}
+
+function stageAttention(ctx: LevelContext, name: string, x: tf.Tensor4D): tf.Tensor4D {
+  return attentionLayer(ctx.P, name, x, ctx.config.attentionHeads, ctx.text, ctx.level.attentionFfn);
+}
+
+/** Down path: residual blocks (+ attention) per stage, stride-2 conv between stages; returns the skips. */
+export function downPath(ctx: LevelContext, x: tf.Tensor4D): { h: tf.Tensor4D; skips: tf.Tensor4D[] } {
+  const { P, level, temb } = ctx;
+  const p = level.prefix;
+  const opts = { groups: level.groups, dropout: level.dropout, training: ctx.training };
+  let h = x;
+  const skips = [h];
+  level.channels.forEach((_, i) => {
+    const L = level.attentionLayers[i];
+    for (let j = 0; j < level.resBlocks[i]; j++) {
+      h = residualBlock(P, `${p}down_blocks.${i}.resnets.${j}`, h, temb, opts);
+      for (let l = 0; l < L; l++) h = stageAttention(ctx, `${p}down_blocks.${i}.attn.${j * L + l}`, h);
+      skips.push(h);
+    }
+    if (i !== level.channels.length - 1) {
+      h = conv2d(P, `${p}down_blocks.${i}.resample`, h, 2);
+      skips.push(h);
+    }
+  });
+  return { h, skips };
+}
+
+/** Mid block of the innermost level: residual block, one attention layer, residual block. */
+export function midBlock(ctx: LevelContext, x: tf.Tensor4D): tf.Tensor4D {
+  const { P, level, temb } = ctx;
+  const p = level.prefix;
+  const opts = { groups: level.groups, dropout: level.dropout, training: ctx.training };
+  let h = residualBlock(P, `${p}mid_blocks.0.resnets.0`, x, temb, opts);
+  h = stageAttention(ctx, `${p}mid_blocks.0.attn.0`, h);
+  return residualBlock(P, `${p}mid_blocks.1.resnets.0`, h, temb, opts);
+}
+
+/** Up path: per stage (deepest first) N+1 residual blocks on concat(h, most recent skip), then ×2 nearest + 3×3 conv. */
+export function upPath(ctx: LevelContext, x: tf.Tensor4D, skips: tf.Tensor4D[]): tf.Tensor4D {
+  const { P, level, temb } = ctx;
+  const p = level.prefix;
+  const opts = { groups: level.groups, dropout: level.dropout, training: ctx.training };
+  const pending = [...skips];
+  let h = x;
+  [...level.channels.keys()].reverse().forEach((i, u) => {
+    const L = level.attentionLayers[i];
+    for (let j = 0; j <= level.resBlocks[i]; j++) {
+      h = residualBlock(P, `${p}up_blocks.${u}.resnets.${j}`, tf.concat([h, pending.pop()!], 3), temb, opts);
+      for (let l = 0; l < L; l++) h = stageAttention(ctx, `${p}up_blocks.${u}.attn.${j * L + l}`, h);
+    }
+    if (i !== 0) h = conv2d(P, `${p}up_blocks.${u}.resample`, upsampleNearest2x(h));
+  });
+  return h;
+}
+
+/** Output head: GroupNorm → SiLU → 3×3 conv to image channels. */
+export function outputLayer(P: Params, level: ResolvedLevel, h: tf.Tensor4D): tf.Tensor4D {
+  return conv2d(P, `${level.prefix}conv_out`, silu(groupNorm(P, `${level.prefix}norm_out`, h, level.groups)));
+}

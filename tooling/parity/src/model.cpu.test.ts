@@ -1,0 +1,3 @@
+import { modelParitySuite } from './model-parity.js';
+
+modelParitySuite('cpu');

@@ -2,16 +2,29 @@
 // Sums the vitest JSON reports that every package's `test` task wrote and prints the one line CI
 // reads: `N passed, N failed`. Exit status: non-zero when any test failed, when turbo itself
 // failed (passed in as argv[2]), or when no report exists at all (a run that tested nothing).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('../..', import.meta.url).pathname;
+const groups = ['packages', 'apps', 'tooling'];
+
+// `--clean`: remove earlier reports first, so a package whose tests did not run this time
+// cannot be counted from a stale report.
+if (process.argv[2] === '--clean') {
+  for (const group of groups) {
+    const dir = join(root, group);
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir)) rmSync(join(dir, name, '.vitest-results'), { recursive: true, force: true });
+  }
+  process.exit(0);
+}
+
 const turboStatus = Number(process.argv[2] ?? 0);
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 let reports = 0;
-for (const group of ['packages', 'apps', 'tooling']) {
+for (const group of groups) {
   const dir = join(root, group);
   if (!existsSync(dir)) continue;
   for (const name of readdirSync(dir)) {

@@ -170,7 +170,10 @@ export class NestedUNet {
       const given = options.weights?.get(spec.name);
       if (given && given.length !== sizeOf(spec.shape)) throw new Error(`weights for '${spec.name}' have ${given.length} values, expected [${spec.shape}]`);
       const values = given ?? initialValue(spec, rng);
-      this.params.set(spec.name, tf.variable(tf.tensor(values, spec.shape, 'float32'), true, spec.name));
+      // Unnamed: tfjs variable names are global, and several models (EMA, teacher) must coexist.
+      const initial = tf.tensor(values, spec.shape, 'float32');
+      this.params.set(spec.name, tf.variable(initial, true));
+      initial.dispose();
     }
   }
 

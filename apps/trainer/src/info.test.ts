@@ -1,0 +1,39 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { modelInfo } from './info.js';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+
+describe('mdm-train info', () => {
+  // The official code's counts for its shipped configs (measured in PyTorch; see shared/reference).
+  it.each([
+    ['cc12m-64', 461_359_107, [461_359_107]],
+    ['cc12m-256', 476_613_958, [15_254_851, 461_359_107]],
+    ['cc12m-1024', 480_970_057, [4_356_099, 15_254_851, 461_359_107]],
+  ])('%s counts %i parameters like the official code', (name, total, perLevel) => {
+    const info = modelInfo({ preset: name });
+    expect(info.total).toBe(total);
+    expect(info.levels.map((l) => l.params)).toEqual(perLevel);
+    expect(info.levels.reduce((n, l) => n + l.params, 0)).toBe(total);
+  });
+
+  it('cc12m-64 without text layers counts 362,618,883', () => {
+    expect(modelInfo({ preset: 'cc12m-64', conditioning: 'none' }).total).toBe(362_618_883);
+  });
+
+  it('rejects an unknown preset and a missing choice', () => {
+    expect(() => modelInfo({ preset: 'MDM-S32' })).toThrow(/Unknown preset 'MDM-S32'.*MDM-S64/);
+    expect(() => modelInfo({})).toThrow(/exactly one of --preset/);
+  });
+
+  it('prints one JSON line from the root command `pnpm mdm-train info`', () => {
+    const out = execFileSync('pnpm', ['--silent', 'mdm-train', 'info', '--preset', 'MDM-S64S256'], { cwd: root, encoding: 'utf8' });
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const info = JSON.parse(lines[0]);
+    expect(info.preset).toBe('MDM-S64S256');
+    expect(info.levels.map((l: { resolution: number }) => l.resolution)).toEqual([256, 64]);
+    expect(info.total).toBe(info.levels[0].params + info.levels[1].params);
+  }, 60_000);
+});

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, resolveConfig } from './config.js';
+import { PRESET_NAMES, preset, presetShifts } from './presets.js';
+import { countParams } from './nested-unet.js';
+import { tinyNested } from './test-models.js';
+
+describe('resolveConfig', () => {
+  it('fills defaults and works out the nest', () => {
+    const r = resolveConfig(tinyNested());
+    expect(r.levels.map((l) => [l.index, l.prefix, l.resolution, l.bottleneckResolution, l.isInnermost, l.midBlock])).toEqual([
+      [0, '', 16, 8, false, false],
+      [1, 'inner_unet.', 8, 4, true, true],
+    ]);
+    expect(r.levels[0].attentionLayers).toEqual([0, 0]);
+    expect(r.levels[0].innerInput).toBe(true);
+    expect(r.textWidth).toBe(32);
+  });
+
+  it.each([
+    [{ resBlocks: [1] }, /resBlocks: has 1 entries for 2 stages/],
+    [{ resolution: 15 }, /resolution: 15 is not divisible/],
+    [{ resolution: 32 }, /inner\.resolution: is 8, but this level's bottleneck is 16 px/],
+    [{ channels: [6, 16] }, /channels\[0\]: 6 is not divisible by groups \(4\)/],
+    [{ midBlock: true }, /midBlock: only the innermost level/],
+    [{ timeEmbedDim: 64 }, /timeEmbedDim: 32 differs|timeEmbedDim: 64 differs/],
+    [{ channels: [8, -16] }, /channels\.1/],
+    [{ colour: true }, /Unrecognized key|colour/],
+  ])('rejects %j with a message naming the field', (patch, message) => {
+    expect(() => resolveConfig({ ...tinyNested(), ...(patch as object) })).toThrow(ConfigError);
+    expect(() => resolveConfig({ ...tinyNested(), ...(patch as object) })).toThrow(message);
+  });
+
+  it('rejects attention on channels its GroupNorm(32) cannot split', () => {
+    const bad = tinyNested();
+    bad.inner = { ...bad.inner!, channels: [16, 16], groups: 8 };
+    expect(() => resolveConfig(bad)).toThrow(/inner\.channels\[1\]: 16 channels cannot carry attention/);
+  });
+});
+
+describe('presets', () => {
+  it.each(PRESET_NAMES)('%s resolves, and its levels nest by the stated ratios', (name) => {
+    const r = resolveConfig(preset(name));
+    for (let i = 0; i + 1 < r.levels.length; i++) expect(r.levels[i + 1].resolution).toBe(r.levels[i].bottleneckResolution);
+    expect(r.levels[r.levels.length - 1].resolution).toBe(64);
+    expect(r.levels[r.levels.length - 1].channels).toEqual([256, 512, 768]);
+  });
+
+  it("the paper's configs follow Appendix A", () => {
+    expect(resolveConfig(preset('MDM-S64S256')).levels.map((l) => [l.resolution, l.channels, l.resBlocks])).toEqual([
+      [256, [64, 128, 256], [2, 2, 1]],
+      [64, [256, 512, 768], [2, 2, 2]],
+    ]);
+    expect(resolveConfig(preset('MDM-S64S128S256S512S1024')).levels.map((l) => l.resolution)).toEqual([1024, 512, 256, 128, 64]);
+    const text = preset('MDM-S64').text!;
+    expect([text.projDim, text.headLayers]).toEqual([1024, 2]);
+    expect(preset('MDM-S64', { conditioning: { kind: 'labels' } }).labels).toEqual({ numClasses: 1000 });
+  });
+
+  it('schedule shifts are the paper\'s cosine-shiftN', () => {
+    expect(presetShifts('MDM-S64')).toEqual([1]);
+    expect(presetShifts('MDM-S64S256')).toEqual([4, 1]);
+    expect(presetShifts('MDM-S64S128S256')).toEqual([4, 2, 1]);
+    expect(presetShifts('MDM-S64S256S1024')).toEqual([16, 4, 1]);
+    expect(presetShifts('MDM-S64S128S256S512S1024')).toEqual([16, 8, 4, 2, 1]);
+    expect(presetShifts('cc12m-1024')).toEqual([256, 16, 1]);
+  });
+
+  it('a label-conditioned MDM-S64 has no text layers and one embedding table', () => {
+    const text = countParams(preset('MDM-S64')).total;
+    const labels = countParams(preset('MDM-S64', { conditioning: { kind: 'labels', numClasses: 1000 } })).total;
+    const none = countParams(preset('MDM-S64', { conditioning: { kind: 'none' } })).total;
+    expect(labels - none).toBe(1001 * 1024);
+    expect(text).toBeGreaterThan(none);
+  });
+});

@@ -14,7 +14,8 @@ export interface TensorEntry {
 export const DTYPE_BYTES: Record<Dtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U8: 1 };
 
 export function isDtype(value: unknown): value is Dtype {
-  return typeof value === 'string' && value in DTYPE_BYTES;
+  // Own keys only: `in` would also accept Object.prototype members such as 'toString' or '__proto__'.
+  return typeof value === 'string' && Object.hasOwn(DTYPE_BYTES, value);
 }
 
 /** The error every malformed file raises: the path (when known) and what is wrong. */

@@ -189,12 +189,17 @@ function plan(tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new SafetensorsError("'__metadata__' is reserved and cannot name a tensor");
     if (!isDtype(t.dtype)) throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(t.dtype)}`);
+    // The same rule the reader applies, so the writer never produces a file it would reject.
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new SafetensorsError(`tensor '${name}': shape [${t.shape}] must be a list of non-negative integers`);
+    }
     const count = t.shape.reduce((a, d) => a * d, 1);
     if (t.data.length !== count) throw new SafetensorsError(`tensor '${name}': ${t.data.length} values for shape [${t.shape}]`);
   }
   // Wider elements first, so every tensor starts at a multiple of its element size.
   entries.sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const header: Record<string, unknown> = {};
+  // No prototype: on a plain object, `header['__proto__'] = …` would set the prototype and drop the tensor.
+  const header: Record<string, unknown> = Object.create(null);
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of entries) {
@@ -248,7 +253,16 @@ export function writeSafetensors(path: string, tensors: Map<string, TensorToWrit
     throw error;
   }
   closeSync(fd);
-  renameSync(tmp, path);
+  try {
+    renameSync(tmp, path);
+  } catch (error) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw error;
+  }
 }
 
 function writeFully(fd: number, bytes: Uint8Array): void {

@@ -93,9 +93,15 @@ export class Rng {
     if (state.words?.length !== 4 || state.words.some((w) => !Number.isInteger(w))) {
       throw new Error('Rng state needs four 32-bit integer words');
     }
-    for (let i = 0; i < 4; i++) this.s[i] = state.words[i] >>> 0;
-    if (this.s.every((v) => v === 0)) throw new Error('Rng state must not be all zero');
-    this.spare = state.spare ?? null;
+    // Validate everything before writing, so a rejected state leaves the generator untouched.
+    const words = state.words.map((w) => w >>> 0);
+    if (words.every((v) => v === 0)) throw new Error('Rng state must not be all zero');
+    const spare = state.spare ?? null;
+    if (spare !== null && !(typeof spare === 'number' && Number.isFinite(spare))) {
+      throw new Error('Rng state spare must be a finite number or null');
+    }
+    this.s.set(words);
+    this.spare = spare;
   }
 }
 

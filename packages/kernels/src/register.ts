@@ -18,7 +18,8 @@ export function registerKernelOverrides(): void {
   tf.registerGradient({
     kernelName: 'Conv2D',
     inputsToSave: ['x', 'filter'],
-    gradFunc: (dy, saved, attrs) => {
+    gradFunc: (dyOrList, saved, attrs) => {
+      const dy = dyOrList as tf.Tensor4D; // Conv2D has one output
       const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
       const { dilations, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as {
         dilations: number | [number, number];
@@ -41,7 +42,7 @@ export function registerKernelOverrides(): void {
           } as unknown as tf.NamedAttrMap) as tf.Tensor,
         filter: () =>
           REEXPRESSED_BACKENDS.has(tf.getBackend())
-            ? conv2dFilterGradient(x, dy as tf.Tensor4D, filter.shape, strides, pad, dilations)
+            ? conv2dFilterGradient(x, dy, filter.shape, strides, pad, dilations)
             : (tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
                 strides,
                 pad,

@@ -88,7 +88,7 @@ export function sharedConditioning(P: Params, config: ResolvedConfig, input: Con
     const table = P(`${p}label_emb.weight`);
     // one-hot · table instead of gather: its gradient is a matMul, which every backend has.
     const rows = tf.matMul(tf.oneHot(tf.cast(input.labels, 'int32'), config.labels.numClasses + 1), table) as tf.Tensor2D;
-    result.embedding = result.embedding ? tf.add(result.embedding, rows) : rows;
+    result.embedding = result.embedding ? (tf.add(result.embedding, rows) as tf.Tensor2D) : rows;
   }
   return result;
 }

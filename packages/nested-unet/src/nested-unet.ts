@@ -110,7 +110,7 @@ function runLevel(
     let toInner = level.innerInput ? conv2d(P, `${level.prefix}in_adapter`, h) : undefined;
     if (toInner && innerBatch > b) {
       // Samples the outer level does not see get a zero feature.
-      toInner = tf.concat([toInner, tf.zeros([innerBatch - b, ...toInner.shape.slice(1)])], 0) as tf.Tensor4D;
+      toInner = tf.concat([toInner, tf.zeros([innerBatch - b, toInner.shape[1], toInner.shape[2], toInner.shape[3]])], 0) as tf.Tensor4D;
     }
     const inner = runLevel(P, config, index + 1, inputs, times, shared, toInner, options);
     h = tf.add(h, first(conv2d(P, `${level.prefix}out_adapter`, inner.feature)));

@@ -63,7 +63,7 @@ export function conv2d(P: Params, name: string, x: tf.Tensor4D, stride: 1 | 2 = 
 export function conv1x1(P: Params, name: string, x: tf.Tensor4D): tf.Tensor4D {
   const w = P(`${name}.weight`);
   const [b, h, wd, c] = x.shape;
-  const cout = w.shape[3];
+  const cout = w.shape[3] as number;
   const y = tf.matMul(tf.reshape(x, [b * h * wd, c]), tf.reshape(w, [c, cout]));
   return tf.reshape(tf.add(y, P(`${name}.bias`)), [b, h, wd, cout]);
 }
@@ -72,10 +72,10 @@ export function conv1x1(P: Params, name: string, x: tf.Tensor4D): tf.Tensor4D {
 export function linear(P: Params, name: string, x: tf.Tensor, bias = true): tf.Tensor {
   const w = P(`${name}.weight`);
   const shape = x.shape;
-  const cin = shape[shape.length - 1];
+  const cin = shape[shape.length - 1] as number;
   const y = tf.matMul(tf.reshape(x, [-1, cin]), w);
   const out = bias ? tf.add(y, P(`${name}.bias`)) : y;
-  return tf.reshape(out, [...shape.slice(0, -1), w.shape[1]]);
+  return tf.reshape(out, [...shape.slice(0, -1), w.shape[1] as number]);
 }
 
 /** GroupNorm over [B, H, W, C] (statistics per sample and group over H, W and the group's channels). */
@@ -102,7 +102,7 @@ export function silu<T extends tf.Tensor>(x: T): T {
 
 /** Exact (erf) GELU: x·Φ(x). */
 export function gelu<T extends tf.Tensor>(x: T): T {
-  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T;
 }
 
 /**

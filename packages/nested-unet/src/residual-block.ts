@@ -34,7 +34,7 @@ export function residualBlock(P: Params, name: string, x: tf.Tensor4D, temb: tf.
   const scale = tf.reshape(tf.slice(ab, [0, 0], [b, cout]), [b, 1, 1, cout]);
   const shift = tf.reshape(tf.slice(ab, [0, cout], [b, cout]), [b, 1, 1, cout]);
   h = silu(tf.add(tf.mul(groupNorm(P, `${name}.norm2`, h, options.groups), tf.add(scale, 1)), shift));
-  if (options.training && options.dropout) h = tf.dropout(h, options.dropout);
+  if (options.training && options.dropout) h = tf.dropout(h, options.dropout) as tf.Tensor4D;
   h = conv2d(P, `${name}.conv2`, h);
   const skip = x.shape[3] !== cout ? conv1x1(P, `${name}.conv3`, x) : x;
   return tf.add(h, skip);

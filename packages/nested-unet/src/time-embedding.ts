@@ -77,7 +77,7 @@ export function microConditioning(
     let v: tf.Tensor1D = given === undefined ? tf.fill([batch], fallback) : Array.isArray(given) ? tf.tensor1d(given) : given;
     v = name === 'scale' ? tf.mul(tf.minimum(tf.div(v, fallback), 1), fallback) : tf.mul(v, 1000);
     const term = embeddingMlp(P, `${prefix}cond_layers.${name}.0`, `${prefix}cond_layers.${name}.1`, v, timeEmbedDim);
-    sum = sum ? tf.add(sum, term) : term;
+    sum = sum ? (tf.add(sum, term) as tf.Tensor2D) : term;
   }
   return sum;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DTYPE_BYTES, type Dtype, decodeElements, encodeElements, toFloat32, toNumbers } from './dtypes.js';
+import { Rng } from '@matryoshka-ts/core';
 
 // ---------------------------------------------------------------------------------------------
 // Independent references. They do not reuse the package's bit tricks: decoding assembles float64
@@ -94,21 +95,15 @@ const hex = (h: number) => `0x${h.toString(16).padStart(4, '0')}`;
 const isHalfNaN = (h: number) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
 const isBf16NaN = (h: number) => (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0;
 
-/** Deterministic PRNG (mulberry32) so failures are reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Seeded uniform draws in [0, 1), so failures are reproducible. */
+function seededUniform(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.uniform();
 }
 
 /** `n` float32 values with uniformly random bit patterns (every exponent equally likely). */
 function randomFloat32Bits(n: number, seed: number): Float32Array {
-  const rand = mulberry32(seed);
+  const rand = seededUniform(seed);
   const bits = new Uint32Array(n);
   for (let i = 0; i < n; i++) bits[i] = Math.floor(rand() * 2 ** 32);
   return new Float32Array(bits.buffer);

@@ -38,46 +38,36 @@ export function torchShape(spec: Pick<ParamSpec, 'shape' | 'layout'>): number[] 
   return [...s];
 }
 
-/** OIHW → HWIO or [out, in] → [in, out]; vectors and tables are copied as they are. */
-export function fromTorchLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32Array): Float32Array {
-  const s = spec.shape;
+/**
+ * Copies `data` between our layout and PyTorch's. For each element, `ours` is its index in our
+ * layout (HWIO / [in, out]) and `torch` its index in PyTorch's (OIHW / [out, in]).
+ */
+function convertLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32Array, toTorch: boolean): Float32Array {
+  const out = new Float32Array(data.length);
+  const move = (ours: number, torch: number) => {
+    if (toTorch) out[torch] = data[ours];
+    else out[ours] = data[torch];
+  };
   if (spec.layout === 'conv2d') {
-    const [kh, kw, ci, co] = s;
-    const out = new Float32Array(data.length);
+    const [kh, kw, ci, co] = spec.shape;
     for (let o = 0; o < co; o++)
       for (let i = 0; i < ci; i++)
-        for (let h = 0; h < kh; h++)
-          for (let w = 0; w < kw; w++) out[((h * kw + w) * ci + i) * co + o] = data[((o * ci + i) * kh + h) * kw + w];
-    return out;
-  }
-  if (spec.layout === 'linear') {
-    const [ni, no] = s;
-    const out = new Float32Array(data.length);
-    for (let o = 0; o < no; o++) for (let i = 0; i < ni; i++) out[i * no + o] = data[o * ni + i];
-    return out;
-  }
-  return Float32Array.from(data);
+        for (let h = 0; h < kh; h++) for (let w = 0; w < kw; w++) move(((h * kw + w) * ci + i) * co + o, ((o * ci + i) * kh + h) * kw + w);
+  } else if (spec.layout === 'linear') {
+    const [ni, no] = spec.shape;
+    for (let o = 0; o < no; o++) for (let i = 0; i < ni; i++) move(i * no + o, o * ni + i);
+  } else out.set(data);
+  return out;
+}
+
+/** OIHW → HWIO or [out, in] → [in, out]; vectors and tables are copied as they are. */
+export function fromTorchLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32Array): Float32Array {
+  return convertLayout(spec, data, false);
 }
 
 /** The inverse of `fromTorchLayout`. */
 export function toTorchLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32Array): Float32Array {
-  const s = spec.shape;
-  if (spec.layout === 'conv2d') {
-    const [kh, kw, ci, co] = s;
-    const out = new Float32Array(data.length);
-    for (let o = 0; o < co; o++)
-      for (let i = 0; i < ci; i++)
-        for (let h = 0; h < kh; h++)
-          for (let w = 0; w < kw; w++) out[((o * ci + i) * kh + h) * kw + w] = data[((h * kw + w) * ci + i) * co + o];
-    return out;
-  }
-  if (spec.layout === 'linear') {
-    const [ni, no] = s;
-    const out = new Float32Array(data.length);
-    for (let o = 0; o < no; o++) for (let i = 0; i < ni; i++) out[o * ni + i] = data[i * no + o];
-    return out;
-  }
-  return Float32Array.from(data);
+  return convertLayout(spec, data, true);
 }
 
 export interface ImportOptions {

@@ -65,6 +65,19 @@ describe('presets', () => {
     expect(presetShifts('cc12m-1024')).toEqual([256, 16, 1]);
   });
 
+  // The official code's counts (measured in PyTorch, shared/reference/ml-mdm.md §2.9).
+  it.each([
+    ['cc12m-64', 461_359_107],
+    ['cc12m-256', 476_613_958],
+    ['cc12m-1024', 480_970_057],
+  ])('%s counts exactly what the official code builds: %i', (name, total) => {
+    expect(countParams(preset(name)).total).toBe(total);
+  });
+
+  it('cc12m-64 with text conditioning off counts 362,618,883', () => {
+    expect(countParams(preset('cc12m-64', { conditioning: { kind: 'none' } })).total).toBe(362_618_883);
+  });
+
   it('a label-conditioned MDM-S64 has no text layers and one embedding table', () => {
     const text = countParams(preset('MDM-S64')).total;
     const labels = countParams(preset('MDM-S64', { conditioning: { kind: 'labels', numClasses: 1000 } })).total;

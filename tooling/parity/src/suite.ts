@@ -14,6 +14,7 @@ export function forEachFixture(title: string, body: (fixture: FixtureFolder) => 
         throw new Error(`${missing}; CI needs the ml-mdm fixtures (../shared/fixtures/ml-mdm)`);
       });
     } else {
+      console.warn(`[parity] ${missing}: ${title} skipped (set MDM_FIXTURES_DIR or clone beside shared/)`);
       describe.skip(`${title} (${missing}; skipped)`, () => {
         it('needs the fixtures', () => {});
       });

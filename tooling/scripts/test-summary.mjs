@@ -2,7 +2,7 @@
 // Sums the vitest JSON reports that every package's `test` task wrote and prints the one line CI
 // reads: `N passed, N failed`. Exit status: non-zero when any test failed, when turbo itself
 // failed (passed in as argv[2]), or when no report exists at all (a run that tested nothing).
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -14,7 +14,9 @@ if (process.argv[2] === '--clean') {
   for (const group of groups) {
     const dir = join(root, group);
     if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir)) rmSync(join(dir, name, '.vitest-results'), { recursive: true, force: true });
+    for (const name of readdirSync(dir)) {
+      if (statSync(join(dir, name)).isDirectory()) rmSync(join(dir, name, '.vitest-results'), { recursive: true, force: true });
+    }
   }
   process.exit(0);
 }

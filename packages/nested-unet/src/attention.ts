@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParamSpec } from '@matryoshka-ts/core';
-import { type Params, conv1x1, convSpecs, gelu, groupNorm, layerNorm, linear, linearSpecs, multiHeadAttention, normSpecs } from './nn.js';
+import { type Params, conv1x1, conv1x1Slice, convSpecs, gelu, groupNorm, layerNorm, linearSpecs, multiHeadAttention, normSpecs } from './nn.js';
 
 /** Parameters of a spatial attention layer over `c` channels, with cross-attention to text of width `textWidth` (0 = none). */
 export function attentionLayerSpecs(name: string, c: number, textWidth: number, ffn: boolean): ParamSpec[] {
@@ -29,12 +29,14 @@ export interface TextContext {
  */
 export function attentionLayer(P: Params, name: string, x: tf.Tensor4D, heads: number, text?: TextContext, ffn = false): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
-  const qkv = tf.reshape(conv1x1(P, `${name}.qkv`, groupNorm(P, `${name}.norm`, x, 32)), [b, h * w, 3 * c]);
-  const [q, k, v] = tf.split(qkv, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+  // q, k, v (in that order along the 3C outputs) as three products with slices of the weight,
+  // rather than one product and a split of the large activation.
+  const normed = tf.reshape(groupNorm(P, `${name}.norm`, x, 32), [b, h * w, c]);
+  const [q, k, v] = [0, 1, 2].map((i) => conv1x1Slice(P, `${name}.qkv`, normed, i * c, c)) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
   let a = multiHeadAttention(q, k, v, heads);
   if (text) {
-    const kv = linear(P, `${name}.kv_cond`, layerNorm(P, `${name}.norm_cond`, text.tokens)) as tf.Tensor3D;
-    const [kc, vc] = tf.split(kv, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
+    const tokens = layerNorm(P, `${name}.norm_cond`, text.tokens);
+    const [kc, vc] = [0, 1].map((i) => conv1x1Slice(P, `${name}.kv_cond`, tokens, i * c, c)) as [tf.Tensor3D, tf.Tensor3D];
     a = tf.add(a, multiHeadAttention(q, kc, vc, heads, text.mask));
   }
   let out: tf.Tensor4D = tf.add(x, conv1x1(P, `${name}.proj_out`, tf.reshape(a, [b, h, w, c])));

@@ -106,14 +106,28 @@ export function gelu<T extends tf.Tensor>(x: T): T {
 }
 
 /**
- * Nearest-neighbour 2× upsampling of [B, H, W, C] by broadcasting (its gradient is a plain sum;
- * tfjs's tile gradient stops at rank 4, so columns and rows are repeated in two steps).
+ * Nearest-neighbour 2× upsampling of [B, H, W, C]: output pixel (y, x) copies input pixel
+ * (⌊y/2⌋, ⌊x/2⌋), as PyTorch's `interpolate(scale_factor=2)`. The forward pass uses tfjs's
+ * resize kernel; the gradient sums each 2×2 block of dy (tfjs's own ResizeNearestNeighborGrad is
+ * wrong on the cpu backend, and tile's gradient stops at rank 4).
  */
-export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
-  const [b, h, w, c] = x.shape;
-  const cols = tf.broadcastTo(tf.reshape(x, [b * h, w, 1, c]), [b * h, w, 2, c]);
-  const rows = tf.broadcastTo(tf.reshape(cols, [b * h, 1, 2 * w * c]), [b * h, 2, 2 * w * c]);
-  return tf.reshape(rows, [b, 2 * h, 2 * w, c]);
+export const upsampleNearest2x = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  save([]);
+  return {
+    value: tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w], false, false),
+    gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, [b, h, 2, w, 2, c]), [2, 4]),
+  };
+}) as unknown as tf.CustomGradientFunc<tf.Tensor>) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
+
+/** A 1×1 convolution (or linear layer) restricted to output channels [from, from + n): y = x·W[:, from:from+n] + b[from:from+n]. */
+export function conv1x1Slice(P: Params, name: string, x: tf.Tensor, from: number, n: number): tf.Tensor {
+  const w = P(`${name}.weight`);
+  const cin = x.shape[x.rank - 1] as number;
+  const cout = w.shape[w.rank - 1] as number;
+  const wSlice = tf.slice(tf.reshape(w, [cin, cout]), [0, from], [cin, n]);
+  const y = tf.add(tf.matMul(tf.reshape(x, [-1, cin]), wSlice), tf.slice(P(`${name}.bias`), [from], [n]));
+  return tf.reshape(y, [...x.shape.slice(0, -1), n]);
 }
 
 /**

@@ -1,0 +1,169 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { type NestedUNetConfig, PRESET_NAMES, nestedUNetConfigSchema, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
+
+const pos = z.number().int().positive();
+const fraction = z.number().min(0).max(1);
+
+/** One stage of progressive training: train the levels up to `resolution` for `steps` steps. */
+const phaseSchema = z.strictObject({
+  /** The highest resolution trained in this phase (a level of the model). */
+  resolution: pos,
+  batchSize: pos,
+  steps: pos,
+});
+
+/** The whole training configuration; every field has a default except where noted. */
+export const trainConfigSchema = z.strictObject({
+  /** A model preset name (MDM-S64, cc12m-256, …) or a NestedUNet config. */
+  model: z.union([z.string(), nestedUNetConfigSchema]),
+  data: z
+    .strictObject({
+      source: z.literal('bundled').default('bundled'),
+      /** Include skin-tone variants of the emoji (3,786 images instead of 1,911). */
+      skinTones: z.boolean().default(true),
+    })
+    .prefault({}),
+  conditioning: z
+    .strictObject({
+      /** Text (captions through the encoder), class labels, or none. Must match the model. */
+      kind: z.enum(['text', 'labels', 'none']).default('text'),
+      /** Probability of replacing the condition by the null one (empty caption / null label), for guidance. */
+      dropout: fraction.default(0.1),
+      encoder: z
+        .strictObject({ kind: z.literal('hashed-words').default('hashed-words'), width: pos.default(64), maxTokens: pos.default(16) })
+        .prefault({}),
+    })
+    .prefault({}),
+  schedule: z
+    .strictObject({
+      name: z.enum(['cosine', 'cosine-logsnr', 'linear']).default('cosine'),
+      steps: pos.default(1000),
+      /** Per-level shift SNR / s^p, s = the level's size over the innermost size. */
+      shiftPower: z.number().min(0).default(1),
+    })
+    .prefault({}),
+  loss: z
+    .strictObject({
+      prediction: z.enum(['eps', 'x0', 'v']).default('v'),
+      target: z.enum(['eps', 'x0', 'v']).default('eps'),
+      /** Per-level weights, level 0 first (default all 1: the paper's N_R/N_r on summed errors). */
+      weights: z.array(z.number().nonnegative()).optional(),
+      /** Mixed-resolution ratio a:b:… per level, level 0 first (default: every level sees every sample). */
+      mixedRatio: z.array(z.number().positive()).optional(),
+      /** How lower levels' clean images are made: average pooling (official code) or bilinear (paper). */
+      lowRes: z.enum(['avgpool', 'bilinear']).default('avgpool'),
+      vdmWeights: z.boolean().default(false),
+    })
+    .prefault({}),
+  optimizer: z
+    .strictObject({
+      lr: z.number().positive().default(1e-4),
+      beta1: fraction.default(0.9),
+      beta2: fraction.default(0.99),
+      eps: z.number().positive().default(1e-8),
+      /** Linear warm-up of the learning rate from 0 (paper: 30k steps at full scale). */
+      warmupSteps: z.number().int().nonnegative().default(1000),
+      /** Gradient clipping by global norm (0 = off). */
+      clipNorm: z.number().nonnegative().default(2),
+    })
+    .prefault({}),
+  ema: z
+    .strictObject({
+      decay: fraction.default(0.9999),
+      /** Use min(decay, (1 + n)/(10 + n)) at update n, so short runs still get a useful average. */
+      warmup: z.boolean().default(true),
+    })
+    .prefault({}),
+  phases: z.array(phaseSchema).min(1),
+  sampling: z
+    .strictObject({
+      /** Write a sample grid every this many steps (0 = only at the end). */
+      every: z.number().int().nonnegative().default(0),
+      n: pos.default(16),
+      steps: pos.default(250),
+      sampler: z.enum(['ddpm', 'ddim']).default('ddpm'),
+      eta: z.number().nonnegative().default(0),
+      guidance: z.number().nonnegative().default(3),
+      threshold: z.enum(['none', 'clip', 'dynamic', 'dynamic-deepfloyd']).default('dynamic'),
+    })
+    .prefault({}),
+  /** Write a checkpoint every this many steps (and always at the end). */
+  checkpointEvery: pos.default(500),
+  /** Write the loss curve every this many steps. */
+  plotEvery: pos.default(100),
+  seed: z.number().int().nonnegative().default(0),
+  backend: z.enum(['auto', 'cpu', 'wasm', 'tensorflow']).default('auto'),
+  /** Stop after this many non-finite losses in a row. */
+  maxBadSteps: pos.default(20),
+});
+
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+
+/** The model config a training config names (a preset is expanded with the config's conditioning). */
+export function modelConfigOf(config: TrainConfig): NestedUNetConfig {
+  if (typeof config.model !== 'string') return config.model;
+  if (!(PRESET_NAMES as readonly string[]).includes(config.model)) {
+    throw new Error(`config: model: unknown preset '${config.model}' (available: ${PRESET_NAMES.join(', ')})`);
+  }
+  const kind = config.conditioning.kind;
+  return modelPreset(config.model, { conditioning: kind === 'text' ? { kind, featureDim: config.conditioning.encoder.width } : { kind } });
+}
+
+/** Validates a config (schema, then the model and phases against each other); errors name the field. */
+export function parseTrainConfig(input: unknown): TrainConfig {
+  const parsed = trainConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const config = parsed.data;
+  const model = resolveConfig(modelConfigOf(config));
+  const resolutions = model.levels.map((l) => l.resolution);
+  const kind = config.conditioning.kind;
+  if (kind === 'text' && !model.text) throw new Error('config: conditioning.kind is text but the model has no text conditioning');
+  if (kind === 'text' && model.text!.featureDim !== config.conditioning.encoder.width) {
+    throw new Error(`config: conditioning.encoder.width (${config.conditioning.encoder.width}) must equal the model's text featureDim (${model.text!.featureDim})`);
+  }
+  if (kind === 'labels' && !model.labels) throw new Error('config: conditioning.kind is labels but the model has no label conditioning');
+  if (kind === 'none' && (model.text || model.labels)) throw new Error('config: conditioning.kind is none but the model is conditional');
+  config.phases.forEach((phase, i) => {
+    if (!resolutions.includes(phase.resolution)) throw new Error(`config: phases.${i}.resolution: ${phase.resolution} is not a level of the model (${resolutions.join(', ')})`);
+    if (i > 0 && phase.resolution < config.phases[i - 1].resolution) throw new Error(`config: phases.${i}.resolution: phases must not go down in resolution`);
+  });
+  const levels = model.levels.length;
+  if (config.loss.weights && config.loss.weights.length !== levels) throw new Error(`config: loss.weights: needs ${levels} entries (one per level)`);
+  if (config.loss.mixedRatio && config.loss.mixedRatio.length !== levels) throw new Error(`config: loss.mixedRatio: needs ${levels} entries (one per level)`);
+  if (config.data.source === 'bundled' && resolutions[0] > 64) throw new Error('config: the bundled emoji images are 64 px; the model\'s top level is larger');
+  return config;
+}
+
+/** Sets `path` (dots between keys, numbers index arrays) to `value` (JSON if it parses, else a string). */
+export function applyOverride(target: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new Error(`--set expects key=value, got '${assignment}'`);
+  const keys = assignment.slice(0, eq).split('.');
+  const raw = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw;
+  }
+  let node: Record<string, unknown> = target;
+  keys.slice(0, -1).forEach((key) => {
+    if (node[key] === undefined || node[key] === null || typeof node[key] !== 'object') node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  });
+  node[keys[keys.length - 1]] = value;
+}
+
+/** Reads a JSON or YAML config file. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  const text = readFileSync(path, 'utf8');
+  const data = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error(`${path}: a config file must hold an object`);
+  return data as Record<string, unknown>;
+}

@@ -1,0 +1,74 @@
+import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { RngState } from '@matryoshka-ts/core';
+import { SafetensorsFile, type TensorToWrite, toFloat32, writeSafetensors } from '@matryoshka-ts/checkpoint';
+import type { DataPosition } from '@matryoshka-ts/data';
+import type { TrainConfig } from './config.js';
+
+/** Everything besides tensors that a resumed run needs to continue exactly. */
+export interface TrainProgress {
+  /** Training steps completed in the whole run. */
+  step: number;
+  /** Index of the current phase, and steps completed in it. */
+  phase: number;
+  phaseStep: number;
+  rng: RngState;
+  data: DataPosition;
+  adamStep: number;
+  emaUpdates: number;
+  /** Non-finite losses: in a row, and in total. */
+  badInARow: number;
+  badTotal: number;
+}
+
+/** The tensors of a training run (names are model parameter names). */
+export interface TrainTensors {
+  params: Map<string, tf.Tensor>;
+  ema: Map<string, tf.Tensor>;
+  adamM: Map<string, tf.Tensor>;
+  adamV: Map<string, tf.Tensor>;
+}
+
+const FORMAT = 'matryoshka-ts/train-checkpoint/1';
+const GROUPS = { params: 'model', ema: 'ema', adamM: 'adam.m', adamV: 'adam.v' } as const;
+
+/**
+ * Writes weights, EMA weights, optimizer state, progress (step, phase, RNG, data position) and the
+ * resolved config into one safetensors file, atomically (temp file + rename).
+ */
+export function saveCheckpoint(path: string, tensors: TrainTensors, progress: TrainProgress, config: TrainConfig): void {
+  const out = new Map<string, TensorToWrite>();
+  for (const [group, prefix] of Object.entries(GROUPS) as Array<[keyof TrainTensors, string]>) {
+    for (const [name, t] of tensors[group]) out.set(`${prefix}/${name}`, { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array });
+  }
+  writeSafetensors(path, out, { format: FORMAT, progress: JSON.stringify(progress), config: JSON.stringify(config) });
+}
+
+export interface LoadedCheckpoint {
+  progress: TrainProgress;
+  config: TrainConfig;
+  values: Record<keyof TrainTensors, Map<string, Float32Array>>;
+  shapes: Map<string, number[]>;
+}
+
+/** Reads a checkpoint written by `saveCheckpoint`. */
+export function loadCheckpoint(path: string): LoadedCheckpoint {
+  if (!existsSync(path)) throw new Error(`no checkpoint at ${path}`);
+  const file = SafetensorsFile.open(path);
+  try {
+    if (file.metadata.format !== FORMAT) throw new Error(`${path} is not a training checkpoint of this version (format ${file.metadata.format ?? 'missing'})`);
+    const values = { params: new Map(), ema: new Map(), adamM: new Map(), adamV: new Map() } as LoadedCheckpoint['values'];
+    const shapes = new Map<string, number[]>();
+    for (const key of file.names) {
+      const slash = key.indexOf('/');
+      const group = (Object.keys(GROUPS) as Array<keyof TrainTensors>).find((g) => GROUPS[g] === key.slice(0, slash));
+      if (!group) continue;
+      const entry = file.read(key);
+      values[group].set(key.slice(slash + 1), toFloat32(entry.data));
+      shapes.set(key.slice(slash + 1), entry.shape);
+    }
+    return { progress: JSON.parse(file.metadata.progress), config: JSON.parse(file.metadata.config), values, shapes };
+  } finally {
+    file.close();
+  }
+}

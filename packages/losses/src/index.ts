@@ -1,0 +1,13 @@
+export type { LossTarget } from './types.js';
+export { noiseLevels, noisyImage, signalAndNoiseScales, velocity } from './forward-process.js';
+export type { NoisyLevels } from './forward-process.js';
+export { lossTarget, predictEps, predictV, predictX0, predictedTarget } from './parameterization.js';
+export { downsample, lowResolutionTargets } from './low-resolution.js';
+export type { DownsampleMethod } from './low-resolution.js';
+export { firstSamples, mixedFractions, parseMixedRatio, samplesPerLevel } from './mixed-resolution.js';
+export { levelMse, multiResolutionLoss } from './multi-resolution-loss.js';
+export type { MultiResolutionLoss, MultiResolutionLossOptions } from './multi-resolution-loss.js';
+export { vdmLossWeights } from './vdm-weights.js';
+export { levelGammaTables } from './level-tables.js';
+export { drawTrainingExample } from './training-example.js';
+export type { TrainingExample, TrainingExampleOptions } from './training-example.js';

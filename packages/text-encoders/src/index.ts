@@ -1,0 +1,3 @@
+export type { EncodedText, TextEncoder } from './text-encoder.js';
+export { HashedWordEncoder, words } from './hashed-words.js';
+export type { HashedWordOptions } from './hashed-words.js';

@@ -118,7 +118,7 @@ export const upsampleNearest2x = tf.customGrad(((x: tf.Tensor, save: tf.GradSave
     value: tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w], false, false),
     gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, [b, h, 2, w, 2, c]), [2, 4]),
   };
-}) as unknown as tf.CustomGradientFunc<tf.Tensor>) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
 
 /** A 1×1 convolution (or linear layer) restricted to output channels [from, from + n): y = x·W[:, from:from+n] + b[from:from+n]. */
 export function conv1x1Slice(P: Params, name: string, x: tf.Tensor, from: number, n: number): tf.Tensor {

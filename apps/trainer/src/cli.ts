@@ -1,18 +1,92 @@
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { PRESET_NAMES } from '@matryoshka-ts/nested-unet';
+import { type TrainConfigInput, applyOverride, parseTrainConfig, readConfigFile } from './config.js';
 import { modelInfo } from './info.js';
+import { sampleCommand } from './sample-command.js';
+import { TRAIN_PRESETS } from './train-presets.js';
+import { loadCheckpoint } from './train-state.js';
+import { train } from './train.js';
 
 const program = new Command();
 program.name('mdm-train').description('Train, resume and sample Matryoshka Diffusion Models.').showHelpAfterError();
 
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);
+  return n;
+};
+const collect = (v: string, all: string[]) => [...all, v];
+
 program
   .command('info')
-  .description('Print a model\'s parameter counts as one JSON line (per level, each excluding the levels inside it). Allocates no weights.')
+  .description("Print a model's parameter counts as one JSON line (per level, each excluding the levels inside it). Allocates no weights.")
   .option('--preset <name>', `a preset: ${PRESET_NAMES.join(', ')}`)
   .option('--config <file>', 'a model config (JSON) instead of a preset')
   .addOption(new Option('--conditioning <kind>', 'conditioning of a preset').choices(['text', 'labels', 'none']))
   .action((options) => {
     console.log(JSON.stringify(modelInfo(options)));
+  });
+
+program
+  .command('train')
+  .description('Train a model (default: the `emoji` preset on the bundled data) into a run directory.')
+  .option('--preset <name>', `a training preset (${Object.keys(TRAIN_PRESETS).join(', ')}) or a model preset (${PRESET_NAMES.join(', ')})`)
+  .option('--config <file>', 'a training config (.json, .yaml); merged over the preset')
+  .option('--set <key=value>', 'override one config field, e.g. optimizer.lr=2e-4 or phases.0.steps=100 (repeatable)', collect, [])
+  .option('--steps <n>', "the run's total steps (default: the sum of the phases')", int)
+  .option('--out <dir>', 'run directory (default runs/<preset>)')
+  .option('--seed <n>', 'seed for weights, noise and data order', int)
+  .option('--resume <dir>', 'continue the run in <dir> from its checkpoint (its config is used)')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'cpu', 'wasm', 'tensorflow']))
+  .action(async (options) => {
+    let config;
+    let out: string;
+    if (options.resume) {
+      if (options.config || options.preset || options.set.length) throw new Error('--resume continues a run with its own config; --preset, --config and --set are not allowed with it');
+      config = loadCheckpoint(join(options.resume, 'checkpoint.safetensors')).config;
+      if (options.backend) config = { ...config, backend: options.backend };
+      out = options.resume;
+    } else {
+      const name = options.preset ?? (options.config ? undefined : 'emoji');
+      let raw: Record<string, unknown> = {};
+      if (name) {
+        if (TRAIN_PRESETS[name]) raw = structuredClone(TRAIN_PRESETS[name]) as Record<string, unknown>;
+        else if ((PRESET_NAMES as readonly string[]).includes(name)) raw = { model: name, phases: [{ resolution: 64, batchSize: 8, steps: 1000 }] };
+        else throw new Error(`unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; model presets ${PRESET_NAMES.join(', ')}`);
+      }
+      if (options.config) raw = { ...raw, ...readConfigFile(options.config) };
+      for (const s of options.set) applyOverride(raw, s);
+      if (options.seed !== undefined) raw.seed = options.seed;
+      if (options.backend) raw.backend = options.backend;
+      config = parseTrainConfig(raw as TrainConfigInput);
+      out = options.out ?? join('runs', name ?? 'custom');
+    }
+    const result = await train(parseTrainConfig(config), { out, resume: Boolean(options.resume), steps: options.steps });
+    console.log(`run: ${out}`);
+    console.log(`metrics: ${join(out, 'metrics.jsonl')}, loss curve: ${join(out, 'loss.svg')}`);
+    if (result.samples) console.log(`samples: ${result.samples}`);
+  });
+
+program
+  .command('sample')
+  .description("Generate images at every level from a run's checkpoint (EMA weights by default) as one PNG grid.")
+  .requiredOption('--run <dir>', 'run directory')
+  .option('--prompt <text>', 'caption for every image (text-conditioned runs)')
+  .option('--label <n>', 'class label for every image (class-conditioned runs)', int)
+  .option('--n <n>', 'number of images', int, 16)
+  .option('--steps <n>', 'sampling steps', int, 250)
+  .addOption(new Option('--sampler <kind>', 'update rule').choices(['ddpm', 'ddim']).default('ddpm'))
+  .option('--eta <x>', 'DDIM η', Number, 0)
+  .option('--guidance <w>', 'classifier-free guidance weight (default: the run config)', Number)
+  .addOption(new Option('--threshold <kind>', 'x̂0 thresholding (default: the run config)').choices(['none', 'clip', 'dynamic', 'dynamic-deepfloyd']))
+  .option('--seed <n>', 'seed of the starting noise', int, 0)
+  .option('--no-ema', 'use the raw weights instead of the EMA')
+  .option('--out <file>', 'PNG path (default <run>/sample.png)')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'cpu', 'wasm', 'tensorflow']))
+  .action(async (options) => {
+    const path = await sampleCommand(options);
+    console.log(`samples: ${path}`);
   });
 
 program.parseAsync(process.argv).catch((error: Error) => {

@@ -24,6 +24,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** Total steps of the run (default: the sum of the phases' steps). */
   steps?: number;
+  /** Called after every step with its metrics and the number of live tensors (for leak checks and UIs). */
+  onStep?: (metrics: StepMetrics, liveTensors: number) => void;
 }
 
 export interface TrainResult {
@@ -252,7 +254,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
         return result.loss;
       }, vars.map(([, v]) => v));
       const loss = value.dataSync()[0];
-      const mseMeans = mse.map((m) => (m.size ? (tf.mean(m).dataSync()[0] as number) : Number.NaN));
+      const mseMeans = mse.map((m) => (m.size ? tf.tidy(() => tf.mean(m).dataSync()[0]) : Number.NaN));
       tf.dispose([value, batch.images, images, ...mse]);
       tf.dispose(example);
       tf.dispose([cond.tokens, cond.mask, cond.labels].filter((t) => t !== undefined) as tf.Tensor[]);
@@ -285,6 +287,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       speed.tick();
       const metrics: StepMetrics = { step: stepNo, phase: p, resolution: phase.resolution, loss, mse: mseMeans, lr, gradNorm, stepsPerSec: speed.perSecond(), ...(skipped ? { skipped } : {}) };
       appendFileSync(metricsPath, `${JSON.stringify(metrics)}\n`);
+      options.onStep?.(metrics, tf.memory().numTensors);
       const rate = speed.perSecond();
       progressLine.update(
         `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | loss ${loss.toFixed(4)} | ${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ETA ${formatDuration((total - stepNo) / rate)}${progress.badTotal ? ` | skipped ${progress.badTotal}` : ''}`,
@@ -294,7 +297,8 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
         throw new Error(`${progress.badInARow} non-finite losses in a row at step ${stepNo}: stopping. The last good checkpoint (${checkpointPath}) is intact; lower optimizer.lr or check the data.`);
       }
       if (stepNo % config.plotEvery === 0) writePlot();
-      if (stepNo % config.checkpointEvery === 0) checkpoint();
+      // A skipped step never overwrites the last good checkpoint.
+      if (!skipped && stepNo % config.checkpointEvery === 0) checkpoint();
       if (config.sampling.every > 0 && stepNo % config.sampling.every === 0 && stepNo < total) writeSamples(`step${stepNo}`);
     }
   }

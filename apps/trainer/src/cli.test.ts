@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'mdm-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `pnpm mdm-train …` from the repo root, as a user would. */
+function mdmTrain(args: string[]): string {
+  const execpath = process.env.npm_execpath;
+  const [cmd, pre] = execpath && /pnpm/.test(execpath) ? [process.execPath, [execpath]] : ['pnpm', []];
+  return execFileSync(cmd, [...pre, '--silent', 'mdm-train', ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+it('the stable command line trains the tiny preset, resumes it, and appends one JSON object per step', () => {
+  const out = join(dir, 'run');
+  const first = mdmTrain(['train', '--preset', 'tiny', '--steps', '3', '--out', out, '--seed', '7']);
+  expect(first).toMatch(/samples: .*samples\.png/);
+  mdmTrain(['train', '--resume', out, '--steps', '5']);
+  const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  expect(rows.map((r) => r.step)).toEqual([1, 2, 3, 4, 5]);
+  for (const r of rows) expect(Number.isFinite(r.loss)).toBe(true);
+  expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).seed).toBe(7);
+  const sample = mdmTrain(['sample', '--run', out, '--n', '2', '--steps', '2', '--prompt', 'grinning face', '--out', join(dir, 'grid.png')]);
+  expect(sample).toContain(join(dir, 'grid.png'));
+  expect(readFileSync(join(dir, 'grid.png')).subarray(1, 4).toString()).toBe('PNG');
+}, 240_000);
+
+it('refuses a bad command with a clear message', () => {
+  expect(() => mdmTrain(['train', '--preset', 'nope', '--out', join(dir, 'x')])).toThrow(/unknown preset 'nope'/);
+  expect(() => mdmTrain(['train', '--preset', 'tiny', '--set', 'optimizer.lr=-1', '--out', join(dir, 'y')])).toThrow(/optimizer\.lr/);
+});

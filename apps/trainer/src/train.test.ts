@@ -1,0 +1,99 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type TrainConfigInput, parseTrainConfig } from './config.js';
+import { loadCheckpoint } from './train-state.js';
+import { type StepMetrics, train } from './train.js';
+
+// A micro 2-level model on the bundled emoji at 8 px, on the pure-JS cpu backend (deterministic).
+const micro: TrainConfigInput = {
+  model: {
+    resolution: 8,
+    channels: [8, 16],
+    resBlocks: [1, 1],
+    groups: 4,
+    timeEmbedDim: 32,
+    inner: { resolution: 4, channels: [32, 32], resBlocks: [1, 1], attentionLayers: [0, 1], groups: 8, timeEmbedDim: 32 },
+    text: { featureDim: 16, projDim: 32, headLayers: 1, maskedCrossAttention: true },
+  },
+  data: { skinTones: false },
+  conditioning: { kind: 'text', dropout: 0.5, encoder: { width: 16, maxTokens: 4 } },
+  optimizer: { lr: 1e-3, warmupSteps: 2 },
+  // Two phases: the resumed run below crosses the boundary before it stops.
+  phases: [
+    { resolution: 4, batchSize: 2, steps: 3 },
+    { resolution: 8, batchSize: 2, steps: 100 },
+  ],
+  sampling: { n: 2, steps: 2, sampler: 'ddpm' },
+  checkpointEvery: 1000,
+  plotEvery: 1000,
+  backend: 'cpu',
+};
+
+const dirs: string[] = [];
+const tempRun = () => {
+  const d = mkdtempSync(join(tmpdir(), 'mdm-train-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const losses = (dir: string) =>
+  readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as StepMetrics)
+    .map((m) => [m.step, m.loss]);
+
+describe('train', () => {
+  it('a run stopped at step N and resumed gives exactly the losses of one that never stopped', async () => {
+    const config = parseTrainConfig(micro);
+    const whole = tempRun();
+    await train(config, { out: whole, steps: 6 });
+    const split = tempRun();
+    await train(config, { out: split, steps: 4 });
+    expect(loadCheckpoint(join(split, 'checkpoint.safetensors')).progress).toMatchObject({ step: 4, phase: 1, phaseStep: 1 });
+    await train(config, { out: split, resume: true, steps: 6 });
+    expect(losses(whole)).toHaveLength(6);
+    expect(losses(split)).toEqual(losses(whole));
+    for (const file of ['checkpoint.safetensors', 'config.json', 'loss.svg', 'samples.png', 'metrics.jsonl']) expect(existsSync(join(split, file)), file).toBe(true);
+    const png = readFileSync(join(split, 'samples.png'));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+  }, 300_000);
+
+  it('keeps the number of live tensors flat across 20 training steps', async () => {
+    const counts: number[] = [];
+    await train(parseTrainConfig({ ...micro, phases: [{ resolution: 8, batchSize: 2, steps: 20 }] }), {
+      out: tempRun(),
+      onStep: (_m, live) => counts.push(live),
+    });
+    expect(counts).toHaveLength(20);
+    // Adam allocates its moment estimates during the first update; from then on nothing grows.
+    expect(new Set(counts.slice(1))).toEqual(new Set([counts[1]]));
+  }, 300_000);
+
+  it('skips non-finite steps, then stops with a clear message and leaves the last good checkpoint intact', async () => {
+    const dir = tempRun();
+    // A learning rate of 1e30 throws the weights to ±1e27 after the first update, so every later loss overflows.
+    const config = parseTrainConfig({ ...micro, optimizer: { lr: 1e30, warmupSteps: 0 }, phases: [{ resolution: 8, batchSize: 2, steps: 50 }], checkpointEvery: 1, maxBadSteps: 3 });
+    await expect(train(config, { out: dir })).rejects.toThrow(/3 non-finite losses in a row at step \d+: stopping\. The last good checkpoint .* is intact/);
+    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as StepMetrics);
+    const skipped = rows.filter((r) => r.skipped);
+    expect(skipped.length).toBe(3);
+    const last = loadCheckpoint(join(dir, 'checkpoint.safetensors'));
+    expect(last.progress.step).toBe(rows.length - 3);
+    expect(last.progress.badInARow).toBe(0);
+  }, 300_000);
+});
+
+describe('config', () => {
+  it('rejects a bad config before any work, naming the field', () => {
+    expect(() => parseTrainConfig({ ...micro, optimizer: { lr: -1 } })).toThrow(/config: optimizer\.lr:/);
+    expect(() => parseTrainConfig({ ...micro, phases: [{ resolution: 12, batchSize: 2, steps: 1 }] })).toThrow(/phases\.0\.resolution: 12 is not a level of the model \(8, 4\)/);
+    expect(() => parseTrainConfig({ ...micro, conditioning: { kind: 'labels' } })).toThrow(/labels but the model has no label conditioning/);
+    expect(() => parseTrainConfig({ ...micro, colour: 'red' })).toThrow(/config: /);
+  });
+});

@@ -21,6 +21,7 @@ import {
 import { type NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
 import { squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
+import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
 import { imageTensor, modelFromFixture } from './model-parity.js';
 import { forEachFixture } from './suite.js';
 
@@ -103,21 +104,7 @@ function caseNames(path: string): string[] {
   }
 }
 
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    m = Number.isNaN(d) ? Infinity : Math.max(m, d);
-  }
-  return m;
-}
 
 /** |ours − ref| ≤ tol, relative to |ref| where |ref| > 1. */
 function expectClose(ours: number, ref: number, tol: number, what: string): void {

@@ -4,6 +4,7 @@ import { type BackendName, initBackend, nchwToNhwc, nhwcToNchw } from '@matryosh
 import { SafetensorsFile, type TensorEntry, fromTorchLayout, importMlMdmStateDict, toFloat32, toNumbers } from '@matryoshka-ts/checkpoint';
 import { NestedUNet, type MlMdmUNetConfig, fromMlMdmConfig, paramsFrom, timeFrequencies } from '@matryoshka-ts/nested-unet';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
+import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
 import { forEachFixture } from './suite.js';
 
 /** Builds our model from a fixture's config.json and imports its official weights. */
@@ -24,21 +25,7 @@ export function imageTensor(entry: TensorEntry): tf.Tensor4D {
   return tf.tidy(() => nchwToNhwc(tf.tensor4d(toFloat32(entry.data), entry.shape as [number, number, number, number])));
 }
 
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    m = Number.isNaN(d) ? Infinity : Math.max(m, d);
-  }
-  return m;
-}
 
 /**
  * Forward and backward parity of every fixture's model on one backend. Tolerances (fixture

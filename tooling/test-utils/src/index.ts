@@ -1,2 +1,3 @@
 export { discoverFixtures, sharedFixturesDir, underCi } from './fixtures.js';
 export type { FixtureConfig, FixtureDiscovery, FixtureFolder } from './fixtures.js';
+export { maxAbs, maxAbsDiff } from './compare.js';

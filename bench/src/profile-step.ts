@@ -1,23 +1,26 @@
-// Per-kernel profile of one training step (forward + backward) of a small NestedUNet.
-// Run from the repo root: node --conditions=source --import tsx bench/src/profile-step.ts wasm 16
+// Per-kernel profile of one training step (forward + backward) of a training preset's phase model.
+// From the repo root: pnpm bench:profile <backend> <batch> [preset=emoji] [phase=last]
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, Rng } from '@matryoshka-ts/core';
 import { NestedUNet, type NestedUNetConfig } from '@matryoshka-ts/nested-unet';
+import { modelConfigOf, parseTrainConfig } from '../../apps/trainer/src/config.js';
+import { levelsOf, phaseModelConfig } from '../../apps/trainer/src/phases.js';
+import { TRAIN_PRESETS } from '../../apps/trainer/src/train-presets.js';
 
 const backend = (process.argv[2] ?? 'wasm') as 'wasm' | 'cpu';
 const B = Number(process.argv[3] ?? 4);
 await initBackend({ backend, quiet: true });
-// A representative small NestedUNet (64 → 32 → 16 px), the scale of the default training run.
-const config: NestedUNetConfig = {
-  resolution: 64, channels: [16, 32], resBlocks: [1, 1], groups: 8, timeEmbedDim: 128,
-  inner: { resolution: 32, channels: [32, 64], resBlocks: [1, 1], groups: 8, timeEmbedDim: 128,
-    inner: { resolution: 16, channels: [64, 96], resBlocks: [1, 1], attentionLayers: [0, 1], groups: 16, timeEmbedDim: 128 } },
-  text: { featureDim: 64, projDim: 96, headLayers: 1, maskedCrossAttention: true },
-};
+// The model of a training preset's phase: `profile-step.ts <backend> <batch> [preset] [phase]`.
+const presetName = process.argv[4] ?? 'emoji';
+const train = parseTrainConfig(TRAIN_PRESETS[presetName]);
+const phaseIndex = Number(process.argv[5] ?? train.phases.length - 1);
+const full = modelConfigOf(train);
+const from = levelsOf(full).findIndex((l) => l.resolution === train.phases[phaseIndex].resolution);
+const config: NestedUNetConfig = phaseModelConfig(full, from);
 const model = new NestedUNet(config);
 const rng = new Rng(1);
 const x = model.config.levels.map((l) => rng.normalTensor([B, l.resolution, l.resolution, 3]) as tf.Tensor4D);
-const tokens = rng.normalTensor([B, 8, 64]) as tf.Tensor3D;
+const tokens = rng.normalTensor([B, 8, config.text ? config.text.featureDim : 1]) as tf.Tensor3D;
 const mask = tf.ones([B, 8]) as tf.Tensor2D;
 const vars = [...model.params.values()];
 const step = () => {

@@ -23,6 +23,8 @@ export const trainConfigSchema = z.strictObject({
       source: z.literal('bundled').default('bundled'),
       /** Include skin-tone variants of the emoji (3,786 images instead of 1,911). */
       skinTones: z.boolean().default(true),
+      /** Keep only these emoji categories (empty: all 10). */
+      categories: z.array(z.string()).default([]),
     })
     .prefault({}),
   conditioning: z

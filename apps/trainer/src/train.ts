@@ -64,7 +64,7 @@ export function makeConditioner(config: TrainConfig, model: NestedUNetConfig): C
 }
 
 export function loadDataset(config: TrainConfig, resolution: number): ImageDataset {
-  return loadEmojiDataset({ resolution, skinTones: config.data.skinTones });
+  return loadEmojiDataset({ resolution, skinTones: config.data.skinTones, categories: config.data.categories });
 }
 
 /** Captions (or labels) for sample grids: the first distinct ones of the data set, in a fixed order. */

@@ -60,6 +60,10 @@ describe('the bundled emoji data set', () => {
     expect(small.size).toBe(1911);
     expect(small.get(0).image.length).toBe(16 * 16 * 3);
     expect(() => loadEmojiDataset({ resolution: 48 })).toThrow(/power of two/);
+    const faces = loadEmojiDataset({ resolution: 16, skinTones: false, categories: ['Smileys & Emotion'] });
+    expect(faces.size).toBe(169);
+    expect(faces.classNames[faces.get(0).label]).toBe('Smileys & Emotion');
+    expect(() => loadEmojiDataset({ categories: ['Faces'] })).toThrow(/unknown categories \["Faces"\]/);
   });
 });
 

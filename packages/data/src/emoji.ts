@@ -27,6 +27,8 @@ export interface EmojiOptions {
   resolution?: number;
   /** Include the skin-tone variants (default true: 3,786 images; false: 1,911). */
   skinTones?: boolean;
+  /** Keep only these categories (e.g. `['Smileys & Emotion']`); default all 10. */
+  categories?: string[];
   /** Colour behind transparent pixels (default white). */
   background?: [number, number, number];
   /** Folder of the `emoji-datasource-twitter` package (default: resolved from node_modules). */
@@ -52,8 +54,12 @@ export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
   const entries = JSON.parse(readFileSync(join(dir, 'emoji.json'), 'utf8')) as EmojiEntry[];
   entries.sort((a, b) => a.sort_order - b.sort_order);
   const classNames = [...new Set(entries.map((e) => e.category))];
+  const unknown = (options.categories ?? []).filter((c) => !classNames.includes(c));
+  if (unknown.length) throw new Error(`emoji: unknown categories ${JSON.stringify(unknown)}; available: ${classNames.join(', ')}`);
+  const keep = options.categories?.length ? new Set(options.categories) : undefined;
   const items: Array<{ file: string; caption: string; label: number }> = [];
   for (const e of entries) {
+    if (keep && !keep.has(e.category)) continue;
     const name = (e.name ?? e.short_name.replace(/[_-]/g, ' ')).toLowerCase();
     const label = classNames.indexOf(e.category);
     if (e.has_img_twitter !== false) items.push({ file: e.image, caption: name, label });
@@ -89,7 +95,7 @@ export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
   }
   if (examples.length === 0) throw new Error(`emoji: no readable image under ${imageDir}`);
   return {
-    id: `emoji-twitter-16.0.0@${resolution}${options.skinTones === false ? '-noskin' : ''}`,
+    id: `emoji-twitter-16.0.0@${resolution}${options.skinTones === false ? '-noskin' : ''}${keep ? `[${[...keep].join('|')}]` : ''}`,
     size: examples.length,
     resolution,
     classNames,

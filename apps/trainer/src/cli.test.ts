@@ -20,6 +20,9 @@ it('the stable command line trains the tiny preset, resumes it, and appends one 
   const out = join(dir, 'run');
   const first = mdmTrain(['train', '--preset', 'tiny', '--steps', '3', '--out', out, '--seed', '7']);
   expect(first).toMatch(/samples: .*samples\.png/);
+  // A script may repeat its flags when resuming; they must match the run's config.
+  mdmTrain(['train', '--preset', 'tiny', '--steps', '4', '--out', out, '--seed', '7', '--resume', out]);
+  expect(() => mdmTrain(['train', '--preset', 'tiny', '--seed', '8', '--resume', out])).toThrow(/trained with another config/);
   mdmTrain(['train', '--resume', out, '--steps', '5']);
   const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   expect(rows.map((r) => r.step)).toEqual([1, 2, 3, 4, 5]);

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { PRESET_NAMES } from '@matryoshka-ts/nested-unet';
 import { type TrainConfigInput, applyOverride, parseTrainConfig, readConfigFile } from './config.js';
@@ -40,14 +40,8 @@ program
   .option('--resume <dir>', 'continue the run in <dir> from its checkpoint (its config is used)')
   .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'cpu', 'wasm', 'tensorflow']))
   .action(async (options) => {
-    let config;
-    let out: string;
-    if (options.resume) {
-      if (options.config || options.preset || options.set.length) throw new Error('--resume continues a run with its own config; --preset, --config and --set are not allowed with it');
-      config = loadCheckpoint(join(options.resume, 'checkpoint.safetensors')).config;
-      if (options.backend) config = { ...config, backend: options.backend };
-      out = options.resume;
-    } else {
+    // The config a fresh run would use, from --preset / --config / --set / --seed / --backend.
+    const fresh = () => {
       const name = options.preset ?? (options.config ? undefined : 'emoji');
       let raw: Record<string, unknown> = {};
       if (name) {
@@ -59,7 +53,24 @@ program
       for (const s of options.set) applyOverride(raw, s);
       if (options.seed !== undefined) raw.seed = options.seed;
       if (options.backend) raw.backend = options.backend;
-      config = parseTrainConfig(raw as TrainConfigInput);
+      return { name, config: parseTrainConfig(raw as TrainConfigInput) };
+    };
+    let config;
+    let out: string;
+    if (options.resume) {
+      out = options.resume;
+      if (options.out && resolve(options.out) !== resolve(out)) throw new Error(`--out ${options.out} differs from --resume ${out}: a resumed run continues in its own directory`);
+      config = loadCheckpoint(join(out, 'checkpoint.safetensors')).config;
+      // Scripts may repeat the original flags; they must describe the same run.
+      if (options.preset || options.config || options.set.length || options.seed !== undefined) {
+        const { backend: _a, ...wanted } = fresh().config;
+        const { backend: _b, ...saved } = parseTrainConfig(config);
+        if (JSON.stringify(wanted) !== JSON.stringify(saved)) throw new Error(`the run in ${out} was trained with another config; resume it with --resume alone (its config.json is used)`);
+      }
+      if (options.backend) config = { ...config, backend: options.backend };
+    } else {
+      const { name, config: c } = fresh();
+      config = c;
       out = options.out ?? join('runs', name ?? 'custom');
     }
     const result = await train(parseTrainConfig(config), { out, resume: Boolean(options.resume), steps: options.steps });

@@ -51,9 +51,9 @@ const emoji: TrainConfigInput = {
   optimizer: { lr: 1e-3, warmupSteps: 100 },
   ema: { decay: 0.999 },
   phases: [
-    { resolution: 16, batchSize: 16, steps: 300 },
-    { resolution: 32, batchSize: 16, steps: 180 },
-    { resolution: 64, batchSize: 8, steps: 100 },
+    { resolution: 16, batchSize: 16, steps: 200 },
+    { resolution: 32, batchSize: 16, steps: 140 },
+    { resolution: 64, batchSize: 8, steps: 200 },
   ],
   sampling: { n: 8, steps: 50, sampler: 'ddim', guidance: 2, every: 0 },
   checkpointEvery: 100,

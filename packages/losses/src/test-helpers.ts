@@ -20,23 +20,7 @@ export function rngFor(seed: number): Rng {
   return new Rng(seed);
 }
 
-/** Largest |a − b|. */
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    m = Number.isNaN(d) ? Infinity : Math.max(m, d);
-  }
-  return m;
-}
 
-/** Largest |a|. */
-export function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
 
 /** Runs `body` and returns how many tensors it left behind. */
 export function leakedBy(body: () => void): number {
@@ -109,3 +93,5 @@ export function referenceLoss(
   } else loss = perSample.reduce((s, l) => s + l, 0) / batch;
   return { mse, perSample, loss };
 }
+
+export { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { PRESET_NAMES } from '@matryoshka-ts/nested-unet';
+import { PRESET_NAMES, preset as modelPreset } from '@matryoshka-ts/nested-unet';
 import { type TrainConfigInput, applyOverride, parseTrainConfig, readConfigFile } from './config.js';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
@@ -46,7 +46,8 @@ program
       let raw: Record<string, unknown> = {};
       if (name) {
         if (TRAIN_PRESETS[name]) raw = structuredClone(TRAIN_PRESETS[name]) as Record<string, unknown>;
-        else if ((PRESET_NAMES as readonly string[]).includes(name)) raw = { model: name, phases: [{ resolution: 64, batchSize: 8, steps: 1000 }] };
+        // A model preset alone: one phase training all its levels.
+        else if ((PRESET_NAMES as readonly string[]).includes(name)) raw = { model: name, phases: [{ resolution: modelPreset(name).resolution, batchSize: 8, steps: 1000 }] };
         else throw new Error(`unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; model presets ${PRESET_NAMES.join(', ')}`);
       }
       if (options.config) raw = { ...raw, ...readConfigFile(options.config) };

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { modelConfigOf, parseTrainConfig } from './config.js';
 import { generate } from './generate.js';
 import { sampleGridPng } from './grid.js';
-import { phaseModelConfig } from './phases.js';
+import { levelsOf, phaseModelConfig } from './phases.js';
 import { ProgressLine } from './progress.js';
 import { levelSchedules, loadDataset, makeConditioner, previewConditions } from './train.js';
 import { loadCheckpoint } from './train-state.js';
@@ -33,8 +33,7 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
   const config = parseTrainConfig(ckpt.config);
   await initBackend({ backend: options.backend ?? config.backend });
   const full = modelConfigOf(config);
-  const resolutions: number[] = [];
-  for (let l: typeof full | undefined = full; l; l = l.inner as typeof full | undefined) resolutions.push(l.resolution);
+  const resolutions = levelsOf(full).map((l) => l.resolution);
   const from = resolutions.indexOf(config.phases[ckpt.progress.phase].resolution);
   const model = new NestedUNet(phaseModelConfig(full, from), { weights: options.ema ? ckpt.values.ema : ckpt.values.params });
   const conditioner = makeConditioner(config, full);

@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { BACKEND_NAMES } from '@matryoshka-ts/core';
 import { PRESET_NAMES, preset as modelPreset } from '@matryoshka-ts/nested-unet';
 import { type TrainConfigInput, applyOverride, parseTrainConfig, readConfigFile } from './config.js';
 import { modelInfo } from './info.js';
@@ -38,7 +39,7 @@ program
   .option('--out <dir>', 'run directory (default runs/<preset>)')
   .option('--seed <n>', 'seed for weights, noise and data order', int)
   .option('--resume <dir>', 'continue the run in <dir> from its checkpoint (its config is used)')
-  .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'cpu', 'wasm', 'tensorflow']))
+  .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES))
   .action(async (options) => {
     // The config a fresh run would use, from --preset / --config / --set / --seed / --backend.
     const fresh = () => {
@@ -95,7 +96,7 @@ program
   .option('--seed <n>', 'seed of the starting noise', int, 0)
   .option('--no-ema', 'use the raw weights instead of the EMA')
   .option('--out <file>', 'PNG path (default <run>/sample.png)')
-  .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'cpu', 'wasm', 'tensorflow']))
+  .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES))
   .action(async (options) => {
     const path = await sampleCommand(options);
     console.log(`samples: ${path}`);

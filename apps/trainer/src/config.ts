@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { BACKEND_NAMES } from '@matryoshka-ts/core';
 import { type NestedUNetConfig, PRESET_NAMES, nestedUNetConfigSchema, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
 
 const pos = z.number().int().positive();
@@ -96,7 +97,7 @@ export const trainConfigSchema = z.strictObject({
   /** Write the loss curve every this many steps. */
   plotEvery: pos.default(100),
   seed: z.number().int().nonnegative().default(0),
-  backend: z.enum(['auto', 'cpu', 'wasm', 'tensorflow']).default('auto'),
+  backend: z.enum(BACKEND_NAMES).default('auto'),
   /** Stop after this many non-finite losses in a row. */
   maxBadSteps: pos.default(20),
 });

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend } from '@matryoshka-ts/core';
+import { type BackendName, initBackend } from '@matryoshka-ts/core';
 import { NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
 import * as tf from '@tensorflow/tfjs-core';
 import { modelConfigOf, parseTrainConfig } from './config.js';
@@ -24,7 +24,7 @@ export interface SampleCommandOptions {
   out?: string;
   seed: number;
   ema: boolean;
-  backend?: 'auto' | 'cpu' | 'wasm' | 'tensorflow';
+  backend?: BackendName;
 }
 
 /** `mdm-train sample`: images at every level from a run's checkpoint (EMA weights by default), as a PNG grid. */

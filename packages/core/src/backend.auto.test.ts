@@ -1,6 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadAddon } from '@matryoshka-ts/kernels-native';
 import { initBackend } from './backend.js';
+
+// With the native addon built (pnpm install builds it where g++ exists) auto picks `native`, the
+// wasm backend with native convolutions; without it, plain wasm.
+const expected = loadAddon().addon ? 'native' : 'wasm';
 
 // Spy on stderr for the whole file: the choice line is printed once per process, so the tests
 // below run in order and count every line this module writes.
@@ -24,18 +29,18 @@ afterAll(() => {
 });
 
 describe("initBackend({ backend: 'auto' }) and the choice line", () => {
-  it("'auto' picks wasm when tfjs-node is not installed; quiet prints nothing", async () => {
+  it("'auto' picks native (or wasm without the addon) when tfjs-node is not installed; quiet prints nothing", async () => {
     const info = await initBackend({ backend: 'auto', quiet: true });
-    expect(info.name).toBe('wasm');
+    expect(info.name).toBe(expected);
     expect(tf.getBackend()).toBe('wasm');
     expect(writes).toEqual([]);
   });
 
   it('the default (no options) is auto, and prints the choice once to stderr', async () => {
     const info = await initBackend();
-    expect(info.name).toBe('wasm');
+    expect(info.name).toBe(expected);
     expect(writes).toEqual([`[matryoshka-ts] backend: ${info.description}\n`]);
-    expect(writes[0]).toMatch(/wasm/);
+    expect(writes[0]).toMatch(expected === 'native' ? /native \(wasm \+ N-API/ : /wasm/);
   });
 
   it('later calls, even for another backend, print nothing more', async () => {

@@ -1,8 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { registerKernelOverrides } from '@matryoshka-ts/kernels';
 
-/** Where tensors are computed. `auto` picks the fastest one that is installed. */
-export type BackendName = 'auto' | 'cpu' | 'wasm' | 'tensorflow';
+/**
+ * Where tensors are computed. `auto` picks the fastest one that is installed: `tensorflow`
+ * (libtensorflow via tfjs-node, CUDA with tfjs-node-gpu), then `native` (the wasm backend with
+ * convolutions and matrix products in the `@matryoshka-ts/kernels-native` addon), then `wasm`,
+ * then `cpu` (pure JavaScript).
+ */
+export type BackendName = 'auto' | 'native' | 'cpu' | 'wasm' | 'tensorflow';
+
+/** Every accepted backend name, for command-line choices. */
+export const BACKEND_NAMES = ['auto', 'native', 'cpu', 'wasm', 'tensorflow'] as const satisfies readonly BackendName[];
 
 export interface BackendOptions {
   /** Which backend to use (default `auto`). */
@@ -50,9 +58,36 @@ async function loadNative(): Promise<string | undefined> {
   return undefined;
 }
 
+type NativeModule = typeof import('@matryoshka-ts/kernels-native');
+let nativeModule: Promise<NativeModule | undefined> | undefined;
+
+/** The native-kernels package, or undefined when it is not installed. */
+function nativeKernels(): Promise<NativeModule | undefined> {
+  nativeModule ??= import('@matryoshka-ts/kernels-native').catch(() => undefined);
+  return nativeModule;
+}
+
+/** Why the native kernels cannot run here, or undefined when they can. */
+async function nativeUnavailable(): Promise<string | undefined> {
+  const native = await nativeKernels();
+  if (!native) return '@matryoshka-ts/kernels-native is not installed';
+  const loaded = native.loadAddon();
+  return loaded.addon ? undefined : loaded.reason;
+}
+
 async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo> {
   // The cpu backend prints an advert for tfjs-node on first use; we print our own line instead.
   tf.env().set('IS_TEST', true);
+  // A plain cpu/wasm request gets tfjs's own kernels back if `native` replaced them earlier.
+  if (name === 'cpu' || name === 'wasm') (await nativeKernels())?.unregisterNativeKernels(name);
+  if (name === 'native') {
+    const reason = await nativeUnavailable();
+    if (reason) throw new Error(`Backend 'native' is unavailable: ${reason}. Choose --backend wasm or cpu.`);
+    await activate('wasm');
+    const info = (await nativeKernels())!.registerNativeKernels('wasm');
+    const blas = info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
+    return { name, description: `native (wasm + N-API convolution/matMul kernels, ${blas}, ${info.threads} threads)` };
+  }
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');
     await tf.setBackend('cpu');
@@ -81,14 +116,15 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const requested = options.backend ?? 'auto';
-  if (!['auto', 'cpu', 'wasm', 'tensorflow'].includes(requested)) {
-    throw new Error(`Unknown backend '${requested}': choose auto, cpu, wasm or tensorflow.`);
+  if (!(BACKEND_NAMES as readonly string[]).includes(requested)) {
+    throw new Error(`Unknown backend '${requested}': choose ${BACKEND_NAMES.slice(0, -1).join(', ')} or tensorflow.`);
   }
   await ensureGradients();
   let info: BackendInfo;
   if (requested === 'auto') {
-    // Fastest first: libtensorflow (native, CUDA when present), then WebAssembly, then pure JS.
+    // Fastest first: libtensorflow (CUDA when present), our native kernels, WebAssembly, pure JS.
     if (await loadNative()) info = await activate('tensorflow');
+    else if (!(await nativeUnavailable())) info = await activate('native');
     else {
       try {
         info = await activate('wasm');

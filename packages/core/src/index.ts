@@ -1,4 +1,5 @@
 export { initBackend, activeBackend, ensureGradients } from './backend.js';
+export { BACKEND_NAMES } from './backend.js';
 export type { BackendName, BackendOptions, BackendInfo } from './backend.js';
 export { Rng } from './rng.js';
 export type { RngState } from './rng.js';

@@ -1,2 +1,2 @@
 export { conv2dFilterGradient } from './conv2d-filter-gradient.js';
-export { registerKernelOverrides } from './register.js';
+export { markNativeKernels, registerKernelOverrides } from './register.js';

@@ -4,6 +4,19 @@ import { conv2dInputGradientSame, isSameStride1OddKernel } from './conv2d-input-
 
 /** Backends whose Conv2D and MatMul gradients are re-expressed through their fast kernels. */
 const REEXPRESSED_BACKENDS = new Set(['cpu', 'wasm']);
+/** Backends whose Conv2DBackprop* and BatchMatMul kernels are native (`@matryoshka-ts/kernels-native`). */
+const NATIVE_BACKENDS = new Set<string>();
+
+/**
+ * Records that a backend's convolution and matMul kernels were replaced by native ones, whose
+ * backprop kernels and transposed products are fast: their gradients then call them directly.
+ */
+export function markNativeKernels(backend: string, native: boolean): void {
+  if (native) NATIVE_BACKENDS.add(backend);
+  else NATIVE_BACKENDS.delete(backend);
+}
+
+const reexpressed = () => REEXPRESSED_BACKENDS.has(tf.getBackend()) && !NATIVE_BACKENDS.has(tf.getBackend());
 
 let registered = false;
 
@@ -35,7 +48,7 @@ export function registerKernelOverrides(): void {
       if (d[0] !== 1 || d[1] !== 1) throw new Error('Conv2D gradient: dilations must be 1');
       return {
         x: () =>
-          REEXPRESSED_BACKENDS.has(tf.getBackend()) && isSameStride1OddKernel(filter.shape, strides, pad)
+          reexpressed() && isSameStride1OddKernel(filter.shape, strides, pad)
             ? conv2dInputGradientSame(dy, filter)
             : tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, {
             strides,
@@ -45,7 +58,7 @@ export function registerKernelOverrides(): void {
             inputShape: x.shape,
           } as unknown as tf.NamedAttrMap) as tf.Tensor,
         filter: () =>
-          REEXPRESSED_BACKENDS.has(tf.getBackend())
+          reexpressed()
             ? conv2dFilterGradient(x, dy, filter.shape, strides, pad, dilations)
             : (tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
                 strides,
@@ -64,7 +77,7 @@ export function registerKernelOverrides(): void {
       const dy = dyOrList as tf.Tensor;
       const [a, b] = saved;
       const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
-      if (!REEXPRESSED_BACKENDS.has(tf.getBackend()) || a.rank !== 2 || b.rank !== 2) return stockMatMulGradient(dy, a, b, transposeA, transposeB);
+      if (!reexpressed() || a.rank !== 2 || b.rank !== 2) return stockMatMulGradient(dy, a, b, transposeA, transposeB);
       // C = op(A)·op(B). Each gradient is one plain product of explicitly transposed operands.
       const T = (t: tf.Tensor) => tf.transpose(t);
       const mm = (p: tf.Tensor, q: tf.Tensor) => tf.matMul(p as tf.Tensor2D, q as tf.Tensor2D);
@@ -76,11 +89,19 @@ export function registerKernelOverrides(): void {
   });
 }
 
-/** tfjs's own BatchMatMul gradient (any rank), for the backends we leave alone. */
+/** Sums a gradient over the batch axes its input was broadcast along, back to the input's shape. */
+function reduceTo(g: tf.Tensor, shape: number[]): tf.Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const batch = tf.backend_util.getReductionAxes(shape.slice(0, -2), g.shape.slice(0, -2));
+  return tf.reshape(batch.length ? tf.sum(g, batch) : g, shape);
+}
+
+/** tfjs's own BatchMatMul gradient (any rank, broadcast batch axes), for the other cases. */
 function stockMatMulGradient(dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean) {
   const mm = (p: tf.Tensor, q: tf.Tensor, ta: boolean, tb: boolean) => tf.matMul(p, q, ta, tb);
-  if (!transposeA && !transposeB) return { a: () => mm(dy, b, false, true), b: () => mm(a, dy, true, false) };
-  if (!transposeA && transposeB) return { a: () => mm(dy, b, false, false), b: () => mm(dy, a, true, false) };
-  if (transposeA && !transposeB) return { a: () => mm(b, dy, false, true), b: () => mm(a, dy, false, false) };
-  return { a: () => mm(b, dy, true, true), b: () => mm(dy, a, true, true) };
+  const grads = (da: () => tf.Tensor, db: () => tf.Tensor) => ({ a: () => reduceTo(da(), a.shape), b: () => reduceTo(db(), b.shape) });
+  if (!transposeA && !transposeB) return grads(() => mm(dy, b, false, true), () => mm(a, dy, true, false));
+  if (!transposeA && transposeB) return grads(() => mm(dy, b, false, false), () => mm(dy, a, true, false));
+  if (transposeA && !transposeB) return grads(() => mm(b, dy, false, true), () => mm(a, dy, false, false));
+  return grads(() => mm(b, dy, true, true), () => mm(dy, a, true, true));
 }

@@ -24,6 +24,7 @@ import type { FixtureFolder } from '@matryoshka-ts/test-utils';
 import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
 import { imageTensor, modelFromFixture } from './model-parity.js';
 import { forEachFixture } from './suite.js';
+import { nativeAvailable } from './native.js';
 
 // Training-loss parity against every fixture folder's loss.safetensors (see the fixture README,
 // "loss.safetensors"): x_t is rebuilt from the stored x0, ε and γ, our model runs on it (reduced
@@ -314,3 +315,4 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
 
 lossParitySuite('cpu');
 lossParitySuite('wasm');
+if (nativeAvailable()) lossParitySuite('native');

@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "mdm_native",
+      "sources": ["native/addon.cc", "native/gemm.cc", "native/conv.cc"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
+      "cflags_cc!": ["-fno-rtti"],
+      "libraries": ["-ldl", "-lpthread"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

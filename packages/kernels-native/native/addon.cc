@@ -1,0 +1,197 @@
+// N-API entry points. Every tensor argument is a Float32Array (a tfjs cpu tensor's values, or a
+// view of the wasm backend's memory); sizes are checked here so a wrong call throws instead of
+// reading out of bounds.
+#include <node_api.h>
+
+#include <string>
+
+#include "conv.h"
+#include "gemm.h"
+
+namespace {
+
+struct Args {
+  napi_env env;
+  size_t argc = 16;
+  napi_value argv[16];
+  bool failed = false;
+
+  Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(e, info, &argc, argv, nullptr, nullptr); }
+
+  void fail(const std::string& msg) {
+    if (!failed) napi_throw_range_error(env, nullptr, ("mdm native: " + msg).c_str());
+    failed = true;
+  }
+  double num(size_t i) {
+    double v = 0;
+    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a number");
+    return v;
+  }
+  int integer(size_t i) { return int(num(i)); }
+  bool flag(size_t i) {
+    bool v = false;
+    if (i >= argc || napi_get_value_bool(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a boolean");
+    return v;
+  }
+  // A Float32Array with at least `need` elements.
+  float* floats(size_t i, double need) {
+    bool is = false;
+    if (i < argc) napi_is_typedarray(env, argv[i], &is);
+    if (!is) {
+      fail("argument " + std::to_string(i) + " must be a Float32Array");
+      return nullptr;
+    }
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    napi_get_typedarray_info(env, argv[i], &type, &length, &data, nullptr, nullptr);
+    if (type != napi_float32_array) fail("argument " + std::to_string(i) + " must be a Float32Array");
+    else if (double(length) < need) fail("argument " + std::to_string(i) + " holds " + std::to_string(length) + " floats, needs " + std::to_string(long(need)));
+    return static_cast<float*>(data);
+  }
+  mdm::ConvGeometry geometry(size_t i) {
+    mdm::ConvGeometry g{};
+    int* fields[] = {&g.batch, &g.inH, &g.inW, &g.inC, &g.kh, &g.kw, &g.outC, &g.strideH, &g.strideW,
+                     &g.dilationH, &g.dilationW, &g.padTop, &g.padLeft, &g.outH, &g.outW};
+    for (size_t f = 0; f < 15; f++) {
+      napi_value v;
+      double d = 0;
+      if (i >= argc || napi_get_element(env, argv[i], uint32_t(f), &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok) {
+        fail("geometry must be an array of 15 numbers");
+        return g;
+      }
+      *fields[f] = int(d);
+      if (d < (f == 11 || f == 12 ? -1e9 : 0)) fail("geometry field " + std::to_string(f) + " is negative");
+    }
+    return g;
+  }
+};
+
+napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+const char* providerName() { return mdm::provider() == mdm::GemmProvider::OpenBlas ? "openblas" : "builtin"; }
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value o, v;
+  napi_create_object(env, &o);
+  napi_create_string_utf8(env, providerName(), NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, o, "provider", v);
+  napi_get_boolean(env, mdm::openBlasLoaded(), &v);
+  napi_set_named_property(env, o, "openblas", v);
+  napi_get_boolean(env, mdm::builtinUsesAvx2(), &v);
+  napi_set_named_property(env, o, "avx2", v);
+  napi_create_int32(env, mdm::threads(), &v);
+  napi_set_named_property(env, o, "threads", v);
+  return o;
+}
+
+napi_value SetProvider(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  char buf[32] = {0};
+  size_t len = 0;
+  if (a.argc < 1 || napi_get_value_string_utf8(env, a.argv[0], buf, sizeof buf, &len) != napi_ok) {
+    a.fail("setProvider takes 'builtin' or 'openblas'");
+    return nullptr;
+  }
+  std::string p(buf);
+  if (p == "openblas") mdm::loadOpenBlas();
+  mdm::setProvider(p == "openblas" ? mdm::GemmProvider::OpenBlas : mdm::GemmProvider::Builtin);
+  napi_value v;
+  napi_create_string_utf8(env, providerName(), NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  int n = a.integer(0);
+  if (!a.failed) mdm::setThreads(n);
+  return undefined(env);
+}
+
+// gemm(transA, transB, M, N, K, A, B, C, beta): C = op(A)·op(B) + beta·C.
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  bool ta = a.flag(0), tb = a.flag(1);
+  int M = a.integer(2), N = a.integer(3), K = a.integer(4);
+  const float* A = a.floats(5, double(M) * K);
+  const float* B = a.floats(6, double(K) * N);
+  float* C = a.floats(7, double(M) * N);
+  float beta = a.argc > 8 ? float(a.num(8)) : 0.f;
+  if (!a.failed) mdm::sgemm(ta, tb, M, N, K, A, B, beta, C);
+  return undefined(env);
+}
+
+// batchGemm(batch, transA, transB, M, N, K, A, strideA, B, strideB, C): C[i] = op(A[i])·op(B[i]);
+// a stride of 0 broadcasts that operand.
+napi_value BatchGemm(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  int batch = a.integer(0);
+  bool ta = a.flag(1), tb = a.flag(2);
+  int M = a.integer(3), N = a.integer(4), K = a.integer(5);
+  long sa = long(a.num(7)), sb = long(a.num(9));
+  const float* A = a.floats(6, double(sa) * (batch - 1) + double(M) * K);
+  const float* B = a.floats(8, double(sb) * (batch - 1) + double(K) * N);
+  float* C = a.floats(10, double(batch) * M * N);
+  if (!a.failed)
+    for (int i = 0; i < batch; i++) mdm::sgemm(ta, tb, M, N, K, A + i * sa, B + i * sb, 0.f, C + long(i) * M * N);
+  return undefined(env);
+}
+
+double inSize(const mdm::ConvGeometry& g) { return double(g.batch) * g.inH * g.inW * g.inC; }
+double outSize(const mdm::ConvGeometry& g) { return double(g.batch) * g.outH * g.outW * g.outC; }
+double filterSize(const mdm::ConvGeometry& g) { return double(g.kh) * g.kw * g.inC * g.outC; }
+
+napi_value Conv2D(napi_env env, napi_callback_info info) {  // (x, w, y, geometry)
+  Args a(env, info);
+  auto g = a.geometry(3);
+  const float* x = a.floats(0, inSize(g));
+  const float* w = a.floats(1, filterSize(g));
+  float* y = a.floats(2, outSize(g));
+  if (!a.failed) mdm::conv2d(x, w, y, g);
+  return undefined(env);
+}
+
+napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {  // (dy, w, dx, geometry)
+  Args a(env, info);
+  auto g = a.geometry(3);
+  const float* dy = a.floats(0, outSize(g));
+  const float* w = a.floats(1, filterSize(g));
+  float* dx = a.floats(2, inSize(g));
+  if (!a.failed) mdm::conv2dBackpropInput(dy, w, dx, g);
+  return undefined(env);
+}
+
+napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {  // (x, dy, dw, geometry)
+  Args a(env, info);
+  auto g = a.geometry(3);
+  const float* x = a.floats(0, inSize(g));
+  const float* dy = a.floats(1, outSize(g));
+  float* dw = a.floats(2, filterSize(g));
+  if (!a.failed) mdm::conv2dBackpropFilter(x, dy, dw, g);
+  return undefined(env);
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  // OpenBLAS is the default provider when it is installed.
+  if (mdm::loadOpenBlas()) mdm::setProvider(mdm::GemmProvider::OpenBlas);
+  napi_property_descriptor props[] = {
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setProvider", nullptr, SetProvider, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchGemm", nullptr, BatchGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof *props, props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,47 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The compiled addon's functions (native/addon.cc). Tensor arguments are Float32Arrays. */
+export interface NativeAddon {
+  info(): { provider: 'openblas' | 'builtin'; openblas: boolean; avx2: boolean; threads: number };
+  setProvider(provider: 'openblas' | 'builtin'): 'openblas' | 'builtin';
+  setThreads(n: number): void;
+  /** C[M×N] = op(A)·op(B) + beta·C, row-major. */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, beta?: number): void;
+  /** C[i] = op(A[i])·op(B[i]) for i < batch; strides are in floats, 0 broadcasts an operand. */
+  batchGemm(batch: number, transA: boolean, transB: boolean, M: number, N: number, K: number, A: Float32Array, strideA: number, B: Float32Array, strideB: number, C: Float32Array): void;
+  conv2d(x: Float32Array, filter: Float32Array, y: Float32Array, geometry: number[]): void;
+  conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: number[]): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: number[]): void;
+}
+
+export type LoadResult = { addon: NativeAddon; path: string } | { addon: undefined; reason: string };
+
+let cached: LoadResult | undefined;
+
+/** The package root, from src/ (sources) or dist/ (built). */
+function packageRoot(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..');
+}
+
+/**
+ * Loads the addon that `pnpm install` compiled (build/Release/mdm_native.node). Never throws:
+ * when it is missing or fails to load, the reason says why and how to build it.
+ */
+export function loadAddon(): LoadResult {
+  if (cached) return cached;
+  const path = join(packageRoot(), 'build', 'Release', 'mdm_native.node');
+  if (!existsSync(path)) {
+    cached = { addon: undefined, reason: `the native addon was not built (${path} is missing; run \`pnpm --filter @matryoshka-ts/kernels-native run build:native\`, which needs g++ and Node's headers)` };
+    return cached;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    cached = { addon, path };
+  } catch (error) {
+    cached = { addon: undefined, reason: `the native addon failed to load: ${(error as Error).message}` };
+  }
+  return cached;
+}

@@ -1,0 +1,169 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { markNativeKernels } from '@matryoshka-ts/kernels';
+import { type NativeAddon, loadAddon } from './addon.js';
+
+/** The tfjs backends whose kernels this package can replace. */
+export type NativeBase = 'cpu' | 'wasm';
+
+/** The kernels computed by the addon: convolutions (and their gradients) and matrix products. */
+export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul'] as const;
+
+type TensorInfo = tf.TensorInfo;
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+type AnyBackend = KernelArgs['backend'] & Record<string, unknown>;
+
+const registeredOn = new Map<NativeBase, tf.KernelConfig[]>();
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Runs `compute` on the inputs' float32 data and a new output of `outShape`, without copies: the
+ * cpu backend's typed arrays, or views of the wasm heap (the output is allocated first, because
+ * growing the heap would detach views made before).
+ */
+function run(base: NativeBase, backend: AnyBackend, inputs: TensorInfo[], outShape: number[], compute: (ins: Float32Array[], out: Float32Array) => void): TensorInfo {
+  const size = sizeOf(outShape);
+  if (base === 'cpu') {
+    const cpu = backend as unknown as { data: { get(id: unknown): { values: Float32Array } }; makeTensorInfo(s: number[], d: 'float32', v: Float32Array): TensorInfo };
+    const out = new Float32Array(size);
+    if (size > 0) compute(inputs.map((t) => cpu.data.get(t.dataId).values), out);
+    return cpu.makeTensorInfo(outShape, 'float32', out);
+  }
+  const wasm = backend as unknown as {
+    makeOutput(s: number[], d: 'float32'): TensorInfo;
+    dataIdMap: { get(id: unknown): { memoryOffset: number } };
+    wasm: { HEAPU8: Uint8Array };
+  };
+  const info = wasm.makeOutput(outShape, 'float32');
+  if (size === 0) return info;
+  const heap = wasm.wasm.HEAPU8.buffer;
+  const view = (t: TensorInfo) => new Float32Array(heap, wasm.dataIdMap.get(t.dataId).memoryOffset, sizeOf(t.shape));
+  compute(inputs.map(view), view(info));
+  return info;
+}
+
+type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
+
+/** The 15 numbers the addon's convolutions take (native/conv.h ConvGeometry). */
+function geometry(c: Conv2DInfo): number[] {
+  return [c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels, c.strideHeight, c.strideWidth, c.dilationHeight, c.dilationWidth, c.padInfo.top, c.padInfo.left, c.outHeight, c.outWidth];
+}
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  inputShape?: [number, number, number, number];
+  filterShape?: [number, number, number, number];
+}
+
+const convInfo = (xShape: number[], filterShape: number[], a: ConvAttrs, dilations: ConvAttrs['dilations'] = 1): Conv2DInfo =>
+  tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number], a.strides, dilations, a.pad, a.dimRoundingMode, false, 'channelsLast');
+
+function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIVE_KERNELS)[number], (args: KernelArgs, stock?: tf.KernelFunc) => TensorInfo | TensorInfo[]> {
+  const supported = (a: ConvAttrs, ...ts: TensorInfo[]) => a.dataFormat !== 'NCHW' && ts.every((t) => t.dtype === 'float32');
+  const fallback = (name: string, args: KernelArgs, stock?: tf.KernelFunc) => {
+    if (!stock) throw new Error(`${name}: the native kernel supports float32 NHWC only, and ${base} has no kernel of its own for this case.`);
+    return stock(args);
+  };
+  return {
+    Conv2D: (args, stock) => {
+      const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+      const a = args.attrs as unknown as ConvAttrs;
+      if (!supported(a, x, filter)) return fallback('Conv2D', args, stock);
+      const c = convInfo(x.shape, filter.shape, a, a.dilations);
+      return run(base, args.backend as AnyBackend, [x, filter], c.outShape, ([xv, wv], y) => addon.conv2d(xv, wv, y, geometry(c)));
+    },
+    Conv2DBackpropInput: (args, stock) => {
+      const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+      const a = args.attrs as unknown as ConvAttrs;
+      if (!supported(a, dy, filter)) return fallback('Conv2DBackpropInput', args, stock);
+      const inputShape = [...(a.inputShape as number[])];
+      const c = convInfo(inputShape, filter.shape, a);
+      return run(base, args.backend as AnyBackend, [dy, filter], inputShape, ([dyv, wv], dx) => addon.conv2dBackpropInput(dyv, wv, dx, geometry(c)));
+    },
+    Conv2DBackpropFilter: (args, stock) => {
+      const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+      const a = args.attrs as unknown as ConvAttrs;
+      if (!supported(a, x, dy)) return fallback('Conv2DBackpropFilter', args, stock);
+      const filterShape = [...(a.filterShape as number[])];
+      const c = convInfo(x.shape, filterShape, a);
+      return run(base, args.backend as AnyBackend, [x, dy], filterShape, ([xv, dyv], dw) => addon.conv2dBackpropFilter(xv, dyv, dw, geometry(c)));
+    },
+    BatchMatMul: (args, stock) => {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+      if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return fallback('BatchMatMul', args, stock);
+      const ra = a.shape.length, rb = b.shape.length;
+      const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+      const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+      const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+      const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+      const nA = sizeOf(batchA), nB = sizeOf(batchB);
+      // Equal batch shapes, or one operand shared by every product; other broadcasts go to tfjs.
+      let outBatch: number[];
+      if (batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i])) outBatch = batchA;
+      else if (nB === 1) outBatch = batchA.length >= batchB.length ? batchA : batchB;
+      else if (nA === 1 && batchB.length >= batchA.length) outBatch = batchB;
+      else return fallback('BatchMatMul', args, stock);
+      const batch = sizeOf(outBatch);
+      return run(base, args.backend as AnyBackend, [a, b], [...outBatch, M, N], ([av, bv], c) =>
+        batch === 1
+          ? addon.gemm(transposeA, transposeB, M, N, K, av, bv, c)
+          : addon.batchGemm(batch, transposeA, transposeB, M, N, K, av, nA === 1 ? 0 : M * K, bv, nB === 1 ? 0 : K * N, c),
+      );
+    },
+  };
+}
+
+export interface NativeKernelsInfo {
+  base: NativeBase;
+  /** Which matrix product runs underneath: OpenBLAS when installed, else the addon's own. */
+  provider: 'openblas' | 'builtin';
+  threads: number;
+  kernels: readonly string[];
+}
+
+/**
+ * Replaces the convolution and matrix-product kernels of the cpu or wasm backend with the
+ * addon's (and tells `@matryoshka-ts/kernels` that their gradients can use the backprop kernels
+ * directly). Throws when the addon is not built; `loadAddon()` says why without throwing.
+ */
+export function registerNativeKernels(base: NativeBase): NativeKernelsInfo {
+  const loaded = loadAddon();
+  if (!loaded.addon) throw new Error(`Native kernels are unavailable: ${loaded.reason}.`);
+  const addon = loaded.addon;
+  if (!registeredOn.has(base)) {
+    const funcs = kernelFuncs(addon, base);
+    const saved: tf.KernelConfig[] = [];
+    for (const name of NATIVE_KERNELS) {
+      const stock = tf.getKernel(name, base);
+      if (stock) {
+        saved.push(stock);
+        tf.unregisterKernel(name, base);
+      }
+      tf.registerKernel({ kernelName: name, backendName: base, kernelFunc: (args) => funcs[name](args, stock?.kernelFunc) });
+    }
+    registeredOn.set(base, saved);
+    markNativeKernels(base, true);
+  }
+  const info = addon.info();
+  return { base, provider: info.provider, threads: info.threads, kernels: NATIVE_KERNELS };
+}
+
+/** Puts the backend's own kernels back (tests compare both). */
+export function unregisterNativeKernels(base: NativeBase): void {
+  const saved = registeredOn.get(base);
+  if (!saved) return;
+  for (const name of NATIVE_KERNELS) tf.unregisterKernel(name, base);
+  for (const k of saved) tf.registerKernel(k);
+  registeredOn.delete(base);
+  markNativeKernels(base, false);
+}
+
+/** Whether the native kernels currently replace this backend's. */
+export function nativeKernelsActive(base: string): boolean {
+  return registeredOn.has(base as NativeBase);
+}

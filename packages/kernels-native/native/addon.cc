@@ -7,6 +7,7 @@
 
 #include "conv.h"
 #include "gemm.h"
+#include "group_norm.h"
 
 namespace {
 
@@ -48,6 +49,27 @@ struct Args {
     if (type != napi_float32_array) fail("argument " + std::to_string(i) + " must be a Float32Array");
     else if (double(length) < need) fail("argument " + std::to_string(i) + " holds " + std::to_string(length) + " floats, needs " + std::to_string(long(need)));
     return static_cast<float*>(data);
+  }
+  // null, or a Float32Array with at least `need` elements.
+  float* optionalFloats(size_t i, double need) {
+    napi_valuetype t = napi_undefined;
+    if (i < argc) napi_typeof(env, argv[i], &t);
+    return t == napi_null || t == napi_undefined ? nullptr : floats(i, need);
+  }
+  // [batch, pixels, channels, groups, eps, silu (0/1)]
+  mdm::GroupNormShape groupNormShape(size_t i) {
+    double f[6] = {0};
+    for (uint32_t k = 0; k < 6; k++) {
+      napi_value v;
+      if (i >= argc || napi_get_element(env, argv[i], k, &v) != napi_ok || napi_get_value_double(env, v, &f[k]) != napi_ok) {
+        fail("group-norm shape must be an array of 6 numbers");
+        return {};
+      }
+    }
+    mdm::GroupNormShape s{int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4]), f[5] != 0};
+    if (s.batch < 0 || s.pixels < 0 || s.channels <= 0 || s.groups <= 0 || s.channels % s.groups != 0)
+      fail("group-norm shape: channels must be a positive multiple of groups");
+    return s;
   }
   mdm::ConvGeometry geometry(size_t i) {
     mdm::ConvGeometry g{};
@@ -175,6 +197,33 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {  // (x,
   return undefined(env);
 }
 
+// groupNormAct(x, gamma, beta, scale|null, shift|null, y, shape)
+napi_value GroupNormAct(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  auto s = a.groupNormShape(6);
+  double n = double(s.batch) * s.pixels * s.channels, bc = double(s.batch) * s.channels;
+  const float *x = a.floats(0, n), *gamma = a.floats(1, s.channels), *beta = a.floats(2, s.channels);
+  const float *scale = a.optionalFloats(3, bc), *shift = a.optionalFloats(4, bc);
+  float* y = a.floats(5, n);
+  if (!scale != !shift) a.fail("scale and shift come together");
+  if (!a.failed) mdm::groupNormAct(x, gamma, beta, scale, shift, y, s);
+  return undefined(env);
+}
+
+// groupNormActGrad(dy, x, gamma, beta, scale|null, shift|null, dx, dgamma, dbeta, dscale|null, dshift|null, shape)
+napi_value GroupNormActGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  auto s = a.groupNormShape(11);
+  double n = double(s.batch) * s.pixels * s.channels, bc = double(s.batch) * s.channels;
+  const float *dy = a.floats(0, n), *x = a.floats(1, n), *gamma = a.floats(2, s.channels), *beta = a.floats(3, s.channels);
+  const float *scale = a.optionalFloats(4, bc), *shift = a.optionalFloats(5, bc);
+  float *dx = a.floats(6, n), *dgamma = a.floats(7, s.channels), *dbeta = a.floats(8, s.channels);
+  float *dscale = a.optionalFloats(9, bc), *dshift = a.optionalFloats(10, bc);
+  if (!scale != !shift || !scale != !dscale || !scale != !dshift) a.fail("scale, shift and their gradients come together");
+  if (!a.failed) mdm::groupNormActGrad(dy, x, gamma, beta, scale, shift, dx, dgamma, dbeta, dscale, dshift, s);
+  return undefined(env);
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   // OpenBLAS is the default provider when it is installed.
   if (mdm::loadOpenBlas()) mdm::setProvider(mdm::GemmProvider::OpenBlas);
@@ -187,6 +236,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNormAct", nullptr, GroupNormAct, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNormActGrad", nullptr, GroupNormActGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   return exports;

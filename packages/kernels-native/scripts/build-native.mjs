@@ -44,6 +44,9 @@ const args = [gyp, 'rebuild'];
 if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const result = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 if (result.status !== 0) {
-  fail(`building the native addon failed (node-gyp exit ${result.status}):\n${(result.stderr || result.stdout || '').split('\n').slice(-15).join('\n')}`);
+  // The compiler's own error lines first: node-gyp's last lines only say that it failed.
+  const lines = `${result.stdout ?? ''}\n${result.stderr ?? ''}`.split('\n');
+  const errors = lines.filter((l) => /error|not found|No such file/i.test(l) && !/^gyp (ERR|info)/.test(l)).slice(0, 10);
+  fail(`building the native addon failed (node-gyp exit ${result.status}):\n${[...errors, ...lines.slice(-5)].join('\n')}`);
 }
 console.log('[kernels-native] built build/Release/mdm_native.node');

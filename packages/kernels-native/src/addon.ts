@@ -15,6 +15,12 @@ export interface NativeAddon {
   conv2d(x: Float32Array, filter: Float32Array, y: Float32Array, geometry: number[]): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: number[]): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: number[]): void;
+  /** shape = [batch, pixels, channels, groups, eps, silu ? 1 : 0]; scale/shift [B, C] or null. */
+  groupNormAct(x: Float32Array, gamma: Float32Array, beta: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, shape: number[]): void;
+  groupNormActGrad(
+    dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, scale: Float32Array | null, shift: Float32Array | null,
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, dscale: Float32Array | null, dshift: Float32Array | null, shape: number[],
+  ): void;
 }
 
 export type LoadResult = { addon: NativeAddon; path: string } | { addon: undefined; reason: string };

@@ -1,12 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { markNativeKernels } from '@matryoshka-ts/kernels';
+import { GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, markNativeKernels } from '@matryoshka-ts/kernels';
 import { type NativeAddon, loadAddon } from './addon.js';
 
 /** The tfjs backends whose kernels this package can replace. */
 export type NativeBase = 'cpu' | 'wasm';
 
-/** The kernels computed by the addon: convolutions (and their gradients) and matrix products. */
-export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul'] as const;
+/**
+ * The kernels computed by the addon: convolutions (and their gradients), matrix products, and
+ * the fused GroupNorm(+modulation)(+SiLU) of `@matryoshka-ts/kernels` with its gradient.
+ */
+export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD] as const;
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -17,29 +20,33 @@ const registeredOn = new Map<NativeBase, tf.KernelConfig[]>();
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /**
- * Runs `compute` on the inputs' float32 data and a new output of `outShape`, without copies: the
- * cpu backend's typed arrays, or views of the wasm heap (the output is allocated first, because
- * growing the heap would detach views made before).
+ * Runs `compute` on the inputs' float32 data and new outputs of `outShapes`, without copies: the
+ * cpu backend's typed arrays, or views of the wasm heap (the outputs are allocated first, because
+ * growing the heap would detach views made before). A missing input is passed as null.
  */
-function run(base: NativeBase, backend: AnyBackend, inputs: TensorInfo[], outShape: number[], compute: (ins: Float32Array[], out: Float32Array) => void): TensorInfo {
-  const size = sizeOf(outShape);
+function runMany(base: NativeBase, backend: AnyBackend, inputs: (TensorInfo | undefined)[], outShapes: number[][], compute: (ins: (Float32Array | null)[], outs: Float32Array[]) => void): TensorInfo[] {
+  const empty = outShapes.some((s) => sizeOf(s) === 0);
   if (base === 'cpu') {
     const cpu = backend as unknown as { data: { get(id: unknown): { values: Float32Array } }; makeTensorInfo(s: number[], d: 'float32', v: Float32Array): TensorInfo };
-    const out = new Float32Array(size);
-    if (size > 0) compute(inputs.map((t) => cpu.data.get(t.dataId).values), out);
-    return cpu.makeTensorInfo(outShape, 'float32', out);
+    const outs = outShapes.map((s) => new Float32Array(sizeOf(s)));
+    if (!empty) compute(inputs.map((t) => (t ? cpu.data.get(t.dataId).values : null)), outs);
+    return outShapes.map((s, i) => cpu.makeTensorInfo(s, 'float32', outs[i]));
   }
   const wasm = backend as unknown as {
     makeOutput(s: number[], d: 'float32'): TensorInfo;
     dataIdMap: { get(id: unknown): { memoryOffset: number } };
     wasm: { HEAPU8: Uint8Array };
   };
-  const info = wasm.makeOutput(outShape, 'float32');
-  if (size === 0) return info;
+  const infos = outShapes.map((s) => wasm.makeOutput(s, 'float32'));
+  if (empty) return infos;
   const heap = wasm.wasm.HEAPU8.buffer;
   const view = (t: TensorInfo) => new Float32Array(heap, wasm.dataIdMap.get(t.dataId).memoryOffset, sizeOf(t.shape));
-  compute(inputs.map(view), view(info));
-  return info;
+  compute(inputs.map((t) => (t ? view(t) : null)), infos.map(view));
+  return infos;
+}
+
+function run(base: NativeBase, backend: AnyBackend, inputs: TensorInfo[], outShape: number[], compute: (ins: Float32Array[], out: Float32Array) => void): TensorInfo {
+  return runMany(base, backend, inputs, [outShape], (ins, [out]) => compute(ins as Float32Array[], out))[0];
 }
 
 type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
@@ -113,6 +120,22 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
         batch === 1
           ? addon.gemm(transposeA, transposeB, M, N, K, av, bv, c)
           : addon.batchGemm(batch, transposeA, transposeB, M, N, K, av, nA === 1 ? 0 : M * K, bv, nB === 1 ? 0 : K * N, c),
+      );
+    },
+    [GROUP_NORM_ACT]: (args) => {
+      const { x, gamma, beta, scale, shift } = args.inputs as Record<string, TensorInfo | undefined>;
+      const { groups, eps, silu } = args.attrs as unknown as GroupNormActAttrs;
+      const [b, h, w, c] = x!.shape;
+      const shape = [b, h * w, c, groups, eps, silu ? 1 : 0];
+      return run(base, args.backend as AnyBackend, [x!, gamma!, beta!, scale!, shift!], x!.shape, ([xv, gv, bv, sv, tv], y) => addon.groupNormAct(xv, gv, bv, sv, tv, y, shape));
+    },
+    [GROUP_NORM_ACT_GRAD]: (args) => {
+      const { dy, x, gamma, beta, scale, shift } = args.inputs as Record<string, TensorInfo | undefined>;
+      const { groups, eps, silu } = args.attrs as unknown as GroupNormActAttrs;
+      const [b, h, w, c] = x!.shape;
+      const shape = [b, h * w, c, groups, eps, silu ? 1 : 0];
+      return runMany(base, args.backend as AnyBackend, [dy, x, gamma, beta, scale, shift], [x!.shape, [c], [c], [b, c], [b, c]], ([dyv, xv, gv, bv, sv, tv], [dx, dg, db, ds, dt]) =>
+        addon.groupNormActGrad(dyv!, xv!, gv!, bv!, sv, tv, dx, dg, db, ds, dt, shape),
       );
     },
   };

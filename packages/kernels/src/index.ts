@@ -1,2 +1,3 @@
 export { conv2dFilterGradient } from './conv2d-filter-gradient.js';
+export { GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, type GroupNormActOptions, groupNormAct } from './group-norm.js';
 export { markNativeKernels, registerKernelOverrides } from './register.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { conv2dFilterGradient } from './conv2d-filter-gradient.js';
 import { conv2dInputGradientSame, isSameStride1OddKernel } from './conv2d-input-gradient.js';
+import { groupNormActGradConfig } from './group-norm.js';
 
 /** Backends whose Conv2D and MatMul gradients are re-expressed through their fast kernels. */
 const REEXPRESSED_BACKENDS = new Set(['cpu', 'wasm']);
@@ -30,6 +31,7 @@ let registered = false;
 export function registerKernelOverrides(): void {
   if (registered) return;
   registered = true;
+  tf.registerGradient(groupNormActGradConfig);
   tf.registerGradient({
     kernelName: 'Conv2D',
     inputsToSave: ['x', 'filter'],

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { type GroupNormActOptions, groupNormAct } from '@matryoshka-ts/kernels';
 import type { ParamSpec } from '@matryoshka-ts/core';
 
 /**
@@ -78,13 +79,13 @@ export function linear(P: Params, name: string, x: tf.Tensor, bias = true): tf.T
   return tf.reshape(out, [...shape.slice(0, -1), w.shape[1] as number]);
 }
 
-/** GroupNorm over [B, H, W, C] (statistics per sample and group over H, W and the group's channels). */
-export function groupNorm(P: Params, name: string, x: tf.Tensor4D, groups: number, eps = 1e-5): tf.Tensor4D {
-  const [b, h, w, c] = x.shape;
-  const g = tf.reshape(x, [b, h * w, groups, c / groups]);
-  const { mean, variance } = tf.moments(g, [1, 3], true);
-  const normed = tf.reshape(tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, eps))), [b, h, w, c]);
-  return tf.add(tf.mul(normed, P(`${name}.weight`)), P(`${name}.bias`));
+/**
+ * GroupNorm over [B, H, W, C] (statistics per sample and group over H, W and the group's
+ * channels), optionally followed by a per-sample scale/shift and SiLU: one fused kernel on the
+ * `native` backend, the same formula in tfjs ops elsewhere (`@matryoshka-ts/kernels`).
+ */
+export function groupNorm(P: Params, name: string, x: tf.Tensor4D, groups: number, options: Omit<GroupNormActOptions, 'groups'> = {}): tf.Tensor4D {
+  return groupNormAct(x, P(`${name}.weight`), P(`${name}.bias`), { groups, ...options });
 }
 
 /** LayerNorm over the last axis. */

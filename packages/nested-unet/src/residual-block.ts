@@ -27,13 +27,13 @@ export interface ResidualBlockOptions {
  * h = conv2(dropout(h)); out = h + x (x through a 1×1 conv when channels change).
  */
 export function residualBlock(P: Params, name: string, x: tf.Tensor4D, temb: tf.Tensor2D, options: ResidualBlockOptions): tf.Tensor4D {
-  let h = conv2d(P, `${name}.conv1`, silu(groupNorm(P, `${name}.norm1`, x, options.groups)));
+  let h = conv2d(P, `${name}.conv1`, groupNorm(P, `${name}.norm1`, x, options.groups, { silu: true }));
   const cout = h.shape[3];
   const ab = linear(P, `${name}.time_layer`, silu(temb));
   const b = temb.shape[0];
-  const scale = tf.reshape(tf.slice(ab, [0, 0], [b, cout]), [b, 1, 1, cout]);
-  const shift = tf.reshape(tf.slice(ab, [0, cout], [b, cout]), [b, 1, 1, cout]);
-  h = silu(tf.add(tf.mul(groupNorm(P, `${name}.norm2`, h, options.groups), tf.add(scale, 1)), shift));
+  const scale = tf.slice(ab, [0, 0], [b, cout]);
+  const shift = tf.slice(ab, [0, cout], [b, cout]);
+  h = groupNorm(P, `${name}.norm2`, h, options.groups, { scale, shift, silu: true });
   if (options.training && options.dropout) h = tf.dropout(h, options.dropout) as tf.Tensor4D;
   h = conv2d(P, `${name}.conv2`, h);
   const skip = x.shape[3] !== cout ? conv1x1(P, `${name}.conv3`, x) : x;

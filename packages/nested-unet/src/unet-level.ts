@@ -3,7 +3,7 @@ import type { ParamSpec } from '@matryoshka-ts/core';
 import { attentionLayer, attentionLayerSpecs, type TextContext } from './attention.js';
 import type { ResolvedConfig, ResolvedLevel } from './config.js';
 import { conditioningSpecs, textProjectionSpecs } from './conditioning.js';
-import { type Params, conv2d, convSpecs, groupNorm, silu, upsampleNearest2x } from './nn.js';
+import { type Params, conv2d, convSpecs, groupNorm, upsampleNearest2x } from './nn.js';
 import { residualBlock, residualBlockSpecs } from './residual-block.js';
 import { microConditioningSpecs, timeEmbeddingSpecs } from './time-embedding.js';
 
@@ -147,5 +147,5 @@ export function upPath(ctx: LevelContext, x: tf.Tensor4D, skips: tf.Tensor4D[]):
 
 /** Output head: GroupNorm → SiLU → 3×3 conv to image channels. */
 export function outputLayer(P: Params, level: ResolvedLevel, h: tf.Tensor4D): tf.Tensor4D {
-  return conv2d(P, `${level.prefix}conv_out`, silu(groupNorm(P, `${level.prefix}norm_out`, h, level.groups)));
+  return conv2d(P, `${level.prefix}conv_out`, groupNorm(P, `${level.prefix}norm_out`, h, level.groups, { silu: true }));
 }

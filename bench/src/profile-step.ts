@@ -1,44 +1,84 @@
-// Per-kernel profile of one training step (forward + backward) of a training preset's phase model.
-// From the repo root: pnpm bench:profile <backend> <batch> [preset=emoji] [phase=last]
+// Per-kernel profile of one training step (forward, loss, backward, Adam) of a training preset's
+// model, grouped into the categories of docs/performance.md. A profile, not a test:
+//   pnpm bench:profile <backend=native> [batch=8] [preset=emoji] [phase=last]
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, Rng } from '@matryoshka-ts/core';
+import { type BackendName, Rng, initBackend } from '@matryoshka-ts/core';
+import { drawTrainingExample, multiResolutionLoss } from '@matryoshka-ts/losses';
 import { NestedUNet, type NestedUNetConfig } from '@matryoshka-ts/nested-unet';
+import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
 import { modelConfigOf, parseTrainConfig } from '../../apps/trainer/src/config.js';
+import { Adam } from '../../apps/trainer/src/optim.js';
 import { levelsOf, phaseModelConfig } from '../../apps/trainer/src/phases.js';
 import { TRAIN_PRESETS } from '../../apps/trainer/src/train-presets.js';
+import { levelSchedules } from '../../apps/trainer/src/train.js';
 
-const backend = (process.argv[2] ?? 'wasm') as 'wasm' | 'cpu';
-const B = Number(process.argv[3] ?? 4);
-await initBackend({ backend, quiet: true });
-// The model of a training preset's phase: `profile-step.ts <backend> <batch> [preset] [phase]`.
+const backend = (process.argv[2] ?? 'native') as BackendName;
+const B = Number(process.argv[3] ?? 8);
+const info = await initBackend({ backend, quiet: true });
 const presetName = process.argv[4] ?? 'emoji';
 const train = parseTrainConfig(TRAIN_PRESETS[presetName]);
 const phaseIndex = Number(process.argv[5] ?? train.phases.length - 1);
 const full = modelConfigOf(train);
 const from = levelsOf(full).findIndex((l) => l.resolution === train.phases[phaseIndex].resolution);
 const config: NestedUNetConfig = phaseModelConfig(full, from);
-const model = new NestedUNet(config);
+const model = new NestedUNet(config, { seed: 1 });
+const levels = model.config.levels;
+const schedules = levelSchedules(train, levels.map((l) => l.resolution));
 const rng = new Rng(1);
-const x = model.config.levels.map((l) => rng.normalTensor([B, l.resolution, l.resolution, 3]) as tf.Tensor4D);
-const tokens = rng.normalTensor([B, 8, config.text ? config.text.featureDim : 1]) as tf.Tensor3D;
-const mask = tf.ones([B, 8]) as tf.Tensor2D;
-const vars = [...model.params.values()];
-const step = () => {
-  const { value, grads } = tf.variableGrads(() => {
-    const outs = model.forward({ x, times: Array(B).fill(100), tokens, mask });
-    return tf.addN(outs.map((o) => tf.mean(tf.square(o)))) as tf.Scalar;
-  }, vars);
+const images = tf.clipByValue(rng.normalTensor([B, levels[0].resolution, levels[0].resolution, 3]), -1, 1) as tf.Tensor4D;
+const { tokens, mask } = new HashedWordEncoder(train.conditioning.encoder).encode(new Array(B).fill('grinning face with big eyes'));
+const adam = new Adam({ beta1: 0.9, beta2: 0.99, eps: 1e-8 });
+const names = [...model.params.keys()];
+const vars = names.map((n) => model.params.get(n)!);
+/** Forward, loss and backward; returns the gradients by parameter name. */
+const forwardBackward = () => {
+  const example = drawTrainingExample(images, { tables: schedules.map((s) => s.gammasF32), resolutions: levels.map((l) => l.resolution) }, rng);
+  const { value, grads } = tf.variableGrads(() => multiResolutionLoss(model.forward({ x: example.xt, times: example.times, tokens, mask }), example, { prediction: 'v', target: 'eps' }).loss, vars);
   value.dataSync();
-  tf.dispose([value, ...Object.values(grads)]);
+  tf.dispose([value, ...Object.values(example).flat()]);
+  return new Map(names.map((n, i) => [n, grads[vars[i].name]]));
 };
-step();
-const info = await tf.profile(step);
-const agg = new Map<string, { ms: number; n: number }>();
-for (const k of info.kernels) {
-  const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-  const a = agg.get(k.name) ?? { ms: 0, n: 0 };
-  a.ms += ms; a.n += 1; agg.set(k.name, a);
-}
-const total = [...agg.values()].reduce((s, a) => s + a.ms, 0);
-console.log('total kernel ms', total.toFixed(0));
-for (const [name, a] of [...agg].sort((p, q) => q[1].ms - p[1].ms).slice(0, 20)) console.log(name.padEnd(28), a.ms.toFixed(0).padStart(8), String(a.n).padStart(6));
+const update = (grads: Map<string, tf.Tensor>) => {
+  adam.update(model.params, grads, 1e-4);
+  tf.dispose([...grads.values()]);
+};
+update(forwardBackward()); // warm-up
+const t0 = performance.now();
+update(forwardBackward());
+const wallMs = performance.now() - t0;
+
+// Which category each kernel belongs to.
+const CATEGORY: [RegExp, string][] = [
+  [/^Conv2D$/, 'conv forward'],
+  [/^Conv2DBackprop/, 'conv gradients'],
+  [/MatMul/, 'matmul'],
+  [/GroupNorm/, 'GroupNorm (fused)'],
+  [/^(Identity|Reshape|Cast|Slice|StridedSlice|Concat|SplitV|Pack|Unpack|Transpose|PadV2|Reverse|Tile|Fill|ZerosLike|OnesLike|GatherV2)$/, 'tensor bookkeeping (copies, reshapes, slices)'],
+];
+const categories = new Map<string, number>();
+const kernels = new Map<string, { ms: number; n: number }>();
+let grads: Map<string, tf.Tensor> | undefined;
+const fb = await tf.profile(() => {
+  grads = forwardBackward();
+  return [...grads.values()];
+});
+const ad = await tf.profile(() => update(grads!));
+let total = 0;
+for (const [prof, inAdam] of [[fb, false], [ad, true]] as const)
+  for (const k of prof.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    const kk = kernels.get(k.name) ?? { ms: 0, n: 0 };
+    kk.ms += ms;
+    kk.n += 1;
+    kernels.set(k.name, kk);
+    const cat = inAdam ? 'optimizer update (Adam, tfjs ops)' : (CATEGORY.find(([re]) => re.test(k.name))?.[1] ?? 'elementwise and reductions');
+    categories.set(cat, (categories.get(cat) ?? 0) + ms);
+    total++;
+  }
+const kernelMs = [...categories.values()].reduce((a, b) => a + b, 0);
+console.log(`${info.description}; preset ${presetName} phase ${phaseIndex + 1} (${levels.map((l) => l.resolution).join('→')} px), batch ${B}`);
+console.log(`wall ${wallMs.toFixed(0)} ms per training step; kernels ${kernelMs.toFixed(0)} ms in ${total} kernel calls; the rest (${Math.max(0, wallMs - kernelMs).toFixed(0)} ms) is JavaScript: the tape, tensor bookkeeping, dispatch`);
+console.log('| category | ms | share of kernel time |\n|---|---:|---:|');
+for (const [cat, ms] of [...categories].sort((a, b) => b[1] - a[1])) console.log(`| ${cat} | ${ms.toFixed(0)} | ${((100 * ms) / kernelMs).toFixed(0)}% |`);
+console.log('\ntop kernels:\n| kernel | ms | calls |\n|---|---:|---:|');
+for (const [name, a] of [...kernels].sort((p, q) => q[1].ms - p[1].ms).slice(0, 12)) console.log(`| ${name} | ${a.ms.toFixed(0)} | ${a.n} |`);

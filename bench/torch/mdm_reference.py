@@ -12,7 +12,8 @@ check. `--check` loads check-weights.safetensors (zero-initialised layers pertur
 is not trivially 0) and compares the forward pass with our tfjs outputs in io.safetensors.
 `--bench` times one training step and one sampling step and prints one JSON line.
 
-BLAS (found on this machine, Debian's torch 1.13.1+dfsg, `/usr/bin/python3`):
+BLAS (found on this machine: Debian's python3-torch 1.13.1+dfsg-4, which reports itself as
+torch.__version__ == '1.13.0a0'; `/usr/bin/python3`):
   * torch.__config__.show() says BLAS_INFO=generic: Debian links libtorch_cpu.so against the
     generic names libblas.so.3 / liblapack.so.3, and which library those are is decided by
     update-alternatives. Here the alternatives already point at OpenBLAS
@@ -20,15 +21,22 @@ BLAS (found on this machine, Debian's torch 1.13.1+dfsg, `/usr/bin/python3`):
     /proc/self/maps confirms at run time (the "blas" field of --bench reports it), so no
     LD_LIBRARY_PATH is needed. On a machine whose alternative is the reference BLAS, run with
     LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-pthread to get OpenBLAS anyway.
-  * A 1024² float32 matmul runs at ~85-125 GFLOP/s on 2 threads either way (reference BLAS
-    would be ~1-3 GFLOP/s).
+    (`update-alternatives --display libblas.so.3-x86_64-linux-gnu`: OpenBLAS is the only
+    alternative installed; there is no reference BLAS to fall back to.)
+  * A 1024² float32 matmul runs at ~85-125 GFLOP/s on 2 threads, with or without that
+    LD_LIBRARY_PATH (the same library is loaded).
   * Convolutions do not go through BLAS: torch uses oneDNN (MKL-DNN 2.6.3, bundled) for them;
     linear layers and attention products use OpenBLAS. OpenBLAS has its own thread pool, so
     OPENBLAS_NUM_THREADS is set to --threads before torch is imported (unless already set).
+  * Threads: torch's intra-op pool is libgomp (OpenMP). With the default spin-wait policy and
+    other processes on the 2 cores, step times jumped between 1.5 s and 11 s (idle OpenMP
+    workers spin while OpenBLAS's pthreads wait for a core); OMP_WAIT_POLICY=PASSIVE (the
+    default here, overridable from the environment) gives a steady ~0.6 s on the same load.
 
 No pip packages: safetensors is read with numpy + struct.
 """
 import argparse
+import resource
 import json
 import math
 import os
@@ -53,9 +61,12 @@ def parse_args(argv=None):
 
 ARGS = parse_args() if __name__ == '__main__' else None
 if ARGS is not None:
-    # OpenBLAS reads this when it is loaded, i.e. when torch is imported.
+    # OpenBLAS and libgomp read these when they are loaded, i.e. when torch is imported.
     os.environ.setdefault('OPENBLAS_NUM_THREADS', str(ARGS.threads))
     os.environ.setdefault('OMP_NUM_THREADS', str(ARGS.threads))
+    # Idle OpenMP threads sleep instead of spinning: on 2 shared cores, spinning workers starve
+    # OpenBLAS's threads and anything else running, and steps took 1.5-11 s instead of ~0.6 s.
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -598,6 +609,7 @@ def main(args):
         def sample_once():  # grid time 600 → 596, as step-bench.ts
             return sample_step(model, noise, 600, 596, tables, tokens, mask, train_cfg['prediction'], gen)
 
+        load = os.getloadavg()[0]
         train_s = timed(train_step, args.warmup, args.repeats)
         model.eval()
         sample_s = timed(sample_once, args.warmup, args.repeats)
@@ -605,6 +617,8 @@ def main(args):
             'torch': torch.__version__, 'threads': torch.get_num_threads(), 'batch': B, 'preset': train_cfg['preset'],
             'train_step_s': round(train_s, 4), 'sample_step_s': round(sample_s, 4), 'adam': not args.no_adam,
             'repeats': args.repeats, 'params': params, 'blas': blas_in_use(), 'mkldnn': torch.backends.mkldnn.is_available(),
+            'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'), 'loadavg_1min': round(load, 2),
+            'peak_rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }))
     return 1 if failed else 0
 

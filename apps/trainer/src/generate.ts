@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '@matryoshka-ts/core';
+import { type PredictionType, Rng } from '@matryoshka-ts/core';
 import type { NestedUNet, Params } from '@matryoshka-ts/nested-unet';
 import { type Denoiser, type Threshold, DYNAMIC_DEEPFLOYD, DYNAMIC_IMAGEN, classifierFreeGuidance, networkDenoiser, sample } from '@matryoshka-ts/samplers';
 import { type Schedule, samplingGrid } from '@matryoshka-ts/schedules';
@@ -16,6 +16,8 @@ export interface GenerateOptions {
   /** Guidance weight w (1 = no guidance; the unconditional branch is the null condition). */
   guidance: number;
   threshold: 'none' | 'clip' | 'dynamic' | 'dynamic-deepfloyd';
+  /** What the network was trained to predict (the run's `loss.prediction`). */
+  prediction: PredictionType;
   seed: number;
   /** Called after each sampling step. */
   onStep?: (index: number, total: number) => void;
@@ -48,7 +50,7 @@ export function generate(model: NestedUNet, P: Params, schedules: Schedule[], co
     sampler: options.sampler,
     eta: options.eta,
     threshold: THRESHOLDS[options.threshold],
-    predictionType: 'v',
+    predictionType: options.prediction,
     rng,
     onStep: options.onStep ? (i, total) => options.onStep!(i, total) : undefined,
   });

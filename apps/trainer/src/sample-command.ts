@@ -60,6 +60,7 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
     eta: options.eta,
     guidance: options.guidance ?? config.sampling.guidance,
     threshold: options.threshold ?? config.sampling.threshold,
+    prediction: config.loss.prediction,
     seed: options.seed,
     onStep: (i, total) => progress.update(`sampling: step ${i + 1}/${total}`),
   });

@@ -189,6 +189,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       eta: config.sampling.eta,
       guidance: config.sampling.guidance,
       threshold: config.sampling.threshold,
+      prediction: config.loss.prediction,
       seed: config.seed + 12345,
       onStep: (i, all) => progressLine.update(`sampling ${tag}: step ${i + 1}/${all}`),
     });
@@ -290,7 +291,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       options.onStep?.(metrics, tf.memory().numTensors);
       const rate = speed.perSecond();
       progressLine.update(
-        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | loss ${loss.toFixed(4)} | ${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ETA ${formatDuration((total - stepNo) / rate)}${progress.badTotal ? ` | skipped ${progress.badTotal}` : ''}`,
+        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | loss ${loss.toFixed(4)} | ${Number.isFinite(rate) ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ETA ${formatDuration((total - stepNo) / rate)}` : 'measuring speed…'}${progress.badTotal ? ` | skipped ${progress.badTotal}` : ''}`,
       );
       if (progress.badInARow >= config.maxBadSteps) {
         progressLine.done();

@@ -86,7 +86,7 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     await activate('wasm');
     const info = (await nativeKernels())!.registerNativeKernels('wasm');
     const blas = info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
-    return { name, description: `native (wasm + N-API convolution/matMul kernels, ${blas}, ${info.threads} threads)` };
+    return { name, description: `native (wasm + N-API convolution, matMul and GroupNorm kernels, ${blas}, ${info.threads} threads)` };
   }
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');

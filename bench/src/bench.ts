@@ -25,7 +25,10 @@ const tsx = ['--conditions=source', '--import', 'tsx'];
 function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, unknown> | { error: string } {
   const r = spawnSync(cmd, args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 24 });
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-  if (r.status !== 0 || !line) return { error: (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') };
+  if (r.status !== 0 || !line) {
+    const text = (r.stderr || r.stdout).trim();
+    return { error: text.split('\n').find((l) => /Error/.test(l))?.replace(/^.*?Error:\s*/, '') ?? text.split('\n').slice(-1)[0] };
+  }
   return JSON.parse(line);
 }
 

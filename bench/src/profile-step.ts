@@ -58,14 +58,15 @@ const CATEGORY: [RegExp, string][] = [
 const categories = new Map<string, number>();
 const kernels = new Map<string, { ms: number; n: number }>();
 let grads: Map<string, tf.Tensor> | undefined;
-const fb = await tf.profile(() => {
+// tf.profile returns the engine's one profile object: copy the kernel list before profiling again.
+const fb = [...(await tf.profile(() => {
   grads = forwardBackward();
   return [...grads.values()];
-});
-const ad = await tf.profile(() => update(grads!));
+})).kernels];
+const ad = [...(await tf.profile(() => update(grads!))).kernels];
 let total = 0;
 for (const [prof, inAdam] of [[fb, false], [ad, true]] as const)
-  for (const k of prof.kernels) {
+  for (const k of prof) {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
     const kk = kernels.get(k.name) ?? { ms: 0, n: 0 };
     kk.ms += ms;

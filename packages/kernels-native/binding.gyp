@@ -3,7 +3,7 @@
     {
       "target_name": "mdm_native",
       "sources": ["native/addon.cc", "native/gemm.cc", "native/conv.cc", "native/group_norm.cc"],
-      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-fno-trapping-math", "-fno-math-errno"],
       "cflags_cc!": ["-fno-rtti"],
       "libraries": ["-ldl", "-lpthread"],
       "defines": ["NAPI_VERSION=8"]

@@ -1,6 +1,8 @@
 #include "group_norm.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -10,35 +12,82 @@ namespace mdm {
 namespace {
 
 struct Stats {
-  std::vector<float> mean, rstd;  // per group
+  std::vector<float> mean, rstd;  // per channel (its group's), so inner loops need no division
 };
 
-// Two-pass mean and variance in double (as tf.moments: the biased variance).
+// Mean and biased variance per group (as tf.moments), two passes with per-channel float64 sums
+// over the pixels (contiguous, so the loops vectorise), folded into groups afterwards.
 Stats groupStats(const float* xb, const GroupNormShape& s) {
-  const int G = s.groups, cg = s.channels / G;
+  const int C = s.channels, G = s.groups, cg = C / G;
   const double n = double(s.pixels) * cg;
-  std::vector<double> sum(G, 0.0), sq(G, 0.0);
+  std::vector<double> sum(C, 0.0), sq(C, 0.0), gm(G, 0.0), gv(G, 0.0);
   for (long p = 0; p < s.pixels; p++) {
-    const float* row = xb + p * s.channels;
-    for (int c = 0; c < s.channels; c++) sum[c / cg] += row[c];
+    const float* row = xb + p * C;
+    for (int c = 0; c < C; c++) sum[c] += row[c];
   }
-  for (int g = 0; g < G; g++) sum[g] /= n;
+  for (int c = 0; c < C; c++) gm[c / cg] += sum[c];
+  std::vector<float> meanC(C);
+  for (int c = 0; c < C; c++) meanC[c] = float(gm[c / cg] / n);
   for (long p = 0; p < s.pixels; p++) {
-    const float* row = xb + p * s.channels;
-    for (int c = 0; c < s.channels; c++) {
-      double d = row[c] - sum[c / cg];
-      sq[c / cg] += d * d;
+    const float* row = xb + p * C;
+    for (int c = 0; c < C; c++) {
+      double d = double(row[c]) - meanC[c];
+      sq[c] += d * d;
     }
   }
-  Stats st{std::vector<float>(G), std::vector<float>(G)};
-  for (int g = 0; g < G; g++) {
-    st.mean[g] = float(sum[g]);
-    st.rstd[g] = float(1.0 / std::sqrt(sq[g] / n + s.eps));
-  }
+  for (int c = 0; c < C; c++) gv[c / cg] += sq[c];
+  Stats st{std::move(meanC), std::vector<float>(C)};
+  for (int c = 0; c < C; c++) st.rstd[c] = float(1.0 / std::sqrt(gv[c / cg] / n + s.eps));
   return st;
 }
 
-inline float sigmoid(float z) { return 1.f / (1.f + std::exp(-z)); }
+// σ(z) with a polynomial 2^f (Cephes-style, relative error ~2e-7), written with plain arithmetic
+// and integer bit tricks so that the compiler vectorises the loops that call it.
+__attribute__((always_inline)) inline float fastExp(float x) {
+  x = std::min(std::max(x, -87.f), 88.f);  // (not fmin/fmax: their NaN rules block vectorising)
+  float t = x * 1.44269504f;                       // x·log2(e) = n + f
+  int32_t ni = int32_t(t);                         // floor, by truncation and a correction
+  ni -= int32_t(t < float(ni));
+  float f = t - float(ni);
+  float p = 1.535336188e-4f;
+  p = p * f + 1.339887440e-3f;
+  p = p * f + 9.618437357e-3f;
+  p = p * f + 5.550332471e-2f;
+  p = p * f + 2.402264791e-1f;
+  p = p * f + 6.931472028e-1f;
+  p = p * f + 1.f;  // 2^f on [0, 1)
+  int32_t bits;
+  std::memcpy(&bits, &p, 4);
+  bits += ni << 23;  // × 2^n
+  std::memcpy(&p, &bits, 4);
+  return p;
+}
+__attribute__((always_inline)) inline float sigmoid(float z) { return 1.f / (1.f + fastExp(-z)); }
+
+// y = x·A[c] + B[c] (then SiLU), over one sample's pixels; compiled for AVX2+FMA and for
+// baseline x86-64, chosen at run time.
+#define MDM_APPLY_AFFINE(SUFFIX, ATTR)                                                                    \
+  ATTR void applyAffine##SUFFIX(const float* __restrict x, float* __restrict y, const float* __restrict A, \
+                                const float* __restrict B, long n, int C, bool silu) {                   \
+    for (long p = 0; p < n; p++) {                                                                        \
+      const float* xr = x + p * C;                                                                        \
+      float* yr = y + p * C;                                                                              \
+      if (silu)                                                                                           \
+        for (int c = 0; c < C; c++) {                                                                     \
+          float z = xr[c] * A[c] + B[c];                                                                  \
+          yr[c] = z * sigmoid(z);                                                                         \
+        }                                                                                                 \
+      else                                                                                                \
+        for (int c = 0; c < C; c++) yr[c] = xr[c] * A[c] + B[c];                                          \
+    }                                                                                                     \
+  }
+MDM_APPLY_AFFINE(Avx2, __attribute__((target("avx2,fma"))))
+MDM_APPLY_AFFINE(Base, )
+#undef MDM_APPLY_AFFINE
+const bool gnAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+void applyAffine(const float* x, float* y, const float* A, const float* B, long n, int C, bool silu) {
+  gnAvx2 ? applyAffineAvx2(x, y, A, B, n, C, silu) : applyAffineBase(x, y, A, B, n, C, silu);
+}
 
 // Runs f(b0, b1, thread) over batch ranges, on up to threads() threads when the work is large.
 template <class F>
@@ -55,7 +104,7 @@ void forBatches(const GroupNormShape& s, F f) {
 
 void groupNormAct(const float* x, const float* gamma, const float* beta, const float* scale, const float* shift, float* y,
                   const GroupNormShape& s) {
-  const int C = s.channels, cg = C / s.groups;
+  const int C = s.channels;
   forBatches(s, [&](int b0, int b1, int) {
     std::vector<float> A(C), Bc(C);
     for (int b = b0; b < b1; b++) {
@@ -63,22 +112,11 @@ void groupNormAct(const float* x, const float* gamma, const float* beta, const f
       Stats st = groupStats(x + off, s);
       // z = x·A[c] + B[c], folding the normalisation, affine and modulation into one line.
       for (int c = 0; c < C; c++) {
-        int g = c / cg;
         float m = scale ? 1.f + scale[b * C + c] : 1.f, t = shift ? shift[b * C + c] : 0.f;
-        A[c] = st.rstd[g] * gamma[c] * m;
-        Bc[c] = (beta[c] - st.mean[g] * st.rstd[g] * gamma[c]) * m + t;
+        A[c] = st.rstd[c] * gamma[c] * m;
+        Bc[c] = (beta[c] - st.mean[c] * st.rstd[c] * gamma[c]) * m + t;
       }
-      for (long p = 0; p < s.pixels; p++) {
-        const float* xr = x + off + p * C;
-        float* yr = y + off + p * C;
-        if (s.silu)
-          for (int c = 0; c < C; c++) {
-            float z = xr[c] * A[c] + Bc[c];
-            yr[c] = z * sigmoid(z);
-          }
-        else
-          for (int c = 0; c < C; c++) yr[c] = xr[c] * A[c] + Bc[c];
-      }
+      applyAffine(x + off, y + off, A.data(), Bc.data(), s.pixels, C, s.silu);
     }
   });
 }
@@ -92,47 +130,54 @@ void groupNormActGrad(const float* dy, const float* x, const float* gamma, const
   forBatches(s, [&](int b0, int b1, int t) {
     double* dg = accG.data() + size_t(t) * C;
     double* db = accB.data() + size_t(t) * C;
-    std::vector<double> sum1(G), sum2(G), ds(C), dt(C);
+    std::vector<double> sum1(C), sum2(C), ds(C), dt(C), g1(G), g2(G);
+    std::vector<float> m(C), t0(C), m1(C), m2(C);
     for (int b = b0; b < b1; b++) {
       const long off = long(b) * s.pixels * C;
       Stats st = groupStats(x + off, s);
+      for (int c = 0; c < C; c++) {
+        m[c] = scale ? 1.f + scale[b * C + c] : 1.f;
+        t0[c] = shift ? shift[b * C + c] : 0.f;
+      }
       std::fill(sum1.begin(), sum1.end(), 0.0);
       std::fill(sum2.begin(), sum2.end(), 0.0);
       std::fill(ds.begin(), ds.end(), 0.0);
       std::fill(dt.begin(), dt.end(), 0.0);
-      // Pass 1: dz through SiLU and the modulation; dx holds dx̂ = du·γ for now.
+      // Pass 1: dz through SiLU and the modulation; dx holds dx̂ = du·γ for now. Per-channel
+      // sums, folded into groups below, keep the loop free of divisions.
       for (long p = 0; p < s.pixels; p++) {
         const float *xr = x + off + p * C, *dyr = dy + off + p * C;
         float* dxr = dx + off + p * C;
         for (int c = 0; c < C; c++) {
-          int g = c / cg;
-          float xhat = (xr[c] - st.mean[g]) * st.rstd[g];
+          float xhat = (xr[c] - st.mean[c]) * st.rstd[c];
           float u = xhat * gamma[c] + beta[c];
-          float m = scale ? 1.f + scale[b * C + c] : 1.f;
           float dz = dyr[c];
           if (s.silu) {
-            float z = u * m + (shift ? shift[b * C + c] : 0.f), sg = sigmoid(z);
+            float z = u * m[c] + t0[c], sg = sigmoid(z);
             dz *= sg * (1.f + z * (1.f - sg));
           }
+          float du = dz * m[c];
+          float dxhat = du * gamma[c];
           dt[c] += dz;
           ds[c] += double(dz) * u;
-          float du = dz * m;
           db[c] += du;
           dg[c] += double(du) * xhat;
-          float dxhat = du * gamma[c];
-          sum1[g] += dxhat;
-          sum2[g] += double(dxhat) * xhat;
+          sum1[c] += dxhat;
+          sum2[c] += double(dxhat) * xhat;
           dxr[c] = dxhat;
         }
       }
+      std::fill(g1.begin(), g1.end(), 0.0);
+      std::fill(g2.begin(), g2.end(), 0.0);
+      for (int c = 0; c < C; c++) g1[c / cg] += sum1[c], g2[c / cg] += sum2[c];
+      for (int c = 0; c < C; c++) m1[c] = float(g1[c / cg] / n), m2[c] = float(g2[c / cg] / n);
       // Pass 2: dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) over each group.
       for (long p = 0; p < s.pixels; p++) {
         const float* xr = x + off + p * C;
         float* dxr = dx + off + p * C;
         for (int c = 0; c < C; c++) {
-          int g = c / cg;
-          float xhat = (xr[c] - st.mean[g]) * st.rstd[g];
-          dxr[c] = st.rstd[g] * (dxr[c] - float(sum1[g] / n) - xhat * float(sum2[g] / n));
+          float xhat = (xr[c] - st.mean[c]) * st.rstd[c];
+          dxr[c] = st.rstd[c] * (dxr[c] - m1[c] - xhat * m2[c]);
         }
       }
       if (scale)

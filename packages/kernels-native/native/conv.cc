@@ -177,8 +177,8 @@ void directForwardAny(const float* x, const float* w, float* y, const ConvGeomet
 
 void conv2d(const float* x, const float* w, float* y, const ConvGeometry& g) {
   const long R = long(g.batch) * g.outH * g.outW, Q = long(g.kh) * g.kw * g.inC;
-  if (pointwise(g)) return sgemm(false, false, R, g.outC, g.inC, x, w, 0.f, y);
   if (useDirect(g, g.outC, g.inC)) return directForwardAny(x, w, y, g);
+  if (pointwise(g)) return sgemm(false, false, R, g.outC, g.inC, x, w, 0.f, y);
   const long chunk = chunkRows(g);
   std::vector<float> col(size_t(std::min(chunk, R)) * Q);
   for (long r0 = 0; r0 < R; r0 += chunk) {
@@ -190,7 +190,6 @@ void conv2d(const float* x, const float* w, float* y, const ConvGeometry& g) {
 
 void conv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvGeometry& g) {
   const long R = long(g.batch) * g.outH * g.outW, Q = long(g.kh) * g.kw * g.inC;
-  if (pointwise(g)) return sgemm(false, true, R, g.inC, g.outC, dy, w, 0.f, dx);
   if (g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1 && useDirect(g, g.inC, g.outC)) {
     // Stride 1: dx is the convolution of dy with the filter rotated by 180° and its channels
     // swapped, W'[i, j, o, c] = W[kh−1−i, kw−1−j, c, o], padded by k−1−pad.
@@ -203,6 +202,7 @@ void conv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvG
     ConvGeometry t{g.batch, g.outH, g.outW, g.outC, g.kh, g.kw, g.inC, 1, 1, 1, 1, g.kh - 1 - g.padTop, g.kw - 1 - g.padLeft, g.inH, g.inW};
     return directForwardAny(dy, wt.data(), dx, t);
   }
+  if (pointwise(g)) return sgemm(false, true, R, g.inC, g.outC, dy, w, 0.f, dx);
   std::memset(dx, 0, sizeof(float) * size_t(g.batch) * g.inH * g.inW * g.inC);
   const long chunk = chunkRows(g);
   std::vector<float> col(size_t(std::min(chunk, R)) * Q);
@@ -215,7 +215,6 @@ void conv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvG
 
 void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const ConvGeometry& g) {
   const long R = long(g.batch) * g.outH * g.outW, Q = long(g.kh) * g.kw * g.inC;
-  if (pointwise(g)) return sgemm(true, false, g.inC, g.outC, R, x, dy, 0.f, dw);
   if (useDirect(g, g.outC, g.inC)) {
     switch (g.outC) {
       case 8: return directFilter<8>(x, dy, dw, g);
@@ -223,6 +222,7 @@ void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const Conv
       default: return directFilter<32>(x, dy, dw, g);
     }
   }
+  if (pointwise(g)) return sgemm(true, false, g.inC, g.outC, R, x, dy, 0.f, dw);
   const long chunk = chunkRows(g);
   std::vector<float> col(size_t(std::min(chunk, R)) * Q);
   for (long r0 = 0; r0 < R; r0 += chunk) {

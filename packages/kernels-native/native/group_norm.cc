@@ -89,6 +89,60 @@ void applyAffine(const float* x, float* y, const float* A, const float* B, long 
   gnAvx2 ? applyAffineAvx2(x, y, A, B, n, C, silu) : applyAffineBase(x, y, A, B, n, C, silu);
 }
 
+// Six per-channel sums of the backward pass, in float64.
+struct Sums {
+  double *dt, *ds, *db, *dg, *sum1, *sum2;
+};
+
+// Pass 1 of the backward pass over one sample. The sums run in float32 over blocks of 64 pixels
+// (vectorisable) and are added to the float64 totals after each block, which keeps the
+// accumulated rounding at the float64 level for any image size.
+#define MDM_BACKWARD_PASS1(SUFFIX, ATTR)                                                                          \
+  ATTR void backwardPass1##SUFFIX(const float* __restrict x, const float* __restrict dy, float* __restrict dx,      \
+                                  const float* __restrict mean, const float* __restrict rstd, const float* __restrict gamma, \
+                                  const float* __restrict beta, const float* __restrict m, const float* __restrict t0,   \
+                                  long pixels, int C, bool silu, Sums out) {                                        \
+    std::vector<float> acc(size_t(6) * C);                                                                        \
+    float *fdt = acc.data(), *fds = fdt + C, *fdb = fds + C, *fdg = fdb + C, *f1 = fdg + C, *f2 = f1 + C;        \
+    for (long p0 = 0; p0 < pixels; p0 += 64) {                                                                    \
+      std::fill(acc.begin(), acc.end(), 0.f);                                                                     \
+      const long p1 = std::min(pixels, p0 + 64);                                                                  \
+      for (long p = p0; p < p1; p++) {                                                                            \
+        const float *xr = x + p * C, *dyr = dy + p * C;                                                           \
+        float* dxr = dx + p * C;                                                                                  \
+        for (int c = 0; c < C; c++) {                                                                             \
+          float xhat = (xr[c] - mean[c]) * rstd[c];                                                               \
+          float u = xhat * gamma[c] + beta[c];                                                                    \
+          float dz = dyr[c];                                                                                      \
+          if (silu) {                                                                                             \
+            float z = u * m[c] + t0[c], sg = sigmoid(z);                                                          \
+            dz *= sg * (1.f + z * (1.f - sg));                                                                    \
+          }                                                                                                       \
+          float du = dz * m[c], dxhat = du * gamma[c];                                                            \
+          fdt[c] += dz;                                                                                           \
+          fds[c] += dz * u;                                                                                       \
+          fdb[c] += du;                                                                                           \
+          fdg[c] += du * xhat;                                                                                    \
+          f1[c] += dxhat;                                                                                         \
+          f2[c] += dxhat * xhat;                                                                                  \
+          dxr[c] = dxhat;                                                                                         \
+        }                                                                                                         \
+      }                                                                                                           \
+      for (int c = 0; c < C; c++) {                                                                               \
+        out.dt[c] += fdt[c], out.ds[c] += fds[c], out.db[c] += fdb[c];                                            \
+        out.dg[c] += fdg[c], out.sum1[c] += f1[c], out.sum2[c] += f2[c];                                          \
+      }                                                                                                           \
+    }                                                                                                             \
+  }
+MDM_BACKWARD_PASS1(Avx2, __attribute__((target("avx2,fma"))))
+MDM_BACKWARD_PASS1(Base, )
+#undef MDM_BACKWARD_PASS1
+void backwardPass1(const float* x, const float* dy, float* dx, const float* mean, const float* rstd, const float* gamma, const float* beta,
+                   const float* m, const float* t0, long pixels, int C, bool silu, Sums out) {
+  gnAvx2 ? backwardPass1Avx2(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out)
+         : backwardPass1Base(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
+}
+
 // Runs f(b0, b1, thread) over batch ranges, on up to threads() threads when the work is large.
 template <class F>
 void forBatches(const GroupNormShape& s, F f) {
@@ -143,30 +197,9 @@ void groupNormActGrad(const float* dy, const float* x, const float* gamma, const
       std::fill(sum2.begin(), sum2.end(), 0.0);
       std::fill(ds.begin(), ds.end(), 0.0);
       std::fill(dt.begin(), dt.end(), 0.0);
-      // Pass 1: dz through SiLU and the modulation; dx holds dx̂ = du·γ for now. Per-channel
-      // sums, folded into groups below, keep the loop free of divisions.
-      for (long p = 0; p < s.pixels; p++) {
-        const float *xr = x + off + p * C, *dyr = dy + off + p * C;
-        float* dxr = dx + off + p * C;
-        for (int c = 0; c < C; c++) {
-          float xhat = (xr[c] - st.mean[c]) * st.rstd[c];
-          float u = xhat * gamma[c] + beta[c];
-          float dz = dyr[c];
-          if (s.silu) {
-            float z = u * m[c] + t0[c], sg = sigmoid(z);
-            dz *= sg * (1.f + z * (1.f - sg));
-          }
-          float du = dz * m[c];
-          float dxhat = du * gamma[c];
-          dt[c] += dz;
-          ds[c] += double(dz) * u;
-          db[c] += du;
-          dg[c] += double(du) * xhat;
-          sum1[c] += dxhat;
-          sum2[c] += double(dxhat) * xhat;
-          dxr[c] = dxhat;
-        }
-      }
+      // Pass 1: dz through SiLU and the modulation; dx holds dx̂ = du·γ for now.
+      backwardPass1(x + off, dy + off, dx + off, st.mean.data(), st.rstd.data(), gamma, beta, m.data(), t0.data(), s.pixels, C, s.silu,
+                    Sums{dt.data(), ds.data(), db, dg, sum1.data(), sum2.data()});
       std::fill(g1.begin(), g1.end(), 0.0);
       std::fill(g2.begin(), g2.end(), 0.0);
       for (int c = 0; c < C; c++) g1[c / cg] += sum1[c], g2[c / cg] += sum2[c];

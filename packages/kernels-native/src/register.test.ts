@@ -120,6 +120,10 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
           ['rank-2 B broadcast to rank 3', [4, 9, 5], [5, 6], false, false],
           ['one row (batch 1, a vector)', [1, 64], [64, 3], false, false],
           ['large (threaded path)', [300, 200], [200, 130], false, false],
+          // 1×1-convolution shapes with few channels take the direct kernels (narrowProduct).
+          ['narrow: x·W, 12 → 8', [300, 12], [12, 8], false, false],
+          ['narrow: xᵀ·dy, 16 → 32', [200, 16], [200, 32], true, false],
+          ['narrow: dy·Wᵀ, 8 ← 16', [150, 16], [8, 16], false, true],
         ];
         it.each(mmCases)('matMul values and gradients: %s', async (_name, sa, sb, ta, tb) => {
           const a = randoms(sa), b = randoms(sb);
@@ -177,6 +181,32 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     for (let i = 0; i < vw.length; i++) analytic += g.dw[i] * vw[i];
     unregisterNativeKernels('wasm');
     expect(Math.abs(numeric - analytic)).toBeLessThan(1e-3 * Math.abs(analytic) + 2e-3);
+  });
+
+  it('finite differences agree with the native batched matMul gradients (transposed B, as attention uses)', async () => {
+    const sa = [2, 3, 7, 5], sb = [2, 3, 6, 5];
+    const a = randoms(sa), b = randoms(sb), va = randoms(sa), vb = randoms(sb), r = randoms([2, 3, 7, 6]);
+    registerNativeKernels('wasm');
+    await tf.setBackend('wasm');
+    const loss = (p: Float32Array, q: Float32Array) =>
+      tf.tidy(() => {
+        const y = tf.matMul(tf.tensor(p, sa), tf.tensor(q, sb), false, true).dataSync();
+        let s = 0;
+        for (let i = 0; i < y.length; i++) s += r[i] * y[i];
+        return s;
+      });
+    const [da, db] = tf.tidy(() =>
+      tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.tensor(r, [2, 3, 7, 6]), tf.matMul(p, q, false, true))))([tf.tensor(a, sa), tf.tensor(b, sb)]).map((g) => g.dataSync()),
+    );
+    const eps = 1e-2;
+    const shift = (x: Float32Array, v: Float32Array, s: number) => x.map((xi, i) => xi + s * v[i]);
+    const numeric = (loss(shift(a, va, eps), shift(b, vb, eps)) - loss(shift(a, va, -eps), shift(b, vb, -eps))) / (2 * eps);
+    let analytic = 0;
+    va.forEach((v, i) => (analytic += v * da[i]));
+    vb.forEach((v, i) => (analytic += v * db[i]));
+    unregisterNativeKernels('wasm');
+    // Bilinear loss: the central difference is exact but for float32 rounding (~1e-6 / 2·eps).
+    expect(Math.abs(numeric - analytic)).toBeLessThan(1e-3 * Math.abs(analytic) + 1e-3);
   });
 
   it('on wasm, Conv2DBackpropFilter exists only while the native kernels are registered', async () => {

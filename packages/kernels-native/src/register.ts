@@ -9,7 +9,11 @@ export type NativeBase = 'cpu' | 'wasm';
  * The kernels computed by the addon: convolutions (and their gradients), matrix products, and
  * the fused GroupNorm(+modulation)(+SiLU) of `@matryoshka-ts/kernels` with its gradient.
  */
-export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD] as const;
+export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity'] as const;
+
+/** Kernels replaced only on some bases: wasm's Identity copies, cpu's already shares data. */
+const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = { Identity: 'wasm' };
+const kernelsFor = (base: NativeBase) => NATIVE_KERNELS.filter((name) => (ONLY_ON[name] ?? base) === base);
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -118,9 +122,19 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       const batch = sizeOf(outBatch);
       return run(base, args.backend as AnyBackend, [a, b], [...outBatch, M, N], ([av, bv], c) =>
         batch === 1
-          ? addon.gemm(transposeA, transposeB, M, N, K, av, bv, c)
+          ? narrowProduct(addon, transposeA, transposeB, M, N, K, av, bv, c) || addon.gemm(transposeA, transposeB, M, N, K, av, bv, c)
           : addon.batchGemm(batch, transposeA, transposeB, M, N, K, av, nA === 1 ? 0 : M * K, bv, nB === 1 ? 0 : K * N, c),
       );
+    },
+    // tfjs clones every tensor a gradient saves (and tf.clone / cast to the same dtype) through
+    // Identity; wasm's copies the data (~1,600 copies per training step of the default model).
+    // Sharing the data with a reference count, as the cpu backend does, is safe because no kernel
+    // writes into its inputs.
+    Identity: (args, stock) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      if (x.dtype === 'string') return fallback('Identity', args, stock);
+      (args.backend as unknown as { incRef(id: unknown): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
     },
     [GROUP_NORM_ACT]: (args) => {
       const { x, gamma, beta, scale, shift } = args.inputs as Record<string, TensorInfo | undefined>;
@@ -139,6 +153,22 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       );
     },
   };
+}
+
+const DIRECT_WIDTHS = new Set([8, 16, 32]);
+
+/**
+ * The products of a 1×1 convolution with few channels (the outer levels' skip convs, adapters and
+ * their gradients: M = B·H·W pixels, K and N ≤ 32) are memory-bound and run faster through the
+ * direct convolution kernels than through sgemm. Returns false when the shape is not one of them.
+ */
+function narrowProduct(addon: NativeAddon, ta: boolean, tb: boolean, M: number, N: number, K: number, a: Float32Array, b: Float32Array, c: Float32Array): boolean {
+  const geometry = (pixels: number, cin: number, cout: number) => [1, pixels, 1, cin, 1, 1, cout, 1, 1, 1, 1, 0, 0, pixels, 1];
+  if (!ta && !tb && DIRECT_WIDTHS.has(N) && K <= 32) addon.conv2d(a, b, c, geometry(M, K, N)); // x·W
+  else if (ta && !tb && DIRECT_WIDTHS.has(N) && M <= 32) addon.conv2dBackpropFilter(a, b, c, geometry(K, M, N)); // xᵀ·dy
+  else if (!ta && tb && DIRECT_WIDTHS.has(N) && K <= 32) addon.conv2dBackpropInput(a, b, c, geometry(M, N, K)); // dy·Wᵀ
+  else return false;
+  return true;
 }
 
 export interface NativeKernelsInfo {
@@ -161,7 +191,7 @@ export function registerNativeKernels(base: NativeBase): NativeKernelsInfo {
   if (!registeredOn.has(base)) {
     const funcs = kernelFuncs(addon, base);
     const saved: tf.KernelConfig[] = [];
-    for (const name of NATIVE_KERNELS) {
+    for (const name of kernelsFor(base)) {
       const stock = tf.getKernel(name, base);
       if (stock) {
         saved.push(stock);
@@ -173,14 +203,14 @@ export function registerNativeKernels(base: NativeBase): NativeKernelsInfo {
     markNativeKernels(base, true);
   }
   const info = addon.info();
-  return { base, provider: info.provider, threads: info.threads, kernels: NATIVE_KERNELS };
+  return { base, provider: info.provider, threads: info.threads, kernels: kernelsFor(base) };
 }
 
 /** Puts the backend's own kernels back (tests compare both). */
 export function unregisterNativeKernels(base: NativeBase): void {
   const saved = registeredOn.get(base);
   if (!saved) return;
-  for (const name of NATIVE_KERNELS) tf.unregisterKernel(name, base);
+  for (const name of kernelsFor(base)) tf.unregisterKernel(name, base);
   for (const k of saved) tf.registerKernel(k);
   registeredOn.delete(base);
   markNativeKernels(base, false);

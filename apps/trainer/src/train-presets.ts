@@ -56,7 +56,7 @@ const emoji: TrainConfigInput = {
   phases: [
     { resolution: 16, batchSize: 16, steps: 200 },
     { resolution: 32, batchSize: 16, steps: 140 },
-    { resolution: 64, batchSize: 8, steps: 450 },
+    { resolution: 64, batchSize: 8, steps: 800 },
   ],
   // Clip rather than the paper's dynamic thresholding (as the official configs do): dynamic
   // thresholding rescales a small model's overshooting 64 px x̂0 toward grey at every step

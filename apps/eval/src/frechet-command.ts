@@ -1,0 +1,28 @@
+import { existsSync, statSync } from 'node:fs';
+import { type FrechetOptions, frechetDistance, readFidStats } from '@matryoshka-ts/metrics';
+
+export interface FrechetResult {
+  fid: number;
+  a: string;
+  b: string;
+  dim: number;
+}
+
+function load(path: string) {
+  if (!existsSync(path)) throw new Error(`no such file: ${path}`);
+  if (!statSync(path).isFile()) throw new Error(`not a file: ${path}`);
+  return readFidStats(path);
+}
+
+/**
+ * The Fréchet distance between the feature statistics in two .npz files (pytorch-fid's format:
+ * `mu` of shape (d,), `sigma` of shape (d, d)). Paths are reported as given.
+ */
+export function frechetCommand(a: string, b: string, options: FrechetOptions = {}): FrechetResult {
+  const sa = load(a);
+  const sb = load(b);
+  if (sa.dim !== sb.dim) throw new Error(`the statistics differ in dimension: ${a} has d = ${sa.dim}, ${b} has d = ${sb.dim}`);
+  const fid = frechetDistance(sa.mu, sa.sigma, sb.mu, sb.sigma, options);
+  if (!Number.isFinite(fid)) throw new Error(`the Fréchet distance came out ${fid}`);
+  return { fid, a, b, dim: sa.dim };
+}

@@ -1,0 +1,12 @@
+export { frechetDistance, frechetDistanceParts } from './frechet.js';
+export type { FrechetOptions, FrechetParts } from './frechet.js';
+export { FeatureStats } from './feature-stats.js';
+export type { FeatureBatch } from './feature-stats.js';
+export { decodeNpy, encodeNpy } from './npy.js';
+export type { NpyArray, NpyDtype, NpyInput } from './npy.js';
+export { decodeNpz, encodeNpz, fidStatsFromArrays, readFidStats, readNpz, writeFidStats, writeNpz } from './npz.js';
+export type { FidStats } from './npz.js';
+export { crc32, readZip, writeZip } from './zip.js';
+export type { ZipMember } from './zip.js';
+export { gemmNT, pivotedCholesky, sqrtmPsd, symmetricEigen, symmetricEigenvalues, symmetrized, transpose, tridiagonalEigen, tridiagonalize } from './linalg.js';
+export type { GemmOptions, PivotedCholesky, SquareMatrix, SymmetricEigen, Tridiagonal } from './linalg.js';

@@ -45,6 +45,8 @@ export function loadAddon(): LoadResult {
   }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    // MDM_GEMM=builtin uses the addon's own sgemm even where OpenBLAS is installed (to compare).
+    if (process.env.MDM_GEMM === 'builtin' || process.env.MDM_GEMM === 'openblas') addon.setProvider(process.env.MDM_GEMM);
     cached = { addon, path };
   } catch (error) {
     cached = { addon: undefined, reason: `the native addon failed to load: ${(error as Error).message}` };

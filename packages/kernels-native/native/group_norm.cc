@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <immintrin.h>
 #include <thread>
 #include <vector>
 
@@ -64,6 +65,38 @@ __attribute__((always_inline)) inline float fastExp(float x) {
 }
 __attribute__((always_inline)) inline float sigmoid(float z) { return 1.f / (1.f + fastExp(-z)); }
 
+// σ(z) for 8 lanes: exp by 2^n·2^f with n = round(z·log2 e), f ∈ [−½, ½] and Cephes's exp2
+// polynomial (relative error ~2e-7), written with intrinsics because the compiler would not
+// vectorise the scalar version in every build.
+__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.f)), _mm256_set1_ps(88.f));
+  __m256 t = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504f));
+  __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 f = _mm256_sub_ps(t, n);
+  __m256 p = _mm256_set1_ps(1.535336188e-4f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887440e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437357e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332471e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264791e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931472028e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f));
+  __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+}
+__attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 z) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), z))));
+}
+
+// The SiLU forward with intrinsics, 8 channels at a time (C a multiple of 8).
+__attribute__((target("avx2,fma"))) void applyAffineSiluAvx2x8(const float* x, float* y, const float* A, const float* B, long n, int C) {
+  for (long p = 0; p < n; p++)
+    for (int c = 0; c < C; c += 8) {
+      __m256 z = _mm256_fmadd_ps(_mm256_loadu_ps(x + p * C + c), _mm256_loadu_ps(A + c), _mm256_loadu_ps(B + c));
+      _mm256_storeu_ps(y + p * C + c, _mm256_mul_ps(z, sigmoid8(z)));
+    }
+}
+
 // y = x·A[c] + B[c] (then SiLU), over one sample's pixels; compiled for AVX2+FMA and for
 // baseline x86-64, chosen at run time.
 #define MDM_APPLY_AFFINE(SUFFIX, ATTR)                                                                    \
@@ -86,6 +119,7 @@ MDM_APPLY_AFFINE(Base, )
 #undef MDM_APPLY_AFFINE
 const bool gnAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 void applyAffine(const float* x, float* y, const float* A, const float* B, long n, int C, bool silu) {
+  if (gnAvx2 && silu && C % 8 == 0) return applyAffineSiluAvx2x8(x, y, A, B, n, C);
   gnAvx2 ? applyAffineAvx2(x, y, A, B, n, C, silu) : applyAffineBase(x, y, A, B, n, C, silu);
 }
 
@@ -137,8 +171,50 @@ struct Sums {
 MDM_BACKWARD_PASS1(Avx2, __attribute__((target("avx2,fma"))))
 MDM_BACKWARD_PASS1(Base, )
 #undef MDM_BACKWARD_PASS1
+// Pass 1 with intrinsics, 8 channels at a time (C a multiple of 8); the same block scheme.
+__attribute__((target("avx2,fma"))) void backwardPass1Avx2x8(const float* x, const float* dy, float* dx, const float* mean, const float* rstd,
+                                                            const float* gamma, const float* beta, const float* m, const float* t0,
+                                                            long pixels, int C, bool silu, Sums out) {
+  std::vector<float> acc(size_t(6) * C);
+  float *fdt = acc.data(), *fds = fdt + C, *fdb = fds + C, *fdg = fdb + C, *f1 = fdg + C, *f2 = f1 + C;
+  const __m256 one = _mm256_set1_ps(1.f);
+  for (long p0 = 0; p0 < pixels; p0 += 64) {
+    std::fill(acc.begin(), acc.end(), 0.f);
+    const long p1 = std::min(pixels, p0 + 64);
+    for (int c = 0; c < C; c += 8) {
+      const __m256 mu = _mm256_loadu_ps(mean + c), rs = _mm256_loadu_ps(rstd + c), g = _mm256_loadu_ps(gamma + c), bt = _mm256_loadu_ps(beta + c);
+      const __m256 mm = _mm256_loadu_ps(m + c), tt = _mm256_loadu_ps(t0 + c);
+      __m256 adt = _mm256_setzero_ps(), ads = adt, adb = adt, adg = adt, a1 = adt, a2 = adt;
+      for (long p = p0; p < p1; p++) {
+        const long i = p * C + c;
+        __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mu), rs);
+        __m256 u = _mm256_fmadd_ps(xhat, g, bt);
+        __m256 dz = _mm256_loadu_ps(dy + i);
+        if (silu) {
+          __m256 z = _mm256_fmadd_ps(u, mm, tt), sg = sigmoid8(z);
+          dz = _mm256_mul_ps(dz, _mm256_mul_ps(sg, _mm256_fmadd_ps(z, _mm256_sub_ps(one, sg), one)));
+        }
+        __m256 du = _mm256_mul_ps(dz, mm), dxhat = _mm256_mul_ps(du, g);
+        adt = _mm256_add_ps(adt, dz);
+        ads = _mm256_fmadd_ps(dz, u, ads);
+        adb = _mm256_add_ps(adb, du);
+        adg = _mm256_fmadd_ps(du, xhat, adg);
+        a1 = _mm256_add_ps(a1, dxhat);
+        a2 = _mm256_fmadd_ps(dxhat, xhat, a2);
+        _mm256_storeu_ps(dx + i, dxhat);
+      }
+      _mm256_storeu_ps(fdt + c, adt), _mm256_storeu_ps(fds + c, ads), _mm256_storeu_ps(fdb + c, adb);
+      _mm256_storeu_ps(fdg + c, adg), _mm256_storeu_ps(f1 + c, a1), _mm256_storeu_ps(f2 + c, a2);
+    }
+    for (int c = 0; c < C; c++) {
+      out.dt[c] += fdt[c], out.ds[c] += fds[c], out.db[c] += fdb[c];
+      out.dg[c] += fdg[c], out.sum1[c] += f1[c], out.sum2[c] += f2[c];
+    }
+  }
+}
 void backwardPass1(const float* x, const float* dy, float* dx, const float* mean, const float* rstd, const float* gamma, const float* beta,
                    const float* m, const float* t0, long pixels, int C, bool silu, Sums out) {
+  if (gnAvx2 && C % 8 == 0) return backwardPass1Avx2x8(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
   gnAvx2 ? backwardPass1Avx2(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out)
          : backwardPass1Base(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
 }

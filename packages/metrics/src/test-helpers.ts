@@ -3,6 +3,8 @@
  * generator, Gaussian samples, and a way to run python3 with numpy/scipy as the reference.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
 /** mulberry32: a tiny seeded PRNG, so every test draws the same data on every run. */
 export function seeded(seed: number): () => number {
@@ -57,17 +59,32 @@ export function correlatedSamples(seed: number, n: number, d: number, options: {
   return out;
 }
 
-/** Whether python3 can import these modules; `why` says what is missing when not. */
+/** Every `python3` on PATH, in order. npm and pnpm put Node's own directory (often /usr/bin) first,
+ * which can hide the interpreter that has numpy and scipy (a pyenv shim, a virtualenv). */
+function pythonsOnPath(): string[] {
+  const found = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'python3')).filter((p) => existsSync(p));
+  return [...new Set(found.length ? found : ['python3'])];
+}
+
+let chosen = 'python3';
+
+/** Whether a python3 on PATH can import these modules (it is then used by `runPython`); `why` says what is missing when not. */
 export function pythonWith(modules: string[]): { ok: boolean; why: string } {
-  const probe = spawnSync('python3', ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8', timeout: 60_000 });
-  if (probe.status === 0) return { ok: true, why: '' };
-  const reason = probe.error ? probe.error.message : (probe.stderr || '').trim().split('\n').pop();
+  let reason = '';
+  for (const python of pythonsOnPath()) {
+    const probe = spawnSync(python, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8', timeout: 60_000 });
+    if (probe.status === 0) {
+      chosen = python;
+      return { ok: true, why: '' };
+    }
+    reason ||= probe.error ? probe.error.message : (probe.stderr || '').trim().split('\n').pop() ?? '';
+  }
   return { ok: false, why: `python3 with ${modules.join(' and ')} is not available (${reason}); the reference checks against it are skipped` };
 }
 
-/** Runs a python3 script with arguments; returns its stdout, throwing with its stderr on failure. */
+/** Runs a python3 script (with the interpreter `pythonWith` found) and arguments; returns its stdout, throwing with its stderr on failure. */
 export function runPython(script: string, args: string[] = []): string {
-  const run = spawnSync('python3', ['-c', script, ...args], { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+  const run = spawnSync(chosen, ['-c', script, ...args], { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
   if (run.status !== 0) throw new Error(`python3 failed (${run.status ?? run.error?.message}):\n${run.stderr}`);
   return run.stdout;
 }

@@ -22,7 +22,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-for (const backend of ['wasm', 'native', 'tensorflow'] as Exclude<BackendName, 'auto'>[]) {
+for (const backend of ['cpu', 'wasm', 'native', 'tensorflow'] as Exclude<BackendName, 'auto'>[]) {
   try {
     await initBackend({ backend, quiet: true });
   } catch (error) {

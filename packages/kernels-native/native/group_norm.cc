@@ -88,39 +88,24 @@ __attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 z) {
   return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), z))));
 }
 
-// The SiLU forward with intrinsics, 8 channels at a time (C a multiple of 8).
-__attribute__((target("avx2,fma"))) void applyAffineSiluAvx2x8(const float* x, float* y, const float* A, const float* B, long n, int C) {
+const bool gnAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+
+// y = x·A[c] + B[c] (then SiLU), over one sample's pixels: with AVX2 intrinsics 8 channels at a
+// time when C is a multiple of 8, else portable code.
+__attribute__((target("avx2,fma"))) void applyAffineAvx2x8(const float* x, float* y, const float* A, const float* B, long n, int C, bool silu) {
   for (long p = 0; p < n; p++)
     for (int c = 0; c < C; c += 8) {
       __m256 z = _mm256_fmadd_ps(_mm256_loadu_ps(x + p * C + c), _mm256_loadu_ps(A + c), _mm256_loadu_ps(B + c));
-      _mm256_storeu_ps(y + p * C + c, _mm256_mul_ps(z, sigmoid8(z)));
+      _mm256_storeu_ps(y + p * C + c, silu ? _mm256_mul_ps(z, sigmoid8(z)) : z);
     }
 }
-
-// y = x·A[c] + B[c] (then SiLU), over one sample's pixels; compiled for AVX2+FMA and for
-// baseline x86-64, chosen at run time.
-#define MDM_APPLY_AFFINE(SUFFIX, ATTR)                                                                    \
-  ATTR void applyAffine##SUFFIX(const float* __restrict x, float* __restrict y, const float* __restrict A, \
-                                const float* __restrict B, long n, int C, bool silu) {                   \
-    for (long p = 0; p < n; p++) {                                                                        \
-      const float* xr = x + p * C;                                                                        \
-      float* yr = y + p * C;                                                                              \
-      if (silu)                                                                                           \
-        for (int c = 0; c < C; c++) {                                                                     \
-          float z = xr[c] * A[c] + B[c];                                                                  \
-          yr[c] = z * sigmoid(z);                                                                         \
-        }                                                                                                 \
-      else                                                                                                \
-        for (int c = 0; c < C; c++) yr[c] = xr[c] * A[c] + B[c];                                          \
-    }                                                                                                     \
-  }
-MDM_APPLY_AFFINE(Avx2, __attribute__((target("avx2,fma"))))
-MDM_APPLY_AFFINE(Base, )
-#undef MDM_APPLY_AFFINE
-const bool gnAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 void applyAffine(const float* x, float* y, const float* A, const float* B, long n, int C, bool silu) {
-  if (gnAvx2 && silu && C % 8 == 0) return applyAffineSiluAvx2x8(x, y, A, B, n, C);
-  gnAvx2 ? applyAffineAvx2(x, y, A, B, n, C, silu) : applyAffineBase(x, y, A, B, n, C, silu);
+  if (gnAvx2 && C % 8 == 0) return applyAffineAvx2x8(x, y, A, B, n, C, silu);
+  for (long p = 0; p < n; p++)
+    for (int c = 0; c < C; c++) {
+      float z = x[p * C + c] * A[c] + B[c];
+      y[p * C + c] = silu ? z * sigmoid(z) : z;
+    }
 }
 
 // Six per-channel sums of the backward pass, in float64.
@@ -128,49 +113,44 @@ struct Sums {
   double *dt, *ds, *db, *dg, *sum1, *sum2;
 };
 
-// Pass 1 of the backward pass over one sample. The sums run in float32 over blocks of 64 pixels
-// (vectorisable) and are added to the float64 totals after each block, which keeps the
+// Pass 1 of the backward pass over one sample, portable version. The sums run in float32 over
+// blocks of 64 pixels and are added to the float64 totals after each block, which keeps the
 // accumulated rounding at the float64 level for any image size.
-#define MDM_BACKWARD_PASS1(SUFFIX, ATTR)                                                                          \
-  ATTR void backwardPass1##SUFFIX(const float* __restrict x, const float* __restrict dy, float* __restrict dx,      \
-                                  const float* __restrict mean, const float* __restrict rstd, const float* __restrict gamma, \
-                                  const float* __restrict beta, const float* __restrict m, const float* __restrict t0,   \
-                                  long pixels, int C, bool silu, Sums out) {                                        \
-    std::vector<float> acc(size_t(6) * C);                                                                        \
-    float *fdt = acc.data(), *fds = fdt + C, *fdb = fds + C, *fdg = fdb + C, *f1 = fdg + C, *f2 = f1 + C;        \
-    for (long p0 = 0; p0 < pixels; p0 += 64) {                                                                    \
-      std::fill(acc.begin(), acc.end(), 0.f);                                                                     \
-      const long p1 = std::min(pixels, p0 + 64);                                                                  \
-      for (long p = p0; p < p1; p++) {                                                                            \
-        const float *xr = x + p * C, *dyr = dy + p * C;                                                           \
-        float* dxr = dx + p * C;                                                                                  \
-        for (int c = 0; c < C; c++) {                                                                             \
-          float xhat = (xr[c] - mean[c]) * rstd[c];                                                               \
-          float u = xhat * gamma[c] + beta[c];                                                                    \
-          float dz = dyr[c];                                                                                      \
-          if (silu) {                                                                                             \
-            float z = u * m[c] + t0[c], sg = sigmoid(z);                                                          \
-            dz *= sg * (1.f + z * (1.f - sg));                                                                    \
-          }                                                                                                       \
-          float du = dz * m[c], dxhat = du * gamma[c];                                                            \
-          fdt[c] += dz;                                                                                           \
-          fds[c] += dz * u;                                                                                       \
-          fdb[c] += du;                                                                                           \
-          fdg[c] += du * xhat;                                                                                    \
-          f1[c] += dxhat;                                                                                         \
-          f2[c] += dxhat * xhat;                                                                                  \
-          dxr[c] = dxhat;                                                                                         \
-        }                                                                                                         \
-      }                                                                                                           \
-      for (int c = 0; c < C; c++) {                                                                               \
-        out.dt[c] += fdt[c], out.ds[c] += fds[c], out.db[c] += fdb[c];                                            \
-        out.dg[c] += fdg[c], out.sum1[c] += f1[c], out.sum2[c] += f2[c];                                          \
-      }                                                                                                           \
-    }                                                                                                             \
+void backwardPass1Portable(const float* x, const float* dy, float* dx, const float* mean, const float* rstd, const float* gamma,
+                           const float* beta, const float* m, const float* t0, long pixels, int C, bool silu, Sums out) {
+  std::vector<float> acc(size_t(6) * C);
+  float *fdt = acc.data(), *fds = fdt + C, *fdb = fds + C, *fdg = fdb + C, *f1 = fdg + C, *f2 = f1 + C;
+  for (long p0 = 0; p0 < pixels; p0 += 64) {
+    std::fill(acc.begin(), acc.end(), 0.f);
+    const long p1 = std::min(pixels, p0 + 64);
+    for (long p = p0; p < p1; p++) {
+      const float *xr = x + p * C, *dyr = dy + p * C;
+      float* dxr = dx + p * C;
+      for (int c = 0; c < C; c++) {
+        float xhat = (xr[c] - mean[c]) * rstd[c];
+        float u = xhat * gamma[c] + beta[c];
+        float dz = dyr[c];
+        if (silu) {
+          float z = u * m[c] + t0[c], sg = sigmoid(z);
+          dz *= sg * (1.f + z * (1.f - sg));
+        }
+        float du = dz * m[c], dxhat = du * gamma[c];
+        fdt[c] += dz;
+        fds[c] += dz * u;
+        fdb[c] += du;
+        fdg[c] += du * xhat;
+        f1[c] += dxhat;
+        f2[c] += dxhat * xhat;
+        dxr[c] = dxhat;
+      }
+    }
+    for (int c = 0; c < C; c++) {
+      out.dt[c] += fdt[c], out.ds[c] += fds[c], out.db[c] += fdb[c];
+      out.dg[c] += fdg[c], out.sum1[c] += f1[c], out.sum2[c] += f2[c];
+    }
   }
-MDM_BACKWARD_PASS1(Avx2, __attribute__((target("avx2,fma"))))
-MDM_BACKWARD_PASS1(Base, )
-#undef MDM_BACKWARD_PASS1
+}
+
 // Pass 1 with intrinsics, 8 channels at a time (C a multiple of 8); the same block scheme.
 __attribute__((target("avx2,fma"))) void backwardPass1Avx2x8(const float* x, const float* dy, float* dx, const float* mean, const float* rstd,
                                                             const float* gamma, const float* beta, const float* m, const float* t0,
@@ -215,8 +195,7 @@ __attribute__((target("avx2,fma"))) void backwardPass1Avx2x8(const float* x, con
 void backwardPass1(const float* x, const float* dy, float* dx, const float* mean, const float* rstd, const float* gamma, const float* beta,
                    const float* m, const float* t0, long pixels, int C, bool silu, Sums out) {
   if (gnAvx2 && C % 8 == 0) return backwardPass1Avx2x8(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
-  gnAvx2 ? backwardPass1Avx2(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out)
-         : backwardPass1Base(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
+  backwardPass1Portable(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
 }
 
 // Runs f(b0, b1, thread) over batch ranges, on up to threads() threads when the work is large.

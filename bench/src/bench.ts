@@ -7,8 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { root, runJson, tsx } from './child.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -19,18 +20,7 @@ const { values: opts } = parseArgs({
     backends: { type: 'string', default: 'native,wasm,tensorflow' },
   },
 });
-const root = resolve(import.meta.dirname, '../..');
-const tsx = ['--conditions=source', '--import', 'tsx'];
 
-function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, unknown> | { error: string } {
-  const r = spawnSync(cmd, args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 24 });
-  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-  if (r.status !== 0 || !line) {
-    const text = (r.stderr || r.stdout).trim();
-    return { error: text.split('\n').find((l) => /Error/.test(l))?.replace(/^.*?Error:\s*/, '') ?? text.split('\n').slice(-1)[0] };
-  }
-  return JSON.parse(line);
-}
 
 /** A python with torch: Debian's python3-torch is for /usr/bin/python3, which may not be first on PATH. */
 function findTorchPython(): string | undefined {

@@ -1,4 +1,4 @@
-// One tfjs backend's side of `pnpm bench`: times the training step (forward, multi-resolution
+// One tfjs backend's side of `pnpm bench` and `pnpm bench:steps`: times the training step (forward, multi-resolution
 // loss, backward, Adam) and the sampling step (one DDPM step of all levels) of a training
 // preset's full model, as bench/torch/mdm_reference.py --bench does in PyTorch, and prints one
 // JSON line. Run by bench/src/bench.ts in a fresh process per measurement.

@@ -2,18 +2,9 @@
  * Test-only helpers (imported by the *.test.ts files; not exported from the package): a seeded
  * generator and a direct float64 convolution, written independently of the code under test.
  */
+import { seeded } from '@matryoshka-ts/test-utils';
 
-/** mulberry32: a tiny seeded PRNG, so every test draws the same data on every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded };
 
 /** n values uniform in [−1, 1), each exactly representable in float32. */
 export function randomF32(rand: () => number, n: number): Float32Array {

@@ -2,21 +2,12 @@
  * Test-only helpers (imported by the *.test.ts files; not exported from the package): a seeded
  * generator, Gaussian samples, and a way to run python3 with numpy/scipy as the reference.
  */
+import { seeded } from '@matryoshka-ts/test-utils';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-/** mulberry32: a tiny seeded PRNG, so every test draws the same data on every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded };
 
 /** A standard normal sampler (Box–Muller) over a seeded uniform generator. */
 export function gaussian(seed: number): () => number {

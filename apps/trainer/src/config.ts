@@ -94,6 +94,8 @@ export const trainConfigSchema = z.strictObject({
     .prefault({}),
   /** Write a checkpoint every this many steps (and always at the end). */
   checkpointEvery: pos.default(500),
+  /** Also keep the EMA weights every this many steps in snapshots/ (0 = never), for metric-vs-step curves. */
+  snapshotEvery: z.number().int().nonnegative().default(0),
   /** Write the loss curve every this many steps. */
   plotEvery: pos.default(100),
   seed: z.number().int().nonnegative().default(0),

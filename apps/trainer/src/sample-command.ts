@@ -1,15 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BackendName, initBackend } from '@matryoshka-ts/core';
-import { NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
-import * as tf from '@tensorflow/tfjs-core';
-import { modelConfigOf, parseTrainConfig } from './config.js';
+import type { BackendName } from '@matryoshka-ts/core';
 import { generate } from './generate.js';
 import { sampleGridPng } from './grid.js';
-import { levelsOf, phaseModelConfig } from './phases.js';
 import { ProgressLine } from './progress.js';
-import { levelSchedules, loadDataset, makeConditioner, previewConditions } from './train.js';
-import { loadCheckpoint } from './train-state.js';
+import { openRun } from './run-model.js';
+import { previewConditions } from './train.js';
 
 export interface SampleCommandOptions {
   run: string;
@@ -29,14 +25,8 @@ export interface SampleCommandOptions {
 
 /** `mdm-train sample`: images at every level from a run's checkpoint (EMA weights by default), as a PNG grid. */
 export async function sampleCommand(options: SampleCommandOptions): Promise<string> {
-  const ckpt = loadCheckpoint(join(options.run, 'checkpoint.safetensors'));
-  const config = parseTrainConfig(ckpt.config);
-  await initBackend({ backend: options.backend ?? config.backend });
-  const full = modelConfigOf(config);
-  const resolutions = levelsOf(full).map((l) => l.resolution);
-  const from = resolutions.indexOf(config.phases[ckpt.progress.phase].resolution);
-  const model = new NestedUNet(phaseModelConfig(full, from), { weights: options.ema ? ckpt.values.ema : ckpt.values.params });
-  const conditioner = makeConditioner(config, full);
+  const run = await openRun(options.run, { ema: options.ema, backend: options.backend });
+  const { config, conditioner } = run;
   let captions: string[];
   let labels: number[];
   if (options.prompt !== undefined) {
@@ -49,10 +39,10 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
     captions = new Array(options.n).fill('');
     labels = new Array(options.n).fill(options.label);
   } else {
-    ({ captions, labels } = previewConditions(loadDataset(config, resolutions[0]), options.n));
+    ({ captions, labels } = previewConditions(run.dataset(), options.n));
   }
   const progress = new ProgressLine(5);
-  const images = generate(model, paramsFrom(model.params), levelSchedules(config, resolutions).slice(from), conditioner, {
+  const images = generate(run.model, run.params, run.schedules, conditioner, {
     captions,
     labels,
     steps: options.steps,
@@ -67,7 +57,6 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
   progress.done();
   const path = options.out ?? join(options.run, 'sample.png');
   writeFileSync(path, sampleGridPng(images));
-  model.dispose();
-  tf.disposeVariables();
+  run.dispose();
   return path;
 }

@@ -63,6 +63,7 @@ const emoji: TrainConfigInput = {
   // (measured on a trained run: 64 px error after 4 DDIM steps from t = 196, 0.164 dynamic vs 0.086 none).
   sampling: { n: 8, steps: 50, sampler: 'ddim', guidance: 2, threshold: 'clip', every: 0 },
   checkpointEvery: 100,
+  snapshotEvery: 100,
   plotEvery: 50,
 };
 

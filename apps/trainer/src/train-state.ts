@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { RngState } from '@matryoshka-ts/core';
 import { SafetensorsFile, type TensorToWrite, toFloat32, writeSafetensors } from '@matryoshka-ts/checkpoint';
@@ -42,6 +43,22 @@ export function saveCheckpoint(path: string, tensors: TrainTensors, progress: Tr
     for (const [name, t] of tensors[group]) out.set(`${prefix}/${name}`, { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array });
   }
   writeSafetensors(path, out, { format: FORMAT, progress: JSON.stringify(progress), config: JSON.stringify(config) });
+}
+
+/** Where `snapshotEvery` keeps the EMA weights of step `step`: snapshots/step-000400.safetensors. */
+export function snapshotPath(runDir: string, step: number): string {
+  return join(runDir, 'snapshots', `step-${String(step).padStart(6, '0')}.safetensors`);
+}
+
+/** The run's snapshots (EMA weights only), oldest first. */
+export function listSnapshots(runDir: string): Array<{ step: number; path: string }> {
+  const dir = join(runDir, 'snapshots');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((name) => /^step-(\d+)\.safetensors$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), path: join(dir, m[0]) }))
+    .sort((a, b) => a.step - b.step);
 }
 
 export interface LoadedCheckpoint {

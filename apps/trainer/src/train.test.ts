@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
-import { loadCheckpoint } from './train-state.js';
+import { openRun } from './run-model.js';
+import { listSnapshots, loadCheckpoint } from './train-state.js';
 import { type StepMetrics, train } from './train.js';
 
 // A micro 2-level model on the bundled emoji at 8 px, on the pure-JS cpu backend (deterministic).
@@ -62,6 +63,25 @@ describe('train', () => {
     for (const file of ['checkpoint.safetensors', 'config.json', 'loss.svg', 'samples.png', 'metrics.jsonl']) expect(existsSync(join(split, file)), file).toBe(true);
     const png = readFileSync(join(split, 'samples.png'));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
+  }, 300_000);
+
+  it('keeps EMA snapshots every snapshotEvery steps that openRun samples from, across phases', async () => {
+    const dir = tempRun();
+    await train(parseTrainConfig({ ...micro, snapshotEvery: 2 }), { out: dir, steps: 5 });
+    const snaps = listSnapshots(dir);
+    expect(snaps.map((s) => s.step)).toEqual([2, 4]);
+    // Step 2 is in the 4 px phase (one level), step 4 in the 8 px phase (two levels).
+    const early = await openRun(snaps[0].path);
+    expect(early.resolutions).toEqual([4]);
+    expect(early.progress.step).toBe(2);
+    early.dispose();
+    const late = await openRun(snaps[1].path);
+    expect(late.resolutions).toEqual([8, 4]);
+    const saved = loadCheckpoint(snaps[1].path);
+    expect(saved.values.params.size).toBe(0);
+    expect(late.model.getWeights().get([...saved.values.ema.keys()][0])).toEqual(saved.values.ema.values().next().value);
+    late.dispose();
+    await expect(openRun(snaps[1].path, { ema: false })).rejects.toThrow(/no raw weights/);
   }, 300_000);
 
   it('keeps the number of live tensors flat across 20 training steps', async () => {

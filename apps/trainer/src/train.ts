@@ -15,7 +15,7 @@ import { Adam, clipByGlobalNorm, emaDecay, globalNorm, learningRate, updateEma }
 import { nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
 import { lineChartSvg, smooth } from './plot.js';
 import { ProgressLine, Throughput, formatDuration } from './progress.js';
-import { type TrainProgress, loadCheckpoint, saveCheckpoint } from './train-state.js';
+import { type TrainProgress, loadCheckpoint, saveCheckpoint, snapshotPath } from './train-state.js';
 
 export interface TrainOptions {
   /** Run directory (created if needed). */
@@ -225,6 +225,13 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
     );
   };
 
+  const snapshot = (stepNo: number) => {
+    if (!current) return;
+    mkdirSync(join(out, 'snapshots'), { recursive: true });
+    const empty = new Map<string, tf.Tensor>();
+    saveCheckpoint(snapshotPath(out, stepNo), { params: empty, ema: current.ema, adamM: empty, adamV: empty }, { ...progress, rng: rng.getState() }, config);
+  };
+
   for (let p = progress.phase; p < config.phases.length && progress.step < total; p++) {
     if (p !== progress.phase) {
       progress.phase = p;
@@ -300,6 +307,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       if (stepNo % config.plotEvery === 0) writePlot();
       // A skipped step never overwrites the last good checkpoint.
       if (!skipped && stepNo % config.checkpointEvery === 0) checkpoint();
+      if (config.snapshotEvery > 0 && stepNo % config.snapshotEvery === 0) snapshot(stepNo);
       if (config.sampling.every > 0 && stepNo % config.sampling.every === 0 && stepNo < total) writeSamples(`step${stepNo}`);
     }
   }

@@ -1,0 +1,65 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BackendName, initBackend } from '@matryoshka-ts/core';
+import type { ImageDataset } from '@matryoshka-ts/data';
+import { NestedUNet, type Params, paramsFrom } from '@matryoshka-ts/nested-unet';
+import type { Schedule } from '@matryoshka-ts/schedules';
+import * as tf from '@tensorflow/tfjs-core';
+import { type TrainConfig, modelConfigOf, parseTrainConfig } from './config.js';
+import type { Conditioner } from './conditioning.js';
+import { levelsOf, phaseModelConfig } from './phases.js';
+import { levelSchedules, loadDataset, makeConditioner } from './train.js';
+import { type TrainProgress, loadCheckpoint } from './train-state.js';
+
+/** A trained model ready to sample: what `mdm-train sample` and `mdm-eval` load from a run. */
+export interface OpenRun {
+  /** The checkpoint file read. */
+  checkpoint: string;
+  config: TrainConfig;
+  progress: TrainProgress;
+  model: NestedUNet;
+  /** The weights sampled with (EMA unless `ema: false`). */
+  params: Params;
+  /** One noise schedule per level of `model`, outermost first. */
+  schedules: Schedule[];
+  conditioner: Conditioner;
+  /** Resolutions of `model`'s levels, outermost first. */
+  resolutions: number[];
+  /** The run's data set, at the full model's resolution as in training (captions, labels, reference images). */
+  dataset(): ImageDataset;
+  dispose(): void;
+}
+
+/**
+ * Opens a run directory (its checkpoint.safetensors) or one checkpoint/snapshot file, starts the
+ * run's backend (or `backend`), and builds the model of the phase the checkpoint was written in.
+ */
+export async function openRun(path: string, options: { ema?: boolean; backend?: BackendName } = {}): Promise<OpenRun> {
+  if (!existsSync(path)) throw new Error(`no run or checkpoint at ${path}`);
+  const file = statSync(path).isDirectory() ? join(path, 'checkpoint.safetensors') : path;
+  const ckpt = loadCheckpoint(file);
+  const config = parseTrainConfig(ckpt.config);
+  await initBackend({ backend: options.backend ?? config.backend });
+  const full = modelConfigOf(config);
+  const all = levelsOf(full).map((l) => l.resolution);
+  const from = all.indexOf(config.phases[ckpt.progress.phase].resolution);
+  const ema = options.ema ?? true;
+  const weights = ema ? ckpt.values.ema : ckpt.values.params;
+  if (weights.size === 0) throw new Error(`${file} holds no ${ema ? 'EMA' : 'raw'} weights${ema ? '' : ' (snapshots keep only the EMA weights)'}`);
+  const model = new NestedUNet(phaseModelConfig(full, from), { weights });
+  return {
+    checkpoint: file,
+    config,
+    progress: ckpt.progress,
+    model,
+    params: paramsFrom(model.params),
+    schedules: levelSchedules(config, all).slice(from),
+    conditioner: makeConditioner(config, full),
+    resolutions: all.slice(from),
+    dataset: () => loadDataset(config, all[0]),
+    dispose: () => {
+      model.dispose();
+      tf.disposeVariables();
+    },
+  };
+}

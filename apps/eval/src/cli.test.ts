@@ -1,11 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { frechetDistance, writeFidStats, writeNpz } from '@matryoshka-ts/metrics';
+import { frechetDistance, readFidStats, writeFidStats, writeNpz } from '@matryoshka-ts/metrics';
+import { ONNX_FLOAT, onnxModel, seeded } from '@matryoshka-ts/test-utils';
 import { afterAll, expect, it } from 'vitest';
 import { frechetCommand } from './frechet-command.js';
+import { writePng } from './images.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mdm-eval-cli-'));
@@ -76,6 +78,39 @@ it('frechetCommand (the same code, in process)', () => {
   expect(() => frechetCommand(a, dir)).toThrow(/not a file/);
 });
 
-it('the built-in help names the command', () => {
-  expect(execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', join(root, 'apps/eval/src/cli.ts'), '--help'], { cwd: root, encoding: 'utf8' })).toMatch(/frechet/);
+it('the built-in help names every command', () => {
+  const help = execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', join(root, 'apps/eval/src/cli.ts'), '--help'], { cwd: root, encoding: 'utf8' });
+  for (const command of ['frechet', 'stats', 'fid', 'clip', 'generate', 'sweep', 'curves']) expect(help).toMatch(new RegExp(`\\n  ${command} `));
 });
+
+it('mdm-eval stats with an ONNX feature network prints N, the network id and the resize, and writes .npz + sidecar', () => {
+  const images = join(dir, 'images');
+  mkdirSync(images);
+  const r = seeded(1);
+  for (let i = 0; i < 3; i++) writePng(join(images, `${i}.png`), { data: Uint8Array.from({ length: 10 * 10 * 3 }, () => Math.floor(r() * 256)), width: 10, height: 10, channels: 3 });
+  writeFileSync(join(images, 'broken.png'), 'not a png');
+  const model = join(dir, 'mean.onnx');
+  // Features = per-channel means of the input: GlobalAveragePool + Flatten.
+  writeFileSync(
+    model,
+    onnxModel({
+      inputs: [{ name: 'x', type: ONNX_FLOAT, shape: ['n', 3, 299, 299] }],
+      outputs: [{ name: 'y', type: ONNX_FLOAT, shape: ['n', 3] }],
+      nodes: [
+        { op: 'GlobalAveragePool', inputs: ['x'], outputs: ['p'] },
+        { op: 'Flatten', inputs: ['p'], outputs: ['y'], attributes: { axis: 1 } },
+      ],
+    }),
+  );
+  const out = join(dir, 'ref.npz');
+  const run = mdmEval(['stats', '--images', images, '--features', model, '--out', out, '--backend', 'cpu']);
+  expect(run.status, run.stderr).toBe(0);
+  const report = JSON.parse(run.stdout.trim());
+  expect(report).toMatchObject({ out, n: 3, source: images, dim: 3, proxy: false, skipped: { 'corrupt image': 1 } });
+  expect(report.features).toMatch(/^onnx:mean\.onnx#[0-9a-f]{12}\|pytorch-fid@299\|0-1$/);
+  expect(report.resize).toMatch(/pytorch-fid/);
+  expect(readFidStats(out).dim).toBe(3);
+  const missing = mdmEval(['fid', '--samples', images, '--reference', out, '--features', join(dir, 'nope.onnx')]);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr).toMatch(/--features .*nope\.onnx: no such file or directory/);
+}, 120_000);

@@ -1,20 +1,154 @@
 import { Command, Option } from 'commander';
+import { BACKEND_NAMES, type BackendName, initBackend } from '@matryoshka-ts/core';
+import { curvesCommand } from './curves-command.js';
 import { frechetCommand } from './frechet-command.js';
+import { generateCommand } from './generate-command.js';
+import { clipCommand, fidCommand, statsCommand } from './metric-commands.js';
+import type { NetworkOptions } from './networks.js';
+import { sweepCommand } from './sweep-command.js';
 
 const program = new Command();
-program.name('mdm-eval').description('Evaluate Matryoshka Diffusion Models.').showHelpAfterError();
+program.name('mdm-eval').description('Evaluate Matryoshka Diffusion Models: FID, CLIP score, guidance sweeps, metric-vs-step curves.').showHelpAfterError();
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const print = (result: unknown) => console.log(JSON.stringify(result));
+const number = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isFinite(x)) throw new Error(`${name} must be a number, got '${v}'`);
+  return x;
+};
+const integer = (name: string) => (v: string) => {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 1) throw new Error(`${name} must be a positive integer, got '${v}'`);
+  return x;
+};
+
+/** Options that choose the feature / CLIP networks, shared by the commands that need them. */
+function networkOptions(cmd: Command, clip: boolean): Command {
+  cmd
+    .option('--features <model>', "feature network: 'proxy' (trained on the bundled data, labelled as such), an ONNX file (e.g. pytorch-fid's Inception), or a TF.js graph model directory", 'proxy')
+    .addOption(new Option('--resize <method>', 'resize before features: pytorch-fid (torch bilinear) or clean-fid (PIL bicubic)').choices(['pytorch-fid', 'clean-fid']))
+    .option('--size <px>', 'network input size (default 299 for ONNX/TF.js, 64 for the proxy)', integer('--size'))
+    .addOption(new Option('--range <range>', 'value range the network takes (default by resize: pytorch-fid 0-1, clean-fid 0-255; TF.js -1-1)').choices(['0-1', '0-255', '-1-1']))
+    .option('--cache <dir>', 'where the proxy network is cached (default ~/.cache/matryoshka-ts/proxy)')
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKEND_NAMES]).default('auto'));
+  if (clip) {
+    cmd
+      .option('--clip <model>', "CLIP model: 'proxy', 'none', or a directory with vision_model.onnx, text_model.onnx and tokenizer files", 'proxy')
+      .addOption(new Option('--definition <name>', 'CLIP score: torchmetrics = 100·max(cos,0), clipscore = 2.5·max(cos,0)').choices(['torchmetrics', 'clipscore']).default('torchmetrics'));
+  }
+  return cmd;
+}
+
+type Opts = NetworkOptions & { backend: BackendName; cache?: string } & Record<string, unknown>;
+const networks = (o: Opts): NetworkOptions => ({ features: o.features, clip: o.clip, resize: o.resize, size: o.size, range: o.range, cacheDir: o.cache, log });
 
 program
   .command('frechet')
-  .description(
-    'Print the Fréchet distance (FID) between two feature-statistics files (.npz with mu (d,) and sigma (d, d), as pytorch-fid saves them) as one JSON line: {"fid", "a", "b", "dim"}.',
-  )
+  .description('Print the Fréchet distance (FID) between two feature-statistics files (.npz with mu (d,) and sigma (d, d), as pytorch-fid saves them) as one JSON line: {"fid", "a", "b", "dim"}.')
   .argument('<a>', 'first statistics file (.npz)')
   .argument('<b>', 'second statistics file (.npz)')
   .addOption(new Option('--method <kind>', "factor of a's covariance used to symmetrise the product").choices(['cholesky', 'eigh']).default('cholesky'))
-  .action((a: string, b: string, options: { method: 'cholesky' | 'eigh' }) => {
-    console.log(JSON.stringify(frechetCommand(a, b, { method: options.method })));
+  .action((a: string, b: string, options: { method: 'cholesky' | 'eigh' }) => print(frechetCommand(a, b, { method: options.method })));
+
+networkOptions(
+  program
+    .command('stats')
+    .description('Feature statistics of a set of images as pytorch-fid .npz (mu, sigma) plus a .npz.json sidecar naming the features, N and the resize.')
+    .requiredOption('--images <source>', "a directory of PNG/JPEG images, .tar shards (a glob or {00000..00009} pattern), or 'bundled' (the default run's data)")
+    .requiredOption('--out <file.npz>', 'statistics file to write'),
+  false,
+).action(async (o: Opts & { images: string; out: string }) => {
+  await initBackend({ backend: o.backend });
+  print(await statsCommand({ ...networks(o), images: o.images, out: o.out }));
+});
+
+networkOptions(
+  program
+    .command('fid')
+    .description('FID of samples against a reference; prints one JSON line with the FID, N, the reference, the feature network and the resize.')
+    .requiredOption('--samples <source>', 'directory (or .tar shards) of sample images')
+    .requiredOption('--reference <source>', "statistics (.npz), a directory / shards of real images, or 'bundled'"),
+  false,
+).action(async (o: Opts & { samples: string; reference: string }) => {
+  await initBackend({ backend: o.backend });
+  print(await fidCommand({ ...networks(o), samples: o.samples, reference: o.reference }));
+});
+
+networkOptions(
+  program
+    .command('clip')
+    .description('CLIP score of samples against their captions (line i of the captions file ↔ image i in name order).')
+    .requiredOption('--samples <dir>', 'directory of sample images')
+    .option('--captions <file>', 'captions, one per line (default <samples>/captions.txt, as `generate` writes it)'),
+  true,
+).action(async (o: Opts & { samples: string; captions?: string; definition: 'torchmetrics' | 'clipscore' }) => {
+  await initBackend({ backend: o.backend });
+  print(await clipCommand({ ...networks(o), samples: o.samples, captions: o.captions, definition: o.definition }));
+});
+
+program
+  .command('generate')
+  .description("Write N samples of a run (or one checkpoint / snapshot) as PNGs with their captions and settings; resumable: re-running continues where it stopped.")
+  .requiredOption('--run <path>', 'training run directory, or a checkpoint / snapshot file')
+  .requiredOption('--out <dir>', 'samples directory')
+  .requiredOption('--n <count>', 'number of samples', integer('--n'))
+  .option('--prompts <file>', "captions, one per line, cycled (default: the run's own captions in data-set order)")
+  .option('--labels <list>', "class labels: comma list or 'all' (class-conditioned runs)")
+  .option('--guidance <w>', "guidance weight (default: the run's sampling.guidance)", number('--guidance'))
+  .option('--steps <k>', "sampling steps (default: the run's)", integer('--steps'))
+  .addOption(new Option('--sampler <kind>', 'sampler').choices(['ddpm', 'ddim']))
+  .addOption(new Option('--threshold <kind>', 'x̂0 thresholding').choices(['none', 'clip', 'dynamic', 'dynamic-deepfloyd']))
+  .option('--resolution <px>', "which level's images to write (default the outermost)", integer('--resolution'))
+  .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
+  .option('--seed <n>', 'seed', number('--seed'), 0)
+  .addOption(new Option('--backend <name>', 'tfjs backend (default: the run config)').choices([...BACKEND_NAMES]))
+  .action(async (o) => {
+    const result = await generateCommand(o);
+    print({ out: result.dir, generated: result.generated, ...result.manifest });
   });
+
+networkOptions(
+  program
+    .command('sweep')
+    .description("Samples at several guidance weights, their FID against the run's training images and CLIP score: sweep.md table, sweep.json and a FID–CLIP plot (sweep.svg).")
+    .requiredOption('--run <path>', 'training run directory (or checkpoint file)')
+    .option('--guidance <list>', 'guidance weights', '1,1.5,2,3,5,7')
+    .option('--n <count>', 'samples per weight', integer('--n'), 64)
+    .option('--steps <k>', "sampling steps (default: the run's)", integer('--steps'))
+    .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
+    .option('--seed <n>', 'seed', number('--seed'), 0)
+    .option('--reference <source>', "reference (.npz, images, 'bundled'); default the run's training images")
+    .option('--out <dir>', 'output directory (default <run>/eval/sweep)'),
+  true,
+).action(async (o: Opts & { run: string; guidance: string; n: number; steps?: number; batch: number; seed: number; reference?: string; out?: string; definition: 'torchmetrics' | 'clipscore' }) => {
+  await initBackend({ backend: o.backend });
+  const guidance = o.guidance.split(',').map(number('--guidance'));
+  const result = await sweepCommand({ ...networks(o), run: o.run, guidance, n: o.n, steps: o.steps, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, backend: o.backend, log });
+  log(`sweep: ${result.table}, ${result.plot}`);
+  print(result);
+});
+
+networkOptions(
+  program
+    .command('curves')
+    .description("FID (and CLIP score) vs training step for several runs, from their snapshots and final checkpoints (the paper's Fig. 4 form): curves.md, curves.json, curves-fid.svg, curves-clip.svg.")
+    .requiredOption('--runs <dirs...>', 'training run directories')
+    .option('--n <count>', 'samples per checkpoint', integer('--n'), 32)
+    .option('--steps <k>', "sampling steps (default: each run's)", integer('--steps'))
+    .option('--guidance <w>', "guidance weight (default: each run's)", number('--guidance'))
+    .option('--resolution <px>', "resolution of the metric (default: each run's final); checkpoints without that level are skipped", integer('--resolution'))
+    .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
+    .option('--seed <n>', 'seed', number('--seed'), 0)
+    .option('--reference <source>', "reference (.npz, images, 'bundled'); default each run's training images")
+    .option('--out <dir>', 'output directory', 'runs/curves'),
+  true,
+).action(async (o: Opts & { runs: string[]; n: number; steps?: number; guidance?: number; resolution?: number; batch: number; seed: number; reference?: string; out: string; definition: 'torchmetrics' | 'clipscore' }) => {
+  await initBackend({ backend: o.backend });
+  const result = await curvesCommand({ ...networks(o), runs: o.runs, n: o.n, steps: o.steps, guidance: o.guidance, resolution: o.resolution, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, backend: o.backend, log });
+  log(`curves: ${result.table}, ${result.plots.join(', ')}`);
+  print(result);
+});
 
 program.parseAsync(process.argv).catch((error: Error) => {
   console.error(`mdm-eval: ${error.message}`);

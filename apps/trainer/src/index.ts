@@ -10,3 +10,7 @@ export type { TrainConfig } from './config.js';
 export { ProgressLine, Throughput, formatDuration } from './progress.js';
 export { lineChartSvg, smooth } from './plot.js';
 export type { Series } from './plot.js';
+export { train } from './train.js';
+export type { StepMetrics, TrainOptions, TrainResult } from './train.js';
+export { parseTrainConfig } from './config.js';
+export type { TrainConfigInput } from './config.js';

@@ -1,0 +1,149 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BackendName } from '@matryoshka-ts/core';
+import { type OpenRun, ProgressLine, formatDuration, generate, openRun } from '@matryoshka-ts/trainer';
+import { floatToUint8Image, writePng } from './images.js';
+
+export interface GenerateCommandOptions {
+  /** A run directory, or one checkpoint / snapshot file. */
+  run: string;
+  out: string;
+  n: number;
+  /** A file with one caption per line (cycled to n). */
+  prompts?: string;
+  /** Class labels: a comma list, or `all` (cycled to n). */
+  labels?: string;
+  guidance?: number;
+  steps?: number;
+  sampler?: 'ddpm' | 'ddim';
+  threshold?: 'none' | 'clip' | 'dynamic' | 'dynamic-deepfloyd';
+  /** Which level's images to write (a resolution; default the model's outermost). */
+  resolution?: number;
+  seed?: number;
+  batch?: number;
+  backend?: BackendName;
+  /** An already opened run (the sweep and curves commands share one). */
+  opened?: OpenRun;
+}
+
+/** What a samples directory holds: written first, so a resumed generation must match it. */
+export interface SamplesManifest {
+  run: string;
+  checkpoint: string;
+  step: number;
+  n: number;
+  resolution: number;
+  guidance: number;
+  steps: number;
+  sampler: string;
+  threshold: string;
+  seed: number;
+  batch: number;
+}
+
+export interface GenerateResult {
+  dir: string;
+  n: number;
+  /** Images made by this call (the rest existed from an earlier, interrupted one). */
+  generated: number;
+  manifest: SamplesManifest;
+}
+
+export const imagePath = (dir: string, i: number) => join(dir, 'images', `${String(i).padStart(6, '0')}.png`);
+
+/** The n conditions: prompts from a file, labels, or the run's own captions (labels) in data-set order, cycled. */
+function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: string[]; labels: number[] } {
+  const n = options.n;
+  const kind = run.conditioner.kind;
+  if (options.prompts !== undefined) {
+    if (kind !== 'text') throw new Error('--prompts needs a text-conditioned run');
+    if (!existsSync(options.prompts)) throw new Error(`--prompts ${options.prompts}: no such file`);
+    const lines = readFileSync(options.prompts, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    if (!lines.length) throw new Error(`--prompts ${options.prompts} has no captions`);
+    return { captions: Array.from({ length: n }, (_, i) => lines[i % lines.length]), labels: new Array(n).fill(0) };
+  }
+  if (options.labels !== undefined) {
+    if (run.conditioner.kind !== 'labels') throw new Error('--labels needs a class-conditioned run');
+    const classes = run.conditioner.numClasses;
+    const list = options.labels === 'all' ? Array.from({ length: classes }, (_, i) => i) : options.labels.split(',').map(Number);
+    for (const l of list) if (!Number.isInteger(l) || l < 0 || l >= classes) throw new Error(`--labels: ${l} is not a class (0…${classes - 1})`);
+    return { captions: new Array(n).fill(''), labels: Array.from({ length: n }, (_, i) => list[i % list.length]) };
+  }
+  const dataset = run.dataset();
+  const captions: string[] = [];
+  const labels: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = dataset.get(i % dataset.size);
+    captions.push(kind === 'text' ? e.caption : '');
+    labels.push(kind === 'labels' ? e.label : 0);
+  }
+  return { captions, labels };
+}
+
+/**
+ * `mdm-eval generate`: n samples of a run as PNGs in out/images/, their captions in
+ * out/captions.txt (line i ↔ image i) and the settings in out/manifest.json. Batch b always holds
+ * images b·B … b·B + B − 1 with seed (seed, b), so an interrupted generation resumes where it
+ * stopped and gives the same images as an uninterrupted one.
+ */
+export async function generateCommand(options: GenerateCommandOptions): Promise<GenerateResult> {
+  if (!Number.isInteger(options.n) || options.n < 1) throw new Error(`--n must be a positive integer, got ${options.n}`);
+  const run = options.opened ?? (await openRun(options.run, { backend: options.backend }));
+  const config = run.config;
+  const resolution = options.resolution ?? run.resolutions[0];
+  const level = run.resolutions.indexOf(resolution);
+  if (level < 0) throw new Error(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
+  const manifest: SamplesManifest = {
+    run: options.run,
+    checkpoint: run.checkpoint,
+    step: run.progress.step,
+    n: options.n,
+    resolution,
+    guidance: options.guidance ?? config.sampling.guidance,
+    steps: options.steps ?? config.sampling.steps,
+    sampler: options.sampler ?? config.sampling.sampler,
+    threshold: options.threshold ?? config.sampling.threshold,
+    seed: options.seed ?? 0,
+    batch: options.batch ?? 8,
+  };
+  const manifestPath = join(options.out, 'manifest.json');
+  if (existsSync(manifestPath)) {
+    const old = JSON.parse(readFileSync(manifestPath, 'utf8')) as SamplesManifest;
+    const differs = (Object.keys(manifest) as Array<keyof SamplesManifest>).filter((k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k]);
+    if (differs.length) throw new Error(`${options.out} holds samples made with other settings (${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`);
+  }
+  mkdirSync(join(options.out, 'images'), { recursive: true });
+  writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  renameSync(`${manifestPath}.tmp`, manifestPath);
+  const { captions, labels } = conditions(run, options);
+  writeFileSync(join(options.out, 'captions.txt'), `${captions.join('\n')}\n`);
+
+  const progress = new ProgressLine(10);
+  const started = performance.now();
+  let generated = 0;
+  const batches = Math.ceil(options.n / manifest.batch);
+  for (let b = 0; b < batches; b++) {
+    const first = b * manifest.batch;
+    const count = Math.min(manifest.batch, options.n - first);
+    const indices = Array.from({ length: count }, (_, k) => first + k);
+    if (indices.every((i) => existsSync(imagePath(options.out, i)))) continue;
+    const images = generate(run.model, run.params, run.schedules, run.conditioner, {
+      captions: captions.slice(first, first + count),
+      labels: labels.slice(first, first + count),
+      steps: manifest.steps,
+      sampler: manifest.sampler as 'ddpm' | 'ddim',
+      eta: 0,
+      guidance: manifest.guidance,
+      threshold: manifest.threshold as 'none' | 'clip' | 'dynamic' | 'dynamic-deepfloyd',
+      prediction: config.loss.prediction,
+      seed: manifest.seed * 1_000_003 + b,
+    });
+    images[level].images.forEach((data, k) => writePng(imagePath(options.out, first + k), floatToUint8Image(data, resolution)));
+    generated += count;
+    const rate = generated / ((performance.now() - started) / 1000);
+    progress.update(`generate: ${first + count}/${options.n} images | ${rate.toFixed(2)} img/s | ETA ${formatDuration((options.n - first - count) / rate)}`);
+  }
+  progress.done();
+  if (!options.opened) run.dispose();
+  return { dir: options.out, n: options.n, generated, manifest };
+}

@@ -1,0 +1,92 @@
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { loadEmojiDataset } from '@matryoshka-ts/data';
+import { type FeatureExtractor, FeatureStats, type Uint8Image, featureStatsOf, frechetDistance, readFidStats, writeFidStats } from '@matryoshka-ts/metrics';
+import { readImages } from './images.js';
+
+/** Feature statistics with what they were computed from and with, so numbers are never compared blindly. */
+export interface LabelledStats {
+  mu: Float64Array;
+  sigma: Float64Array;
+  /** Images behind the statistics (undefined for published statistics without a sidecar). */
+  n?: number;
+  /** What the images were (a path, `bundled:…`). */
+  source: string;
+  /** The feature extractor's id, or `unknown` for a published .npz without our sidecar. */
+  features: string;
+  resize?: string;
+  proxy?: boolean;
+}
+
+/** The sidecar written next to a statistics file: `ref.npz` → `ref.npz.json`. */
+const sidecarOf = (path: string) => `${path}.json`;
+
+export function writeLabelledStats(path: string, stats: LabelledStats): void {
+  writeFidStats(path, stats);
+  const { mu: _mu, sigma: _sigma, ...label } = stats;
+  const tmp = `${sidecarOf(path)}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(label, null, 2)}\n`);
+  renameSync(tmp, sidecarOf(path));
+}
+
+/** Reads a pytorch-fid .npz, with our sidecar's labels when it has one. */
+export function readLabelledStats(path: string): LabelledStats {
+  const { mu, sigma } = readFidStats(path);
+  const label = existsSync(sidecarOf(path)) ? (JSON.parse(readFileSync(sidecarOf(path), 'utf8')) as Omit<LabelledStats, 'mu' | 'sigma'>) : { source: path, features: 'unknown' };
+  return { ...label, mu: Float64Array.from(mu), sigma: Float64Array.from(sigma) };
+}
+
+/** The bundled data set the default run trains on (Smileys & Emotion at 64 px), as evaluation images. */
+export function bundledImages(): { source: string; images: Uint8Image[] } {
+  const dataset = loadEmojiDataset({ resolution: 64, skinTones: false, categories: ['Smileys & Emotion'] });
+  const images = Array.from({ length: dataset.size }, (_, i) => ({ data: dataset.get(i).image, width: 64, height: 64, channels: 3 }));
+  return { source: `bundled:${dataset.id}`, images };
+}
+
+/** Statistics of a set of images through `extractor`. */
+export async function statsOfImages(
+  extractor: FeatureExtractor,
+  source: string,
+  images: AsyncIterable<Uint8Image> | Iterable<Uint8Image>,
+  onBatch?: (done: number) => void,
+): Promise<LabelledStats> {
+  const stats: FeatureStats = await featureStatsOf(extractor, images, { onBatch });
+  if (stats.count < 2) throw new Error(`${source}: ${stats.count} image(s) read; statistics need at least 2`);
+  const { mu, sigma } = stats.fidStats();
+  return { mu, sigma, n: stats.count, source, features: extractor.id, resize: extractor.resize, proxy: extractor.proxy };
+}
+
+/** Images of a directory / tar shards as a stream of images, with skips counted. */
+export async function* imagesOf(source: string, skipped: Record<string, number>): AsyncGenerator<Uint8Image> {
+  for await (const { image } of readImages(source, { skipped })) yield image;
+}
+
+/**
+ * Reference statistics from `--reference`: a .npz (checked against the extractor through its
+ * sidecar), `bundled`, or a directory / tar shards of images.
+ */
+export async function referenceStats(reference: string, extractor: FeatureExtractor, onBatch?: (done: number) => void): Promise<LabelledStats & { skipped?: Record<string, number> }> {
+  if (reference.endsWith('.npz')) {
+    if (!existsSync(reference)) throw new Error(`--reference ${reference}: no such file`);
+    const stats = readLabelledStats(reference);
+    if (stats.features !== 'unknown' && stats.features !== extractor.id) {
+      throw new Error(`--reference ${reference} was computed with features ${stats.features}, but these are ${extractor.id}: the distance would mean nothing`);
+    }
+    if (stats.mu.length !== extractor.dim) throw new Error(`--reference ${reference} has d = ${stats.mu.length}, the features have d = ${extractor.dim}`);
+    return stats;
+  }
+  if (reference === 'bundled') {
+    const { source, images } = bundledImages();
+    return statsOfImages(extractor, source, images, onBatch);
+  }
+  const skipped: Record<string, number> = {};
+  const stats = await statsOfImages(extractor, reference, imagesOf(reference, skipped), onBatch);
+  return { ...stats, skipped };
+}
+
+/** FID between sample and reference statistics, refusing mismatched feature spaces. */
+export function fidBetween(samples: LabelledStats, reference: LabelledStats): number {
+  if (reference.features !== 'unknown' && samples.features !== reference.features) throw new Error(`samples use features ${samples.features}, the reference ${reference.features}`);
+  const fid = frechetDistance(samples.mu, samples.sigma, reference.mu, reference.sigma);
+  if (!Number.isFinite(fid)) throw new Error(`the Fréchet distance came out ${fid}`);
+  return fid;
+}

@@ -82,7 +82,7 @@ export async function curvesCommand(options: CurvesOptions) {
   const report = { n: options.n, features: extractor.id, resize: extractor.resize, clip: clip?.id ?? null, definition: clip ? (options.definition ?? 'torchmetrics') : null, proxy, ...(proxy ? { note: PROXY_NOTE } : {}), runs: series };
   writeFileSync(join(options.out, 'curves.json'), `${JSON.stringify(report, null, 2)}\n`);
   const name = (r: string) => basename(resolve(r));
-  const subtitle = `N = ${options.n} samples per checkpoint · features ${extractor.id}${proxy ? ' · PROXY' : ''}`;
+  const subtitle = `N = ${options.n} samples per checkpoint · features ${extractor.id}${proxy ? ' · PROXY networks: not comparable with published scores' : ''}`;
   const plot = (metric: 'fid' | 'clip_score', yLabel: string): PlotSeries[] =>
     series.map((s) => ({ name: `${name(s.run)} (${s.resolution} px)`, points: s.points.filter((p) => p[metric] !== null).map((p) => ({ x: p.step, y: p[metric] as number })) }));
   const plots = [join(options.out, 'curves-fid.svg')];

@@ -82,7 +82,7 @@ export async function sweepCommand(options: SweepOptions) {
   };
   writeFileSync(join(out, 'sweep.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(out, 'sweep.md'), sweepTable(report));
-  const subtitle = `${run.progress.step} steps, N = ${options.n}, ${steps} sampling steps · features ${extractor.id}${proxy ? ' · PROXY' : ''}`;
+  const subtitle = `${run.progress.step} steps, N = ${options.n}, ${steps} sampling steps · features ${extractor.id}${proxy ? ' · PROXY networks: not comparable with published scores' : ''}`;
   const svg = clip
     ? lineChartSvg([{ name: 'guidance sweep', points: rows.map((r) => ({ x: r.clip_score!, y: r.fid, label: `w=${r.guidance}` })) }], {
         title: 'FID vs CLIP score over guidance weights',

@@ -63,7 +63,7 @@ export async function loadProxyClip(options: ProxyOptions = {}): Promise<ProxyCl
     log(`proxy: training the proxy CLIP on ${dataset.id} (${dataset.size} images, ${training.steps} steps); cached at ${path}`);
     const started = performance.now();
     const result = trainProxyClip(dataset, encoder, shape, training, (step, loss) => {
-      if (step % 50 === 0 || step === training.steps) log(`proxy: step ${step}/${training.steps} | contrastive loss ${loss.toFixed(3)}`);
+      if (step % 50 === 0 || step === training.steps) log(`proxy: step ${step}/${training.steps} | loss ${loss.toFixed(3)} (contrastive + degradation)`);
     });
     weights = result.weights;
     mkdirSync(dir, { recursive: true });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodePng } from '@matryoshka-ts/data';
 import type { Uint8Image } from '@matryoshka-ts/metrics';
-import { seeded } from '@matryoshka-ts/test-utils';
+import { type TarWriterMember as TarMember, paxRecord, seeded, tar } from '@matryoshka-ts/test-utils';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { type ColorType, PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,44 +43,6 @@ function overWhite(rgba: number[]): number[] {
   const out: number[] = [];
   for (let i = 0; i < rgba.length; i += 4) for (let c = 0; c < 3; c++) out.push(Math.round(rgba[i + c] * (rgba[i + 3] / 255) + 255 * (1 - rgba[i + 3] / 255)));
   return out;
-}
-
-interface TarMember {
-  name: string;
-  data?: Uint8Array | string;
-  type?: string;
-  prefix?: string;
-}
-
-/** A minimal POSIX ustar writer (test-only), enough to exercise the reader's header handling. */
-function tar(members: TarMember[]): Uint8Array {
-  const blocks: Uint8Array[] = [];
-  for (const m of members) {
-    const data = typeof m.data === 'string' ? new TextEncoder().encode(m.data) : (m.data ?? new Uint8Array());
-    const header = new Uint8Array(512);
-    const put = (text: string, offset: number, length: number) => header.set(new TextEncoder().encode(text).subarray(0, length), offset);
-    put(m.name, 0, 100);
-    put('0000644\0', 100, 8);
-    put(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 12);
-    put('00000000000\0', 136, 12);
-    put(m.type ?? '0', 156, 1);
-    put('ustar\0' + '00', 257, 8);
-    put(m.prefix ?? '', 345, 155);
-    header.fill(0x20, 148, 156);
-    const sum = header.reduce((a, b) => a + b, 0);
-    put(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
-    blocks.push(header, data, new Uint8Array((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(new Uint8Array(1024));
-  return Buffer.concat(blocks);
-}
-
-/** A pax extended header record; its length is in bytes and counts its own digits. */
-function paxRecord(key: string, value: string): string {
-  const bytes = new TextEncoder().encode(` ${key}=${value}\n`).length;
-  let length = bytes + 1;
-  while (String(length).length + bytes !== length) length++;
-  return `${length} ${key}=${value}\n`;
 }
 
 function write(path: string, bytes: Uint8Array | string) {

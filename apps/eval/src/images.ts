@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { type FileHandle, open, readFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { decodePng } from '@matryoshka-ts/data';
+import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { countSkip, decodePng, expandSources, isDirectory, isFile, readRange, scanTar } from '@matryoshka-ts/data';
 import type { Uint8Image } from '@matryoshka-ts/metrics';
 import { decode as decodeJpeg } from 'jpeg-js';
 import { type ColorType, PNG } from 'pngjs';
@@ -43,16 +43,15 @@ const TAR_NAME = /\.tar$/i;
  * the read: it is counted in `options.skipped` and passed over.
  */
 export async function* readImages(source: string, options: ReadImagesOptions = {}): AsyncGenerator<NamedImage> {
-  const { limit = Infinity, skipped } = options;
+  const { limit = Infinity } = options;
   if (!(limit >= 0)) throw new Error(`limit must be a non-negative number, got ${limit}`);
   const sources = resolveSources(source);
   if (limit === 0) return;
-  const skip: Skip = (reason) => {
-    if (skipped) skipped[reason] = (skipped[reason] ?? 0) + 1;
-  };
+  const skipped = options.skipped ?? {};
+  const skip: Skip = (reason) => countSkip(skipped, reason);
   let count = 0;
   for (const piece of sources) {
-    const files = piece.kind === 'tar' ? tarImageMembers(piece.path, skip) : looseFiles(piece.files, skip);
+    const files = piece.kind === 'tar' ? tarImageMembers(piece.path, skipped) : looseFiles(piece.files, skip);
     for await (const { name, bytes } of files) {
       const image = decodeOrSkip(bytes, skip);
       if (!image) continue;
@@ -120,94 +119,29 @@ function decodeImage(bytes: Uint8Array): Uint8Image {
 // ---- resolving the source ----
 
 function resolveSources(source: string): Source[] {
-  const parts = splitOutsideBraces(source)
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
-  if (parts.length === 0) throw new Error(`no image source given: '${source}'`);
-  return parts.flatMap(expandBraces).flatMap(resolvePath);
+  const accept = (path: string) => classify(path) !== undefined;
+  // expandSources has checked every path; directories are listed here, still before the first image is read.
+  return expandSources(source, accept, { what: 'directory, .tar or image file', label: 'image source' }).map((path) => {
+    const kind = classify(path);
+    if (kind === 'dir') return { kind: 'files', files: imageFilesUnder(path) };
+    if (kind === 'tar') return { kind: 'tar', path };
+    return { kind: 'files', files: [{ name: path, path }] };
+  });
 }
 
-/** Splits at the commas that are not inside `{…}`, which belong to brace patterns. */
-function splitOutsideBraces(text: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === '{') depth++;
-    else if (text[i] === '}') depth = Math.max(0, depth - 1);
-    else if (text[i] === ',' && depth === 0) {
-      parts.push(text.slice(start, i));
-      start = i + 1;
-    }
-  }
-  parts.push(text.slice(start));
-  return parts;
-}
-
-/** Expands every `{a..b}` (numeric, zero-padded like bash when an end is) and `{x,y}`, left to right. */
-function expandBraces(pattern: string): string[] {
-  const brace = /\{([^{}]*)\}/.exec(pattern);
-  if (!brace) return [pattern];
-  const head = pattern.slice(0, brace.index);
-  const tail = pattern.slice(brace.index + brace[0].length);
-  return braceAlternatives(brace[1], pattern).flatMap((alt) => expandBraces(head + alt + tail));
-}
-
-function braceAlternatives(body: string, pattern: string): string[] {
-  const range = /^(\d+)\.\.(\d+)$/.exec(body);
-  if (range) {
-    const [from, to] = [Number(range[1]), Number(range[2])];
-    const width = range[1].startsWith('0') || range[2].startsWith('0') ? Math.max(range[1].length, range[2].length) : 0;
-    const step = from <= to ? 1 : -1;
-    const out: string[] = [];
-    for (let n = from; n !== to + step; n += step) out.push(String(n).padStart(width, '0'));
-    return out;
-  }
-  if (body.includes(',')) return body.split(',');
-  throw new Error(`unsupported brace expression '{${body}}' in ${pattern} (use {a..b} or {x,y})`);
-}
-
-function resolvePath(path: string): Source[] {
-  if (basename(path).includes('*')) return resolveGlob(path);
-  if (!existsSync(path)) throw new Error(`no such file or directory: ${path}`);
-  const source = classify(path, path);
-  if (!source) throw new Error(`not a directory, .tar, .png, .jpg or .jpeg file: ${path}`);
-  return [source];
-}
-
-function resolveGlob(pattern: string): Source[] {
-  const dir = dirname(pattern);
-  if (dir.includes('*')) throw new Error(`'*' is only supported in the last path component: ${pattern}`);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`no such directory: ${dir} (in ${pattern})`);
-  const matcher = globRegExp(basename(pattern));
-  const sources = readdirSync(dir)
-    .filter((entry) => matcher.test(entry))
-    .sort()
-    .flatMap((entry) => classify(join(dir, entry), join(dir, entry)) ?? []);
-  if (sources.length === 0) throw new Error(`pattern matches no directory, .tar or image file: ${pattern}`);
-  return sources;
-}
-
-function globRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^${escaped.replace(/\*/g, '.*')}$`);
-}
-
-/** What a path is to the reader; undefined when it is none of the supported kinds. */
-function classify(path: string, name: string): Source | undefined {
-  const stat = statSync(path, { throwIfNoEntry: false }); // undefined for a dangling link
-  if (!stat) return undefined;
-  if (stat.isDirectory()) return { kind: 'files', files: imageFilesUnder(path) };
-  if (!stat.isFile()) return undefined;
-  if (TAR_NAME.test(path)) return { kind: 'tar', path };
-  if (IMAGE_NAME.test(path)) return { kind: 'files', files: [{ name, path }] };
+/** What a path is to the reader; undefined when it is none of the supported kinds (or a dangling link). */
+function classify(path: string): 'dir' | 'tar' | 'image' | undefined {
+  if (isDirectory(path)) return 'dir';
+  if (!isFile(path)) return undefined;
+  if (TAR_NAME.test(path)) return 'tar';
+  if (IMAGE_NAME.test(path)) return 'image';
   return undefined;
 }
 
 /** Image files anywhere under `dir`, sorted by relative path (code-unit order, so locale-independent). */
 function imageFilesUnder(dir: string): Array<{ name: string; path: string }> {
   const names = readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((rel) => IMAGE_NAME.test(rel) && statSync(join(dir, rel), { throwIfNoEntry: false })?.isFile())
+    .filter((rel) => IMAGE_NAME.test(rel) && isFile(join(dir, rel)))
     .sort();
   if (names.length === 0) throw new Error(`no .png, .jpg or .jpeg files under ${dir}`);
   return names.map((name) => ({ name, path: join(dir, name) }));
@@ -228,117 +162,21 @@ async function* looseFiles(files: Array<{ name: string; path: string }>, skip: S
   }
 }
 
-const BLOCK = 512;
-
 /**
- * The image members of a tar, read header by header so a shard is never held in memory whole.
- * A damaged archive is read up to the damage, then counted once and left.
+ * The image members of a tar: the shared tar index scan lists the members header by header (a damaged
+ * archive is listed up to the damage, then counted once and left), and each image is read on its own
+ * so a shard is never held in memory whole.
  */
-async function* tarImageMembers(path: string, skip: Skip): AsyncGenerator<RawFile> {
-  let file: FileHandle;
-  try {
-    file = await open(path, 'r');
-  } catch {
-    return skip('unreadable file');
-  }
-  try {
-    const size = (await file.stat()).size;
-    if (size === 0) return skip('empty file');
-    let offset = 0;
-    let nextName: string | undefined; // from a GNU 'L' or pax 'x' entry, for the member after it
-    // Ending at a block boundary without the zero blocks is accepted, as Python's tarfile does.
-    while (offset < size) {
-      const header = await readAt(file, offset, BLOCK);
-      if (header.length < BLOCK) return skip('truncated tar');
-      if (header.every((b) => b === 0)) return; // tar writes two zero blocks; the first is enough
-      const entry = parseTarHeader(header);
-      if (!entry) return skip('corrupt tar');
-      const start = offset + BLOCK;
-      if (start + entry.size > size) return skip('truncated tar');
-      offset = start + Math.ceil(entry.size / BLOCK) * BLOCK;
-
-      if (entry.type === 'L') nextName = cString(await readAt(file, start, entry.size));
-      else if (entry.type === 'x') nextName = paxPath(await readAt(file, start, entry.size)) ?? nextName;
-      else if (entry.type === 'g') continue; // global pax headers never carry a member's own name
-      else {
-        const name = nextName ?? entry.name;
-        nextName = undefined;
-        if (entry.type === 'file' && IMAGE_NAME.test(name)) yield { name, bytes: await readAt(file, start, entry.size) };
-      }
+async function* tarImageMembers(path: string, skipped: Record<string, number>): AsyncGenerator<RawFile> {
+  for await (const member of scanTar(path, skipped)) {
+    if (!IMAGE_NAME.test(member.name)) continue;
+    let bytes: Uint8Array;
+    try {
+      bytes = await readRange({ path, offset: member.offset, size: member.size });
+    } catch {
+      countSkip(skipped, 'unreadable file');
+      continue;
     }
-  } finally {
-    await file.close();
+    yield { name: member.name, bytes };
   }
-}
-
-async function readAt(file: FileHandle, position: number, length: number): Promise<Uint8Array> {
-  const buffer = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await file.read(buffer, done, length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return buffer.subarray(0, done);
-}
-
-interface TarEntry {
-  name: string;
-  size: number;
-  /** 'file' for regular files; 'L' / 'x' / 'g' for name-bearing metadata; 'other' for the rest (dirs, links…). */
-  type: 'file' | 'L' | 'x' | 'g' | 'other';
-}
-
-/** Parses a ustar/GNU header; undefined when the checksum or the size field is not valid. */
-function parseTarHeader(header: Uint8Array): TarEntry | undefined {
-  const checksum = parseOctal(header.subarray(148, 156));
-  if (checksum === undefined || checksum !== headerChecksum(header)) return undefined;
-  const size = parseSize(header.subarray(124, 136));
-  if (size === undefined) return undefined;
-  const flag = String.fromCharCode(header[156]);
-  const type = flag === '0' || flag === '\0' || flag === '7' ? 'file' : flag === 'L' || flag === 'x' || flag === 'g' ? flag : 'other';
-  // Only POSIX ustar ("ustar\0") has a prefix field; old GNU headers keep other data at that offset.
-  const posix = cString(header.subarray(257, 263)) === 'ustar' && header[262] === 0;
-  const prefix = posix ? cString(header.subarray(345, 500)) : '';
-  const name = cString(header.subarray(0, 100));
-  return { name: prefix ? `${prefix}/${name}` : name, size, type };
-}
-
-/** Sum of the header bytes with the checksum field counted as spaces. */
-function headerChecksum(header: Uint8Array): number {
-  let sum = 8 * 0x20;
-  for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += header[i];
-  return sum;
-}
-
-/** Octal (NUL/space padded), or GNU base-256 for members of 8 GiB and more. */
-function parseSize(field: Uint8Array): number | undefined {
-  if (!(field[0] & 0x80)) return parseOctal(field);
-  let n = field[0] & 0x7f;
-  for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
-  return n;
-}
-
-function parseOctal(field: Uint8Array): number | undefined {
-  const text = new TextDecoder('latin1').decode(field).replace(/[\0 ]+$/, '').trim();
-  return /^[0-7]*$/.test(text) ? parseInt(text || '0', 8) : undefined;
-}
-
-function cString(bytes: Uint8Array): string {
-  const end = bytes.indexOf(0);
-  return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end));
-}
-
-/** The `path` record of a pax extended header ("<length> path=<value>\n" records; lengths in bytes). */
-function paxPath(data: Uint8Array): string | undefined {
-  let path: string | undefined;
-  for (let pos = 0; pos < data.length; ) {
-    const space = data.indexOf(0x20, pos);
-    const length = space < 0 ? NaN : Number(new TextDecoder().decode(data.subarray(pos, space)));
-    if (!(length > 0)) break;
-    const record = new TextDecoder().decode(data.subarray(space + 1, pos + length - 1));
-    if (record.startsWith('path=')) path = record.slice(5);
-    pos += length;
-  }
-  return path;
 }

@@ -50,30 +50,9 @@ export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
   const resolution = options.resolution ?? 64;
   const factor = 64 / resolution;
   if (!Number.isInteger(factor) || (factor & (factor - 1)) !== 0) throw new Error(`emoji: resolution must be 64 divided by a power of two, got ${resolution}`);
-  const dir = options.packageDir ?? emojiPackageDir();
-  const entries = JSON.parse(readFileSync(join(dir, 'emoji.json'), 'utf8')) as EmojiEntry[];
-  entries.sort((a, b) => a.sort_order - b.sort_order);
-  const classNames = [...new Set(entries.map((e) => e.category))];
-  const unknown = (options.categories ?? []).filter((c) => !classNames.includes(c));
-  if (unknown.length) throw new Error(`emoji: unknown categories ${JSON.stringify(unknown)}; available: ${classNames.join(', ')}`);
-  const keep = options.categories?.length ? new Set(options.categories) : undefined;
-  const items: Array<{ file: string; caption: string; label: number }> = [];
-  for (const e of entries) {
-    if (keep && !keep.has(e.category)) continue;
-    const name = (e.name ?? e.short_name.replace(/[_-]/g, ' ')).toLowerCase();
-    const label = classNames.indexOf(e.category);
-    if (e.has_img_twitter !== false) items.push({ file: e.image, caption: name, label });
-    if (options.skinTones ?? true) {
-      for (const [key, v] of Object.entries(e.skin_variations ?? {})) {
-        if (v.has_img_twitter === false) continue;
-        const tones = key.split('-').map((k) => SKIN_TONES[k]).filter(Boolean);
-        items.push({ file: v.image, caption: tones.length ? `${name}: ${[...new Set(tones)].join(', ')}` : name, label });
-      }
-    }
-  }
+  const { classNames, items, imageDir, keep } = listEmoji(options);
   const skipped: Record<string, number> = {};
   const examples: Example[] = [];
-  const imageDir = join(dir, 'img', 'twitter', '64');
   for (const item of items) {
     let bytes: Uint8Array;
     try {
@@ -102,4 +81,47 @@ export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
     skipped,
     get: (i) => examples[i],
   };
+}
+
+/** One bundled emoji image before decoding: its PNG file (in `imageDir`), caption and label. */
+export interface EmojiItem {
+  file: string;
+  caption: string;
+  label: number;
+}
+
+/**
+ * The bundled emoji images with their captions and labels, in the data set's order, without reading
+ * any image — shared by `loadEmojiDataset` and the streaming `bundledSource`.
+ */
+export function listEmoji(options: Pick<EmojiOptions, 'skinTones' | 'categories' | 'packageDir'> = {}): {
+  classNames: string[];
+  items: EmojiItem[];
+  /** Folder of the 64×64 PNGs. */
+  imageDir: string;
+  /** The categories kept, when `options.categories` narrows them. */
+  keep?: Set<string>;
+} {
+  const dir = options.packageDir ?? emojiPackageDir();
+  const entries = JSON.parse(readFileSync(join(dir, 'emoji.json'), 'utf8')) as EmojiEntry[];
+  entries.sort((a, b) => a.sort_order - b.sort_order);
+  const classNames = [...new Set(entries.map((e) => e.category))];
+  const unknown = (options.categories ?? []).filter((c) => !classNames.includes(c));
+  if (unknown.length) throw new Error(`emoji: unknown categories ${JSON.stringify(unknown)}; available: ${classNames.join(', ')}`);
+  const keep = options.categories?.length ? new Set(options.categories) : undefined;
+  const items: EmojiItem[] = [];
+  for (const e of entries) {
+    if (keep && !keep.has(e.category)) continue;
+    const name = (e.name ?? e.short_name.replace(/[_-]/g, ' ')).toLowerCase();
+    const label = classNames.indexOf(e.category);
+    if (e.has_img_twitter !== false) items.push({ file: e.image, caption: name, label });
+    if (options.skinTones ?? true) {
+      for (const [key, v] of Object.entries(e.skin_variations ?? {})) {
+        if (v.has_img_twitter === false) continue;
+        const tones = key.split('-').map((k) => SKIN_TONES[k]).filter(Boolean);
+        items.push({ file: v.image, caption: tones.length ? `${name}: ${[...new Set(tones)].join(', ')}` : name, label });
+      }
+    }
+  }
+  return { classNames, items, imageDir: join(dir, 'img', 'twitter', '64'), keep };
 }

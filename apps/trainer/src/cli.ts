@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { BACKEND_NAMES } from '@matryoshka-ts/core';
 import { PRESET_NAMES, preset as modelPreset } from '@matryoshka-ts/nested-unet';
 import { type TrainConfigInput, applyOverride, parseTrainConfig, readConfigFile } from './config.js';
+import { dataCheck } from './data-check-command.js';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
 import { TRAIN_PRESETS } from './train-presets.js';
@@ -100,6 +101,25 @@ program
   .action(async (options) => {
     const path = await sampleCommand(options);
     console.log(`samples: ${path}`);
+  });
+
+program
+  .command('data-check')
+  .description(
+    'Read a whole data set once through the data pipeline (every sample read and decoded in worker threads), without training, and print one JSON line {"read", "skipped": {reason: count}, "images_per_s"} — to validate a data set before a long run.',
+  )
+  .addOption(new Option('--source <kind>', 'the data set format').choices(['imagenet', 'cc12m', 'webvid', 'bundled']).makeOptionMandatory())
+  .option('--path <dir|pattern>', 'imagenet: folder of synset folders or tars; cc12m: folder, glob or {00000..00099} pattern of .tar shards (or the index TSV with --format tsv); webvid: the CSV')
+  .addOption(new Option('--format <kind>', 'cc12m: img2dataset webdataset shards or the official TSV index').choices(['webdataset', 'tsv']))
+  .option('--synsets <file>', 'imagenet: wnid list fixing the label order')
+  .option('--class-names <file>', 'imagenet: class names for captions')
+  .option('--videos <dir>', 'webvid: the folder of downloaded videos')
+  .option('--size <px>', 'decode size', int, 64)
+  .option('--limit <n>', 'stop after this many samples', int)
+  .option('--workers <n>', 'decode worker threads (default min(4, cores − 1))', int)
+  .action(async (options) => {
+    const result = await dataCheck({ ...options, classNames: options.classNames });
+    console.log(JSON.stringify(result));
   });
 
 program.parseAsync(process.argv).catch((error: Error) => {

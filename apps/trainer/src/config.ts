@@ -21,10 +21,34 @@ export const trainConfigSchema = z.strictObject({
   model: z.union([z.string(), nestedUNetConfigSchema]),
   data: z
     .strictObject({
-      source: z.literal('bundled').default('bundled'),
-      /** Include skin-tone variants of the emoji (3,786 images instead of 1,911). */
+      /**
+       * bundled: the Twemoji set shipped with the package (in memory, the default run);
+       * imagenet: synset folders or tars; cc12m: img2dataset webdataset shards or the official TSV
+       * index; webvid: the WebVid CSV plus downloaded videos (each clip's frames train as images).
+       */
+      source: z.enum(['bundled', 'imagenet', 'cc12m', 'webvid']).default('bundled'),
+      /** imagenet: folder of synset folders/tars or a pattern; cc12m: shard folder/pattern, or the index TSV (format tsv); webvid: the CSV. */
+      path: z.string().min(1).optional(),
+      /** imagenet: file of wnids fixing the label order (LOC_synset_mapping.txt works). */
+      synsets: z.string().min(1).optional(),
+      /** imagenet: class names for captions (LOC_synset_mapping.txt, one name per line, or a JSON class index). */
+      classNames: z.string().min(1).optional(),
+      /** webvid: the folder of downloaded videos. */
+      videos: z.string().min(1).optional(),
+      /** cc12m: img2dataset webdataset shards (default) or the official code's TSV index. */
+      format: z.enum(['webdataset', 'tsv']).optional(),
+      /** Mirror a random half of the samples (seeded, resumable); default false for images, true for video. */
+      flip: z.boolean().optional(),
+      /** Samples mixed across consecutive shards by the shuffle buffer (streamed sources). */
+      shuffleBuffer: z.number().int().nonnegative().default(1000),
+      /** Decode worker threads (default min(4, cores − 1)). */
+      workers: pos.optional(),
+      /** This process's rank among `world` processes reading disjoint shards. */
+      rank: z.number().int().nonnegative().default(0),
+      world: pos.default(1),
+      /** bundled: include skin-tone variants of the emoji (3,786 images instead of 1,911). */
       skinTones: z.boolean().default(true),
-      /** Keep only these emoji categories (empty: all 10). */
+      /** bundled: keep only these emoji categories (empty: all 10). */
       categories: z.array(z.string()).default([]),
     })
     .prefault({}),
@@ -142,7 +166,36 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   if (config.loss.weights && config.loss.weights.length !== levels) throw new Error(`config: loss.weights: needs ${levels} entries (one per level)`);
   if (config.loss.mixedRatio && config.loss.mixedRatio.length !== levels) throw new Error(`config: loss.mixedRatio: needs ${levels} entries (one per level)`);
   if (config.data.source === 'bundled' && resolutions[0] > 64) throw new Error('config: the bundled emoji images are 64 px; the model\'s top level is larger');
+  checkDataConfig(config);
   return config;
+}
+
+/** Which `data` fields each source needs or accepts, checked before any file is opened. */
+const SOURCE_FIELDS = {
+  bundled: { needs: [], accepts: [] },
+  imagenet: { needs: ['path'], accepts: ['path', 'synsets', 'classNames'] },
+  cc12m: { needs: ['path'], accepts: ['path', 'format'] },
+  webvid: { needs: ['path', 'videos'], accepts: ['path', 'videos'] },
+} as const;
+
+const FIELD_HELP: Record<string, string> = {
+  path: 'the data set (imagenet: folder of synset folders or tars; cc12m: folder or pattern of .tar shards, or the index TSV with format tsv; webvid: the CSV)',
+  videos: 'the folder of downloaded WebVid videos',
+};
+
+function checkDataConfig(config: TrainConfig): void {
+  const data = config.data;
+  const fields = SOURCE_FIELDS[data.source];
+  for (const field of fields.needs) {
+    if (data[field] === undefined) throw new Error(`config: data.${field}: required for data.source ${data.source}: ${FIELD_HELP[field]}`);
+  }
+  for (const field of ['path', 'synsets', 'classNames', 'videos', 'format'] as const) {
+    if (data[field] !== undefined && !(fields.accepts as readonly string[]).includes(field)) throw new Error(`config: data.${field}: not used by data.source ${data.source}`);
+  }
+  if (data.rank >= data.world) throw new Error(`config: data.rank: ${data.rank} must be below data.world (${data.world})`);
+  if (config.conditioning.kind === 'labels' && (data.source === 'cc12m' || data.source === 'webvid')) {
+    throw new Error(`config: conditioning.kind is labels but data.source ${data.source} has captions, not class labels (use text, or imagenet / bundled)`);
+  }
 }
 
 /** Sets `path` (dots between keys, numbers index arrays) to `value` (JSON if it parses, else a string). */

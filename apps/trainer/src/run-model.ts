@@ -56,7 +56,11 @@ export async function openRun(path: string, options: { ema?: boolean; backend?: 
     schedules: levelSchedules(config, all).slice(from),
     conditioner: makeConditioner(config, full),
     resolutions: all.slice(from),
-    dataset: () => loadDataset(config, all[0]),
+    dataset: () => {
+      // A streamed source (ImageNet, CC12M, WebVid) is not loaded whole: prompts and references must be given.
+      if (config.data.source !== 'bundled') throw new Error(`the run trained on data.source ${config.data.source}, which is not loaded as a whole: give prompts (--prompt / --prompts) and a reference (--reference) explicitly`);
+      return loadDataset(config, all[0]);
+    },
     dispose: () => {
       model.dispose();
       tf.disposeVariables();

@@ -20,6 +20,8 @@ export interface TrainProgress {
   /** Non-finite losses: in a row, and in total. */
   badInARow: number;
   badTotal: number;
+  /** Streamed sources: inputs skipped up to the data position, by reason (a resumed run continues the counts). */
+  dataSkipped?: Record<string, number>;
 }
 
 /** The tensors of a training run (names are model parameter names). */

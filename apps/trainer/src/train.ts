@@ -2,13 +2,14 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, initBackend } from '@matryoshka-ts/core';
-import { type ImageDataset, loadEmojiDataset, nextBatch } from '@matryoshka-ts/data';
+import { type ImageDataset, type SkipCounts, loadEmojiDataset } from '@matryoshka-ts/data';
 import { downsample, drawTrainingExample, firstSamples, multiResolutionLoss, samplesPerLevel, vdmLossWeights } from '@matryoshka-ts/losses';
 import { NestedUNet, type NestedUNetConfig, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
 import { type Schedule, scheduleByName, shiftFactor, shiftSchedule } from '@matryoshka-ts/schedules';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
 import { type TrainConfig, modelConfigOf } from './config.js';
 import { type Conditioner, conditionBatch } from './conditioning.js';
+import { type TrainingData, openTrainingData } from './data-source.js';
 import { generate } from './generate.js';
 import { sampleGridPng } from './grid.js';
 import { Adam, clipByGlobalNorm, emaDecay, globalNorm, learningRate, updateEma } from './optim.js';
@@ -47,7 +48,25 @@ export interface StepMetrics {
   lr: number;
   gradNorm: number;
   stepsPerSec: number;
+  /** Why this step's update was skipped (a non-finite loss or gradient). */
   skipped?: string;
+  /** Streamed sources: inputs skipped so far in the run (up to its data position), by reason; absent while none. */
+  dataSkipped?: SkipCounts;
+}
+
+
+function addSkips(a: SkipCounts, b: SkipCounts): SkipCounts {
+  const sum = { ...a };
+  for (const [reason, n] of Object.entries(b)) sum[reason] = (sum[reason] ?? 0) + n;
+  return sum;
+}
+
+/** The data side of the progress line for streamed sources: decode speed and skipped inputs. */
+function dataProgress(imagesPerSecond: number | undefined, skipped: SkipCounts | undefined): string {
+  if (imagesPerSecond === undefined) return '';
+  const rate = Number.isFinite(imagesPerSecond) ? imagesPerSecond.toFixed(0) : '?';
+  const total = Object.values(skipped ?? {}).reduce((a, b) => a + b, 0);
+  return ` | ${rate} img/s data | skipped ${total} input${total === 1 ? '' : 's'}`;
 }
 
 /** Per-level schedules of the full model: the base schedule shifted by (size / innermost size)^power. */
@@ -67,21 +86,8 @@ export function loadDataset(config: TrainConfig, resolution: number): ImageDatas
   return loadEmojiDataset({ resolution, skinTones: config.data.skinTones, categories: config.data.categories });
 }
 
-/** Captions (or labels) for sample grids: the first distinct ones of the data set, in a fixed order. */
-export function previewConditions(dataset: ImageDataset, n: number): { captions: string[]; labels: number[] } {
-  const captions: string[] = [];
-  const labels: number[] = [];
-  const seen = new Set<string>();
-  const stride = Math.max(1, Math.floor(dataset.size / n));
-  for (let i = 0; captions.length < n && i < dataset.size * 2; i += stride) {
-    const e = dataset.get(i % dataset.size);
-    if (seen.has(e.caption)) continue;
-    seen.add(e.caption);
-    captions.push(e.caption);
-    labels.push(e.label);
-  }
-  return { captions, labels };
-}
+// Moved to data-source.ts beside the streamed sources' preview; re-exported for existing importers.
+export { previewConditions } from './data-source.js';
 
 interface PhaseModel {
   model: NestedUNet;
@@ -100,6 +106,17 @@ function copyVariables(values: Map<string, Float32Array>, shapes: Map<string, nu
  * NaN-skipping, atomic checkpoints, metrics.jsonl, a loss curve (loss.svg) and sample grids.
  */
 export async function train(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
+  // The data is opened first, so a bad path fails before any work, and closed (decode workers
+  // terminated) however the run ends.
+  const data = await openTrainingData(config, resolveConfig(modelConfigOf(config)).levels[0].resolution);
+  try {
+    return await runTraining(config, options, data);
+  } finally {
+    await data.close();
+  }
+}
+
+async function runTraining(config: TrainConfig, options: TrainOptions, data: TrainingData): Promise<TrainResult> {
   const out = options.out;
   mkdirSync(out, { recursive: true });
   const checkpointPath = join(out, 'checkpoint.safetensors');
@@ -112,9 +129,11 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   const resolutions = fullLevels.map((l) => l.resolution);
   const schedules = levelSchedules(config, resolutions);
   const conditioner = makeConditioner(config, full);
-  const dataset = loadDataset(config, resolutions[0]);
-  const skippedImages = Object.values(dataset.skipped).reduce((a, b) => a + b, 0);
-  progressLine.log(`data: ${dataset.id}, ${dataset.size} images${skippedImages ? `, ${skippedImages} skipped ${JSON.stringify(dataset.skipped)}` : ''}`);
+  if (conditioner.kind === 'labels' && data.classNames.length > conditioner.numClasses) {
+    throw new Error(`the data has ${data.classNames.length} classes but the model's label conditioning has ${conditioner.numClasses}`);
+  }
+  progressLine.log(`data: ${data.description}`);
+  const preview = await data.preview(config.sampling.n);
 
   let progress: TrainProgress;
   let restored: ReturnType<typeof loadCheckpoint> | undefined;
@@ -138,6 +157,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   }
   writeFileSync(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 
+  const skippedBefore: SkipCounts = { ...(progress.dataSkipped ?? {}) };
   const total = options.steps ?? config.phases.reduce((n, p) => n + p.steps, 0);
   const bounds = phaseBounds(config, total);
   const rng = new Rng(progress.rng);
@@ -179,8 +199,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
 
   const writeSamples = (tag: string) => {
     if (!current) return;
-    const n = config.sampling.n;
-    const cond = previewConditions(dataset, n);
+    const cond = preview;
     const images = generate(current.model, paramsFrom(current.ema), schedules.slice(current.from), conditioner, {
       captions: cond.captions,
       labels: cond.labels,
@@ -197,7 +216,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
     const path = join(out, 'samples.png');
     writeFileSync(join(out, `samples-${tag}.png`), png);
     writeFileSync(path, png);
-    writeFileSync(join(out, 'samples.txt'), `${cond.captions.map((c, i) => `${i + 1}. ${conditioner.kind === 'labels' ? dataset.classNames[cond.labels[i]] : c}`).join('\n')}\n`);
+    writeFileSync(join(out, 'samples.txt'), `${cond.captions.map((c, i) => `${i + 1}. ${conditioner.kind === 'labels' ? data.classNames[cond.labels[i]] : c}`).join('\n')}\n`);
     lastSamples = path;
     progressLine.log(`samples (${tag}): ${path}`);
   };
@@ -249,7 +268,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
 
     while (progress.step < bounds[p].end) {
       const stepNo = progress.step + 1;
-      const batch = nextBatch(dataset, phase.batchSize, config.seed, progress.data);
+      const batch = await data.next(phase.batchSize, progress.data);
       const images = batch.images.shape[1] === phaseRes[0] ? batch.images : downsample(batch.images, phaseRes[0], config.loss.lowRes);
       const cond = conditionBatch(conditioner, batch.captions, batch.labels, config.conditioning.dropout, rng);
       const example = drawTrainingExample(images, { tables, resolutions: phaseRes, downsample: config.loss.lowRes }, rng);
@@ -293,12 +312,27 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
       progress.step = stepNo;
       progress.phaseStep += 1;
       speed.tick();
-      const metrics: StepMetrics = { step: stepNo, phase: p, resolution: phase.resolution, loss, mse: mseMeans, lr, gradNorm, stepsPerSec: speed.perSecond(), ...(skipped ? { skipped } : {}) };
+      const dataStats = data.stats();
+      const runSkipped = dataStats ? addSkips(skippedBefore, dataStats.skipped) : undefined;
+      const dataSkipped = runSkipped && Object.keys(runSkipped).length ? runSkipped : undefined;
+      if (dataSkipped) progress.dataSkipped = dataSkipped;
+      const metrics: StepMetrics = {
+        step: stepNo,
+        phase: p,
+        resolution: phase.resolution,
+        loss,
+        mse: mseMeans,
+        lr,
+        gradNorm,
+        stepsPerSec: speed.perSecond(),
+        ...(skipped ? { skipped } : {}),
+        ...(dataSkipped ? { dataSkipped } : {}),
+      };
       appendFileSync(metricsPath, `${JSON.stringify(metrics)}\n`);
       options.onStep?.(metrics, tf.memory().numTensors);
       const rate = speed.perSecond();
       progressLine.update(
-        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | loss ${loss.toFixed(4)} | ${Number.isFinite(rate) ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ETA ${formatDuration((total - stepNo) / rate)}` : 'measuring speed…'}${progress.badTotal ? ` | skipped ${progress.badTotal}` : ''}`,
+        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | loss ${loss.toFixed(4)} | ${Number.isFinite(rate) ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ETA ${formatDuration((total - stepNo) / rate)}` : 'measuring speed…'}${progress.badTotal ? ` | skipped ${progress.badTotal} steps` : ''}${dataProgress(dataStats?.imagesPerSecond, runSkipped)}`,
       );
       if (progress.badInARow >= config.maxBadSteps) {
         progressLine.done();

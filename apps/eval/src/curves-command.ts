@@ -83,13 +83,13 @@ export async function curvesCommand(options: CurvesOptions) {
   writeFileSync(join(options.out, 'curves.json'), `${JSON.stringify(report, null, 2)}\n`);
   const name = (r: string) => basename(resolve(r));
   const subtitle = `N = ${options.n} samples per checkpoint · features ${extractor.id}${proxy ? ' · PROXY networks: not comparable with published scores' : ''}`;
-  const plot = (metric: 'fid' | 'clip_score', yLabel: string): PlotSeries[] =>
+  const plot = (metric: 'fid' | 'clip_score'): PlotSeries[] =>
     series.map((s) => ({ name: `${name(s.run)} (${s.resolution} px)`, points: s.points.filter((p) => p[metric] !== null).map((p) => ({ x: p.step, y: p[metric] as number })) }));
   const plots = [join(options.out, 'curves-fid.svg')];
-  writeFileSync(plots[0], lineChartSvg(plot('fid', 'FID'), { title: 'FID vs training step', subtitle, xLabel: 'training step', yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}`, markers: true }));
+  writeFileSync(plots[0], lineChartSvg(plot('fid'), { title: 'FID vs training step', subtitle, xLabel: 'training step', yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}, log scale`, markers: true, logY: true }));
   if (clip) {
     plots.push(join(options.out, 'curves-clip.svg'));
-    writeFileSync(plots[1], lineChartSvg(plot('clip_score', 'CLIP'), { title: 'CLIP score vs training step', subtitle, xLabel: 'training step', yLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`, markers: true }));
+    writeFileSync(plots[1], lineChartSvg(plot('clip_score'), { title: 'CLIP score vs training step', subtitle, xLabel: 'training step', yLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`, markers: true }));
   }
   const table = [
     '| run | step | resolution | FID | CLIP score |',

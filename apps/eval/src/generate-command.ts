@@ -116,6 +116,7 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(`${manifestPath}.tmp`, manifestPath);
   const { captions, labels } = conditions(run, options);
+  await run.prepare(captions);
   writeFileSync(join(options.out, 'captions.txt'), `${captions.join('\n')}\n`);
 
   const progress = new ProgressLine(10);

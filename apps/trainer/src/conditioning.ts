@@ -5,7 +5,8 @@ import type { TextEncoder } from '@matryoshka-ts/text-encoders';
 
 /** What a batch is conditioned on: captions through a frozen encoder, class labels, or nothing. */
 export type Conditioner =
-  | { kind: 'text'; encoder: TextEncoder }
+  /** `prepare` (frozen ONNX encoders) encodes captions into the encoder's cache before they are used. */
+  | { kind: 'text'; encoder: TextEncoder; prepare?: (captions: Iterable<string>) => Promise<void> }
   | { kind: 'labels'; numClasses: number }
   | { kind: 'none' };
 

@@ -58,8 +58,25 @@ export const trainConfigSchema = z.strictObject({
       kind: z.enum(['text', 'labels', 'none']).default('text'),
       /** Probability of replacing the condition by the null one (empty caption / null label), for guidance. */
       dropout: fraction.default(0.1),
+      /**
+       * The frozen text encoder: the bundled offline `hashed-words`, or an ONNX export (FLAN-T5's
+       * encoder, a CLIP text tower) in a local directory, whose features are cached on disk.
+       */
       encoder: z
-        .strictObject({ kind: z.literal('hashed-words').default('hashed-words'), width: pos.default(64), maxTokens: pos.default(16) })
+        .union([
+          z.strictObject({ kind: z.literal('hashed-words').default('hashed-words'), width: pos.default(64), maxTokens: pos.default(16) }),
+          z.strictObject({
+            kind: z.literal('onnx'),
+            /** The export's directory (model + tokenizer files). */
+            path: z.string().min(1),
+            /** Its feature width D (2048 for FLAN-T5 XL); checked when the model loads. */
+            width: pos,
+            maxTokens: pos.default(128),
+            /** Feature cache directory (default ~/.cache/matryoshka-ts/text-features). */
+            cache: z.string().optional(),
+            device: z.enum(['cpu', 'cuda']).default('cpu'),
+          }),
+        ])
         .prefault({}),
     })
     .prefault({}),

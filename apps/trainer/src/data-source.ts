@@ -6,7 +6,7 @@ import type { TrainConfig } from './config.js';
 export type SourceSpec = Pick<TrainConfig['data'], 'source' | 'path' | 'synsets' | 'classNames' | 'videos' | 'format'> & Partial<Pick<TrainConfig['data'], 'skinTones' | 'categories'>>;
 
 /**
- * Opens the source a spec names with part A's factories. Each checks its files now (a missing
+ * Opens the source a spec names. Each factory checks its files now (a missing
  * path, a pattern matching nothing, a CSV without the right columns, ffmpeg for video), so a run
  * fails at start with the source's own message rather than hours in.
  */
@@ -42,6 +42,8 @@ export interface TrainingData {
   /** The next batch at `position`, which is advanced in place (as `nextBatch` does). */
   next(batchSize: number, position: DataPosition): Promise<Batch>;
   preview(n: number): Promise<Preview>;
+  /** Every distinct caption of the data (from references only: no image is read), for a frozen encoder's cache. */
+  captions(): Promise<string[]>;
   /** Decode speed and skipped inputs of a streamed source (undefined for the bundled data). */
   stats(): { imagesPerSecond: number; skipped: SkipCounts } | undefined;
   close(): Promise<void>;
@@ -62,6 +64,7 @@ export async function openTrainingData(config: TrainConfig, resolution: number):
       classNames: dataset.classNames,
       next: async (batchSize, position) => nextBatch(dataset, batchSize, config.seed, position),
       preview: async (n) => previewConditions(dataset, n),
+      captions: async () => [...new Set(Array.from({ length: dataset.size }, (_, i) => dataset.get(i).caption))],
       stats: () => undefined,
       close: async () => {},
     };
@@ -92,6 +95,11 @@ export async function openTrainingData(config: TrainConfig, resolution: number):
       return batch;
     },
     preview: (n) => previewFromSource(source, n),
+    async captions() {
+      const all = new Set<string>();
+      for (let s = 0; s < source.shards.length; s++) for await (const ref of source.scan(s, {})) all.add(ref.caption);
+      return [...all];
+    },
     stats: () => (batcher ? { imagesPerSecond: batcher.imagesPerSecond, skipped: batcher.skipped } : undefined),
     close: async () => batcher?.close(),
   };

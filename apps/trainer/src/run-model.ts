@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type TrainConfig, modelConfigOf, parseTrainConfig } from './config.js';
 import type { Conditioner } from './conditioning.js';
 import { levelsOf, phaseModelConfig } from './phases.js';
-import { levelSchedules, loadDataset, makeConditioner } from './train.js';
+import { openConditioner } from './frozen-encoder.js';
+import { levelSchedules, loadDataset } from './train.js';
 import { type TrainProgress, loadCheckpoint } from './train-state.js';
 
 /** A trained model ready to sample: what `mdm-train sample` and `mdm-eval` load from a run. */
@@ -25,6 +26,8 @@ export interface OpenRun {
   conditioner: Conditioner;
   /** Resolutions of `model`'s levels, outermost first. */
   resolutions: number[];
+  /** Encodes captions into a frozen encoder's cache before `generate` reads them (no-op otherwise). */
+  prepare(captions: string[]): Promise<void>;
   /** The run's data set, at the full model's resolution as in training (captions, labels, reference images). */
   dataset(): ImageDataset;
   dispose(): void;
@@ -47,6 +50,7 @@ export async function openRun(path: string, options: { ema?: boolean; backend?: 
   const weights = ema ? ckpt.values.ema : ckpt.values.params;
   if (weights.size === 0) throw new Error(`${file} holds no ${ema ? 'EMA' : 'raw'} weights${ema ? '' : ' (snapshots keep only the EMA weights)'}`);
   const model = new NestedUNet(phaseModelConfig(full, from), { weights });
+  const conditioner = await openConditioner(config, full, (line) => process.stderr.write(`${line}\n`));
   return {
     checkpoint: file,
     config,
@@ -54,7 +58,10 @@ export async function openRun(path: string, options: { ema?: boolean; backend?: 
     model,
     params: paramsFrom(model.params),
     schedules: levelSchedules(config, all).slice(from),
-    conditioner: makeConditioner(config, full),
+    conditioner,
+    prepare: async (captions) => {
+      if (conditioner.kind === 'text' && conditioner.prepare) await conditioner.prepare(['', ...captions]);
+    },
     resolutions: all.slice(from),
     dataset: () => {
       // A streamed source (ImageNet, CC12M, WebVid) is not loaded whole: prompts and references must be given.

@@ -41,6 +41,7 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
   } else {
     ({ captions, labels } = previewConditions(run.dataset(), options.n));
   }
+  await run.prepare(captions);
   const progress = new ProgressLine(5);
   const images = generate(run.model, run.params, run.schedules, conditioner, {
     captions,

@@ -4,11 +4,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng, initBackend } from '@matryoshka-ts/core';
 import { type ImageDataset, type SkipCounts, loadEmojiDataset } from '@matryoshka-ts/data';
 import { downsample, drawTrainingExample, firstSamples, multiResolutionLoss, samplesPerLevel, vdmLossWeights } from '@matryoshka-ts/losses';
-import { NestedUNet, type NestedUNetConfig, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
+import { NestedUNet, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
 import { type Schedule, scheduleByName, shiftFactor, shiftSchedule } from '@matryoshka-ts/schedules';
-import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
 import { type TrainConfig, modelConfigOf } from './config.js';
-import { type Conditioner, conditionBatch } from './conditioning.js';
+import { conditionBatch } from './conditioning.js';
+import { openConditioner } from './frozen-encoder.js';
 import { type TrainingData, openTrainingData } from './data-source.js';
 import { generate } from './generate.js';
 import { sampleGridPng } from './grid.js';
@@ -76,12 +76,6 @@ export function levelSchedules(config: TrainConfig, resolutions: number[]): Sche
   return resolutions.map((r) => shiftSchedule(base, shiftFactor(r / innermost, config.schedule.shiftPower)));
 }
 
-export function makeConditioner(config: TrainConfig, model: NestedUNetConfig): Conditioner {
-  if (config.conditioning.kind === 'text') return { kind: 'text', encoder: new HashedWordEncoder(config.conditioning.encoder) };
-  if (config.conditioning.kind === 'labels') return { kind: 'labels', numClasses: model.labels!.numClasses };
-  return { kind: 'none' };
-}
-
 export function loadDataset(config: TrainConfig, resolution: number): ImageDataset {
   return loadEmojiDataset({ resolution, skinTones: config.data.skinTones, categories: config.data.categories });
 }
@@ -128,12 +122,14 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   const fullLevels = resolveConfig(full).levels;
   const resolutions = fullLevels.map((l) => l.resolution);
   const schedules = levelSchedules(config, resolutions);
-  const conditioner = makeConditioner(config, full);
+  const conditioner = await openConditioner(config, full, (line) => progressLine.log(line));
   if (conditioner.kind === 'labels' && data.classNames.length > conditioner.numClasses) {
     throw new Error(`the data has ${data.classNames.length} classes but the model's label conditioning has ${conditioner.numClasses}`);
   }
   progressLine.log(`data: ${data.description}`);
   const preview = await data.preview(config.sampling.n);
+  // A frozen ONNX encoder encodes every caption once, before training (later runs read its cache).
+  if (conditioner.kind === 'text' && conditioner.prepare) await conditioner.prepare(['', ...preview.captions, ...(await data.captions())]);
 
   let progress: TrainProgress;
   let restored: ReturnType<typeof loadCheckpoint> | undefined;

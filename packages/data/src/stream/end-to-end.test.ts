@@ -1,4 +1,4 @@
-// Each source of part A read from a fixture in its real on-disk format, through the stream, the
+// Each source read from a fixture in its real on-disk format, through the stream, the
 // worker pool and the batcher, into training batches.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -82,14 +82,14 @@ export async function curvesCommand(options: CurvesOptions) {
   const report = { n: options.n, features: extractor.id, resize: extractor.resize, clip: clip?.id ?? null, definition: clip ? (options.definition ?? 'torchmetrics') : null, proxy, ...(proxy ? { note: PROXY_NOTE } : {}), runs: series };
   writeFileSync(join(options.out, 'curves.json'), `${JSON.stringify(report, null, 2)}\n`);
   const name = (r: string) => basename(resolve(r));
-  const subtitle = `N = ${options.n} samples per checkpoint · features ${extractor.id}${proxy ? ' · PROXY networks: not comparable with published scores' : ''}`;
+  const subtitle = `N = ${options.n} samples per checkpoint · ${extractor.id}${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
   const plot = (metric: 'fid' | 'clip_score'): PlotSeries[] =>
     series.map((s) => ({ name: `${name(s.run)} (${s.resolution} px)`, points: s.points.filter((p) => p[metric] !== null).map((p) => ({ x: p.step, y: p[metric] as number })) }));
   const plots = [join(options.out, 'curves-fid.svg')];
-  writeFileSync(plots[0], lineChartSvg(plot('fid'), { title: 'FID vs training step', subtitle, xLabel: 'training step', yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}, log scale`, markers: true, logY: true }));
+  writeFileSync(plots[0], lineChartSvg(plot('fid'), { title: 'FID vs training step', subtitle, xLabel: 'training step', yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}, log scale`, markers: true, logY: true, width: 900 }));
   if (clip) {
     plots.push(join(options.out, 'curves-clip.svg'));
-    writeFileSync(plots[1], lineChartSvg(plot('clip_score'), { title: 'CLIP score vs training step', subtitle, xLabel: 'training step', yLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`, markers: true }));
+    writeFileSync(plots[1], lineChartSvg(plot('clip_score'), { title: 'CLIP score vs training step', subtitle, xLabel: 'training step', yLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`, markers: true, width: 900 }));
   }
   const table = [
     '| run | step | resolution | FID | CLIP score |',

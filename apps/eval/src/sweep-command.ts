@@ -82,7 +82,7 @@ export async function sweepCommand(options: SweepOptions) {
   };
   writeFileSync(join(out, 'sweep.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(out, 'sweep.md'), sweepTable(report));
-  const subtitle = `${run.progress.step} steps, N = ${options.n}, ${steps} sampling steps · features ${extractor.id}${proxy ? ' · PROXY networks: not comparable with published scores' : ''}`;
+  const subtitle = `${run.progress.step} steps, N = ${options.n}, ${steps} sampling steps · ${extractor.id}${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
   const svg = clip
     ? lineChartSvg([{ name: 'guidance sweep', points: rows.map((r) => ({ x: r.clip_score!, y: r.fid, label: `w=${r.guidance}` })) }], {
         title: 'FID vs CLIP score over guidance weights',
@@ -90,6 +90,7 @@ export async function sweepCommand(options: SweepOptions) {
         xLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`,
         yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}`,
         markers: true,
+        width: 900,
       })
     : lineChartSvg([{ name: 'FID', points: rows.map((r) => ({ x: r.guidance, y: r.fid, label: `w=${r.guidance}` })) }], {
         title: 'FID over guidance weights',
@@ -97,6 +98,7 @@ export async function sweepCommand(options: SweepOptions) {
         xLabel: 'guidance weight w',
         yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}`,
         markers: true,
+        width: 900,
       });
   writeFileSync(join(out, 'sweep.svg'), svg);
   return { out, table: join(out, 'sweep.md'), plot: join(out, 'sweep.svg'), ...report };

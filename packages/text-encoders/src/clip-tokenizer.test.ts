@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seeded } from '@matryoshka-ts/test-utils';
+import { findPython, seeded } from '@matryoshka-ts/test-utils';
 import { ClipTokenizer, bytesToUnicode, clipClean, htmlUnescape, parseMergesTxt } from './clip-tokenizer.js';
 
 // A tiny CLIP vocabulary built the way simple_tokenizer.py builds the real one: the 256 byte
@@ -321,7 +321,8 @@ def encode(text):
 print(json.dumps([encode(t) for t in json.loads(sys.stdin.buffer.read().decode("utf-8"))]))
 `;
 
-const hasPythonRegex = spawnSync('python3', ['-c', 'import regex'], { stdio: 'ignore' }).status === 0;
+const pythonWithRegex = findPython(['regex']);
+const hasPythonRegex = pythonWithRegex !== undefined;
 
 /** Random captions from words the merges know, entities, odd whitespace and random characters. */
 function randomTexts(count: number): string[] {
@@ -351,7 +352,7 @@ describe('ClipTokenizer against a Python reference', () => {
       const texts = randomTexts(60);
       const script = join(root, 'reference.py');
       writeFileSync(script, PYTHON_REFERENCE);
-      const run = spawnSync('python3', [script, join(hfDir, 'vocab.json'), join(hfDir, 'merges.txt')], {
+      const run = spawnSync(pythonWithRegex!, [script, join(hfDir, 'vocab.json'), join(hfDir, 'merges.txt')], {
         input: JSON.stringify(texts),
         encoding: 'utf8',
       });

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findPython } from '@matryoshka-ts/test-utils';
 import { T5_PIECES, t5Id, t5TokenizerJson } from './t5-test-fixtures.js';
 import { T5Tokenizer, t5Normalize } from './t5-tokenizer.js';
 
@@ -144,7 +145,8 @@ texts = json.loads(sys.stdin.buffer.read().decode("utf-8"))
 print(json.dumps([tok.encode(t).ids for t in texts]))
 `;
 
-const hasTokenizers = spawnSync('python3', ['-c', 'import tokenizers'], { stdio: 'ignore' }).status === 0;
+const tokenizersPython = findPython(['tokenizers']);
+const hasTokenizers = tokenizersPython !== undefined;
 const referenceTitle = hasTokenizers
   ? 'matches HF tokenizers on the same tokenizer.json'
   : 'matches HF tokenizers on the same tokenizer.json (skipped: python3 has no `tokenizers` module, nor `sentencepiece`)';
@@ -152,7 +154,7 @@ const referenceTitle = hasTokenizers
 describe('T5Tokenizer against HF tokenizers', () => {
   it.skipIf(!hasTokenizers)(referenceTitle, () => {
     const texts = ['hello world', 'hellos hellollo', '😀😀x h😀e', 'ﬁne ｈｅｌｌｏ', '  hello \t world ', 'hello</s>', '<extra_id_0> world', '', 'Hello WORLD'];
-    const run = spawnSync('python3', ['-c', PYTHON_REFERENCE, join(dir, 'tokenizer.json')], { input: JSON.stringify(texts), encoding: 'utf8' });
+    const run = spawnSync(tokenizersPython!, ['-c', PYTHON_REFERENCE, join(dir, 'tokenizer.json')], { input: JSON.stringify(texts), encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);
     const expected = JSON.parse(run.stdout) as number[][];
     expect(texts.map((t) => [...tok.encode(t), EOS])).toEqual(expected);
@@ -187,9 +189,7 @@ print(json.dumps({"pieces": pieces, "texts": texts, "ids": [sp.encode(t) for t i
 `;
 
 /** A python3 that has sentencepiece: the one on PATH, or Debian's (python3-sentencepiece). */
-const spPython = ['python3', '/usr/bin/python3'].find(
-  (python) => spawnSync(python, ['-c', 'import sentencepiece'], { stdio: 'ignore' }).status === 0,
-);
+const spPython = findPython(['sentencepiece']);
 
 describe('T5Tokenizer against sentencepiece', () => {
   const title = spPython

@@ -6,3 +6,4 @@ export { ONNX_FLOAT, ONNX_INT64, onnxModel } from './onnx-model.js';
 export type { OnnxGraph, OnnxInitializer, OnnxNode, OnnxValue } from './onnx-model.js';
 export { paxRecord, tar } from './tar-writer.js';
 export type { TarWriterMember } from './tar-writer.js';
+export { findPython, pythonCandidates } from './python.js';

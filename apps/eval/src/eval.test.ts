@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@matryoshka-ts/core';
 import { readFidStats } from '@matryoshka-ts/metrics';
-import { type TrainConfigInput, parseTrainConfig, train } from '@matryoshka-ts/trainer';
+import { TRAIN_PRESETS, type TrainConfigInput, parseTrainConfig, train } from '@matryoshka-ts/trainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curvesCommand } from './curves-command.js';
 import { generateCommand, imagePath } from './generate-command.js';
@@ -15,28 +15,16 @@ import { SMALL_PROXY } from './test-helpers.js';
 const dir = mkdtempSync(join(tmpdir(), 'mdm-eval-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// A micro 2-level run (4 → 8 px) on the cpu backend, with a snapshot every 2 steps.
+// The trainer's micro preset (8 → 4 px) on the cpu backend, with a snapshot every 2 steps.
 const micro: TrainConfigInput = {
-  model: {
-    resolution: 8,
-    channels: [8, 16],
-    resBlocks: [1, 1],
-    groups: 4,
-    timeEmbedDim: 32,
-    inner: { resolution: 4, channels: [32], resBlocks: [1], groups: 8, timeEmbedDim: 32 },
-    text: { featureDim: 16, projDim: 16, headLayers: 0, maskedCrossAttention: true },
-  },
+  ...TRAIN_PRESETS.micro,
   data: { skinTones: false, categories: ['Smileys & Emotion'] },
-  conditioning: { kind: 'text', dropout: 0.5, encoder: { width: 16, maxTokens: 4 } },
-  optimizer: { lr: 1e-3, warmupSteps: 2 },
   phases: [
     { resolution: 4, batchSize: 2, steps: 2 },
     { resolution: 8, batchSize: 2, steps: 4 },
   ],
   sampling: { n: 2, steps: 2, sampler: 'ddim', guidance: 2, threshold: 'clip' },
   snapshotEvery: 2,
-  checkpointEvery: 1000,
-  plotEvery: 1000,
   backend: 'cpu',
 };
 const run = join(dir, 'run');

@@ -10,6 +10,7 @@ import { encodePng } from '@matryoshka-ts/data';
 import { tar } from '@matryoshka-ts/test-utils';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
 import { dataCheck } from './data-check-command.js';
+import { TRAIN_PRESETS } from './train-presets.js';
 import { loadCheckpoint } from './train-state.js';
 import { type StepMetrics, train } from './train.js';
 
@@ -39,24 +40,12 @@ beforeAll(() => {
   }
 });
 
-// The micro model of train.test.ts, trained on its 4 px inner level only (data decoded at 8 px).
+// The micro preset, trained on its 4 px inner level only (data decoded at 8 px).
 const micro: TrainConfigInput = {
-  model: {
-    resolution: 8,
-    channels: [8, 16],
-    resBlocks: [1, 1],
-    groups: 4,
-    timeEmbedDim: 32,
-    inner: { resolution: 4, channels: [32, 32], resBlocks: [1, 1], attentionLayers: [0, 1], groups: 8, timeEmbedDim: 32 },
-    text: { featureDim: 16, projDim: 32, headLayers: 1, maskedCrossAttention: true },
-  },
+  ...TRAIN_PRESETS.micro,
   data: { source: 'cc12m', path: shards, shuffleBuffer: 4, workers: 1, flip: true },
-  conditioning: { kind: 'text', dropout: 0.5, encoder: { width: 16, maxTokens: 4 } },
-  optimizer: { lr: 1e-3, warmupSteps: 2 },
   phases: [{ resolution: 4, batchSize: 2, steps: 100 }],
   sampling: { n: 2, steps: 1, sampler: 'ddim' },
-  checkpointEvery: 1000,
-  plotEvery: 1000,
   backend: 'cpu',
 };
 

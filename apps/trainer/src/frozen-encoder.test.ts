@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
 import { generate } from './generate.js';
 import { openRun } from './run-model.js';
+import { TRAIN_PRESETS } from './train-presets.js';
 import { train } from './train.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mdm-frozen-'));
@@ -44,23 +45,13 @@ writeFileSync(
 );
 const cache = join(dir, 'text-cache');
 
+// The micro preset (text features 16 wide, as D) with the ONNX encoder instead of hashed words.
 const micro: TrainConfigInput = {
-  model: {
-    resolution: 8,
-    channels: [8, 16],
-    resBlocks: [1, 1],
-    groups: 4,
-    timeEmbedDim: 32,
-    inner: { resolution: 4, channels: [32], resBlocks: [1], groups: 8, timeEmbedDim: 32 },
-    text: { featureDim: D, projDim: 16, headLayers: 0, maskedCrossAttention: true },
-  },
+  ...TRAIN_PRESETS.micro,
   data: { skinTones: false, categories: ['Smileys & Emotion'] },
   conditioning: { kind: 'text', dropout: 0.5, encoder: { kind: 'onnx', path: encoderDir, width: D, maxTokens: 12, cache } },
-  optimizer: { lr: 1e-3, warmupSteps: 2 },
   phases: [{ resolution: 8, batchSize: 2, steps: 3 }],
   sampling: { n: 2, steps: 2, sampler: 'ddim', threshold: 'clip' },
-  checkpointEvery: 1000,
-  plotEvery: 1000,
   backend: 'cpu',
 };
 
@@ -84,7 +75,7 @@ describe('a frozen ONNX text encoder in training', () => {
   }, 300_000);
 
   it('refuses an encoder whose width is not the configured one', async () => {
-    const config = parseTrainConfig({ ...micro, model: { ...(micro.model as object), text: { featureDim: 8, projDim: 16, headLayers: 0, maskedCrossAttention: true } }, conditioning: { kind: 'text', encoder: { kind: 'onnx', path: encoderDir, width: 8, cache } } } as TrainConfigInput);
+    const config = parseTrainConfig({ ...micro, model: { ...(micro.model as object), text: { featureDim: 8, projDim: 32, headLayers: 1, maskedCrossAttention: true } }, conditioning: { kind: 'text', encoder: { kind: 'onnx', path: encoderDir, width: 8, cache } } } as TrainConfigInput);
     await expect(train(config, { out: join(dir, 'bad') })).rejects.toThrow(/conditioning\.encoder\.width is 8, but .* gives 16-wide features/);
   }, 120_000);
 });

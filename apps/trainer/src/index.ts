@@ -14,3 +14,4 @@ export { train } from './train.js';
 export type { StepMetrics, TrainOptions, TrainResult } from './train.js';
 export { parseTrainConfig } from './config.js';
 export type { TrainConfigInput } from './config.js';
+export { TRAIN_PRESETS } from './train-presets.js';

@@ -67,4 +67,30 @@ const emoji: TrainConfigInput = {
   plotEvery: 50,
 };
 
-export const TRAIN_PRESETS: Record<string, TrainConfigInput> = { tiny, emoji };
+/**
+ * `micro`: a 2-level model (8 → 4 px, attention in the inner level) on the bundled emoji that
+ * trains in seconds even on the pure-JS `cpu` backend: for tests and for trying the API.
+ */
+const micro: TrainConfigInput = {
+  model: {
+    resolution: 8,
+    channels: [8, 16],
+    resBlocks: [1, 1],
+    groups: 4,
+    timeEmbedDim: 32,
+    inner: { resolution: 4, channels: [32, 32], resBlocks: [1, 1], attentionLayers: [0, 1], groups: 8, timeEmbedDim: 32 },
+    text: { featureDim: 16, projDim: 32, headLayers: 1, maskedCrossAttention: true },
+  },
+  data: { skinTones: false },
+  conditioning: { kind: 'text', dropout: 0.5, encoder: { width: 16, maxTokens: 4 } },
+  optimizer: { lr: 1e-3, warmupSteps: 2 },
+  phases: [
+    { resolution: 4, batchSize: 2, steps: 3 },
+    { resolution: 8, batchSize: 2, steps: 100 },
+  ],
+  sampling: { n: 2, steps: 2, sampler: 'ddpm' },
+  checkpointEvery: 1000,
+  plotEvery: 1000,
+};
+
+export const TRAIN_PRESETS: Record<string, TrainConfigInput> = { micro, tiny, emoji };

@@ -3,34 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
+import { TRAIN_PRESETS } from './train-presets.js';
 import { openRun } from './run-model.js';
 import { listSnapshots, loadCheckpoint } from './train-state.js';
 import { type StepMetrics, train } from './train.js';
 
-// A micro 2-level model on the bundled emoji at 8 px, on the pure-JS cpu backend (deterministic).
-const micro: TrainConfigInput = {
-  model: {
-    resolution: 8,
-    channels: [8, 16],
-    resBlocks: [1, 1],
-    groups: 4,
-    timeEmbedDim: 32,
-    inner: { resolution: 4, channels: [32, 32], resBlocks: [1, 1], attentionLayers: [0, 1], groups: 8, timeEmbedDim: 32 },
-    text: { featureDim: 16, projDim: 32, headLayers: 1, maskedCrossAttention: true },
-  },
-  data: { skinTones: false },
-  conditioning: { kind: 'text', dropout: 0.5, encoder: { width: 16, maxTokens: 4 } },
-  optimizer: { lr: 1e-3, warmupSteps: 2 },
-  // Two phases: the resumed run below crosses the boundary before it stops.
-  phases: [
-    { resolution: 4, batchSize: 2, steps: 3 },
-    { resolution: 8, batchSize: 2, steps: 100 },
-  ],
-  sampling: { n: 2, steps: 2, sampler: 'ddpm' },
-  checkpointEvery: 1000,
-  plotEvery: 1000,
-  backend: 'cpu',
-};
+// The micro preset (2 levels, 8 → 4 px) on the pure-JS cpu backend (deterministic); the resumed run below crosses its phase boundary.
+const micro: TrainConfigInput = { ...TRAIN_PRESETS.micro, backend: 'cpu' };
 
 const dirs: string[] = [];
 const tempRun = () => {

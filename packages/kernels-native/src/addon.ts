@@ -21,6 +21,8 @@ export interface NativeAddon {
     dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, scale: Float32Array | null, shift: Float32Array | null,
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, dscale: Float32Array | null, dshift: Float32Array | null, shape: number[],
   ): void;
+  /** dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i] for r < rows, i < width. */
+  copyRows(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
 }
 
 export type LoadResult = { addon: NativeAddon; path: string } | { addon: undefined; reason: string };

@@ -238,7 +238,44 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     unregisterNativeKernels('wasm');
   });
 
+  it('Concat and SplitV (row copies) equal the stock kernels on every axis, with their gradients', async () => {
+    const shapes: Array<[number[], number[], number]> = [
+      [[2, 5, 3, 4], [2, 5, 3, 7], 3], // channels, as the UNet's skip connections
+      [[2, 5, 3, 4], [2, 2, 3, 4], 1],
+      [[3, 6], [2, 6], 0],
+      [[1, 4, 1, 3], [1, 4, 2, 3], 2],
+    ];
+    const results = async (name: string) =>
+      onBackend(name, () =>
+        shapes.map(([sa, sb, axis]) =>
+          tf.tidy(() => {
+            state = 7;
+            const a = tf.tensor(randoms(sa), sa);
+            const b = tf.tensor(randoms(sb), sb);
+            const c = tf.tensor(randoms(sa), sa);
+            const y = tf.concat([a, b, c], axis);
+            const parts = tf.split(y, [sa[axis], sb[axis], sa[axis]], axis);
+            const r = tf.tensor(randoms(y.shape), y.shape);
+            const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(r, tf.concat([p, q, tf.split(tf.concat([p, q], axis), [sa[axis], sb[axis]], axis)[0]], axis))))([a, b]);
+            return [y, ...parts, da, db].map((t) => t.dataSync() as Float32Array);
+          }),
+        ),
+      );
+    const want = await results('cpu');
+    const stock = [tf.getKernel('Concat', 'wasm'), tf.getKernel('SplitV', 'wasm')];
+    registerNativeKernels('wasm');
+    // The native kernels are the ones registered (copies give the same numbers either way).
+    expect([tf.getKernel('Concat', 'wasm'), tf.getKernel('SplitV', 'wasm')]).not.toEqual(stock);
+    const got = await results('wasm');
+    unregisterNativeKernels('wasm');
+    // Copies are exact.
+    got.forEach((g, i) => g.forEach((arr, j) => expect(maxAbsDiff(arr, want[i][j]), `case ${i} output ${j}`).toBe(0)));
+    await tf.setBackend('cpu');
+  });
+
   it('the addon rejects arrays that are too short instead of reading past them', () => {
+    expect(() => loaded.addon!.copyRows(new Float32Array(5), 0, 3, new Float32Array(6), 0, 3, 2, 3)).toThrow(/holds 5 floats, needs 6/);
+    expect(() => loaded.addon!.copyRows(new Float32Array(6), 0, 2, new Float32Array(6), 0, 3, 2, 3)).toThrow(/bad geometry/);
     const a = loaded.addon!;
     expect(() => a.gemm(false, false, 4, 4, 4, new Float32Array(15), new Float32Array(16), new Float32Array(16))).toThrow(/holds 15 floats, needs 16/);
     expect(() => a.conv2d(new Float32Array(4), new Float32Array(9), new Float32Array(4), [1, 2, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, 2])).not.toThrow();

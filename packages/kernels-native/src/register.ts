@@ -9,10 +9,10 @@ export type NativeBase = 'cpu' | 'wasm';
  * The kernels computed by the addon: convolutions (and their gradients), matrix products, and
  * the fused GroupNorm(+modulation)(+SiLU) of `@matryoshka-ts/kernels` with its gradient.
  */
-export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity'] as const;
+export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity', 'Concat', 'SplitV'] as const;
 
 /** Kernels replaced only on some bases: wasm's Identity copies, cpu's already shares data. */
-const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = { Identity: 'wasm' };
+const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = { Identity: 'wasm', Concat: 'wasm', SplitV: 'wasm' };
 const kernelsFor = (base: NativeBase) => NATIVE_KERNELS.filter((name) => (ONLY_ON[name] ?? base) === base);
 
 type TensorInfo = tf.TensorInfo;
@@ -135,6 +135,41 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       if (x.dtype === 'string') return fallback('Identity', args, stock);
       (args.backend as unknown as { incRef(id: unknown): void }).incRef(x.dataId);
       return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+    // Concat and SplitV along an axis are row copies: rows = the product of the dimensions before
+    // the axis, each input (output) contributing its width = size along the axis × the rest.
+    Concat: (args, stock) => {
+      const inputs = (args.inputs as unknown as TensorInfo[]).filter((t) => sizeOf(t.shape) > 0);
+      if (inputs.length < 2 || inputs.some((t) => t.dtype !== 'float32')) return fallback('Concat', args, stock);
+      const axis = tf.util.parseAxisParam((args.attrs as { axis: number | number[] }).axis, inputs[0].shape)[0];
+      const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
+      const rows = sizeOf(outShape.slice(0, axis));
+      const widths = inputs.map((t) => sizeOf(t.shape.slice(axis)));
+      const total = widths.reduce((a, b) => a + b, 0);
+      return run(base, args.backend as AnyBackend, inputs, outShape, (ins, out) => {
+        let offset = 0;
+        ins.forEach((x, i) => {
+          addon.copyRows(out, offset, total, x, 0, widths[i], rows, widths[i]);
+          offset += widths[i];
+        });
+      });
+    },
+    SplitV: (args, stock) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      if (x.dtype !== 'float32') return fallback('SplitV', args, stock);
+      const { numOrSizeSplits, axis: axisAttr } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+      const axis = tf.util.parseAxisParam(axisAttr, x.shape)[0];
+      const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, axis);
+      const rows = sizeOf(x.shape.slice(0, axis));
+      const inner = sizeOf(x.shape.slice(axis + 1));
+      const outShapes = sizes.map((n) => x.shape.map((d, i) => (i === axis ? n : d)));
+      return runMany(base, args.backend as AnyBackend, [x], outShapes, ([xv], outs) => {
+        let offset = 0;
+        outs.forEach((out, i) => {
+          addon.copyRows(out, 0, sizes[i] * inner, xv!, offset, x.shape[axis] * inner, rows, sizes[i] * inner);
+          offset += sizes[i] * inner;
+        });
+      });
     },
     [GROUP_NORM_ACT]: (args) => {
       const { x, gamma, beta, scale, shift } = args.inputs as Record<string, TensorInfo | undefined>;

@@ -22,6 +22,8 @@ export interface NativeAddon {
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, dscale: Float32Array | null, dshift: Float32Array | null, shape: number[],
   ): void;
   /** dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i] for r < rows, i < width. */
+  /** One Adam step over n values; k = [β1, 1 − β1, β2, 1 − β2, c2, ε, lr / c1]. */
+  adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, p1: Float32Array, m1: Float32Array, v1: Float32Array, n: number, k: number[]): void;
   copyRows(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
 }
 

@@ -2,7 +2,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerKernelOverrides } from '@matryoshka-ts/kernels';
+import { ADAM_UPDATE, adamUpdate, registerKernelOverrides } from '@matryoshka-ts/kernels';
 import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
@@ -270,6 +270,29 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     unregisterNativeKernels('wasm');
     // Copies are exact.
     got.forEach((g, i) => g.forEach((arr, j) => expect(maxAbsDiff(arr, want[i][j]), `case ${i} output ${j}`).toBe(0)));
+    await tf.setBackend('cpu');
+  });
+
+  it('the fused Adam update equals the tfjs-ops formula on the cpu backend', async () => {
+    const attrs = { lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, c1: 1 - 0.9 ** 3, c2: Math.sqrt(1 - 0.99 ** 3) };
+    const shape = [5, 7, 3];
+    const results = async (name: string) =>
+      onBackend(name, () =>
+        tf.tidy(() => {
+          state = 11;
+          const [p, g, m] = [randoms(shape), randoms(shape), randoms(shape)].map((d) => tf.tensor(d, shape));
+          const v = tf.abs(tf.tensor(randoms(shape), shape));
+          return adamUpdate(p, g, m, v, attrs).map((t) => t.dataSync() as Float32Array);
+        }),
+      );
+    const want = await results('cpu');
+    registerNativeKernels('wasm');
+    expect(tf.getKernel(ADAM_UPDATE, 'wasm')).toBeDefined();
+    const got = await results('wasm');
+    unregisterNativeKernels('wasm');
+    expect(tf.getKernel(ADAM_UPDATE, 'wasm')).toBeUndefined();
+    // Same float32 operations in the same order; fused multiply-adds may move the last bit.
+    got.forEach((g, i) => expect(maxAbsDiff(g, want[i]), `output ${i}`).toBeLessThanOrEqual(1e-6 * Math.max(1, maxAbs(want[i]))));
     await tf.setBackend('cpu');
   });
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, markNativeKernels } from '@matryoshka-ts/kernels';
+import { ADAM_UPDATE, type AdamUpdateAttrs, GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, markNativeKernels } from '@matryoshka-ts/kernels';
 import { type NativeAddon, loadAddon } from './addon.js';
 
 /** The tfjs backends whose kernels this package can replace. */
@@ -9,7 +9,7 @@ export type NativeBase = 'cpu' | 'wasm';
  * The kernels computed by the addon: convolutions (and their gradients), matrix products, and
  * the fused GroupNorm(+modulation)(+SiLU) of `@matryoshka-ts/kernels` with its gradient.
  */
-export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity', 'Concat', 'SplitV'] as const;
+export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity', 'Concat', 'SplitV', ADAM_UPDATE] as const;
 
 /** Kernels replaced only on some bases: wasm's Identity copies, cpu's already shares data. */
 const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = { Identity: 'wasm', Concat: 'wasm', SplitV: 'wasm' };
@@ -170,6 +170,14 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
           offset += sizes[i] * inner;
         });
       });
+    },
+    [ADAM_UPDATE]: (args) => {
+      const { p, g, m, v } = args.inputs as Record<string, TensorInfo>;
+      const { lr, beta1, beta2, eps, c1, c2 } = args.attrs as unknown as AdamUpdateAttrs;
+      const k = [beta1, 1 - beta1, beta2, 1 - beta2, c2, eps, lr / c1];
+      return runMany(base, args.backend as AnyBackend, [p, g, m, v], [p.shape, p.shape, p.shape], ([pv, gv, mv, vv], [p1, m1, v1]) =>
+        addon.adamUpdate(pv!, gv!, mv!, vv!, p1, m1, v1, sizeOf(p.shape), k),
+      );
     },
     [GROUP_NORM_ACT]: (args) => {
       const { x, gamma, beta, scale, shift } = args.inputs as Record<string, TensorInfo | undefined>;

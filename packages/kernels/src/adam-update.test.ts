@@ -15,9 +15,9 @@ describe('adamUpdate (tfjs ops)', () => {
       [-0.05, 0.4, 0.3, 1e-3],
     ];
     const [lr, beta1, beta2, eps] = [1e-2, 0.9, 0.99, 1e-8];
-    let p = tf.tensor1d(p0);
-    let m = tf.zeros([4]);
-    let v = tf.zeros([4]);
+    let p: tf.Tensor = tf.tensor1d(p0);
+    let m: tf.Tensor = tf.zeros([4]);
+    let v: tf.Tensor = tf.zeros([4]);
     const want = { p: [...p0], m: [0, 0, 0, 0], v: [0, 0, 0, 0] };
     grads.forEach((g, i) => {
       const t = i + 1;

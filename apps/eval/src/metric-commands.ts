@@ -45,7 +45,7 @@ export async function fidCommand(options: NetworkOptions & { samples: string; re
 }
 
 /** Images of a samples directory in name order, with the captions file's lines (line i ↔ image i). */
-export async function captionedSamples(samples: string, captionsFile?: string): Promise<{ images: Uint8Image[]; captions: string[]; skipped: Record<string, number> }> {
+export async function captionedSamples(samples: string, captionsFile?: string): Promise<{ images: Uint8Image[]; captions: string[] }> {
   const file = captionsFile ?? join(samples, 'captions.txt');
   if (!existsSync(file)) throw new Error(`no captions: ${file} does not exist (give --captions, one caption per line in image-name order)`);
   const captions = readFileSync(file, 'utf8').replace(/\n$/, '').split('\n');
@@ -54,7 +54,7 @@ export async function captionedSamples(samples: string, captionsFile?: string): 
   for await (const { image } of readImages(samples, { skipped })) images.push(image);
   if (Object.keys(skipped).length) throw new Error(`${samples}: unreadable images ${JSON.stringify(skipped)}; captions would no longer line up with images`);
   if (captions.length < images.length) throw new Error(`${file} has ${captions.length} captions for ${images.length} images`);
-  return { images, captions: captions.slice(0, images.length), skipped };
+  return { images, captions: captions.slice(0, images.length) };
 }
 
 /** `mdm-eval clip`: CLIP score of samples against their captions. */

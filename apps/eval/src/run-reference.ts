@@ -1,6 +1,6 @@
 import type { FeatureExtractor } from '@matryoshka-ts/metrics';
 import type { OpenRun } from '@matryoshka-ts/trainer';
-import { type LabelledStats, referenceStats, statsOfImages } from './statistics.js';
+import { type LabelledStats, datasetImages, referenceStats, statsOfImages } from './statistics.js';
 
 /**
  * Reference statistics for a run's samples: `--reference` when given, otherwise the run's own
@@ -9,6 +9,5 @@ import { type LabelledStats, referenceStats, statsOfImages } from './statistics.
 export async function runReference(run: OpenRun, extractor: FeatureExtractor, reference?: string): Promise<LabelledStats> {
   if (reference) return referenceStats(reference, extractor);
   const dataset = run.dataset();
-  const images = Array.from({ length: dataset.size }, (_, i) => ({ data: dataset.get(i).image, width: dataset.resolution, height: dataset.resolution, channels: 3 }));
-  return statsOfImages(extractor, `run-data:${dataset.id}`, images);
+  return statsOfImages(extractor, `run-data:${dataset.id}`, datasetImages(dataset));
 }

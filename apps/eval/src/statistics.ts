@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
-import { loadEmojiDataset } from '@matryoshka-ts/data';
+import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
 import { type FeatureExtractor, FeatureStats, type Uint8Image, featureStatsOf, frechetDistance, readFidStats, writeFidStats } from '@matryoshka-ts/metrics';
 import { readImages } from './images.js';
 
@@ -35,11 +35,16 @@ export function readLabelledStats(path: string): LabelledStats {
   return { ...label, mu: Float64Array.from(mu), sigma: Float64Array.from(sigma) };
 }
 
+/** An in-memory data set's images as evaluation images. */
+export function datasetImages(dataset: ImageDataset): Uint8Image[] {
+  const r = dataset.resolution;
+  return Array.from({ length: dataset.size }, (_, i) => ({ data: dataset.get(i).image, width: r, height: r, channels: 3 }));
+}
+
 /** The bundled data set the default run trains on (Smileys & Emotion at 64 px), as evaluation images. */
 export function bundledImages(): { source: string; images: Uint8Image[] } {
   const dataset = loadEmojiDataset({ resolution: 64, skinTones: false, categories: ['Smileys & Emotion'] });
-  const images = Array.from({ length: dataset.size }, (_, i) => ({ data: dataset.get(i).image, width: 64, height: 64, channels: 3 }));
-  return { source: `bundled:${dataset.id}`, images };
+  return { source: `bundled:${dataset.id}`, images: datasetImages(dataset) };
 }
 
 /** Statistics of a set of images through `extractor`. */

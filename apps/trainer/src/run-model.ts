@@ -4,7 +4,6 @@ import { type BackendName, initBackend } from '@matryoshka-ts/core';
 import type { ImageDataset } from '@matryoshka-ts/data';
 import { NestedUNet, type Params, paramsFrom } from '@matryoshka-ts/nested-unet';
 import type { Schedule } from '@matryoshka-ts/schedules';
-import * as tf from '@tensorflow/tfjs-core';
 import { type TrainConfig, modelConfigOf, parseTrainConfig } from './config.js';
 import type { Conditioner } from './conditioning.js';
 import { levelsOf, phaseModelConfig } from './phases.js';
@@ -50,6 +49,7 @@ export async function openRun(path: string, options: { ema?: boolean; backend?: 
   const weights = ema ? ckpt.values.ema : ckpt.values.params;
   if (weights.size === 0) throw new Error(`${file} holds no ${ema ? 'EMA' : 'raw'} weights${ema ? '' : ' (snapshots keep only the EMA weights)'}`);
   const model = new NestedUNet(phaseModelConfig(full, from), { weights });
+  let dataset: ImageDataset | undefined;
   const conditioner = await openConditioner(config, full, (line) => process.stderr.write(`${line}\n`));
   return {
     checkpoint: file,
@@ -66,11 +66,11 @@ export async function openRun(path: string, options: { ema?: boolean; backend?: 
     dataset: () => {
       // A streamed source (ImageNet, CC12M, WebVid) is not loaded whole: prompts and references must be given.
       if (config.data.source !== 'bundled') throw new Error(`the run trained on data.source ${config.data.source}, which is not loaded as a whole: give prompts (--prompt / --prompts) and a reference (--reference) explicitly`);
-      return loadDataset(config, all[0]);
+      // Decoded once per opened run: a sweep asks for it at every guidance weight.
+      dataset ??= loadDataset(config, all[0]);
+      return dataset;
     },
-    dispose: () => {
-      model.dispose();
-      tf.disposeVariables();
-    },
+    // The model's variables only: other variables of the process (a run being trained) stay.
+    dispose: () => model.dispose(),
   };
 }

@@ -2,10 +2,8 @@
  * Test-only helpers (imported by the *.test.ts files; not exported from the package): a seeded
  * generator, Gaussian samples, and a way to run python3 with numpy/scipy as the reference.
  */
-import { seeded } from '@matryoshka-ts/test-utils';
+import { pythonCandidates, seeded } from '@matryoshka-ts/test-utils';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 
 export { seeded };
 
@@ -50,19 +48,12 @@ export function correlatedSamples(seed: number, n: number, d: number, options: {
   return out;
 }
 
-/** Every `python3` on PATH, in order. npm and pnpm put Node's own directory (often /usr/bin) first,
- * which can hide the interpreter that has numpy and scipy (a pyenv shim, a virtualenv). */
-function pythonsOnPath(): string[] {
-  const found = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'python3')).filter((p) => existsSync(p));
-  return [...new Set(found.length ? found : ['python3'])];
-}
-
 let chosen = 'python3';
 
 /** Whether a python3 on PATH can import these modules (it is then used by `runPython`); `why` says what is missing when not. */
 export function pythonWith(modules: string[]): { ok: boolean; why: string } {
   let reason = '';
-  for (const python of pythonsOnPath()) {
+  for (const python of pythonCandidates()) {
     const probe = spawnSync(python, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8', timeout: 60_000 });
     if (probe.status === 0) {
       chosen = python;

@@ -83,3 +83,17 @@ console.log('| category | ms | share of kernel time |\n|---|---:|---:|');
 for (const [cat, ms] of [...categories].sort((a, b) => b[1] - a[1])) console.log(`| ${cat} | ${ms.toFixed(0)} | ${((100 * ms) / kernelMs).toFixed(0)}% |`);
 console.log('\ntop kernels:\n| kernel | ms | calls |\n|---|---:|---:|');
 for (const [name, a] of [...kernels].sort((p, q) => q[1].ms - p[1].ms).slice(0, 12)) console.log(`| ${name} | ${a.ms.toFixed(0)} | ${a.n} |`);
+
+// MDM_PROFILE_SHAPES=1: the costliest (kernel, input shapes) pairs, to see which layers a category's time is in.
+if (process.env.MDM_PROFILE_SHAPES) {
+  const byShape = new Map<string, { ms: number; n: number }>();
+  for (const k of [...fb, ...ad]) {
+    const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join(' ')}`;
+    const e = byShape.get(key) ?? { ms: 0, n: 0 };
+    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    e.n += 1;
+    byShape.set(key, e);
+  }
+  console.log('\ncostliest kernels by input shapes:\n| kernel and inputs | ms | calls |\n|---|---:|---:|');
+  for (const [key, a] of [...byShape].sort((p, q) => q[1].ms - p[1].ms).slice(0, 25)) console.log(`| ${key} | ${a.ms.toFixed(1)} | ${a.n} |`);
+}

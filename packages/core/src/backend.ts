@@ -86,7 +86,8 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     await activate('wasm');
     const info = (await nativeKernels())!.registerNativeKernels('wasm');
     const blas = info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
-    return { name, description: `native (wasm + N-API convolution, matMul and GroupNorm kernels, ${blas}, ${info.threads} threads)` };
+    const conv = info.convProvider === 'onednn' ? `oneDNN ${info.onednn} convolutions` : 'built-in convolutions (install libdnnl2 for more speed)';
+    return { name, description: `native (wasm + N-API convolution, matMul and GroupNorm kernels, ${conv}, ${blas}, ${info.threads} threads)` };
   }
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');

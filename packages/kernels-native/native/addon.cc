@@ -8,6 +8,7 @@
 #include <string>
 
 #include "conv.h"
+#include "dnnl.h"
 #include "gemm.h"
 #include "group_norm.h"
 
@@ -110,6 +111,15 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, o, "avx2", v);
   napi_create_int32(env, mdm::threads(), &v);
   napi_set_named_property(env, o, "threads", v);
+  napi_create_string_utf8(env, mdm::dnnlEnabled() ? "onednn" : "builtin", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, o, "convProvider", v);
+  napi_create_string_utf8(env, mdm::dnnlVersion(), NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, o, "onednn", v);
+  mdm::DnnlCounts counts = mdm::dnnlCounts();
+  napi_create_double(env, double(counts.calls), &v);
+  napi_set_named_property(env, o, "onednnCalls", v);
+  napi_create_double(env, double(counts.declined), &v);
+  napi_set_named_property(env, o, "onednnDeclined", v);
   return o;
 }
 
@@ -132,8 +142,24 @@ napi_value SetProvider(napi_env env, napi_callback_info info) {
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   int n = a.integer(0);
-  if (!a.failed) mdm::setThreads(n);
+  if (!a.failed) mdm::setThreads(n), mdm::dnnlSetThreads(mdm::threads());
   return undefined(env);
+}
+
+// setConvProvider('onednn' | 'builtin'): oneDNN's convolutions when it is loaded, or the addon's own.
+napi_value SetConvProvider(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  char buf[32] = {0};
+  size_t len = 0;
+  if (a.argc < 1 || napi_get_value_string_utf8(env, a.argv[0], buf, sizeof buf, &len) != napi_ok) {
+    a.fail("setConvProvider takes 'builtin' or 'onednn'");
+    return nullptr;
+  }
+  bool on = std::string(buf) == "onednn";
+  if (on) mdm::loadDnnl();
+  napi_value v;
+  napi_create_string_utf8(env, mdm::setDnnlEnabled(on) ? "onednn" : "builtin", NAPI_AUTO_LENGTH, &v);
+  return v;
 }
 
 // gemm(transA, transB, M, N, K, A, B, C, beta): C = op(A)·op(B) + beta·C.
@@ -281,10 +307,13 @@ napi_value AdamUpdate(napi_env env, napi_callback_info info) {
 napi_value Init(napi_env env, napi_value exports) {
   // OpenBLAS is the default provider when it is installed.
   if (mdm::loadOpenBlas()) mdm::setProvider(mdm::GemmProvider::OpenBlas);
+  // and oneDNN's convolutions when it is.
+  if (mdm::loadDnnl()) mdm::dnnlSetThreads(mdm::threads());
   napi_property_descriptor props[] = {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setProvider", nullptr, SetProvider, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setConvProvider", nullptr, SetConvProvider, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchGemm", nullptr, BatchGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "dnnl.h"
 #include "gemm.h"
 
 namespace mdm {
@@ -176,6 +177,7 @@ void directForwardAny(const float* x, const float* w, float* y, const ConvGeomet
 }  // namespace
 
 void conv2d(const float* x, const float* w, float* y, const ConvGeometry& g) {
+  if (dnnlConv2d(x, w, y, g)) return;
   const long R = long(g.batch) * g.outH * g.outW, Q = long(g.kh) * g.kw * g.inC;
   if (useDirect(g, g.outC, g.inC)) return directForwardAny(x, w, y, g);
   if (pointwise(g)) return sgemm(false, false, R, g.outC, g.inC, x, w, 0.f, y);
@@ -189,6 +191,7 @@ void conv2d(const float* x, const float* w, float* y, const ConvGeometry& g) {
 }
 
 void conv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvGeometry& g) {
+  if (dnnlConv2dBackpropInput(dy, w, dx, g)) return;
   const long R = long(g.batch) * g.outH * g.outW, Q = long(g.kh) * g.kw * g.inC;
   if (g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1 && useDirect(g, g.inC, g.outC)) {
     // Stride 1: dx is the convolution of dy with the filter rotated by 180° and its channels
@@ -214,6 +217,7 @@ void conv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvG
 }
 
 void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const ConvGeometry& g) {
+  if (dnnlConv2dBackpropFilter(x, dy, dw, g)) return;
   const long R = long(g.batch) * g.outH * g.outW, Q = long(g.kh) * g.kw * g.inC;
   if (useDirect(g, g.outC, g.inC)) {
     switch (g.outC) {

@@ -5,8 +5,23 @@ import { fileURLToPath } from 'node:url';
 
 /** The compiled addon's functions (native/addon.cc). Tensor arguments are Float32Arrays. */
 export interface NativeAddon {
-  info(): { provider: 'openblas' | 'builtin'; openblas: boolean; avx2: boolean; threads: number };
+  /**
+   * provider: the sgemm in use; convProvider: who computes convolutions; onednn: oneDNN's version
+   * ('' when not loaded), with the convolutions it ran and declined (run by the addon instead).
+   */
+  info(): {
+    provider: 'openblas' | 'builtin';
+    openblas: boolean;
+    avx2: boolean;
+    threads: number;
+    convProvider: 'onednn' | 'builtin';
+    onednn: string;
+    onednnCalls: number;
+    onednnDeclined: number;
+  };
   setProvider(provider: 'openblas' | 'builtin'): 'openblas' | 'builtin';
+  /** oneDNN's convolutions (when libdnnl.so.2 loaded) or the addon's own. Returns the one in use. */
+  setConvProvider(provider: 'onednn' | 'builtin'): 'onednn' | 'builtin';
   setThreads(n: number): void;
   /** C[M×N] = op(A)·op(B) + beta·C, row-major. */
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, beta?: number): void;
@@ -51,6 +66,8 @@ export function loadAddon(): LoadResult {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
     // MDM_GEMM=builtin uses the addon's own sgemm even where OpenBLAS is installed (to compare).
     if (process.env.MDM_GEMM === 'builtin' || process.env.MDM_GEMM === 'openblas') addon.setProvider(process.env.MDM_GEMM);
+    // MDM_CONV=builtin uses the addon's own convolutions even where oneDNN is installed.
+    if (process.env.MDM_CONV === 'builtin' || process.env.MDM_CONV === 'onednn') addon.setConvProvider(process.env.MDM_CONV);
     cached = { addon, path };
   } catch (error) {
     cached = { addon: undefined, reason: `the native addon failed to load: ${(error as Error).message}` };

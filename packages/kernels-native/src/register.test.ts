@@ -4,17 +4,29 @@ import '@tensorflow/tfjs-layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_UPDATE, adamUpdate, registerKernelOverrides } from '@matryoshka-ts/kernels';
 import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from './register.js';
 
 // Every native kernel against the stock cpu backend (values and gradients), on both bases and
-// with both matrix-product providers, plus finite differences. The addon is built by
+// with both matrix-product providers and both convolution providers, plus finite differences. The addon is built by
 // `pnpm install`; where it could not be built these tests skip, or fail when MDM_REQUIRE_NATIVE=1 (CI).
 const loaded = loadAddon();
 const haveAddon = loaded.addon !== undefined;
 if (!haveAddon && process.env.MDM_REQUIRE_NATIVE === "1") throw new Error(`MDM_REQUIRE_NATIVE=1 but the native addon is missing: ${(loaded as { reason: string }).reason}`);
-const providers = haveAddon && loaded.addon!.info().openblas ? (['builtin', 'openblas'] as const) : (['builtin'] as const);
+const info = haveAddon ? loaded.addon!.info() : undefined;
+// Each setup names the sgemm and the convolutions: the addon's own, OpenBLAS, oneDNN (the default where installed).
+type Setup = { name: string; gemm: 'builtin' | 'openblas'; conv: 'builtin' | 'onednn' };
+const providers: Setup[] = [
+  { name: 'builtin', gemm: 'builtin', conv: 'builtin' },
+  ...(info?.openblas ? [{ name: 'openblas', gemm: 'openblas', conv: 'builtin' } as Setup] : []),
+  ...(info?.onednn ? [{ name: 'onednn', gemm: info.openblas ? 'openblas' : 'builtin', conv: 'onednn' } as Setup] : []),
+];
+const useSetup = (s: Setup) => {
+  loaded.addon!.setProvider(s.gemm);
+  loaded.addon!.setConvProvider(s.conv);
+};
+const defaultSetup = providers[providers.length - 1];
 
 let state = 1;
 const rand = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
@@ -81,20 +93,28 @@ afterAll(() => {
 describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => {
   for (const base of ['wasm', 'cpu'] as NativeBase[])
     for (const provider of providers)
-      describe(`${base} + ${provider}`, () => {
+      describe(`${base} + ${provider.name}`, () => {
+        afterEach(() => useSetup(defaultSetup));
         it.each(convCases)('conv2d values and gradients: $name', async (c) => {
           const data = { x: randoms(c.x), w: randoms(c.w) };
           const outShape = tf.backend_util.computeConv2DInfo(c.x, c.w, c.strides, 1, c.pad as 'same').outShape;
           const withR = { ...data, r: randoms(outShape) };
           unregisterNativeKernels('cpu');
           const want = await onBackend('cpu', () => convRun(c, withR));
-          loaded.addon!.setProvider(provider);
+          useSetup(provider);
           registerNativeKernels(base);
+          const before = loaded.addon!.info();
           const got = await onBackend(base, () => convRun(c, withR));
+          const after = loaded.addon!.info();
           unregisterNativeKernels(base);
           expect(close(got.y, want.y)).toBe(true);
           expect(close(got.dx, want.dx)).toBe(true);
           expect(close(got.dw, want.dw)).toBe(true);
+          // oneDNN ran all three directions itself rather than handing them back to the addon.
+          if (provider.conv === 'onednn') {
+            expect(after.onednnCalls - before.onednnCalls).toBeGreaterThanOrEqual(3);
+            expect(after.onednnDeclined).toBe(before.onednnDeclined);
+          }
         });
 
         it('dilated forward convolution', async () => {
@@ -102,7 +122,7 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
           const data = { x: randoms(c.x), w: randoms(c.w) };
           unregisterNativeKernels('cpu');
           const want = await onBackend('cpu', () => convRun(c, data));
-          loaded.addon!.setProvider(provider);
+          useSetup(provider);
           registerNativeKernels(base);
           const got = await onBackend(base, () => convRun(c, data));
           unregisterNativeKernels(base);
@@ -137,7 +157,7 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
             });
           unregisterNativeKernels('cpu');
           const want = await onBackend('cpu', runMm);
-          loaded.addon!.setProvider(provider);
+          useSetup(provider);
           registerNativeKernels(base);
           const got = await onBackend(base, runMm);
           unregisterNativeKernels(base);

@@ -218,6 +218,9 @@ export interface NativeKernelsInfo {
   base: NativeBase;
   /** Which matrix product runs underneath: OpenBLAS when installed, else the addon's own. */
   provider: 'openblas' | 'builtin';
+  /** Which convolutions run: oneDNN's (libdnnl.so.2, when installed) or the addon's own; onednn is its version or ''. */
+  convProvider: 'onednn' | 'builtin';
+  onednn: string;
   threads: number;
   kernels: readonly string[];
 }
@@ -246,7 +249,7 @@ export function registerNativeKernels(base: NativeBase): NativeKernelsInfo {
     markNativeKernels(base, true);
   }
   const info = addon.info();
-  return { base, provider: info.provider, threads: info.threads, kernels: kernelsFor(base) };
+  return { base, provider: info.provider, convProvider: info.convProvider, onednn: info.onednn, threads: info.threads, kernels: kernelsFor(base) };
 }
 
 /** Puts the backend's own kernels back (tests compare both). */

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
+#include <algorithm>
 
 #include "conv.h"
 #include "dnnl.h"
@@ -273,6 +275,52 @@ napi_value CopyRows(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// biasAdd(y, bias, residual | null, rows, channels): y[r, c] = (y[r, c] + bias[c]) + residual[r, c],
+// in place, in tfjs's order of the two adds: a convolution's bias (and a residual block's skip)
+// without two more broadcast kernels.
+napi_value BiasAdd(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  double rows = a.num(3), channels = a.num(4);
+  if (!a.failed && (rows < 0 || channels < 1)) a.fail("biasAdd: bad shape");
+  if (a.failed) return undefined(env);
+  float* y = a.floats(0, rows * channels);
+  const float* bias = a.floats(1, channels);
+  const float* res = a.optionalFloats(2, rows * channels);
+  if (a.failed) return undefined(env);
+  const size_t n = size_t(rows), c = size_t(channels);
+  for (size_t r = 0; r < n; r++) {
+    float* yr = y + r * c;
+    if (res)
+      for (size_t j = 0; j < c; j++) yr[j] = (yr[j] + bias[j]) + res[r * c + j];
+    else
+      for (size_t j = 0; j < c; j++) yr[j] += bias[j];
+  }
+  return undefined(env);
+}
+
+// biasGrad(dy, db, rows, channels): db[c] = Σ_r dy[r, c], the gradient of a bias added to every
+// row. Sums blocks of 256 rows in float32 (vectorised across channels) and the blocks in double.
+napi_value BiasGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  double rows = a.num(2), channels = a.num(3);
+  if (!a.failed && (rows < 0 || channels < 1)) a.fail("biasGrad: bad shape");
+  if (a.failed) return undefined(env);
+  const float* dy = a.floats(0, rows * channels);
+  float* db = a.floats(1, channels);
+  if (a.failed) return undefined(env);
+  const size_t n = size_t(rows), c = size_t(channels);
+  std::vector<double> total(c, 0.0);
+  std::vector<float> block(c);
+  for (size_t r0 = 0; r0 < n; r0 += 256) {
+    std::fill(block.begin(), block.end(), 0.f);
+    for (size_t r = r0, r1 = std::min(n, r0 + 256); r < r1; r++)
+      for (size_t j = 0; j < c; j++) block[j] += dy[r * c + j];
+    for (size_t j = 0; j < c; j++) total[j] += block[j];
+  }
+  for (size_t j = 0; j < c; j++) db[j] = float(total[j]);
+  return undefined(env);
+}
+
 // adamUpdate(p, g, m, v, p1, m1, v1, n, [beta1, 1 − beta1, beta2, 1 − beta2, c2, eps, lr / c1]):
 // one Adam step in one pass (13 tfjs kernels and 12 temporaries otherwise). The constants are
 // rounded to float32 as tfjs's scalars are, and the operations follow the tfjs formula's order.
@@ -323,6 +371,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"groupNormActGrad", nullptr, GroupNormActGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, CopyRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"biasAdd", nullptr, BiasAdd, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"biasGrad", nullptr, BiasGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   return exports;

@@ -39,6 +39,10 @@ export interface NativeAddon {
   /** dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i] for r < rows, i < width. */
   /** One Adam step over n values; k = [β1, 1 − β1, β2, 1 − β2, c2, ε, lr / c1]. */
   adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, p1: Float32Array, m1: Float32Array, v1: Float32Array, n: number, k: number[]): void;
+  /** y[r, c] = (y[r, c] + bias[c]) + residual[r, c] in place (residual optional). */
+  biasAdd(y: Float32Array, bias: Float32Array, residual: Float32Array | null, rows: number, channels: number): void;
+  /** db[c] = Σ_r dy[r, c]. */
+  biasGrad(dy: Float32Array, db: Float32Array, rows: number, channels: number): void;
   copyRows(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
 }
 

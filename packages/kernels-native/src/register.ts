@@ -1,15 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAM_UPDATE, type AdamUpdateAttrs, GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, markNativeKernels } from '@matryoshka-ts/kernels';
+import { ADAM_UPDATE, type AdamUpdateAttrs, CONV_BIAS, CONV_BIAS_FILTER_GRAD, type ConvBiasAttrs, GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, markNativeKernels } from '@matryoshka-ts/kernels';
 import { type NativeAddon, loadAddon } from './addon.js';
 
 /** The tfjs backends whose kernels this package can replace. */
 export type NativeBase = 'cpu' | 'wasm';
 
 /**
- * The kernels computed by the addon: convolutions (and their gradients), matrix products, and
+ * The kernels computed by the addon: convolutions (and their gradients; with a fused bias and
+ * residual add, `@matryoshka-ts/kernels`' convBias), matrix products, and
  * the fused GroupNorm(+modulation)(+SiLU) of `@matryoshka-ts/kernels` with its gradient.
  */
-export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity', 'Concat', 'SplitV', ADAM_UPDATE] as const;
+export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', CONV_BIAS, CONV_BIAS_FILTER_GRAD, 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity', 'Concat', 'SplitV', ADAM_UPDATE] as const;
 
 /** Kernels replaced only on some bases: wasm's Identity copies, cpu's already shares data. */
 const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = { Identity: 'wasm', Concat: 'wasm', SplitV: 'wasm' };
@@ -102,6 +103,25 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       const filterShape = [...(a.filterShape as number[])];
       const c = convInfo(x.shape, filterShape, a);
       return run(base, args.backend as AnyBackend, [x, dy], filterShape, ([xv, dyv], dw) => addon.conv2dBackpropFilter(xv, dyv, dw, geometry(c)));
+    },
+    [CONV_BIAS]: (args) => {
+      const { x, filter, bias, residual } = args.inputs as Record<string, TensorInfo | undefined>;
+      const a = args.attrs as unknown as ConvBiasAttrs;
+      const c = convInfo(x!.shape, filter!.shape, { strides: a.strides, pad: a.pad });
+      const outShape = [c.batchSize, c.outHeight, c.outWidth, c.outChannels];
+      return run(base, args.backend as AnyBackend, residual ? [x!, filter!, bias!, residual] : [x!, filter!, bias!], outShape, ([xv, wv, bv, rv], y) => {
+        addon.conv2d(xv, wv, y, geometry(c));
+        addon.biasAdd(y, bv, rv ?? null, sizeOf(outShape) / c.outChannels, c.outChannels);
+      });
+    },
+    [CONV_BIAS_FILTER_GRAD]: (args) => {
+      const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+      const a = args.attrs as unknown as ConvBiasAttrs;
+      const c = convInfo(x.shape, a.filterShape, { strides: a.strides, pad: a.pad });
+      return runMany(base, args.backend as AnyBackend, [x, dy], [[...a.filterShape], [a.filterShape[3]]], ([xv, dyv], [dw, db]) => {
+        addon.conv2dBackpropFilter(xv!, dyv!, dw, geometry(c));
+        addon.biasGrad(dyv!, db, sizeOf(dy.shape) / c.outChannels, c.outChannels);
+      });
     },
     BatchMatMul: (args, stock) => {
       const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { conv2dFilterGradient } from './conv2d-filter-gradient.js';
 import { conv2dInputGradientSame, isSameStride1OddKernel } from './conv2d-input-gradient.js';
+import { convBiasGradConfig } from './conv-bias.js';
 import { groupNormActGradConfig } from './group-norm.js';
 
 /** Backends whose Conv2D and MatMul gradients are re-expressed through their fast kernels. */
@@ -32,6 +33,7 @@ export function registerKernelOverrides(): void {
   if (registered) return;
   registered = true;
   tf.registerGradient(groupNormActGradConfig);
+  tf.registerGradient(convBiasGradConfig);
   tf.registerGradient({
     kernelName: 'Conv2D',
     inputsToSave: ['x', 'filter'],

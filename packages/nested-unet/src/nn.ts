@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type GroupNormActOptions, groupNormAct } from '@matryoshka-ts/kernels';
+import { type GroupNormActOptions, convBias, groupNormAct } from '@matryoshka-ts/kernels';
 import type { ParamSpec } from '@matryoshka-ts/core';
 
 /**
@@ -47,17 +47,20 @@ export function normSpecs(name: string, c: number): ParamSpec[] {
 
 // ---------------------------------------------------------------- layers
 
-/** 3×3 (or k×k) convolution, stride 1 or 2, zero padding (k−1)/2 on every side as PyTorch pads. */
-export function conv2d(P: Params, name: string, x: tf.Tensor4D, stride: 1 | 2 = 1): tf.Tensor4D {
+/**
+ * 3×3 (or k×k) convolution + bias, stride 1 or 2, zero padding (k−1)/2 on every side as PyTorch
+ * pads, optionally followed by `+ residual`: one fused kernel on the `native` backend.
+ */
+export function conv2d(P: Params, name: string, x: tf.Tensor4D, stride: 1 | 2 = 1, residual?: tf.Tensor4D): tf.Tensor4D {
   const w = P(`${name}.weight`) as tf.Tensor4D;
-  const b = P(`${name}.bias`);
   const k = w.shape[0];
-  if (k === 1 && stride === 1) return conv1x1(P, name, x);
-  const pad = (k - 1) / 2;
-  // tfjs 'same' pads asymmetrically for stride 2 (0 before, 1 after); PyTorch pads 1 on both sides.
-  const input = stride === 1 ? x : tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]);
-  const y = tf.conv2d(input, w, stride, stride === 1 ? 'same' : 'valid');
-  return tf.add(y, b);
+  if (k === 1 && stride === 1) {
+    const y = conv1x1(P, name, x);
+    return residual ? tf.add(y, residual) : y;
+  }
+  const p = (k - 1) / 2;
+  // Explicit padding: tfjs's 'same' pads asymmetrically for stride 2 (0 before, 1 after).
+  return convBias(x, w, P(`${name}.bias`), { strides: stride, pad: stride === 1 ? 'same' : [[0, 0], [p, p], [p, p], [0, 0]], residual });
 }
 
 /** 1×1 convolution as one matrix product over the channel axis. */

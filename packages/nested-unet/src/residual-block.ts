@@ -35,7 +35,6 @@ export function residualBlock(P: Params, name: string, x: tf.Tensor4D, temb: tf.
   const shift = tf.slice(ab, [0, cout], [b, cout]);
   h = groupNorm(P, `${name}.norm2`, h, options.groups, { scale, shift, silu: true });
   if (options.training && options.dropout) h = tf.dropout(h, options.dropout) as tf.Tensor4D;
-  h = conv2d(P, `${name}.conv2`, h);
   const skip = x.shape[3] !== cout ? conv1x1(P, `${name}.conv3`, x) : x;
-  return tf.add(h, skip);
+  return conv2d(P, `${name}.conv2`, h, 1, skip);
 }

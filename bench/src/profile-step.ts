@@ -1,10 +1,12 @@
 // Per-kernel profile of one training step (forward, loss, backward, Adam) of a training preset's
 // model, grouped into the categories of docs/performance.md. A profile, not a test:
-//   pnpm bench:profile <backend=native> [batch=8] [preset=emoji] [phase=last]
+//   pnpm bench:profile <backend=native> [batch=8] [preset=emoji] [phase=last | sample]
+// `sample` profiles one DDPM sampling step of the full model instead (as `pnpm bench` times it).
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendName, Rng, initBackend } from '@matryoshka-ts/core';
 import { drawTrainingExample, multiResolutionLoss } from '@matryoshka-ts/losses';
 import { NestedUNet, type NestedUNetConfig } from '@matryoshka-ts/nested-unet';
+import { networkDenoiser, sampleStep } from '@matryoshka-ts/samplers';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
 import { modelConfigOf, parseTrainConfig } from '../../apps/trainer/src/config.js';
 import { Adam } from '../../apps/trainer/src/optim.js';
@@ -17,7 +19,8 @@ const B = Number(process.argv[3] ?? 8);
 const info = await initBackend({ backend, quiet: true });
 const presetName = process.argv[4] ?? 'emoji';
 const train = parseTrainConfig(TRAIN_PRESETS[presetName]);
-const phaseIndex = Number(process.argv[5] ?? train.phases.length - 1);
+const sampling = process.argv[5] === 'sample';
+const phaseIndex = sampling || process.argv[5] === undefined ? train.phases.length - 1 : Number(process.argv[5]);
 const full = modelConfigOf(train);
 const from = levelsOf(full).findIndex((l) => l.resolution === train.phases[phaseIndex].resolution);
 const config: NestedUNetConfig = phaseModelConfig(full, from);
@@ -42,9 +45,19 @@ const update = (grads: Map<string, tf.Tensor>) => {
   adam.update(model.params, grads, 1e-4);
   tf.dispose([...grads.values()]);
 };
-update(forwardBackward()); // warm-up
+const noise = levels.map((l) => rng.normalTensor([B, l.resolution, l.resolution, 3]) as tf.Tensor4D);
+const denoiser = networkDenoiser((x, times) => model.forward({ x, times, tokens, mask }));
+/** One DDPM step of all levels; returns its outputs (read back, as the sampler would). */
+const sample = () => {
+  const next = sampleStep(denoiser, noise, 600, 596, { schedules, sampler: 'ddpm', rng });
+  next.forEach((t) => t.dataSync());
+  return next;
+};
+if (sampling) tf.dispose(sample()); // warm-up
+else update(forwardBackward());
 const t0 = performance.now();
-update(forwardBackward());
+if (sampling) tf.dispose(sample());
+else update(forwardBackward());
 const wallMs = performance.now() - t0;
 
 // Which category each kernel belongs to.
@@ -60,10 +73,11 @@ const kernels = new Map<string, { ms: number; n: number }>();
 let grads: Map<string, tf.Tensor> | undefined;
 // tf.profile returns the engine's one profile object: copy the kernel list before profiling again.
 const fb = [...(await tf.profile(() => {
+  if (sampling) return sample();
   grads = forwardBackward();
   return [...grads.values()];
 })).kernels];
-const ad = [...(await tf.profile(() => update(grads!))).kernels];
+const ad = sampling ? [] : [...(await tf.profile(() => update(grads!))).kernels];
 let total = 0;
 for (const [prof, inAdam] of [[fb, false], [ad, true]] as const)
   for (const k of prof) {
@@ -78,7 +92,7 @@ for (const [prof, inAdam] of [[fb, false], [ad, true]] as const)
   }
 const kernelMs = [...categories.values()].reduce((a, b) => a + b, 0);
 console.log(`${info.description}; preset ${presetName} phase ${phaseIndex + 1} (${levels.map((l) => l.resolution).join('→')} px), batch ${B}`);
-console.log(`wall ${wallMs.toFixed(0)} ms per training step; kernels ${kernelMs.toFixed(0)} ms in ${total} kernel calls; the rest (${Math.max(0, wallMs - kernelMs).toFixed(0)} ms) is JavaScript: the tape, tensor bookkeeping, dispatch`);
+console.log(`wall ${wallMs.toFixed(0)} ms per ${sampling ? 'sampling' : 'training'} step; kernels ${kernelMs.toFixed(0)} ms in ${total} kernel calls; the rest (${Math.max(0, wallMs - kernelMs).toFixed(0)} ms) is JavaScript: the tape, tensor bookkeeping, dispatch`);
 console.log('| category | ms | share of kernel time |\n|---|---:|---:|');
 for (const [cat, ms] of [...categories].sort((a, b) => b[1] - a[1])) console.log(`| ${cat} | ${ms.toFixed(0)} | ${((100 * ms) / kernelMs).toFixed(0)}% |`);
 console.log('\ntop kernels:\n| kernel | ms | calls |\n|---|---:|---:|');

@@ -73,7 +73,10 @@ export function dynamicThreshold(x0: tf.Tensor4D, { quantile, max }: DynamicThre
   return tf.tidy(() => {
     const q = quantilePerSample(tf.abs(x0), quantile);
     const s = tf.reshape(tf.clipByValue(q, 1, max), [x0.shape[0], 1, 1, 1]);
-    return tf.div(tf.minimum(tf.maximum(x0, tf.neg(s)), s), s) as tf.Tensor4D;
+    // clamp(x̂0, −s, s)/s written as clamp(x̂0/s, −1, 1): the same numbers bit for bit (x/s
+    // rounds to ≥ 1 exactly when x ≥ s), without the wasm backend's broadcast Maximum/Minimum,
+    // which took ~19 ms each at 64 px against 0.1 ms for the broadcast Div.
+    return tf.clipByValue(tf.div(x0, s), -1, 1) as tf.Tensor4D;
   });
 }
 

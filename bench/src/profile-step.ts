@@ -62,8 +62,8 @@ const wallMs = performance.now() - t0;
 
 // Which category each kernel belongs to.
 const CATEGORY: [RegExp, string][] = [
-  [/^Conv2D$/, 'conv forward'],
-  [/^Conv2DBackprop/, 'conv gradients'],
+  [/^(Conv2D|MdmConv2DBias)$/, 'conv forward'],
+  [/^(Conv2DBackprop|MdmConv2DBiasFilterGrad)/, 'conv gradients'],
   [/MatMul/, 'matmul'],
   [/GroupNorm/, 'GroupNorm (fused)'],
   [/^(Identity|Reshape|Cast|Slice|StridedSlice|Concat|SplitV|Pack|Unpack|Transpose|PadV2|Reverse|Tile|Fill|ZerosLike|OnesLike|GatherV2)$/, 'tensor bookkeeping (copies, reshapes, slices)'],

@@ -85,9 +85,10 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     if (reason) throw new Error(`Backend 'native' is unavailable: ${reason}. Choose --backend wasm or cpu.`);
     await activate('wasm');
     const info = (await nativeKernels())!.registerNativeKernels('wasm');
-    const blas = info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
-    const conv = info.convProvider === 'onednn' ? `oneDNN ${info.onednn} convolutions` : 'built-in convolutions (install libdnnl2 for more speed)';
-    return { name, description: `native (wasm + N-API convolution, matMul and GroupNorm kernels, ${conv}, ${blas}, ${info.threads} threads)` };
+    const blas = { onednn: info.convProvider === 'onednn' ? 'sgemm' : 'oneDNN sgemm', openblas: 'OpenBLAS sgemm', builtin: 'built-in AVX2 sgemm' }[info.provider];
+    const kernels =
+      info.convProvider === 'onednn' ? `oneDNN ${info.onednn} convolutions and ${blas}` : `built-in convolutions (install libdnnl2 for more speed) and ${blas}`;
+    return { name, description: `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ${info.threads} threads)` };
   }
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');

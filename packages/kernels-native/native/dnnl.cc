@@ -1,4 +1,5 @@
 #include "dnnl.h"
+#include "gemm.h"
 
 #include <dlfcn.h>
 
@@ -64,6 +65,7 @@ struct Api {
   Status (*memorySetDataHandle)(Handle, void*);
   Status (*memoryDestroy)(Handle);
   void (*ompSetNumThreads)(int);
+  int (*sgemm)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
 };
 
 Api api;
@@ -237,6 +239,7 @@ bool loadDnnl() {
             resolve(lib, api.execute, "dnnl_primitive_execute") && resolve(lib, api.memoryCreate, "dnnl_memory_create") &&
             resolve(lib, api.memorySetDataHandle, "dnnl_memory_set_data_handle") && resolve(lib, api.memoryDestroy, "dnnl_memory_destroy");
   resolve(lib, api.ompSetNumThreads, "omp_set_num_threads");  // optional: a TBB or sequential build has none
+  resolve(lib, api.sgemm, "dnnl_sgemm");
   const Version* v = ok ? api.version() : nullptr;
   if (!v || v->major != 2 || api.engineCreate(&engine, kEngineCpu, 0) || api.streamCreate(&stream, engine, kStreamDefault)) {
     dlclose(lib);
@@ -244,6 +247,7 @@ bool loadDnnl() {
   }
   std::snprintf(versionText, sizeof versionText, "%d.%d.%d", v->major, v->minor, v->patch);
   loaded = enabled = true;
+  if (api.sgemm) registerDnnlSgemm(reinterpret_cast<DnnlSgemm>(api.sgemm));
   return true;
 }
 

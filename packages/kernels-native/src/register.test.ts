@@ -15,12 +15,12 @@ const loaded = loadAddon();
 const haveAddon = loaded.addon !== undefined;
 if (!haveAddon && process.env.MDM_REQUIRE_NATIVE === "1") throw new Error(`MDM_REQUIRE_NATIVE=1 but the native addon is missing: ${(loaded as { reason: string }).reason}`);
 const info = haveAddon ? loaded.addon!.info() : undefined;
-// Each setup names the sgemm and the convolutions: the addon's own, OpenBLAS, oneDNN (the default where installed).
-type Setup = { name: string; gemm: 'builtin' | 'openblas'; conv: 'builtin' | 'onednn' };
+// Each setup names the sgemm and the convolutions: the addon's own, OpenBLAS, oneDNN's (the default where installed).
+type Setup = { name: string; gemm: 'builtin' | 'openblas' | 'onednn'; conv: 'builtin' | 'onednn' };
 const providers: Setup[] = [
   { name: 'builtin', gemm: 'builtin', conv: 'builtin' },
   ...(info?.openblas ? [{ name: 'openblas', gemm: 'openblas', conv: 'builtin' } as Setup] : []),
-  ...(info?.onednn ? [{ name: 'onednn', gemm: info.openblas ? 'openblas' : 'builtin', conv: 'onednn' } as Setup] : []),
+  ...(info?.onednn ? [{ name: 'onednn', gemm: 'onednn', conv: 'onednn' } as Setup] : []),
 ];
 const useSetup = (s: Setup) => {
   loaded.addon!.setProvider(s.gemm);

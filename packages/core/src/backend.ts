@@ -85,9 +85,9 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     if (reason) throw new Error(`Backend 'native' is unavailable: ${reason}. Choose --backend wasm or cpu.`);
     await activate('wasm');
     const info = (await nativeKernels())!.registerNativeKernels('wasm');
-    const blas = { onednn: info.convProvider === 'onednn' ? 'sgemm' : 'oneDNN sgemm', openblas: 'OpenBLAS sgemm', builtin: 'built-in AVX2 sgemm' }[info.provider];
+    const blas = info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
     const kernels =
-      info.convProvider === 'onednn' ? `oneDNN ${info.onednn} convolutions and ${blas}` : `built-in convolutions (install libdnnl2 for more speed) and ${blas}`;
+      info.convProvider === 'onednn' ? `oneDNN ${info.onednn} convolutions, ${blas}` : `built-in convolutions (install libdnnl2 for more speed), ${blas}`;
     return { name, description: `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ${info.threads} threads)` };
   }
   if (name === 'cpu') {

@@ -100,13 +100,7 @@ napi_value undefined(napi_env env) {
   return u;
 }
 
-const char* providerName() {
-  switch (mdm::provider()) {
-    case mdm::GemmProvider::OpenBlas: return "openblas";
-    case mdm::GemmProvider::OneDnn: return "onednn";
-    default: return "builtin";
-  }
-}
+const char* providerName() { return mdm::provider() == mdm::GemmProvider::OpenBlas ? "openblas" : "builtin"; }
 
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value o, v;
@@ -136,13 +130,12 @@ napi_value SetProvider(napi_env env, napi_callback_info info) {
   char buf[32] = {0};
   size_t len = 0;
   if (a.argc < 1 || napi_get_value_string_utf8(env, a.argv[0], buf, sizeof buf, &len) != napi_ok) {
-    a.fail("setProvider takes 'builtin', 'openblas' or 'onednn'");
+    a.fail("setProvider takes 'builtin' or 'openblas'");
     return nullptr;
   }
   std::string p(buf);
   if (p == "openblas") mdm::loadOpenBlas();
-  if (p == "onednn") mdm::loadDnnl();
-  mdm::setProvider(p == "openblas" ? mdm::GemmProvider::OpenBlas : p == "onednn" ? mdm::GemmProvider::OneDnn : mdm::GemmProvider::Builtin);
+  mdm::setProvider(p == "openblas" ? mdm::GemmProvider::OpenBlas : mdm::GemmProvider::Builtin);
   napi_value v;
   napi_create_string_utf8(env, providerName(), NAPI_AUTO_LENGTH, &v);
   return v;
@@ -362,12 +355,8 @@ napi_value AdamUpdate(napi_env env, napi_callback_info info) {
 napi_value Init(napi_env env, napi_value exports) {
   // OpenBLAS is the default provider when it is installed.
   if (mdm::loadOpenBlas()) mdm::setProvider(mdm::GemmProvider::OpenBlas);
-  // oneDNN's convolutions, and its sgemm, when it is installed: one OpenMP pool for both (with
-  // OpenBLAS's threads next to it, each pool's waiting threads slowed the other's work ~1.6×).
-  if (mdm::loadDnnl()) {
-    mdm::dnnlSetThreads(mdm::threads());
-    mdm::setProvider(mdm::GemmProvider::OneDnn);
-  }
+  // oneDNN's convolutions when it is installed.
+  if (mdm::loadDnnl()) mdm::dnnlSetThreads(mdm::threads());
   napi_property_descriptor props[] = {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setProvider", nullptr, SetProvider, nullptr, nullptr, nullptr, napi_default, nullptr},

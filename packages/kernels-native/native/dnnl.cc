@@ -1,5 +1,4 @@
 #include "dnnl.h"
-#include "gemm.h"
 
 #include <dlfcn.h>
 
@@ -39,7 +38,7 @@ struct alignas(64) ConvDesc {
 constexpr int kF32 = 3, kTagAny = 1, kTagNhwc = 20, kTagHwio = 30;  // dnnl_f32, dnnl_format_tag_any, dnnl_nhwc, dnnl_hwio
 constexpr int kForwardTraining = 64, kBackwardData = 160, kBackwardWeights = 192, kConvolutionDirect = 1;
 constexpr int kEngineCpu = 1, kStreamDefault = 1;
-constexpr int kQueryWeightsMd = 131, kQueryDiffWeightsMd = 132;
+constexpr int kQueryImplInfo = 8, kQueryWeightsMd = 131, kQueryDiffWeightsMd = 132;
 constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgDiffSrc = 129, kArgDiffDst = 145, kArgDiffWeights = 161;
 constexpr int kArgFrom = kArgSrc, kArgTo = kArgDst;
 
@@ -57,6 +56,7 @@ struct Api {
   Status (*pdCreate)(Handle*, const void*, Handle, Handle, Handle);
   Status (*pdDestroy)(Handle);
   const MemoryDesc* (*pdQueryMd)(Handle, int, int);
+  Status (*pdQuery)(Handle, int, int, void*);
   Status (*reorderPdCreate)(Handle*, const MemoryDesc*, Handle, const MemoryDesc*, Handle, Handle);
   Status (*primitiveCreate)(Handle*, Handle);
   Status (*primitiveDestroy)(Handle);
@@ -65,7 +65,6 @@ struct Api {
   Status (*memorySetDataHandle)(Handle, void*);
   Status (*memoryDestroy)(Handle);
   void (*ompSetNumThreads)(int);
-  int (*sgemm)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
 };
 
 Api api;
@@ -87,6 +86,7 @@ bool resolve(void* lib, F& f, const char* name) {
 struct Plan {
   bool ok = false;
   Handle pd = nullptr, prim = nullptr;
+  Handle hint = nullptr;  // a backward primitive's forward descriptor, which oneDNN may read for as long as it lives
   Handle reorderPd = nullptr, reorder = nullptr;
   Handle memIn = nullptr, memOut = nullptr, memUserW = nullptr, memW = nullptr;
   float* weights = nullptr;  // the blocked weights (null when HWIO is used directly)
@@ -96,7 +96,7 @@ struct Plan {
       if (m) api.memoryDestroy(m);
     for (Handle p : {prim, reorder})
       if (p) api.primitiveDestroy(p);
-    for (Handle p : {pd, reorderPd})
+    for (Handle p : {pd, hint, reorderPd})
       if (p) api.pdDestroy(p);
     std::free(weights);
   }
@@ -135,6 +135,16 @@ Handle forwardPd(Descs& d) {
   return pd;
 }
 
+// Only oneDNN's direct JIT convolutions: its reference ones are slower than the addon's, and
+// its GEMM-based ones run the JIT sgemm of 2.6, which corrupted the heap when a signal arrived
+// mid-call (SIGPROF of `node --cpu-prof`, reproduced with dnnl_sgemm alone; the direct
+// convolutions ran 20,000 calls under the same signals without a fault).
+bool acceptable(Handle pd) {
+  const char* impl = nullptr;
+  if (api.pdQuery(pd, kQueryImplInfo, 0, &impl) || !impl) return false;
+  return std::strncmp(impl, "jit", 3) == 0 && !std::strstr(impl, "gemm");
+}
+
 std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
   auto plan = std::make_unique<Plan>();
   Descs d;
@@ -148,13 +158,14 @@ std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
     Status s = dir == BackwardData
                    ? api.convBackwardData(cd.get(), kConvolutionDirect, &d.src, &d.anyW, &d.dst, d.strides, d.dilates, d.padL, d.padR)
                    : api.convBackwardWeights(cd.get(), kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides, d.dilates, d.padL, d.padR);
+    plan->hint = fwd;
     if (!s) s = api.pdCreate(&plan->pd, cd.get(), nullptr, engine, fwd);
-    api.pdDestroy(fwd);
     if (s) {
       plan->pd = nullptr;
       return plan;
     }
   }
+  if (!acceptable(plan->pd)) return plan;
   const MemoryDesc* w = api.pdQueryMd(plan->pd, dir == BackwardWeights ? kQueryDiffWeightsMd : kQueryWeightsMd, 0);
   const MemoryDesc* in = dir == BackwardData ? &d.dst : &d.src;
   const MemoryDesc* out = dir == Forward ? &d.dst : dir == BackwardData ? &d.src : nullptr;
@@ -233,13 +244,12 @@ bool loadDnnl() {
             resolve(lib, api.convBackwardData, "dnnl_dilated_convolution_backward_data_desc_init") &&
             resolve(lib, api.convBackwardWeights, "dnnl_dilated_convolution_backward_weights_desc_init") &&
             resolve(lib, api.pdCreate, "dnnl_primitive_desc_create") && resolve(lib, api.pdDestroy, "dnnl_primitive_desc_destroy") &&
-            resolve(lib, api.pdQueryMd, "dnnl_primitive_desc_query_md") &&
+            resolve(lib, api.pdQueryMd, "dnnl_primitive_desc_query_md") && resolve(lib, api.pdQuery, "dnnl_primitive_desc_query") &&
             resolve(lib, api.reorderPdCreate, "dnnl_reorder_primitive_desc_create") &&
             resolve(lib, api.primitiveCreate, "dnnl_primitive_create") && resolve(lib, api.primitiveDestroy, "dnnl_primitive_destroy") &&
             resolve(lib, api.execute, "dnnl_primitive_execute") && resolve(lib, api.memoryCreate, "dnnl_memory_create") &&
             resolve(lib, api.memorySetDataHandle, "dnnl_memory_set_data_handle") && resolve(lib, api.memoryDestroy, "dnnl_memory_destroy");
   resolve(lib, api.ompSetNumThreads, "omp_set_num_threads");  // optional: a TBB or sequential build has none
-  resolve(lib, api.sgemm, "dnnl_sgemm");
   const Version* v = ok ? api.version() : nullptr;
   if (!v || v->major != 2 || api.engineCreate(&engine, kEngineCpu, 0) || api.streamCreate(&stream, engine, kStreamDefault)) {
     dlclose(lib);
@@ -247,7 +257,6 @@ bool loadDnnl() {
   }
   std::snprintf(versionText, sizeof versionText, "%d.%d.%d", v->major, v->minor, v->patch);
   loaded = enabled = true;
-  if (api.sgemm) registerDnnlSgemm(reinterpret_cast<DnnlSgemm>(api.sgemm));
   return true;
 }
 

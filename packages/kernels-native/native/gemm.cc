@@ -18,7 +18,6 @@ using CblasSgemm = void (*)(int order, int transA, int transB, int M, int N, int
 using SetThreads = void (*)(int);
 CblasSgemm cblasSgemm = nullptr;
 SetThreads openblasSetThreads = nullptr;
-DnnlSgemm dnnlSgemm = nullptr;
 GemmProvider current = GemmProvider::Builtin;
 int nThreads = std::max(1u, std::min(std::thread::hardware_concurrency(), 64u));
 
@@ -112,7 +111,7 @@ bool loadOpenBlas() {
   // OpenBLAS's idle threads spin for ~2^28 cycles after each product before sleeping; on a
   // 2-core machine that took a core from the oneDNN and GroupNorm threads that ran next
   // (a convolution after a product: 0.42-0.52 ms with 2^4, 0.67-0.75 ms with the default).
-  // OpenBLAS reads this when it loads.
+  // OpenBLAS reads this when it loads (the addon loads it before oneDNN).
   setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
   for (const char* name : {"libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.so"}) {
     void* h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
@@ -129,9 +128,8 @@ bool loadOpenBlas() {
 }
 
 bool openBlasLoaded() { return cblasSgemm != nullptr; }
-void registerDnnlSgemm(DnnlSgemm f) { dnnlSgemm = f; }
 GemmProvider setProvider(GemmProvider p) {
-  current = (p == GemmProvider::OpenBlas && cblasSgemm) || (p == GemmProvider::OneDnn && dnnlSgemm) ? p : GemmProvider::Builtin;
+  current = p == GemmProvider::OpenBlas && cblasSgemm ? GemmProvider::OpenBlas : GemmProvider::Builtin;
   return current;
 }
 GemmProvider provider() { return current; }
@@ -144,9 +142,6 @@ bool builtinUsesAvx2() { return hasAvx2; }
 
 void sgemm(bool transA, bool transB, int M, int N, int K, const float* A, const float* B, float beta, float* C) {
   if (M <= 0 || N <= 0) return;
-  if (current == GemmProvider::OneDnn && K > 0 &&
-      dnnlSgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, 1.f, A, transA ? M : K, B, transB ? K : N, beta, C, N) == 0)
-    return;
   if (current == GemmProvider::OpenBlas) {
     if (K <= 0) {  // BLAS leaves C untouched when K is 0 only if beta is 1
       for (long i = 0; i < long(M) * N; i++) C[i] = beta == 0.f ? 0.f : beta * C[i];

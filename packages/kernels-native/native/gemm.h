@@ -7,18 +7,14 @@
 
 namespace mdm {
 
-enum class GemmProvider { Builtin, OpenBlas, OneDnn };
-
-// oneDNN's row-major dnnl_sgemm, registered by dnnl.cc when libdnnl loads: its products share
-// the OpenMP threads of oneDNN's convolutions instead of a second pool competing for the cores.
-using DnnlSgemm = int (*)(char transA, char transB, long M, long N, long K, float alpha, const float* A, long lda,
-                          const float* B, long ldb, float beta, float* C, long ldc);
-void registerDnnlSgemm(DnnlSgemm f);
+// (oneDNN's dnnl_sgemm is not offered: in 2.6 it corrupted the heap when a signal arrived
+// mid-call, as SIGPROF does under `node --cpu-prof`.)
+enum class GemmProvider { Builtin, OpenBlas };
 
 // Tries to load OpenBLAS; returns true when cblas_sgemm is available.
 bool loadOpenBlas();
 bool openBlasLoaded();
-// Chooses the provider (OpenBlas / OneDnn only when loaded). Returns the provider in use.
+// Chooses the provider (OpenBlas only when loaded). Returns the provider in use.
 GemmProvider setProvider(GemmProvider p);
 GemmProvider provider();
 // Threads used by the builtin kernel and, when it exposes the setter, by OpenBLAS.

@@ -10,7 +10,7 @@ export interface NativeAddon {
    * ('' when not loaded), with the convolutions it ran and declined (run by the addon instead).
    */
   info(): {
-    provider: 'openblas' | 'onednn' | 'builtin';
+    provider: 'openblas' | 'builtin';
     openblas: boolean;
     avx2: boolean;
     threads: number;
@@ -19,7 +19,7 @@ export interface NativeAddon {
     onednnCalls: number;
     onednnDeclined: number;
   };
-  setProvider(provider: 'openblas' | 'onednn' | 'builtin'): 'openblas' | 'onednn' | 'builtin';
+  setProvider(provider: 'openblas' | 'builtin'): 'openblas' | 'builtin';
   /** oneDNN's convolutions (when libdnnl.so.2 loaded) or the addon's own. Returns the one in use. */
   setConvProvider(provider: 'onednn' | 'builtin'): 'onednn' | 'builtin';
   setThreads(n: number): void;
@@ -68,8 +68,8 @@ export function loadAddon(): LoadResult {
   }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    // MDM_GEMM=builtin|openblas|onednn chooses the sgemm (default: oneDNN's, else OpenBLAS's, else the addon's), to compare.
-    if (process.env.MDM_GEMM === 'builtin' || process.env.MDM_GEMM === 'openblas' || process.env.MDM_GEMM === 'onednn') addon.setProvider(process.env.MDM_GEMM);
+    // MDM_GEMM=builtin uses the addon's own sgemm even where OpenBLAS is installed (to compare).
+    if (process.env.MDM_GEMM === 'builtin' || process.env.MDM_GEMM === 'openblas') addon.setProvider(process.env.MDM_GEMM);
     // MDM_CONV=builtin uses the addon's own convolutions even where oneDNN is installed.
     if (process.env.MDM_CONV === 'builtin' || process.env.MDM_CONV === 'onednn') addon.setConvProvider(process.env.MDM_CONV);
     cached = { addon, path };

@@ -236,8 +236,8 @@ function narrowProduct(addon: NativeAddon, ta: boolean, tb: boolean, M: number, 
 
 export interface NativeKernelsInfo {
   base: NativeBase;
-  /** Which matrix product runs underneath: oneDNN's or OpenBLAS's when installed, else the addon's own. */
-  provider: 'onednn' | 'openblas' | 'builtin';
+  /** Which matrix product runs underneath: OpenBLAS when installed, else the addon's own. */
+  provider: 'openblas' | 'builtin';
   /** Which convolutions run: oneDNN's (libdnnl.so.2, when installed) or the addon's own; onednn is its version or ''. */
   convProvider: 'onednn' | 'builtin';
   onednn: string;

@@ -61,19 +61,28 @@ struct Args {
     if (i < argc) napi_typeof(env, argv[i], &t);
     return t == napi_null || t == napi_undefined ? nullptr : floats(i, need);
   }
-  // [batch, pixels, channels, groups, eps, silu (0/1)]
+  // [batch, pixels, channels, groups, eps, silu (0/1), modStride (optional, default channels)]
   mdm::GroupNormShape groupNormShape(size_t i) {
-    double f[6] = {0};
-    for (uint32_t k = 0; k < 6; k++) {
+    double f[7] = {0};
+    uint32_t len = 0;
+    bool isArray = false;
+    if (i < argc) napi_is_array(env, argv[i], &isArray);
+    if (isArray) napi_get_array_length(env, argv[i], &len);
+    if (len != 6 && len != 7) {
+      fail("group-norm shape must be an array of 6 or 7 numbers");
+      return {};
+    }
+    for (uint32_t k = 0; k < len; k++) {
       napi_value v;
-      if (i >= argc || napi_get_element(env, argv[i], k, &v) != napi_ok || napi_get_value_double(env, v, &f[k]) != napi_ok) {
-        fail("group-norm shape must be an array of 6 numbers");
+      if (napi_get_element(env, argv[i], k, &v) != napi_ok || napi_get_value_double(env, v, &f[k]) != napi_ok) {
+        fail("group-norm shape must be an array of numbers");
         return {};
       }
     }
-    mdm::GroupNormShape s{int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4]), f[5] != 0};
+    mdm::GroupNormShape s{int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4]), f[5] != 0, len == 7 ? int(f[6]) : int(f[2])};
     if (s.batch < 0 || s.pixels < 0 || s.channels <= 0 || s.groups <= 0 || s.channels % s.groups != 0)
       fail("group-norm shape: channels must be a positive multiple of groups");
+    else if (s.modStride < s.channels) fail("group-norm shape: the modulation stride is less than the channels");
     return s;
   }
   mdm::ConvGeometry geometry(size_t i) {
@@ -231,7 +240,7 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {  // (x,
 napi_value GroupNormAct(napi_env env, napi_callback_info info) {
   Args a(env, info);
   auto s = a.groupNormShape(6);
-  double n = double(s.batch) * s.pixels * s.channels, bc = double(s.batch) * s.channels;
+  double n = double(s.batch) * s.pixels * s.channels, bc = s.batch ? double(s.batch - 1) * s.modStride + s.channels : 0;
   const float *x = a.floats(0, n), *gamma = a.floats(1, s.channels), *beta = a.floats(2, s.channels);
   const float *scale = a.optionalFloats(3, bc), *shift = a.optionalFloats(4, bc);
   float* y = a.floats(5, n);
@@ -244,7 +253,7 @@ napi_value GroupNormAct(napi_env env, napi_callback_info info) {
 napi_value GroupNormActGrad(napi_env env, napi_callback_info info) {
   Args a(env, info);
   auto s = a.groupNormShape(11);
-  double n = double(s.batch) * s.pixels * s.channels, bc = double(s.batch) * s.channels;
+  double n = double(s.batch) * s.pixels * s.channels, bc = s.batch ? double(s.batch - 1) * s.modStride + s.channels : 0;
   const float *dy = a.floats(0, n), *x = a.floats(1, n), *gamma = a.floats(2, s.channels), *beta = a.floats(3, s.channels);
   const float *scale = a.optionalFloats(4, bc), *shift = a.optionalFloats(5, bc);
   float *dx = a.floats(6, n), *dgamma = a.floats(7, s.channels), *dbeta = a.floats(8, s.channels);

@@ -221,7 +221,7 @@ void groupNormAct(const float* x, const float* gamma, const float* beta, const f
       Stats st = groupStats(x + off, s);
       // z = x·A[c] + B[c], folding the normalisation, affine and modulation into one line.
       for (int c = 0; c < C; c++) {
-        float m = scale ? 1.f + scale[b * C + c] : 1.f, t = shift ? shift[b * C + c] : 0.f;
+        float m = scale ? 1.f + scale[b * s.modStride + c] : 1.f, t = shift ? shift[b * s.modStride + c] : 0.f;
         A[c] = st.rstd[c] * gamma[c] * m;
         Bc[c] = (beta[c] - st.mean[c] * st.rstd[c] * gamma[c]) * m + t;
       }
@@ -245,8 +245,8 @@ void groupNormActGrad(const float* dy, const float* x, const float* gamma, const
       const long off = long(b) * s.pixels * C;
       Stats st = groupStats(x + off, s);
       for (int c = 0; c < C; c++) {
-        m[c] = scale ? 1.f + scale[b * C + c] : 1.f;
-        t0[c] = shift ? shift[b * C + c] : 0.f;
+        m[c] = scale ? 1.f + scale[b * s.modStride + c] : 1.f;
+        t0[c] = shift ? shift[b * s.modStride + c] : 0.f;
       }
       std::fill(sum1.begin(), sum1.end(), 0.0);
       std::fill(sum2.begin(), sum2.end(), 0.0);
@@ -270,8 +270,8 @@ void groupNormActGrad(const float* dy, const float* x, const float* gamma, const
       }
       if (scale)
         for (int c = 0; c < C; c++) {
-          dscale[b * C + c] = float(ds[c]);
-          dshift[b * C + c] = float(dt[c]);
+          dscale[b * s.modStride + c] = float(ds[c]);
+          dshift[b * s.modStride + c] = float(dt[c]);
         }
     }
   });

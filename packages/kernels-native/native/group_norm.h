@@ -10,6 +10,9 @@ struct GroupNormShape {
   int batch, pixels, channels, groups;
   float eps;
   bool silu;
+  // scale[b, c] is scale[b·modStride + c] (and so for shift and their gradients): channels for
+  // [B, C] tensors, 2·channels for views into one [B, 2C] (scale | shift) tensor.
+  int modStride;
 };
 
 // scale/shift may be null (no modulation).

@@ -30,7 +30,10 @@ export interface NativeAddon {
   conv2d(x: Float32Array, filter: Float32Array, y: Float32Array, geometry: number[]): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: number[]): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: number[]): void;
-  /** shape = [batch, pixels, channels, groups, eps, silu ? 1 : 0]; scale/shift [B, C] or null. */
+  /**
+   * shape = [batch, pixels, channels, groups, eps, silu ? 1 : 0, modStride?]; scale/shift [B, C] or
+   * null, their row b starting at b·modStride (default channels).
+   */
   groupNormAct(x: Float32Array, gamma: Float32Array, beta: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, shape: number[]): void;
   groupNormActGrad(
     dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, scale: Float32Array | null, shift: Float32Array | null,

@@ -101,3 +101,35 @@ describe.skipIf(!haveAddon)('fused groupNormAct', () => {
     expect(Math.abs(numeric - analytic)).toBeLessThan(2e-3 * Math.abs(analytic) + 2e-3);
   });
 });
+
+describe.skipIf(!haveAddon)('groupNormAct with one [B, 2C] modulation tensor', () => {
+  for (const base of ['wasm', 'cpu'] as NativeBase[])
+    it(`${base}: equals scale and shift given apart, values and gradients (the composite on cpu too)`, async () => {
+      const c = cases[cases.length - 1];
+      const d = data(c);
+      const [b, , , ch] = c.shape;
+      const run = (packed: boolean) =>
+        tf.tidy(() => {
+          const x = tf.tensor4d(d.x, c.shape), g = tf.tensor1d(d.gamma), bt = tf.tensor1d(d.beta);
+          const s = tf.tensor2d(d.scale, [b, ch]), t = tf.tensor2d(d.shift, [b, ch]), m = tf.concat([s, t], 1);
+          const r = tf.tensor4d(d.r, c.shape);
+          const f = (xx: tf.Tensor, mm: tf.Tensor) =>
+            packed
+              ? groupNormAct(xx as tf.Tensor4D, g, bt, { groups: c.groups, silu: true, modulation: mm })
+              : groupNormAct(xx as tf.Tensor4D, g, bt, { groups: c.groups, silu: true, scale: tf.slice(mm, [0, 0], [b, ch]), shift: tf.slice(mm, [0, ch], [b, ch]) });
+          const [dx, dm] = tf.grads((xx: tf.Tensor, mm: tf.Tensor) => tf.sum(tf.mul(r, f(xx, mm))))([x, m]);
+          return [f(x, m), dx, dm].map((v) => v.dataSync() as Float32Array);
+        });
+      unregisterNativeKernels('cpu');
+      await tf.setBackend('cpu');
+      const want = run(false);
+      const composite = run(true);
+      registerNativeKernels(base);
+      await tf.setBackend(base);
+      const got = run(true);
+      unregisterNativeKernels(base);
+      // The composite slices the same values: identical. The fused kernel: float32 rounding (above).
+      composite.forEach((v, i) => expect(Array.from(v)).toEqual(Array.from(want[i])));
+      got.forEach((v, i) => expect(close(v, want[i]), `output ${i}`).toBe(true));
+    });
+});

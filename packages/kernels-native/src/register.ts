@@ -199,20 +199,21 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
         addon.adamUpdate(pv!, gv!, mv!, vv!, p1, m1, v1, sizeOf(p.shape), k),
       );
     },
+    // mod is [B, 2C], scale then shift: the addon reads them as two views with a row stride of 2C.
     [GROUP_NORM_ACT]: (args) => {
-      const { x, gamma, beta, scale, shift } = args.inputs as Record<string, TensorInfo | undefined>;
+      const { x, gamma, beta, mod } = args.inputs as Record<string, TensorInfo>;
       const { groups, eps, silu } = args.attrs as unknown as GroupNormActAttrs;
-      const [b, h, w, c] = x!.shape;
-      const shape = [b, h * w, c, groups, eps, silu ? 1 : 0];
-      return run(base, args.backend as AnyBackend, [x!, gamma!, beta!, scale!, shift!], x!.shape, ([xv, gv, bv, sv, tv], y) => addon.groupNormAct(xv, gv, bv, sv, tv, y, shape));
+      const [b, h, w, c] = x.shape;
+      const shape = [b, h * w, c, groups, eps, silu ? 1 : 0, 2 * c];
+      return run(base, args.backend as AnyBackend, [x, gamma, beta, mod], x.shape, ([xv, gv, bv, mv], y) => addon.groupNormAct(xv, gv, bv, mv, mv.subarray(c), y, shape));
     },
     [GROUP_NORM_ACT_GRAD]: (args) => {
-      const { dy, x, gamma, beta, scale, shift } = args.inputs as Record<string, TensorInfo | undefined>;
+      const { dy, x, gamma, beta, mod } = args.inputs as Record<string, TensorInfo>;
       const { groups, eps, silu } = args.attrs as unknown as GroupNormActAttrs;
-      const [b, h, w, c] = x!.shape;
-      const shape = [b, h * w, c, groups, eps, silu ? 1 : 0];
-      return runMany(base, args.backend as AnyBackend, [dy, x, gamma, beta, scale, shift], [x!.shape, [c], [c], [b, c], [b, c]], ([dyv, xv, gv, bv, sv, tv], [dx, dg, db, ds, dt]) =>
-        addon.groupNormActGrad(dyv!, xv!, gv!, bv!, sv, tv, dx, dg, db, ds, dt, shape),
+      const [b, h, w, c] = x.shape;
+      const shape = [b, h * w, c, groups, eps, silu ? 1 : 0, 2 * c];
+      return runMany(base, args.backend as AnyBackend, [dy, x, gamma, beta, mod], [x.shape, [c], [c], [b, 2 * c]], ([dyv, xv, gv, bv, mv], [dx, dg, db, dm]) =>
+        addon.groupNormActGrad(dyv!, xv!, gv!, bv!, mv!, mv!.subarray(c), dx, dg, db, dm, dm.subarray(c), shape),
       );
     },
   };

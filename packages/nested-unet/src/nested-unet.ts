@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type ParamSpec, Rng, sizeOf } from '@matryoshka-ts/core';
 import { type NestedUNetConfig, type ResolvedConfig, resolveConfig } from './config.js';
 import { type ConditioningInput, type DebugSink, type SharedConditioning, sharedConditioning } from './conditioning.js';
-import { type Params, conv2d, paramsFrom } from './nn.js';
+import { type Params, conv2d, paramsFrom, silu } from './nn.js';
 import { type LevelContext, downPath, inputLayer, levelSpecs, midBlock, outputLayer, upPath } from './unet-level.js';
 import { microConditioning, timeEmbedding } from './time-embedding.js';
 
@@ -93,7 +93,7 @@ function runLevel(
     P,
     config,
     level,
-    temb: first(temb),
+    tembAct: silu(first(temb)),
     text: shared.text && { tokens: first(shared.text.tokens), mask: shared.text.mask && first(shared.text.mask) },
     training: options.training ?? false,
   };

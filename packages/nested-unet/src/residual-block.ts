@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParamSpec } from '@matryoshka-ts/core';
-import { type Params, conv2d, conv1x1, convSpecs, groupNorm, linear, linearSpecs, normSpecs, silu } from './nn.js';
+import { type Params, conv2d, conv1x1, convSpecs, groupNorm, linear, linearSpecs, normSpecs } from './nn.js';
 
 /** Parameters of a residual block `cin → cout` conditioned on a time embedding of width T. */
 export function residualBlockSpecs(name: string, cin: number, cout: number, timeEmbedDim: number): ParamSpec[] {
@@ -25,15 +25,14 @@ export interface ResidualBlockOptions {
  * Residual block with scale-and-shift time conditioning:
  * h = conv1(SiLU(GN(x))); (a, b) = Linear(SiLU(temb)); h = SiLU(GN(h)·(1 + a) + b);
  * h = conv2(dropout(h)); out = h + x (x through a 1×1 conv when channels change).
+ * `tembAct` is SiLU(temb), which the level computes once for all its blocks.
  */
-export function residualBlock(P: Params, name: string, x: tf.Tensor4D, temb: tf.Tensor2D, options: ResidualBlockOptions): tf.Tensor4D {
+export function residualBlock(P: Params, name: string, x: tf.Tensor4D, tembAct: tf.Tensor2D, options: ResidualBlockOptions): tf.Tensor4D {
   let h = conv2d(P, `${name}.conv1`, groupNorm(P, `${name}.norm1`, x, options.groups, { silu: true }));
   const cout = h.shape[3];
-  const ab = linear(P, `${name}.time_layer`, silu(temb));
-  const b = temb.shape[0];
-  const scale = tf.slice(ab, [0, 0], [b, cout]);
-  const shift = tf.slice(ab, [0, cout], [b, cout]);
-  h = groupNorm(P, `${name}.norm2`, h, options.groups, { scale, shift, silu: true });
+  // (a, b) as one [B, 2C] tensor: the fused GroupNorm reads scale and shift from it in place.
+  const ab = linear(P, `${name}.time_layer`, tembAct);
+  h = groupNorm(P, `${name}.norm2`, h, options.groups, { modulation: ab, silu: true });
   if (options.training && options.dropout) h = tf.dropout(h, options.dropout) as tf.Tensor4D;
   const skip = x.shape[3] !== cout ? conv1x1(P, `${name}.conv3`, x) : x;
   return conv2d(P, `${name}.conv2`, h, 1, skip);

@@ -74,8 +74,11 @@ export interface LevelContext {
   P: Params;
   config: ResolvedConfig;
   level: ResolvedLevel;
-  /** The level's full time embedding (time MLP + conditioning + micro terms), sliced to its batch. */
-  temb: tf.Tensor2D;
+  /**
+   * SiLU of the level's full time embedding (time MLP + conditioning + micro terms), sliced to its
+   * batch: every residual block reads it through its own linear layer, so it is computed once.
+   */
+  tembAct: tf.Tensor2D;
   text?: TextContext;
   training: boolean;
 }
@@ -97,7 +100,7 @@ function stageAttention(ctx: LevelContext, name: string, x: tf.Tensor4D): tf.Ten
 
 /** Down path: residual blocks (+ attention) per stage, stride-2 conv between stages; returns the skips. */
 export function downPath(ctx: LevelContext, x: tf.Tensor4D): { h: tf.Tensor4D; skips: tf.Tensor4D[] } {
-  const { P, level, temb } = ctx;
+  const { P, level, tembAct } = ctx;
   const p = level.prefix;
   const opts = { groups: level.groups, dropout: level.dropout, training: ctx.training };
   let h = x;
@@ -105,7 +108,7 @@ export function downPath(ctx: LevelContext, x: tf.Tensor4D): { h: tf.Tensor4D; s
   level.channels.forEach((_, i) => {
     const L = level.attentionLayers[i];
     for (let j = 0; j < level.resBlocks[i]; j++) {
-      h = residualBlock(P, `${p}down_blocks.${i}.resnets.${j}`, h, temb, opts);
+      h = residualBlock(P, `${p}down_blocks.${i}.resnets.${j}`, h, tembAct, opts);
       for (let l = 0; l < L; l++) h = stageAttention(ctx, `${p}down_blocks.${i}.attn.${j * L + l}`, h);
       skips.push(h);
     }
@@ -119,17 +122,17 @@ export function downPath(ctx: LevelContext, x: tf.Tensor4D): { h: tf.Tensor4D; s
 
 /** Mid block of the innermost level: residual block, one attention layer, residual block. */
 export function midBlock(ctx: LevelContext, x: tf.Tensor4D): tf.Tensor4D {
-  const { P, level, temb } = ctx;
+  const { P, level, tembAct } = ctx;
   const p = level.prefix;
   const opts = { groups: level.groups, dropout: level.dropout, training: ctx.training };
-  let h = residualBlock(P, `${p}mid_blocks.0.resnets.0`, x, temb, opts);
+  let h = residualBlock(P, `${p}mid_blocks.0.resnets.0`, x, tembAct, opts);
   h = stageAttention(ctx, `${p}mid_blocks.0.attn.0`, h);
-  return residualBlock(P, `${p}mid_blocks.1.resnets.0`, h, temb, opts);
+  return residualBlock(P, `${p}mid_blocks.1.resnets.0`, h, tembAct, opts);
 }
 
 /** Up path: per stage (deepest first) N+1 residual blocks on concat(h, most recent skip), then ×2 nearest + 3×3 conv. */
 export function upPath(ctx: LevelContext, x: tf.Tensor4D, skips: tf.Tensor4D[]): tf.Tensor4D {
-  const { P, level, temb } = ctx;
+  const { P, level, tembAct } = ctx;
   const p = level.prefix;
   const opts = { groups: level.groups, dropout: level.dropout, training: ctx.training };
   const pending = [...skips];
@@ -137,7 +140,7 @@ export function upPath(ctx: LevelContext, x: tf.Tensor4D, skips: tf.Tensor4D[]):
   [...level.channels.keys()].reverse().forEach((i, u) => {
     const L = level.attentionLayers[i];
     for (let j = 0; j <= level.resBlocks[i]; j++) {
-      h = residualBlock(P, `${p}up_blocks.${u}.resnets.${j}`, tf.concat([h, pending.pop()!], 3), temb, opts);
+      h = residualBlock(P, `${p}up_blocks.${u}.resnets.${j}`, tf.concat([h, pending.pop()!], 3), tembAct, opts);
       for (let l = 0; l < L; l++) h = stageAttention(ctx, `${p}up_blocks.${u}.attn.${j * L + l}`, h);
     }
     if (i !== 0) h = conv2d(P, `${p}up_blocks.${u}.resample`, upsampleNearest2x(h));

@@ -124,6 +124,23 @@ describe('thresholds', () => {
     });
   });
 
+  it('dynamic: clamp(x̂0/s, −1, 1) equals clamp(x̂0, −s, s)/s bit for bit, at and beyond ±s', () => {
+    tf.tidy(() => {
+      const rng = new Rng(5);
+      const values = rng.normals(4 * 8 * 8 * 3).map((v) => v * 3);
+      const x = tf.tensor4d(values, [4, 8, 8, 3]);
+      const q = quantilePerSample(tf.abs(x), DYNAMIC_IMAGEN.quantile);
+      const s = tf.reshape(tf.clipByValue(q, 1, DYNAMIC_IMAGEN.max), [4, 1, 1, 1]);
+      const sv = s.dataSync();
+      // Put values at ±s of the unmodified data into each sample too (near the threshold).
+      const withEdges = tf.tensor4d(values.map((v, i) => (i % 97 === 0 ? Math.sign(v) * sv[Math.floor(i / 192)] : v)), [4, 8, 8, 3]);
+      const s2 = tf.reshape(tf.clipByValue(quantilePerSample(tf.abs(withEdges), DYNAMIC_IMAGEN.quantile), 1, DYNAMIC_IMAGEN.max), [4, 1, 1, 1]);
+      const formula = tf.div(tf.minimum(tf.maximum(withEdges, tf.neg(s2)), s2), s2);
+      expect(formula.dataSync().some((v) => Math.abs(v) === 1)).toBe(true); // some values were clamped
+      expect(Array.from(dynamicThreshold(withEdges, DYNAMIC_IMAGEN).dataSync())).toEqual(Array.from(formula.dataSync()));
+    });
+  });
+
   it('thresholdByName maps the official names', () => {
     expect(thresholdByName('none')).toBe('none');
     expect(thresholdByName('CLIP')).toBe('clip');

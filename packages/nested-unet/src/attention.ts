@@ -39,10 +39,10 @@ export function attentionLayer(P: Params, name: string, x: tf.Tensor4D, heads: n
     const [kc, vc] = [0, 1].map((i) => conv1x1Slice(P, `${name}.kv_cond`, tokens, i * c, c)) as [tf.Tensor3D, tf.Tensor3D];
     a = tf.add(a, multiHeadAttention(q, kc, vc, heads, text.mask));
   }
-  let out: tf.Tensor4D = tf.add(x, conv1x1(P, `${name}.proj_out`, tf.reshape(a, [b, h, w, c])));
+  let out: tf.Tensor4D = conv1x1(P, `${name}.proj_out`, tf.reshape(a, [b, h, w, c]), x);
   if (ffn) {
     const hidden = gelu(conv1x1(P, `${name}.ffn.1`, groupNorm(P, `${name}.ffn.0`, out, 32)));
-    out = tf.add(out, conv1x1(P, `${name}.ffn.3`, hidden));
+    out = conv1x1(P, `${name}.ffn.3`, hidden, out);
   }
   return out;
 }

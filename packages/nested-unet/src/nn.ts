@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type GroupNormActOptions, convBias, groupNormAct } from '@matryoshka-ts/kernels';
+import { CONV_BIAS, type GroupNormActOptions, convBias, groupNormAct } from '@matryoshka-ts/kernels';
 import type { ParamSpec } from '@matryoshka-ts/core';
 
 /**
@@ -54,22 +54,25 @@ export function normSpecs(name: string, c: number): ParamSpec[] {
 export function conv2d(P: Params, name: string, x: tf.Tensor4D, stride: 1 | 2 = 1, residual?: tf.Tensor4D): tf.Tensor4D {
   const w = P(`${name}.weight`) as tf.Tensor4D;
   const k = w.shape[0];
-  if (k === 1 && stride === 1) {
-    const y = conv1x1(P, name, x);
-    return residual ? tf.add(y, residual) : y;
-  }
+  if (k === 1 && stride === 1) return conv1x1(P, name, x, residual);
   const p = (k - 1) / 2;
   // Explicit padding: tfjs's 'same' pads asymmetrically for stride 2 (0 before, 1 after).
   return convBias(x, w, P(`${name}.bias`), { strides: stride, pad: stride === 1 ? 'same' : [[0, 0], [p, p], [p, p], [0, 0]], residual });
 }
 
-/** 1×1 convolution as one matrix product over the channel axis. */
-export function conv1x1(P: Params, name: string, x: tf.Tensor4D): tf.Tensor4D {
+/**
+ * 1×1 convolution (+ bias, + an optional residual): the fused convolution where a backend has it
+ * (`native`, whose convolutions run 1×1 layers directly), else one matrix product over the
+ * channel axis.
+ */
+export function conv1x1(P: Params, name: string, x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D {
   const w = P(`${name}.weight`);
+  if (tf.getKernel(CONV_BIAS, tf.getBackend())) return convBias(x, w as tf.Tensor4D, P(`${name}.bias`), { pad: 'valid', residual });
   const [b, h, wd, c] = x.shape;
   const cout = w.shape[3] as number;
   const y = tf.matMul(tf.reshape(x, [b * h * wd, c]), tf.reshape(w, [c, cout]));
-  return tf.reshape(tf.add(y, P(`${name}.bias`)), [b, h, wd, cout]);
+  const out = tf.reshape(tf.add(y, P(`${name}.bias`)), [b, h, wd, cout]) as tf.Tensor4D;
+  return residual ? (tf.add(out, residual) as tf.Tensor4D) : out;
 }
 
 /** Linear layer over the last axis: y = x·W (+ b). */

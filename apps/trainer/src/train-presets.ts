@@ -29,7 +29,7 @@ const tiny: TrainConfigInput = {
  * Twemoji faces (the 169 "Smileys & Emotion" emoji: a set a CPU can learn in minutes; set
  * `data.categories` to [] and `data.skinTones` to true for all 3,786) with their names as
  * captions through the offline encoder: 16 px first, then 32 px, then all three levels — sized
- * for about 15 minutes on 2 CPU cores with the `native` backend (the last phase gets the most
+ * for about 10 minutes on 2 CPU cores with the `native` backend (the last phase gets the most
  * steps: its outer level starts from zero).
  */
 const emoji: TrainConfigInput = {

@@ -284,6 +284,51 @@ napi_value CopyRows(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// upsample2x(x, y, [B, H, W, C]): y[b, 2i + p, 2j + q, c] = x[b, i, j, c] (nearest, 2×).
+napi_value Upsample2x(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  double d[4];
+  for (int k = 0; k < 4; k++) d[k] = a.num(2 + k);
+  if (a.failed) return undefined(env);
+  const size_t B = size_t(d[0]), H = size_t(d[1]), W = size_t(d[2]), C = size_t(d[3]);
+  const float* x = a.floats(0, double(B) * H * W * C);
+  float* y = a.floats(1, 4.0 * B * H * W * C);
+  if (a.failed) return undefined(env);
+  for (size_t b = 0; b < B; b++)
+    for (size_t i = 0; i < H; i++) {
+      float* row = y + ((b * 2 * H + 2 * i) * 2 * W) * C;
+      for (size_t j = 0; j < W; j++) {
+        const float* px = x + ((b * H + i) * W + j) * C;
+        std::memcpy(row + 2 * j * C, px, C * sizeof(float));
+        std::memcpy(row + (2 * j + 1) * C, px, C * sizeof(float));
+      }
+      std::memcpy(row + 2 * W * C, row, 2 * W * C * sizeof(float));  // the second output row
+    }
+  return undefined(env);
+}
+
+// upsample2xGrad(dy, dx, [B, H, W, C]) with H, W the input's: dx[b, i, j] = Σ of dy's 2×2 block.
+napi_value Upsample2xGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  double d[4];
+  for (int k = 0; k < 4; k++) d[k] = a.num(2 + k);
+  if (a.failed) return undefined(env);
+  const size_t B = size_t(d[0]), H = size_t(d[1]), W = size_t(d[2]), C = size_t(d[3]);
+  const float* dy = a.floats(0, 4.0 * B * H * W * C);
+  float* dx = a.floats(1, double(B) * H * W * C);
+  if (a.failed) return undefined(env);
+  for (size_t b = 0; b < B; b++)
+    for (size_t i = 0; i < H; i++) {
+      const float* r0 = dy + ((b * 2 * H + 2 * i) * 2 * W) * C;
+      const float* r1 = r0 + 2 * W * C;
+      float* out = dx + ((b * H + i) * W) * C;
+      for (size_t j = 0; j < W; j++)
+        for (size_t c = 0; c < C; c++)
+          out[j * C + c] = (r0[2 * j * C + c] + r0[(2 * j + 1) * C + c]) + (r1[2 * j * C + c] + r1[(2 * j + 1) * C + c]);
+    }
+  return undefined(env);
+}
+
 // biasAdd(y, bias, residual | null, rows, channels): y[r, c] = (y[r, c] + bias[c]) + residual[r, c],
 // in place, in tfjs's order of the two adds: a convolution's bias (and a residual block's skip)
 // without two more broadcast kernels.
@@ -380,6 +425,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"groupNormActGrad", nullptr, GroupNormActGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, CopyRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"upsample2x", nullptr, Upsample2x, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"upsample2xGrad", nullptr, Upsample2xGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"biasAdd", nullptr, BiasAdd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"biasGrad", nullptr, BiasGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -42,6 +42,9 @@ export interface NativeAddon {
   /** dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i] for r < rows, i < width. */
   /** One Adam step over n values; k = [β1, 1 − β1, β2, 1 − β2, c2, ε, lr / c1]. */
   adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, p1: Float32Array, m1: Float32Array, v1: Float32Array, n: number, k: number[]): void;
+  /** Nearest 2× upsampling of x [B, H, W, C] into y [B, 2H, 2W, C], and its gradient (2×2 block sums). */
+  upsample2x(x: Float32Array, y: Float32Array, B: number, H: number, W: number, C: number): void;
+  upsample2xGrad(dy: Float32Array, dx: Float32Array, B: number, H: number, W: number, C: number): void;
   /** y[r, c] = (y[r, c] + bias[c]) + residual[r, c] in place (residual optional). */
   biasAdd(y: Float32Array, bias: Float32Array, residual: Float32Array | null, rows: number, channels: number): void;
   /** db[c] = Σ_r dy[r, c]. */

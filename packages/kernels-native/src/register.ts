@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAM_UPDATE, type AdamUpdateAttrs, CONV_BIAS, CONV_BIAS_FILTER_GRAD, type ConvBiasAttrs, GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, markNativeKernels } from '@matryoshka-ts/kernels';
+import { ADAM_UPDATE, type AdamUpdateAttrs, CONV_BIAS, CONV_BIAS_FILTER_GRAD, type ConvBiasAttrs, GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, UPSAMPLE_2X, UPSAMPLE_2X_GRAD, markNativeKernels } from '@matryoshka-ts/kernels';
 import { type NativeAddon, loadAddon } from './addon.js';
 
 /** The tfjs backends whose kernels this package can replace. */
@@ -10,7 +10,7 @@ export type NativeBase = 'cpu' | 'wasm';
  * residual add, `@matryoshka-ts/kernels`' convBias), matrix products, and
  * the fused GroupNorm(+modulation)(+SiLU) of `@matryoshka-ts/kernels` with its gradient.
  */
-export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', CONV_BIAS, CONV_BIAS_FILTER_GRAD, 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, 'Identity', 'Concat', 'SplitV', ADAM_UPDATE] as const;
+export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', CONV_BIAS, CONV_BIAS_FILTER_GRAD, 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, UPSAMPLE_2X, UPSAMPLE_2X_GRAD, 'Identity', 'Concat', 'SplitV', ADAM_UPDATE] as const;
 
 /** Kernels replaced only on some bases: wasm's Identity copies, cpu's already shares data. */
 const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = { Identity: 'wasm', Concat: 'wasm', SplitV: 'wasm' };
@@ -198,6 +198,16 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       return runMany(base, args.backend as AnyBackend, [p, g, m, v], [p.shape, p.shape, p.shape], ([pv, gv, mv, vv], [p1, m1, v1]) =>
         addon.adamUpdate(pv!, gv!, mv!, vv!, p1, m1, v1, sizeOf(p.shape), k),
       );
+    },
+    [UPSAMPLE_2X]: (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      const [b, h, w, c] = x.shape;
+      return run(base, args.backend as AnyBackend, [x], [b, 2 * h, 2 * w, c], ([xv], y) => addon.upsample2x(xv, y, b, h, w, c));
+    },
+    [UPSAMPLE_2X_GRAD]: (args) => {
+      const { dy } = args.inputs as { dy: TensorInfo };
+      const [b, h2, w2, c] = dy.shape;
+      return run(base, args.backend as AnyBackend, [dy], [b, h2 / 2, w2 / 2, c], ([dyv], dx) => addon.upsample2xGrad(dyv, dx, b, h2 / 2, w2 / 2, c));
     },
     // mod is [B, 2C], scale then shift: the addon reads them as two views with a row stride of 2C.
     [GROUP_NORM_ACT]: (args) => {

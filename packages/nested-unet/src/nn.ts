@@ -112,20 +112,8 @@ export function gelu<T extends tf.Tensor>(x: T): T {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T;
 }
 
-/**
- * Nearest-neighbour 2× upsampling of [B, H, W, C]: output pixel (y, x) copies input pixel
- * (⌊y/2⌋, ⌊x/2⌋), as PyTorch's `interpolate(scale_factor=2)`. The forward pass uses tfjs's
- * resize kernel; the gradient sums each 2×2 block of dy (tfjs's own ResizeNearestNeighborGrad is
- * wrong on the cpu backend, and tile's gradient stops at rank 4).
- */
-export const upsampleNearest2x = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  const [b, h, w, c] = x.shape as [number, number, number, number];
-  save([]);
-  return {
-    value: tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w], false, false),
-    gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, [b, h, 2, w, 2, c]), [2, 4]),
-  };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
+/** Nearest-neighbour 2× upsampling (PyTorch's `interpolate(scale_factor=2)`), from `@matryoshka-ts/kernels`. */
+export { upsampleNearest2x } from '@matryoshka-ts/kernels';
 
 /** A 1×1 convolution (or linear layer) restricted to output channels [from, from + n): y = x·W[:, from:from+n] + b[from:from+n]. */
 export function conv1x1Slice(P: Params, name: string, x: tf.Tensor, from: number, n: number): tf.Tensor {

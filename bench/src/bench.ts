@@ -3,7 +3,7 @@
 // alternating them in fresh processes on this machine, then the medians and the ratio
 // tfjs / PyTorch of the fastest tfjs path. A benchmark, not a test. The last line is
 //   ratio_train=<x> ratio_sample=<y>
-//   pnpm bench [--preset emoji] [--batch 8] [--rounds 3] [--repeats 3] [--backends native,wasm]
+//   pnpm bench [--preset emoji] [--batch 8] [--rounds 3] [--repeats 7] [--backends native,wasm]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ const { values: opts } = parseArgs({
     preset: { type: 'string', default: 'emoji' },
     batch: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
-    repeats: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '7' },
     backends: { type: 'string', default: 'native,wasm,tensorflow' },
   },
 });

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradients, as core's initBackend does
 import * as tf from '@tensorflow/tfjs-core';
 import { CONV_BIAS, type ConvPadding, convBias, registerKernelOverrides } from '@matryoshka-ts/kernels';
-import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
+import { maxAbs, maxAbsDiff, seeded } from '@matryoshka-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from './register.js';
@@ -14,8 +14,8 @@ import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from 
 const loaded = loadAddon();
 const haveAddon = loaded.addon !== undefined;
 
-let state = 7;
-const rand = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+const uniform = seeded(7);
+const rand = () => uniform() * 2 - 1; // in [-1, 1)
 const randoms = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rand);
 
 interface Case {

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import * as tf from '@tensorflow/tfjs-core';
 import { groupNormAct, registerKernelOverrides } from '@matryoshka-ts/kernels';
-import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
+import { maxAbs, maxAbsDiff, seeded } from '@matryoshka-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from './register.js';
@@ -13,8 +13,8 @@ import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from 
 const haveAddon = loadAddon().addon !== undefined;
 if (!haveAddon && process.env.MDM_REQUIRE_NATIVE === '1') throw new Error('MDM_REQUIRE_NATIVE=1 but the native addon is missing');
 
-let state = 7;
-const rand = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+const uniform = seeded(7);
+const rand = () => uniform() * 2 - 1; // in [-1, 1)
 const randoms = (n: number, scale = 1, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * rand());
 
 interface Case { name: string; shape: [number, number, number, number]; groups: number; silu: boolean; modulated: boolean }

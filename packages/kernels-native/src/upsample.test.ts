@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradients, as core's initBackend does
 import * as tf from '@tensorflow/tfjs-core';
 import { UPSAMPLE_2X, registerKernelOverrides, upsampleNearest2x } from '@matryoshka-ts/kernels';
+import { seeded } from '@matryoshka-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from './register.js';
@@ -11,8 +12,8 @@ import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from 
 // stock cpu backend: the copy is exact, the 2×2 sums agree to float32 rounding.
 const haveAddon = loadAddon().addon !== undefined;
 
-let state = 3;
-const rand = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+const uniform = seeded(3);
+const rand = () => uniform() * 2 - 1; // in [-1, 1)
 
 function runCase(shape: [number, number, number, number], xs: Float32Array, rs: Float32Array) {
   return tf.tidy(() => {

@@ -85,6 +85,16 @@ struct Args {
     else if (s.modStride < s.channels) fail("group-norm shape: the modulation stride is less than the channels");
     return s;
   }
+  // Four non-negative integers from arguments i … i+3 (an NHWC shape); false after a failure.
+  bool nhwc(size_t i, size_t& B, size_t& H, size_t& W, size_t& C) {
+    size_t* out[4] = {&B, &H, &W, &C};
+    for (size_t k = 0; k < 4; k++) {
+      double d = num(i + k);
+      if (!failed && (d < 0 || d != std::floor(d))) fail("argument " + std::to_string(i + k) + " must be a non-negative integer");
+      *out[k] = failed ? 0 : size_t(d);
+    }
+    return !failed;
+  }
   mdm::ConvGeometry geometry(size_t i) {
     mdm::ConvGeometry g{};
     int* fields[] = {&g.batch, &g.inH, &g.inW, &g.inC, &g.kh, &g.kw, &g.outC, &g.strideH, &g.strideW,
@@ -287,10 +297,8 @@ napi_value CopyRows(napi_env env, napi_callback_info info) {
 // upsample2x(x, y, [B, H, W, C]): y[b, 2i + p, 2j + q, c] = x[b, i, j, c] (nearest, 2×).
 napi_value Upsample2x(napi_env env, napi_callback_info info) {
   Args a(env, info);
-  double d[4];
-  for (int k = 0; k < 4; k++) d[k] = a.num(2 + k);
-  if (a.failed) return undefined(env);
-  const size_t B = size_t(d[0]), H = size_t(d[1]), W = size_t(d[2]), C = size_t(d[3]);
+  size_t B = 0, H = 0, W = 0, C = 0;
+  if (!a.nhwc(2, B, H, W, C)) return undefined(env);
   const float* x = a.floats(0, double(B) * H * W * C);
   float* y = a.floats(1, 4.0 * B * H * W * C);
   if (a.failed) return undefined(env);
@@ -310,10 +318,8 @@ napi_value Upsample2x(napi_env env, napi_callback_info info) {
 // upsample2xGrad(dy, dx, [B, H, W, C]) with H, W the input's: dx[b, i, j] = Σ of dy's 2×2 block.
 napi_value Upsample2xGrad(napi_env env, napi_callback_info info) {
   Args a(env, info);
-  double d[4];
-  for (int k = 0; k < 4; k++) d[k] = a.num(2 + k);
-  if (a.failed) return undefined(env);
-  const size_t B = size_t(d[0]), H = size_t(d[1]), W = size_t(d[2]), C = size_t(d[3]);
+  size_t B = 0, H = 0, W = 0, C = 0;
+  if (!a.nhwc(2, B, H, W, C)) return undefined(env);
   const float* dy = a.floats(0, 4.0 * B * H * W * C);
   float* dx = a.floats(1, double(B) * H * W * C);
   if (a.failed) return undefined(env);

@@ -18,6 +18,11 @@ using CblasSgemm = void (*)(int order, int transA, int transB, int M, int N, int
 using SetThreads = void (*)(int);
 CblasSgemm cblasSgemm = nullptr;
 SetThreads openblasSetThreads = nullptr;
+int openblasThreads = 0;  // what OpenBLAS was last told, so it is told only on a change
+
+void useOpenBlasThreads(int n) {
+  if (openblasSetThreads && n != openblasThreads) openblasSetThreads(openblasThreads = n);
+}
 GemmProvider current = GemmProvider::Builtin;
 int nThreads = std::max(1u, std::min(std::thread::hardware_concurrency(), 64u));
 
@@ -119,7 +124,7 @@ bool loadOpenBlas() {
     cblasSgemm = reinterpret_cast<CblasSgemm>(dlsym(h, "cblas_sgemm"));
     openblasSetThreads = reinterpret_cast<SetThreads>(dlsym(h, "openblas_set_num_threads"));
     if (cblasSgemm) {
-      if (openblasSetThreads) openblasSetThreads(nThreads);
+      useOpenBlasThreads(nThreads);
       return true;
     }
     dlclose(h);
@@ -135,7 +140,7 @@ GemmProvider setProvider(GemmProvider p) {
 GemmProvider provider() { return current; }
 void setThreads(int n) {
   nThreads = std::max(1, n);
-  if (openblasSetThreads) openblasSetThreads(nThreads);
+  useOpenBlasThreads(nThreads);
 }
 int threads() { return nThreads; }
 bool builtinUsesAvx2() { return hasAvx2; }
@@ -150,10 +155,8 @@ void sgemm(bool transA, bool transB, int M, int N, int K, const float* A, const 
     // Products under 20 MFLOP on one thread: waking OpenBLAS's sleeping thread (see
     // loadOpenBlas) cost more than it saved (a 512×64×64 product took ~1 ms inside a training
     // step, 65 µs alone; native sampling step 0.134-0.148 → 0.119-0.131 s).
-    const bool one = openblasSetThreads && nThreads > 1 && 2.0 * M * N * K < 2e7;
-    if (one) openblasSetThreads(1);
+    useOpenBlasThreads(2.0 * M * N * K < 2e7 ? 1 : nThreads);
     cblasSgemm(101, transA ? 112 : 111, transB ? 112 : 111, M, N, K, 1.f, A, transA ? M : K, B, transB ? K : N, beta, C, N);
-    if (one) openblasSetThreads(nThreads);
     return;
   }
   if (beta == 0.f) std::memset(C, 0, sizeof(float) * size_t(M) * N);

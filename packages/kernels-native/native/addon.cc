@@ -4,15 +4,17 @@
 #include <node_api.h>
 
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <string>
-#include <vector>
-#include <algorithm>
 
+#include "adam.h"
+#include "bias.h"
 #include "conv.h"
+#include "copy_rows.h"
 #include "dnnl.h"
 #include "gemm.h"
 #include "group_norm.h"
+#include "upsample.h"
 
 namespace {
 
@@ -30,13 +32,15 @@ struct Args {
   }
   double num(size_t i) {
     double v = 0;
-    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a number");
+    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok)
+      fail("argument " + std::to_string(i) + " must be a number");
     return v;
   }
   int integer(size_t i) { return int(num(i)); }
   bool flag(size_t i) {
     bool v = false;
-    if (i >= argc || napi_get_value_bool(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a boolean");
+    if (i >= argc || napi_get_value_bool(env, argv[i], &v) != napi_ok)
+      fail("argument " + std::to_string(i) + " must be a boolean");
     return v;
   }
   // A Float32Array with at least `need` elements.
@@ -52,7 +56,9 @@ struct Args {
     void* data = nullptr;
     napi_get_typedarray_info(env, argv[i], &type, &length, &data, nullptr, nullptr);
     if (type != napi_float32_array) fail("argument " + std::to_string(i) + " must be a Float32Array");
-    else if (double(length) < need) fail("argument " + std::to_string(i) + " holds " + std::to_string(length) + " floats, needs " + std::to_string(long(need)));
+    else if (double(length) < need)
+      fail("argument " + std::to_string(i) + " holds " + std::to_string(length) + " floats, needs " +
+           std::to_string(long(need)));
     return static_cast<float*>(data);
   }
   // null, or a Float32Array with at least `need` elements.
@@ -79,7 +85,8 @@ struct Args {
         return {};
       }
     }
-    mdm::GroupNormShape s{int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4]), f[5] != 0, len == 7 ? int(f[6]) : int(f[2])};
+    mdm::GroupNormShape s{int(f[0]), int(f[1]), int(f[2]), int(f[3]), float(f[4]), f[5] != 0,
+                          len == 7 ? int(f[6]) : int(f[2])};
     if (s.batch < 0 || s.pixels < 0 || s.channels <= 0 || s.groups <= 0 || s.channels % s.groups != 0)
       fail("group-norm shape: channels must be a positive multiple of groups");
     else if (s.modStride < s.channels) fail("group-norm shape: the modulation stride is less than the channels");
@@ -90,7 +97,8 @@ struct Args {
     size_t* out[4] = {&B, &H, &W, &C};
     for (size_t k = 0; k < 4; k++) {
       double d = num(i + k);
-      if (!failed && (d < 0 || d != std::floor(d))) fail("argument " + std::to_string(i + k) + " must be a non-negative integer");
+      if (!failed && (d < 0 || d != std::floor(d)))
+        fail("argument " + std::to_string(i + k) + " must be a non-negative integer");
       *out[k] = failed ? 0 : size_t(d);
     }
     return !failed;
@@ -102,7 +110,8 @@ struct Args {
     for (size_t f = 0; f < 15; f++) {
       napi_value v;
       double d = 0;
-      if (i >= argc || napi_get_element(env, argv[i], uint32_t(f), &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok) {
+      if (i >= argc || napi_get_element(env, argv[i], uint32_t(f), &v) != napi_ok ||
+          napi_get_value_double(env, v, &d) != napi_ok) {
         fail("geometry must be an array of 15 numbers");
         return g;
       }
@@ -207,8 +216,7 @@ napi_value BatchGemm(napi_env env, napi_callback_info info) {
   const float* A = a.floats(6, double(sa) * (batch - 1) + double(M) * K);
   const float* B = a.floats(8, double(sb) * (batch - 1) + double(K) * N);
   float* C = a.floats(10, double(batch) * M * N);
-  if (!a.failed)
-    for (int i = 0; i < batch; i++) mdm::sgemm(ta, tb, M, N, K, A + i * sa, B + i * sb, 0.f, C + long(i) * M * N);
+  if (!a.failed) mdm::sgemmBatched(batch, ta, tb, M, N, K, A, sa, B, sb, C);
   return undefined(env);
 }
 
@@ -250,7 +258,8 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {  // (x,
 napi_value GroupNormAct(napi_env env, napi_callback_info info) {
   Args a(env, info);
   auto s = a.groupNormShape(6);
-  double n = double(s.batch) * s.pixels * s.channels, bc = s.batch ? double(s.batch - 1) * s.modStride + s.channels : 0;
+  double n = double(s.batch) * s.pixels * s.channels;
+  double bc = s.batch ? double(s.batch - 1) * s.modStride + s.channels : 0;
   const float *x = a.floats(0, n), *gamma = a.floats(1, s.channels), *beta = a.floats(2, s.channels);
   const float *scale = a.optionalFloats(3, bc), *shift = a.optionalFloats(4, bc);
   float* y = a.floats(5, n);
@@ -263,34 +272,33 @@ napi_value GroupNormAct(napi_env env, napi_callback_info info) {
 napi_value GroupNormActGrad(napi_env env, napi_callback_info info) {
   Args a(env, info);
   auto s = a.groupNormShape(11);
-  double n = double(s.batch) * s.pixels * s.channels, bc = s.batch ? double(s.batch - 1) * s.modStride + s.channels : 0;
-  const float *dy = a.floats(0, n), *x = a.floats(1, n), *gamma = a.floats(2, s.channels), *beta = a.floats(3, s.channels);
+  double n = double(s.batch) * s.pixels * s.channels;
+  double bc = s.batch ? double(s.batch - 1) * s.modStride + s.channels : 0;
+  const float *dy = a.floats(0, n), *x = a.floats(1, n);
+  const float *gamma = a.floats(2, s.channels), *beta = a.floats(3, s.channels);
   const float *scale = a.optionalFloats(4, bc), *shift = a.optionalFloats(5, bc);
   float *dx = a.floats(6, n), *dgamma = a.floats(7, s.channels), *dbeta = a.floats(8, s.channels);
   float *dscale = a.optionalFloats(9, bc), *dshift = a.optionalFloats(10, bc);
-  if (!scale != !shift || !scale != !dscale || !scale != !dshift) a.fail("scale, shift and their gradients come together");
+  if (!scale != !shift || !scale != !dscale || !scale != !dshift)
+    a.fail("scale, shift and their gradients come together");
   if (!a.failed) mdm::groupNormActGrad(dy, x, gamma, beta, scale, shift, dx, dgamma, dbeta, dscale, dshift, s);
   return undefined(env);
 }
 
 // copyRows(dst, dstOffset, dstStride, src, srcOffset, srcStride, rows, width): for r < rows,
-// dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i] for i < width. Concat and
-// SplitV along an axis are this copy (one call per input / output); tfjs's wasm kernels do it
-// with one TypedArray.set per row, ~3 ms per call for the channel concats of a UNet.
+// dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i] for i < width (copy_rows.h).
 napi_value CopyRows(napi_env env, napi_callback_info info) {
   Args a(env, info);
-  double dstOffset = a.num(1), dstStride = a.num(2), srcOffset = a.num(4), srcStride = a.num(5), rows = a.num(6), width = a.num(7);
-  if (!a.failed && (rows < 0 || width < 0 || dstOffset < 0 || srcOffset < 0 || dstStride < width || srcStride < width)) a.fail("copyRows: bad geometry");
+  double dstOffset = a.num(1), dstStride = a.num(2), srcOffset = a.num(4), srcStride = a.num(5);
+  double rows = a.num(6), width = a.num(7);
+  if (!a.failed && (rows < 0 || width < 0 || dstOffset < 0 || srcOffset < 0 || dstStride < width || srcStride < width))
+    a.fail("copyRows: bad geometry");
   if (a.failed || rows == 0 || width == 0) return undefined(env);
   float* dst = a.floats(0, dstOffset + (rows - 1) * dstStride + width);
   const float* src = a.floats(3, srcOffset + (rows - 1) * srcStride + width);
   if (a.failed) return undefined(env);
-  const size_t w = size_t(width), n = size_t(rows), ds = size_t(dstStride), ss = size_t(srcStride);
-  float* d = dst + size_t(dstOffset);
-  const float* q = src + size_t(srcOffset);
-  if (ds == w && ss == w) std::memcpy(d, q, n * w * sizeof(float));
-  else
-    for (size_t r = 0; r < n; r++) std::memcpy(d + r * ds, q + r * ss, w * sizeof(float));
+  mdm::copyRows(dst + size_t(dstOffset), size_t(dstStride), src + size_t(srcOffset), size_t(srcStride), size_t(rows),
+                size_t(width));
   return undefined(env);
 }
 
@@ -301,17 +309,7 @@ napi_value Upsample2x(napi_env env, napi_callback_info info) {
   if (!a.nhwc(2, B, H, W, C)) return undefined(env);
   const float* x = a.floats(0, double(B) * H * W * C);
   float* y = a.floats(1, 4.0 * B * H * W * C);
-  if (a.failed) return undefined(env);
-  for (size_t b = 0; b < B; b++)
-    for (size_t i = 0; i < H; i++) {
-      float* row = y + ((b * 2 * H + 2 * i) * 2 * W) * C;
-      for (size_t j = 0; j < W; j++) {
-        const float* px = x + ((b * H + i) * W + j) * C;
-        std::memcpy(row + 2 * j * C, px, C * sizeof(float));
-        std::memcpy(row + (2 * j + 1) * C, px, C * sizeof(float));
-      }
-      std::memcpy(row + 2 * W * C, row, 2 * W * C * sizeof(float));  // the second output row
-    }
+  if (!a.failed) mdm::upsample2x(x, y, B, H, W, C);
   return undefined(env);
 }
 
@@ -322,22 +320,12 @@ napi_value Upsample2xGrad(napi_env env, napi_callback_info info) {
   if (!a.nhwc(2, B, H, W, C)) return undefined(env);
   const float* dy = a.floats(0, 4.0 * B * H * W * C);
   float* dx = a.floats(1, double(B) * H * W * C);
-  if (a.failed) return undefined(env);
-  for (size_t b = 0; b < B; b++)
-    for (size_t i = 0; i < H; i++) {
-      const float* r0 = dy + ((b * 2 * H + 2 * i) * 2 * W) * C;
-      const float* r1 = r0 + 2 * W * C;
-      float* out = dx + ((b * H + i) * W) * C;
-      for (size_t j = 0; j < W; j++)
-        for (size_t c = 0; c < C; c++)
-          out[j * C + c] = (r0[2 * j * C + c] + r0[(2 * j + 1) * C + c]) + (r1[2 * j * C + c] + r1[(2 * j + 1) * C + c]);
-    }
+  if (!a.failed) mdm::upsample2xGrad(dy, dx, B, H, W, C);
   return undefined(env);
 }
 
 // biasAdd(y, bias, residual | null, rows, channels): y[r, c] = (y[r, c] + bias[c]) + residual[r, c],
-// in place, in tfjs's order of the two adds: a convolution's bias (and a residual block's skip)
-// without two more broadcast kernels.
+// in place (bias.h).
 napi_value BiasAdd(napi_env env, napi_callback_info info) {
   Args a(env, info);
   double rows = a.num(3), channels = a.num(4);
@@ -346,20 +334,12 @@ napi_value BiasAdd(napi_env env, napi_callback_info info) {
   float* y = a.floats(0, rows * channels);
   const float* bias = a.floats(1, channels);
   const float* res = a.optionalFloats(2, rows * channels);
-  if (a.failed) return undefined(env);
-  const size_t n = size_t(rows), c = size_t(channels);
-  for (size_t r = 0; r < n; r++) {
-    float* yr = y + r * c;
-    if (res)
-      for (size_t j = 0; j < c; j++) yr[j] = (yr[j] + bias[j]) + res[r * c + j];
-    else
-      for (size_t j = 0; j < c; j++) yr[j] += bias[j];
-  }
+  if (!a.failed) mdm::biasAdd(y, bias, res, size_t(rows), size_t(channels));
   return undefined(env);
 }
 
 // biasGrad(dy, db, rows, channels): db[c] = Σ_r dy[r, c], the gradient of a bias added to every
-// row. Sums blocks of 256 rows in float32 (vectorised across channels) and the blocks in double.
+// row (bias.h).
 napi_value BiasGrad(napi_env env, napi_callback_info info) {
   Args a(env, info);
   double rows = a.num(2), channels = a.num(3);
@@ -367,23 +347,12 @@ napi_value BiasGrad(napi_env env, napi_callback_info info) {
   if (a.failed) return undefined(env);
   const float* dy = a.floats(0, rows * channels);
   float* db = a.floats(1, channels);
-  if (a.failed) return undefined(env);
-  const size_t n = size_t(rows), c = size_t(channels);
-  std::vector<double> total(c, 0.0);
-  std::vector<float> block(c);
-  for (size_t r0 = 0; r0 < n; r0 += 256) {
-    std::fill(block.begin(), block.end(), 0.f);
-    for (size_t r = r0, r1 = std::min(n, r0 + 256); r < r1; r++)
-      for (size_t j = 0; j < c; j++) block[j] += dy[r * c + j];
-    for (size_t j = 0; j < c; j++) total[j] += block[j];
-  }
-  for (size_t j = 0; j < c; j++) db[j] = float(total[j]);
+  if (!a.failed) mdm::biasGrad(dy, db, size_t(rows), size_t(channels));
   return undefined(env);
 }
 
 // adamUpdate(p, g, m, v, p1, m1, v1, n, [beta1, 1 − beta1, beta2, 1 − beta2, c2, eps, lr / c1]):
-// one Adam step in one pass (13 tfjs kernels and 12 temporaries otherwise). The constants are
-// rounded to float32 as tfjs's scalars are, and the operations follow the tfjs formula's order.
+// one Adam step in one pass (adam.h). The constants are rounded to float32 as tfjs's scalars are.
 napi_value AdamUpdate(napi_env env, napi_callback_info info) {
   Args a(env, info);
   double n = a.num(7);
@@ -396,19 +365,12 @@ napi_value AdamUpdate(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < 7 && !a.failed; i++) {
     napi_value e;
     double d = 0;
-    if (napi_get_element(env, a.argv[8], i, &e) != napi_ok || napi_get_value_double(env, e, &d) != napi_ok) a.fail("the Adam constants must be numbers");
+    if (napi_get_element(env, a.argv[8], i, &e) != napi_ok || napi_get_value_double(env, e, &d) != napi_ok)
+      a.fail("the Adam constants must be numbers");
     k[i] = float(d);
   }
   if (a.failed) return undefined(env);
-  const float b1 = k[0], ob1 = k[1], b2 = k[2], ob2 = k[3], c2 = k[4], eps = k[5], step = k[6];
-  for (size_t i = 0, count = size_t(n); i < count; i++) {
-    const float gi = g[i];
-    const float mi = m[i] * b1 + gi * ob1;
-    const float vi = v[i] * b2 + (gi * gi) * ob2;
-    m1[i] = mi;
-    v1[i] = vi;
-    p1[i] = p[i] - (mi / (std::sqrt(vi) / c2 + eps)) * step;
-  }
+  mdm::adamUpdate(p, g, m, v, p1, m1, v1, size_t(n), mdm::AdamConstants{k[0], k[1], k[2], k[3], k[4], k[5], k[6]});
   return undefined(env);
 }
 

@@ -23,5 +23,9 @@ int threads();
 bool builtinUsesAvx2();
 
 void sgemm(bool transA, bool transB, int M, int N, int K, const float* A, const float* B, float beta, float* C);
+// C[i] = op(A[i])·op(B[i]) for i < batch, with A[i] = A + i·strideA, B[i] = B + i·strideB (a stride
+// of 0 broadcasts that operand) and C[i] = C + i·M·N.
+void sgemmBatched(int batch, bool transA, bool transB, int M, int N, int K, const float* A, long strideA,
+                  const float* B, long strideB, float* C);
 
 }  // namespace mdm

@@ -1,3 +1,5 @@
+import { CheckpointError } from '@matryoshka-ts/core';
+
 /** safetensors element types this package reads and writes. */
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
 
@@ -18,10 +20,17 @@ export function isDtype(value: unknown): value is Dtype {
   return typeof value === 'string' && Object.hasOwn(DTYPE_BYTES, value);
 }
 
-/** The error every malformed file raises: the path (when known) and what is wrong. */
-export class SafetensorsError extends Error {
-  constructor(message: string, readonly path?: string) {
-    super(path ? `${path}: ${message}` : message);
+/**
+ * The error every malformed file raises: the path (when known) and what is wrong. A user error
+ * (`CheckpointError`, code CHECKPOINT_INVALID; CHECKPOINT_MISSING for a file that does not exist).
+ */
+export class SafetensorsError extends CheckpointError {
+  constructor(
+    message: string,
+    readonly path?: string,
+    options?: { code?: 'CHECKPOINT_INVALID' | 'CHECKPOINT_MISSING'; cause?: unknown },
+  ) {
+    super(path ? `${path}: ${message}` : message, options);
     this.name = 'SafetensorsError';
   }
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ParamSpec } from '@matryoshka-ts/core';
+import { CheckpointError, type ParamSpec, isUserError } from '@matryoshka-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TensorEntry } from './dtypes.js';
 import {
@@ -233,6 +233,9 @@ describe('importMlMdmStateDict', () => {
     sd.set('conv.weight', { dtype: 'F32', shape: [2, 3, 2, 4], data: new Float32Array(48) });
     const err = catchMismatch(() => importMlMdmStateDict(specs, mapSource(sd)));
     expect(err.name).toBe('CheckpointMismatchError');
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(err.code).toBe('CHECKPOINT_INVALID');
+    expect(isUserError(err)).toBe(true);
     expect(err.missing.sort()).toEqual(['norm.weight', 'proj.bias']);
     expect(err.unexpected).toEqual(['extra.weight']);
     expect(err.wrongShape).toEqual(['conv.weight [2,3,2,4] (model expects [4,2,2,3])']);

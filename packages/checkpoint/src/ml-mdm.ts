@@ -1,4 +1,4 @@
-import type { ParamSpec } from '@matryoshka-ts/core';
+import { CheckpointError, type ParamSpec } from '@matryoshka-ts/core';
 import { type TensorEntry, toFloat32 } from './dtypes.js';
 
 /** Something that yields state-dict tensors by name: a decoded file or an open `SafetensorsFile`. */
@@ -12,7 +12,8 @@ export function mapSource(tensors: Map<string, TensorEntry>): TensorSource {
   return { names: [...tensors.keys()], read: (name) => tensors.get(name)! };
 }
 
-export class CheckpointMismatchError extends Error {
+/** A state dict that does not fit the model: a user error (`CheckpointError`, CHECKPOINT_INVALID). */
+export class CheckpointMismatchError extends CheckpointError {
   constructor(
     readonly missing: string[],
     readonly unexpected: string[],

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DTYPE_BYTES, type Dtype, SafetensorsError, type TensorData, type TensorEntry } from './dtypes.js';
-import { Rng } from '@matryoshka-ts/core';
+import { CheckpointError, MdmError, Rng, isUserError } from '@matryoshka-ts/core';
 import {
   SafetensorsFile,
   type TensorToWrite,
@@ -457,6 +457,30 @@ describe('malformed files', () => {
     expect(() => file.read('x')).toThrow(SafetensorsError);
     expect(() => file.read('x')).toThrow(/closed/);
     expect(() => file.close()).not.toThrow(); // closing twice is harmless
+  });
+
+  it('SafetensorsError is a user error: CHECKPOINT_MISSING for an absent file, CHECKPOINT_INVALID when corrupt', () => {
+    const missing = join(dir, 'absent.safetensors');
+    expect(() => SafetensorsFile.open(missing)).toThrow(CheckpointError);
+    expect(() => SafetensorsFile.open(missing)).toThrow(/cannot open/);
+    const thrown = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (error) {
+        return error;
+      }
+      throw new Error('expected an error, nothing was thrown');
+    };
+    expect(thrown(() => readSafetensors(missing))).toMatchObject({ code: 'CHECKPOINT_MISSING', path: missing });
+    const corrupt = freshPath();
+    writeFileSync(corrupt, new Uint8Array(4));
+    const caught = thrown(() => readSafetensors(corrupt));
+    expect(caught).toBeInstanceOf(SafetensorsError);
+    expect(caught).toBeInstanceOf(CheckpointError);
+    expect(caught).toBeInstanceOf(MdmError);
+    expect(isUserError(caught)).toBe(true);
+    expect(caught).toMatchObject({ code: 'CHECKPOINT_INVALID', name: 'SafetensorsError', path: corrupt });
+    expect((caught as Error).message).toBe(`${corrupt}: file ends early at byte 4`);
   });
 
   it('SafetensorsFile reports a file truncated after it was opened', () => {

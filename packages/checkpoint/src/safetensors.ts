@@ -117,7 +117,8 @@ export class SafetensorsFile {
     try {
       fd = openSync(path, 'r');
     } catch (error) {
-      throw new SafetensorsError(`cannot open (${(error as Error).message})`, path);
+      const code = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'CHECKPOINT_MISSING' : 'CHECKPOINT_INVALID';
+      throw new SafetensorsError(`cannot open (${(error as Error).message})`, path, { code, cause: error });
     }
     try {
       const size = fstatSync(fd).size;

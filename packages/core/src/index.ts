@@ -1,8 +1,10 @@
-export { initBackend, activeBackend, ensureGradients } from './backend.js';
-export { BACKEND_NAMES } from './backend.js';
-export type { BackendName, BackendOptions, BackendInfo } from './backend.js';
+// The shared vocabulary of every package: seeded RNG, parameter specs, layouts and errors. No
+// backend is imported here; choosing one is @matryoshka-ts/backends' job.
 export { Rng } from './rng.js';
 export type { RngState } from './rng.js';
-export { sizeOf } from './types.js';
-export type { PredictionType, ParamLayout, ParamInit, ParamSpec } from './types.js';
+export { BACKEND_NAMES, sizeOf } from './types.js';
+export type { BackendName, PredictionType, ParamLayout, ParamInit, ParamSpec } from './types.js';
 export { nchwToNhwc, nhwcToNchw, maxAbsDiff } from './layout.js';
+export { BackendError, CheckpointError, ConfigError, DataError, MdmError, isUserError } from './errors.js';
+export type { MdmErrorCode } from './errors.js';
+export type { Conditioning, DiffusionInputs, DiffusionLevel, DiffusionModel, ParamLookup } from './diffusion-model.js';

@@ -35,3 +35,14 @@ export function sizeOf(shape: readonly number[]): number {
   for (const d of shape) n *= d;
   return n;
 }
+
+/**
+ * Where tensors are computed. `auto` picks the fastest one that is installed: `tensorflow`
+ * (libtensorflow via tfjs-node, CUDA with tfjs-node-gpu), then `native` (the wasm backend with
+ * convolutions and matrix products in the `@matryoshka-ts/kernels-native` addon), then `wasm`,
+ * then `cpu` (pure JavaScript).
+ */
+export type BackendName = 'auto' | 'native' | 'cpu' | 'wasm' | 'tensorflow';
+
+/** Every accepted backend name, for command-line choices. */
+export const BACKEND_NAMES = ['auto', 'native', 'cpu', 'wasm', 'tensorflow'] as const satisfies readonly BackendName[];

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
+import { ConfigError } from '@matryoshka-ts/core';
 import { type DataPosition, type ImageDataset, epochOrder, nextBatch } from './dataset.js';
 import { loadEmojiDataset } from './emoji.js';
 import { decodePng, downsampleBox, encodePng } from './png.js';
@@ -64,6 +65,15 @@ describe('the bundled emoji data set', () => {
     expect(faces.size).toBe(169);
     expect(faces.classNames[faces.get(0).label]).toBe('Smileys & Emotion');
     expect(() => loadEmojiDataset({ categories: ['Faces'] })).toThrow(/unknown categories \["Faces"\]/);
+  });
+
+  it('reports a bad resolution or unknown categories as a ConfigError (code CONFIG_INVALID)', () => {
+    expect(() => loadEmojiDataset({ resolution: 48 })).toThrow(ConfigError);
+    expect(() => loadEmojiDataset({ resolution: 48 })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(() => loadEmojiDataset({ resolution: 48 })).toThrow(
+      'emoji: resolution must be 64 divided by a power of two, got 48',
+    );
+    expect(() => loadEmojiDataset({ categories: ['Faces'] })).toThrow(ConfigError);
   });
 });
 

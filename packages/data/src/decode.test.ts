@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ffmpegInstaller from '@ffmpeg-installer/ffmpeg';
+import { DataError, isUserError } from '@matryoshka-ts/core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkFfmpeg, decodeImage, decodeVideoClip } from './decode.js';
@@ -97,6 +98,15 @@ describe('decodeImage', () => {
     await expect(decodeImage(new Uint8Array(), 8)).rejects.toThrow('empty');
     await expect(decodeImage(png, 0)).rejects.toThrow('size');
   });
+
+  it('an empty input is a DataError; a bad size argument is a plain (programming) error', async () => {
+    await expect(decodeImage(new Uint8Array(), 8)).rejects.toBeInstanceOf(DataError);
+    await expect(decodeImage(new Uint8Array(), 8)).rejects.toMatchObject({ code: 'DATA_INVALID' });
+    await expect(decodeImage(new Uint8Array(), 8)).rejects.toThrow(/^decodeImage: empty input$/);
+    const error = await decodeImage(await rgbPng(4, 4, () => RED), 0).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(isUserError(error)).toBe(false);
+  });
 });
 
 describe('decodeVideoClip', () => {
@@ -152,6 +162,7 @@ describe('decodeVideoClip', () => {
     writeFileSync(corrupt, Buffer.from('ftypisom but not really a video at all'));
     await expect(decodeVideoClip(corrupt, 8, { ffmpeg: FFMPEG })).rejects.toThrow(/unreadable video: ffmpeg failed on .*corrupt\.mp4/);
     await expect(decodeVideoClip(join(dir, 'nope.mp4'), 8, { ffmpeg: FFMPEG })).rejects.toThrow(/unreadable video/);
+    await expect(decodeVideoClip(corrupt, 8, { ffmpeg: FFMPEG })).rejects.toBeInstanceOf(DataError);
   });
 });
 
@@ -167,6 +178,8 @@ describe('ffmpeg resolution', () => {
     process.env.MDM_FFMPEG = join(dir, 'no-such-ffmpeg');
     expect(() => checkFfmpeg()).toThrow(message);
     await expect(decodeVideoClip(join(dir, 'grey.mp4'), 8)).rejects.toThrow(message);
+    expect(() => checkFfmpeg()).toThrow(DataError);
+    await expect(decodeVideoClip(join(dir, 'grey.mp4'), 8)).rejects.toMatchObject({ code: 'DATA_INVALID' });
   });
 
   it('finds ffmpeg through MDM_FFMPEG, and rejects a binary that is not ffmpeg', () => {

@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { spawn, spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 
@@ -26,7 +27,7 @@ export interface DecodeImageOptions {
  */
 export async function decodeImage(bytes: Uint8Array, size: number, options: DecodeImageOptions = {}): Promise<Uint8Array> {
   if (!(Number.isInteger(size) && size > 0)) throw new Error(`decodeImage: size must be a positive integer, got ${size}`);
-  if (bytes.length === 0) throw new Error('decodeImage: empty input');
+  if (bytes.length === 0) throw new DataError('decodeImage: empty input');
   let image = sharp(bytes)
     .flatten({ background: { r: 255, g: 255, b: 255 } })
     .toColourspace('srgb')
@@ -57,8 +58,10 @@ export function ffmpegBinary(ffmpeg?: string): string {
   return ffmpeg ?? process.env.MDM_FFMPEG ?? 'ffmpeg';
 }
 
-function ffmpegMissing(binary: string): Error {
-  return new Error(`ffmpeg not found: install it (Debian: apt-get install ffmpeg) or set MDM_FFMPEG (tried '${binary}')`);
+function ffmpegMissing(binary: string): DataError {
+  return new DataError(
+    `ffmpeg not found: install it (Debian: apt-get install ffmpeg) or set MDM_FFMPEG (tried '${binary}')`,
+  );
 }
 
 const checked = new Map<string, string>();
@@ -102,7 +105,10 @@ export async function decodeVideoClip(path: string, size: number, options: Video
   const out = await runFfmpeg(ffmpegBinary(options.ffmpeg), args);
   const frameBytes = size * size * 3;
   if (out.length < frames * frameBytes)
-    throw new Error(`video too short: ${path} gave ${Math.floor(out.length / frameBytes)} of ${frames} frames (stride ${stride} from frame ${start})`);
+    throw new DataError(
+      `video too short: ${path} gave ${Math.floor(out.length / frameBytes)} of ${frames} frames ` +
+        `(stride ${stride} from frame ${start})`,
+    );
   return out.subarray(0, frames * frameBytes);
 }
 
@@ -120,7 +126,8 @@ function runFfmpeg(binary: string, args: string[]): Promise<Uint8Array> {
     child.on('close', (code) => {
       if (code === 0) return resolve(new Uint8Array(Buffer.concat(chunks)));
       const path = args[args.indexOf('-i') + 1];
-      reject(new Error(`unreadable video: ffmpeg failed on ${path} (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+      reject(new DataError(`unreadable video: ffmpeg failed on ${path} (exit ${code}): ${tail}`));
     });
   });
 }

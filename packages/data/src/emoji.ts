@@ -1,3 +1,4 @@
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -49,7 +50,9 @@ function emojiPackageDir(): string {
 export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
   const resolution = options.resolution ?? 64;
   const factor = 64 / resolution;
-  if (!Number.isInteger(factor) || (factor & (factor - 1)) !== 0) throw new Error(`emoji: resolution must be 64 divided by a power of two, got ${resolution}`);
+  if (!Number.isInteger(factor) || (factor & (factor - 1)) !== 0) {
+    throw new ConfigError(`emoji: resolution must be 64 divided by a power of two, got ${resolution}`);
+  }
   const { classNames, items, imageDir, keep } = listEmoji(options);
   const skipped: Record<string, number> = {};
   const examples: Example[] = [];
@@ -72,7 +75,7 @@ export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
       skipped['corrupt image'] = (skipped['corrupt image'] ?? 0) + 1;
     }
   }
-  if (examples.length === 0) throw new Error(`emoji: no readable image under ${imageDir}`);
+  if (examples.length === 0) throw new DataError(`emoji: no readable image under ${imageDir}`);
   return {
     id: `emoji-twitter-16.0.0@${resolution}${options.skinTones === false ? '-noskin' : ''}${keep ? `[${[...keep].join('|')}]` : ''}`,
     size: examples.length,
@@ -107,7 +110,9 @@ export function listEmoji(options: Pick<EmojiOptions, 'skinTones' | 'categories'
   entries.sort((a, b) => a.sort_order - b.sort_order);
   const classNames = [...new Set(entries.map((e) => e.category))];
   const unknown = (options.categories ?? []).filter((c) => !classNames.includes(c));
-  if (unknown.length) throw new Error(`emoji: unknown categories ${JSON.stringify(unknown)}; available: ${classNames.join(', ')}`);
+  if (unknown.length) {
+    throw new ConfigError(`emoji: unknown categories ${JSON.stringify(unknown)}; available: ${classNames.join(', ')}`);
+  }
   const keep = options.categories?.length ? new Set(options.categories) : undefined;
   const items: EmojiItem[] = [];
   for (const e of entries) {

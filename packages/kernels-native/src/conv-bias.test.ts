@@ -1,6 +1,6 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradients, as core's initBackend does
+import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradients, as backends' initBackend does
 import * as tf from '@tensorflow/tfjs-core';
 import { CONV_BIAS, type ConvPadding, convBias, registerKernelOverrides } from '@matryoshka-ts/kernels';
 import { maxAbs, maxAbsDiff, seeded } from '@matryoshka-ts/test-utils';

@@ -1,6 +1,6 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradients, as core's initBackend does
+import '@tensorflow/tfjs-layers'; // registers tfjs-core's gradients, as backends' initBackend does
 import * as tf from '@tensorflow/tfjs-core';
 import { UPSAMPLE_2X, registerKernelOverrides, upsampleNearest2x } from '@matryoshka-ts/kernels';
 import { seeded } from '@matryoshka-ts/test-utils';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ParamSpec } from '@matryoshka-ts/core';
+import type { Conditioning, ParamSpec } from '@matryoshka-ts/core';
 import type { TextContext } from './attention.js';
 import type { ResolvedConfig } from './config.js';
 import { type Params, linear, linearSpecs } from './nn.js';
@@ -17,14 +17,8 @@ export interface SharedConditioning {
 }
 
 /** What the model is conditioned on. */
-export interface ConditioningInput {
-  /** Frozen text-encoder features [B, L, D]. */
-  tokens?: tf.Tensor3D;
-  /** [B, L], 1 for real tokens, 0 for padding. */
-  mask?: tf.Tensor2D;
-  /** Class ids [B] (int32); id `numClasses` is the null label. */
-  labels?: tf.Tensor1D;
-}
+/** The conditioning inputs of one call (the shared vocabulary's `Conditioning`). */
+export type ConditioningInput = Conditioning;
 
 /** Parameters of text and label conditioning, under the innermost level's prefix. */
 export function conditioningSpecs(config: ResolvedConfig): ParamSpec[] {

@@ -1,3 +1,4 @@
+import { ConfigError as CoreConfigError, MdmError, isUserError } from '@matryoshka-ts/core';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from './config.js';
 import { PRESET_NAMES, preset, presetShifts } from './presets.js';
@@ -28,6 +29,34 @@ describe('resolveConfig', () => {
   ])('rejects %j with a message naming the field', (patch, message) => {
     expect(() => resolveConfig({ ...tinyNested(), ...(patch as object) })).toThrow(ConfigError);
     expect(() => resolveConfig({ ...tinyNested(), ...(patch as object) })).toThrow(message);
+  });
+
+  it('throws the shared ConfigError of @matryoshka-ts/core, code CONFIG_INVALID, message unchanged', () => {
+    expect(ConfigError).toBe(CoreConfigError);
+    const thrown = (input: object): unknown => {
+      try {
+        resolveConfig({ ...tinyNested(), ...input });
+      } catch (error) {
+        return error;
+      }
+      throw new Error('expected resolveConfig to throw');
+    };
+    // A zod issue, a cross-field check and a text-head check.
+    for (const [patch, message] of [
+      [{ channels: [8, -16] }, /^model config: channels\.1: /],
+      [{ resBlocks: [1] }, /^model config: resBlocks: has 1 entries for 2 stages \(channels\)$/],
+      [
+        { text: { featureDim: 12, projDim: 36, headLayers: 1, maskedCrossAttention: true } },
+        /^model config: text: width 36 is not divisible by 8 heads \(needed by the text head\)$/,
+      ],
+    ] as const) {
+      const error = thrown(patch);
+      expect(error).toBeInstanceOf(CoreConfigError);
+      expect(error).toBeInstanceOf(MdmError);
+      expect(isUserError(error)).toBe(true);
+      expect(error).toMatchObject({ code: 'CONFIG_INVALID', name: 'ConfigError' });
+      expect((error as Error).message).toMatch(message);
+    }
   });
 
   it('rejects attention on channels its GroupNorm(32) cannot split', () => {

@@ -1,3 +1,4 @@
+import { ConfigError } from '@matryoshka-ts/core';
 import { z } from 'zod';
 
 /**
@@ -132,13 +133,11 @@ export interface ResolvedConfig {
   source: NestedUNetConfig;
 }
 
-/** Thrown for a config that cannot build a model; the message names the field. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+/**
+ * Thrown for a config that cannot build a model; the message names the field. The shared user
+ * error of `@matryoshka-ts/core` (code CONFIG_INVALID), re-exported under its old name here.
+ */
+export { ConfigError };
 
 function levelPath(index: number): string {
   return index === 0 ? '' : `${'inner.'.repeat(index)}`;

@@ -1,3 +1,4 @@
+import { ConfigError } from '@matryoshka-ts/core';
 import type { NestedUNetConfig, UNetLevelConfig } from './config.js';
 
 /** The official code's UNetConfig / NestedUNetConfig dicts (as in its YAML files; lists may be comma strings). */
@@ -44,7 +45,7 @@ function micro(spec: string | null | undefined): Record<string, number> | undefi
  */
 export function fromMlMdmConfig(unet: MlMdmUNetConfig, imageSize: number): NestedUNetConfig {
   const level = (cfg: MlMdmUNetConfig, resolution: number): UNetLevelConfig => {
-    if (cfg.temporal_mode) throw new Error('fromMlMdmConfig: temporal (video) configs are not supported');
+    if (cfg.temporal_mode) throw new ConfigError('fromMlMdmConfig: temporal (video) configs are not supported');
     const channels = ints(cfg.resolution_channels, 0, 0);
     const stages = channels.length;
     const attentionLevels = ints(cfg.attention_levels ?? '2,3', 0, 0);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { NestedUNet, countParams } from './nested-unet.js';
 import { maxDiff, randomImages, randomText, randomizeWeights, tinyNested } from './test-models.js';
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type ParamSpec, Rng, sizeOf } from '@matryoshka-ts/core';
+import { type DiffusionLevel, type DiffusionModel, type ParamSpec, Rng, sizeOf } from '@matryoshka-ts/core';
 import { type NestedUNetConfig, type ResolvedConfig, resolveConfig } from './config.js';
 import { type ConditioningInput, type DebugSink, type SharedConditioning, sharedConditioning } from './conditioning.js';
 import { type Params, conv2d, paramsFrom, silu } from './nn.js';
@@ -157,14 +157,18 @@ export interface NestedUNetOptions {
  * A NestedUNet with its weights: a UNet per level, each inner level in place of its parent's mid
  * block, joined by zero-initialised adapters. With one level it is a plain UNet.
  */
-export class NestedUNet {
+export class NestedUNet implements DiffusionModel {
   readonly config: ResolvedConfig;
   readonly specs: ParamSpec[];
   readonly params = new Map<string, tf.Variable>();
+  /** The levels as the pipelines see them (image channels from the config; one frame). */
+  readonly levels: readonly DiffusionLevel[];
 
   constructor(config: NestedUNetConfig, options: NestedUNetOptions = {}) {
     this.config = resolveConfig(config);
     this.specs = levelSpecs(this.config, 0);
+    const channels = this.config.imageChannels;
+    this.levels = this.config.levels.map((l) => ({ resolution: l.resolution, channels, frames: 1 }));
     const rng = new Rng(options.seed ?? 0);
     for (const spec of this.specs) {
       const given = options.weights?.get(spec.name);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
-import { Rng, initBackend } from '@matryoshka-ts/core';
+import { Rng } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { paramsFrom } from './nn.js';
 import { textHeadLayer, textHeadLayerSpecs } from './text-head.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { NestedUNet } from './nested-unet.js';
 import { randomImages, randomText, randomizeWeights, tinyNested } from './test-models.js';
 

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { findPython, seeded } from '@matryoshka-ts/test-utils';
 import { ClipTokenizer, bytesToUnicode, clipClean, htmlUnescape, parseMergesTxt } from './clip-tokenizer.js';
 
@@ -241,6 +242,21 @@ describe('ClipTokenizer.fromDirectory', () => {
     expect(() => ClipTokenizer.fromDirectory(broken)).toThrow(/cannot read .*tokenizer\.json/);
     const noSpecials = writeDir('no-specials', { 'vocab.json': { a: 0 }, 'merges.txt': '#version: 0.2\n' });
     expect(() => ClipTokenizer.fromDirectory(noSpecials)).toThrow(/bos token "<\|startoftext\|>" is not in the vocabulary/);
+  });
+
+  it('throws DataError for a bad directory or file and ConfigError for a bad context length', () => {
+    const missing = join(root, 'absent');
+    expect(() => ClipTokenizer.fromDirectory(missing)).toThrow(DataError);
+    expect(() => ClipTokenizer.fromDirectory(missing)).toThrow(expect.objectContaining({ code: 'DATA_INVALID' }));
+    expect(() => ClipTokenizer.fromDirectory(missing)).toThrow(`ClipTokenizer: model directory not found: ${missing}`);
+    const broken = writeDir('broken-2', { 'tokenizer.json': '{"model": ' });
+    expect(() => ClipTokenizer.fromDirectory(broken)).toThrow(DataError);
+    expect(() => parseMergesTxt('a b c\n')).toThrow(DataError);
+    expect(() => new ClipTokenizer(VOCAB, MERGES, { contextLength: 1 })).toThrow(ConfigError);
+    expect(() => tok.encodeBatch(['cat'], 1)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(() => tok.encodeBatch(['cat'], 1)).toThrow(
+      'ClipTokenizer: contextLength must be an integer ≥ 2 (bos + eos), got 1',
+    );
   });
 
   it('parses merges.txt with or without a header', () => {

@@ -1,3 +1,4 @@
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -185,7 +186,9 @@ export class ClipTokenizer {
   ) {
     this.encoder = vocab instanceof Map ? new Map(vocab) : new Map(Object.entries(vocab));
     for (const [token, id] of this.encoder) {
-      if (!Number.isInteger(id) || id < 0) throw new Error(`ClipTokenizer: vocab id of ${JSON.stringify(token)} is not a non-negative integer: ${id}`);
+      if (!Number.isInteger(id) || id < 0) {
+        throw new DataError(`ClipTokenizer: vocab id of ${JSON.stringify(token)} is not a non-negative integer: ${id}`);
+      }
       this.decoder.set(id, token);
     }
     // Later duplicates win, as in Python's dict(zip(merges, range(len(merges)))).
@@ -200,7 +203,9 @@ export class ClipTokenizer {
     this.unkId = this.encoder.get(options.unk ?? DEFAULT_EOS);
     this.contextLength = options.contextLength ?? DEFAULT_CONTEXT;
     if (!Number.isInteger(this.contextLength) || this.contextLength < 2) {
-      throw new Error(`ClipTokenizer: contextLength must be an integer ≥ 2 (bos + eos), got ${this.contextLength}`);
+      throw new ConfigError(
+        `ClipTokenizer: contextLength must be an integer ≥ 2 (bos + eos), got ${this.contextLength}`,
+      );
     }
     this.id = `clip-bpe-v${this.vocabSize}-${this.fingerprint(merges)}`;
   }
@@ -212,7 +217,7 @@ export class ClipTokenizer {
    */
   static fromDirectory(dir: string, options: ClipTokenizerOptions = {}): ClipTokenizer {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new Error(`ClipTokenizer: model directory not found: ${dir}`);
+      throw new DataError(`ClipTokenizer: model directory not found: ${dir}`);
     }
     const { vocab, merges } = readVocabAndMerges(dir);
     return new ClipTokenizer(vocab, merges, { ...readSpecialTokens(dir), ...definedOnly(options) });
@@ -236,7 +241,9 @@ export class ClipTokenizer {
    */
   encodeBatch(texts: string[], contextLength = this.contextLength): ClipBatch {
     const L = contextLength;
-    if (!Number.isInteger(L) || L < 2) throw new Error(`ClipTokenizer: contextLength must be an integer ≥ 2 (bos + eos), got ${L}`);
+    if (!Number.isInteger(L) || L < 2) {
+      throw new ConfigError(`ClipTokenizer: contextLength must be an integer ≥ 2 (bos + eos), got ${L}`);
+    }
     const ids = new Int32Array(texts.length * L).fill(this.padId);
     const attentionMask = new Int32Array(texts.length * L);
     const lengths: number[] = [];
@@ -281,7 +288,11 @@ export class ClipTokenizer {
 
   private idOf(symbol: string): number {
     const id = this.encoder.get(symbol) ?? this.unkId;
-    if (id === undefined) throw new Error(`ClipTokenizer: symbol ${JSON.stringify(symbol)} is not in the vocabulary and there is no unk token`);
+    if (id === undefined) {
+      throw new DataError(
+        `ClipTokenizer: symbol ${JSON.stringify(symbol)} is not in the vocabulary and there is no unk token`,
+      );
+    }
     return id;
   }
 
@@ -299,7 +310,9 @@ export class ClipTokenizer {
 
   private requireId(token: string, role: string): number {
     const id = this.encoder.get(token);
-    if (id === undefined) throw new Error(`ClipTokenizer: ${role} token ${JSON.stringify(token)} is not in the vocabulary`);
+    if (id === undefined) {
+      throw new DataError(`ClipTokenizer: ${role} token ${JSON.stringify(token)} is not in the vocabulary`);
+    }
     return id;
   }
 
@@ -327,7 +340,7 @@ function readJson(path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new Error(`ClipTokenizer: cannot read ${path}: ${(err as Error).message}`);
+    throw new DataError(`ClipTokenizer: cannot read ${path}: ${(err as Error).message}`);
   }
 }
 
@@ -343,7 +356,7 @@ function readVocabAndMerges(dir: string): VocabAndMerges {
   }
   if (existsSync(tokenizerPath)) return parseTokenizerJson(readJson(tokenizerPath), tokenizerPath);
   const missing = [!hasVocab && 'vocab.json', !hasMerges && 'merges.txt', 'tokenizer.json'].filter(Boolean).join(', ');
-  throw new Error(`ClipTokenizer: ${dir} needs vocab.json + merges.txt or tokenizer.json; missing: ${missing}`);
+  throw new DataError(`ClipTokenizer: ${dir} needs vocab.json + merges.txt or tokenizer.json; missing: ${missing}`);
 }
 
 /** merges.txt: one "a b" pair a line; an optional `#version` header and blank lines are skipped. */
@@ -359,14 +372,14 @@ export function parseMergesTxt(text: string, source = 'merges.txt'): Array<[stri
 
 function asPair(parts: unknown, where: string): [string, string] {
   if (!Array.isArray(parts) || parts.length !== 2 || parts.some((p) => typeof p !== 'string' || p === '')) {
-    throw new Error(`ClipTokenizer: ${where}: a merge must be two symbols, got ${JSON.stringify(parts)}`);
+    throw new DataError(`ClipTokenizer: ${where}: a merge must be two symbols, got ${JSON.stringify(parts)}`);
   }
   return [parts[0], parts[1]];
 }
 
 function asVocab(value: unknown, where: string): Record<string, number> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new Error(`ClipTokenizer: ${where}: the vocabulary must be an object of token → id`);
+    throw new DataError(`ClipTokenizer: ${where}: the vocabulary must be an object of token → id`);
   }
   return value as Record<string, number>;
 }
@@ -375,11 +388,13 @@ function asVocab(value: unknown, where: string): Record<string, number> {
 function parseTokenizerJson(json: unknown, where: string): VocabAndMerges {
   const model = (json as { model?: Record<string, unknown> } | null)?.model;
   if (!model || model.vocab === undefined || !Array.isArray(model.merges)) {
-    throw new Error(`ClipTokenizer: ${where} has no model.vocab and model.merges (not a BPE tokenizer?)`);
+    throw new DataError(`ClipTokenizer: ${where} has no model.vocab and model.merges (not a BPE tokenizer?)`);
   }
   const suffix = model.end_of_word_suffix;
   if (suffix !== undefined && suffix !== null && suffix !== END_OF_WORD) {
-    throw new Error(`ClipTokenizer: ${where} uses end_of_word_suffix ${JSON.stringify(suffix)}, not "</w>": not a CLIP tokenizer`);
+    throw new DataError(
+      `ClipTokenizer: ${where} uses end_of_word_suffix ${JSON.stringify(suffix)}, not "</w>": not a CLIP tokenizer`,
+    );
   }
   const vocab = { ...asVocab(model.vocab, `${where} model.vocab`) };
   // Special tokens may live only in added_tokens.

@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { type Hash, createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -17,7 +18,9 @@ export function onnxModelFingerprint(path: string): string {
   const locations = hashGraphFile(path, hash);
   for (const location of [...locations].sort()) {
     const dataPath = join(dirname(path), location);
-    if (!existsSync(dataPath)) throw new Error(`${path} keeps weights in ${location}, which is missing (expected at ${dataPath})`);
+    if (!existsSync(dataPath)) {
+      throw new DataError(`${path} keeps weights in ${location}, which is missing (expected at ${dataPath})`);
+    }
     hash.update(`\u0000${location}\u0000`);
     hashSampled(dataPath, hash);
   }

@@ -1,3 +1,4 @@
+import { BackendError, DataError } from '@matryoshka-ts/core';
 import type * as Ort from 'onnxruntime-node';
 
 // A small copy of @matryoshka-ts/metrics' helper: metrics depends on this package, so this
@@ -14,7 +15,11 @@ export async function onnxRuntime(): Promise<typeof Ort> {
   try {
     return (await import('onnxruntime-node')) as typeof Ort;
   } catch (error) {
-    throw new Error(`onnxruntime-node is needed to run ONNX text encoders and could not be loaded (${(error as Error).message}). ${INSTALL_HINT}`);
+    const why = (error as Error).message;
+    throw new BackendError(
+      `onnxruntime-node is needed to run ONNX text encoders and could not be loaded (${why}). ${INSTALL_HINT}`,
+      { cause: error },
+    );
   }
 }
 
@@ -30,10 +35,10 @@ export async function onnxSessionFromFile(path: string, device: 'cpu' | 'cuda' =
   } catch (error) {
     const message = (error as Error).message;
     if (device === 'cuda' && /cuda|providers_shared|shared library/i.test(message)) {
-      throw new Error(
+      throw new BackendError(
         `ONNX Runtime could not start CUDA for ${path} (${message.split('\n')[0]}). The npm package ships the CPU build only; the CUDA provider libraries (libonnxruntime_providers_cuda.so, libonnxruntime_providers_shared.so) are fetched by its install script with ONNXRUNTIME_NODE_INSTALL=cuda12 and need CUDA 12 + cuDNN 9 on the machine. Use device: 'cpu' otherwise.`,
       );
     }
-    throw new Error(`ONNX Runtime could not load ${path}: ${message}`);
+    throw new DataError(`ONNX Runtime could not load ${path}: ${message}`);
   }
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { ConfigError, DataError, isUserError } from '@matryoshka-ts/core';
 import { ONNX_FLOAT, ONNX_INT64, onnxModel, seeded } from '@matryoshka-ts/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bytesToUnicode } from './clip-tokenizer.js';
@@ -138,11 +139,39 @@ describe('loadOnnxTextEncoder with a T5 tokenizer', () => {
     await expect(loadOnnxTextEncoder(dir, { modelFile: 'other.onnx' })).rejects.toThrow(`no ONNX model at ${join(dir, 'other.onnx')}`);
   });
 
+  it('reports a missing directory, model or tokenizer as a DataError and a bad option as a ConfigError', async () => {
+    const missing = join(root, 'absent');
+    await expect(loadOnnxTextEncoder(missing)).rejects.toBeInstanceOf(DataError);
+    await expect(loadOnnxTextEncoder(missing)).rejects.toMatchObject({ code: 'DATA_INVALID' });
+    await expect(loadOnnxTextEncoder(missing)).rejects.toThrow(`no text encoder directory at ${missing}`);
+    const noModel = dirWith('no-model-2', { 'tokenizer.json': tokenizerJson });
+    await expect(loadOnnxTextEncoder(noModel)).rejects.toMatchObject({ name: 'DataError', code: 'DATA_INVALID' });
+    const wordPiece = dirWith('wordpiece-2', {
+      'tokenizer.json': JSON.stringify({ model: { type: 'WordPiece' } }),
+      'model.onnx': maskedEncoder,
+    });
+    await expect(loadOnnxTextEncoder(wordPiece)).rejects.toMatchObject({ code: 'DATA_INVALID' });
+    const dir = join(root, 't5-masked');
+    await expect(loadOnnxTextEncoder(dir, { inputIdsName: 'ids' })).rejects.toBeInstanceOf(DataError);
+    await expect(loadOnnxTextEncoder(dir, { maxTokens: 0 })).rejects.toBeInstanceOf(ConfigError);
+    await expect(loadOnnxTextEncoder(dir, { maxTokens: 0 })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    await expect(loadOnnxTextEncoder(dir, { maxTokens: 0 })).rejects.toThrow(
+      /^loadOnnxTextEncoder: maxTokens must be a positive integer, got 0$/,
+    );
+    const broken = dirWith('broken-model', { 'tokenizer.json': tokenizerJson, 'model.onnx': 'not an onnx graph' });
+    const error = await loadOnnxTextEncoder(broken).catch((e: unknown) => e);
+    expect(isUserError(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'DATA_INVALID' });
+    expect((error as Error).message).toMatch(/^ONNX Runtime could not load .*model\.onnx: /);
+  });
+
   // Where the CUDA provider libraries are installed, 'cuda' may work: nothing to check then.
   const ortDir = dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')));
   const hasCudaProvider = existsSync(join(ortDir, 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime_providers_cuda.so'));
   it.skipIf(hasCudaProvider)("explains how to get CUDA when device: 'cuda' cannot start", async () => {
     await expect(loadOnnxTextEncoder(join(root, 't5-masked'), { device: 'cuda' })).rejects.toThrow(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
+    const cuda = loadOnnxTextEncoder(join(root, 't5-masked'), { device: 'cuda' });
+    await expect(cuda).rejects.toMatchObject({ name: 'BackendError', code: 'BACKEND_UNAVAILABLE' });
   });
 });
 
@@ -188,5 +217,6 @@ describe('onnxModelFingerprint', () => {
     expect(onnxModelFingerprint(path)).not.toBe(first);
     rmSync(join(dir, 'w.bin'));
     expect(() => onnxModelFingerprint(path)).toThrow(/keeps weights in w\.bin, which is missing/);
+    expect(() => onnxModelFingerprint(path)).toThrow(DataError);
   });
 });

@@ -1,3 +1,4 @@
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
@@ -36,7 +37,7 @@ type OrtTensor = InstanceType<typeof Ort.Tensor>;
  * are zero. Nothing is downloaded.
  */
 export async function loadOnnxTextEncoder(dir: string, options: OnnxTextEncoderOptions = {}): Promise<AsyncTextEncoder> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`no text encoder directory at ${dir}`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`no text encoder directory at ${dir}`);
   const modelPath = findModelFile(dir, options.modelFile);
   const { tokenizer, defaultMaxTokens } = tokenizerFromDirectory(dir);
   const ort = await onnxRuntime();
@@ -44,9 +45,13 @@ export async function loadOnnxTextEncoder(dir: string, options: OnnxTextEncoderO
   const io = resolveIo(session, modelPath, options);
 
   const maxTokens = options.maxTokens ?? io.fixedLength ?? defaultMaxTokens;
-  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error(`loadOnnxTextEncoder: maxTokens must be a positive integer, got ${maxTokens}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw new ConfigError(`loadOnnxTextEncoder: maxTokens must be a positive integer, got ${maxTokens}`);
+  }
   if (io.fixedLength !== undefined && io.fixedLength !== maxTokens) {
-    throw new Error(`${modelPath} takes ${io.inputIds} of fixed length ${io.fixedLength}; set maxTokens: ${io.fixedLength}`);
+    throw new ConfigError(
+      `${modelPath} takes ${io.inputIds} of fixed length ${io.fixedLength}; set maxTokens: ${io.fixedLength}`,
+    );
   }
 
   const run = (captions: string[]) => runBatch(ort, session, io, tokenizer, captions, maxTokens);
@@ -73,11 +78,12 @@ export async function loadOnnxTextEncoder(dir: string, options: OnnxTextEncoderO
 function findModelFile(dir: string, explicit: string | undefined): string {
   if (explicit !== undefined) {
     const path = isAbsolute(explicit) ? explicit : join(dir, explicit);
-    if (!existsSync(path)) throw new Error(`no ONNX model at ${path}`);
+    if (!existsSync(path)) throw new DataError(`no ONNX model at ${path}`);
     return path;
   }
   for (const sub of ['', 'onnx']) for (const name of ONNX_TEXT_MODEL_FILES) if (existsSync(join(dir, sub, name))) return join(dir, sub, name);
-  throw new Error(`${dir} has no ONNX text encoder: looked for ${ONNX_TEXT_MODEL_FILES.join(', ')} in it and in onnx/ (or pass modelFile)`);
+  const names = ONNX_TEXT_MODEL_FILES.join(', ');
+  throw new DataError(`${dir} has no ONNX text encoder: looked for ${names} in it and in onnx/ (or pass modelFile)`);
 }
 
 interface ModelIo {
@@ -97,13 +103,23 @@ function resolveIo(session: Ort.InferenceSession, path: string, options: OnnxTex
   const inputIds = options.inputIdsName ?? 'input_ids';
   const maskName = options.attentionMaskName ?? 'attention_mask';
   const wanted = options.outputName ?? 'last_hidden_state';
-  if (!session.inputNames.includes(inputIds)) throw new Error(`${path} has no input '${inputIds}' (it has ${session.inputNames.join(', ')}); set inputIdsName`);
+  if (!session.inputNames.includes(inputIds)) {
+    throw new DataError(
+      `${path} has no input '${inputIds}' (it has ${session.inputNames.join(', ')}); set inputIdsName`,
+    );
+  }
   const attentionMask = session.inputNames.includes(maskName) ? maskName : undefined;
   const unfed = session.inputNames.filter((name) => name !== inputIds && name !== attentionMask);
-  if (unfed.length) throw new Error(`${path} also needs inputs ${unfed.join(', ')}; only token ids and an attention mask are fed`);
+  if (unfed.length) {
+    throw new DataError(`${path} also needs inputs ${unfed.join(', ')}; only token ids and an attention mask are fed`);
+  }
   let output = wanted;
   if (!session.outputNames.includes(wanted)) {
-    if (options.outputName !== undefined || session.outputNames.length !== 1) throw new Error(`${path} has no output '${wanted}' (it has ${session.outputNames.join(', ')}); set outputName`);
+    if (options.outputName !== undefined || session.outputNames.length !== 1) {
+      throw new DataError(
+        `${path} has no output '${wanted}' (it has ${session.outputNames.join(', ')}); set outputName`,
+      );
+    }
     output = session.outputNames[0];
   }
   // Shapes from the model's metadata (onnxruntime ≥ 1.22); older runtimes give none.
@@ -154,7 +170,8 @@ async function runBatch(
   const y = (await session.run(feeds, [io.output]))[io.output];
   try {
     if (y.type !== 'float32' || y.dims.length !== 3 || y.dims[0] !== B || y.dims[1] !== fed) {
-      throw new Error(`ONNX text encoder output '${io.output}' is ${y.type} [${y.dims.join(', ')}], expected float32 [${B}, ${fed}, D]`);
+      const got = `${y.type} [${y.dims.join(', ')}]`;
+      throw new DataError(`ONNX text encoder output '${io.output}' is ${got}, expected float32 [${B}, ${fed}, D]`);
     }
     const D = y.dims[2];
     const data = y.data as Float32Array;

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataError } from '@matryoshka-ts/core';
 import { findPython } from '@matryoshka-ts/test-utils';
 import { T5_PIECES, t5Id, t5TokenizerJson } from './t5-test-fixtures.js';
 import { T5Tokenizer, t5Normalize } from './t5-tokenizer.js';
@@ -131,6 +132,18 @@ describe('T5Tokenizer.fromDirectory', () => {
     expect(() => T5Tokenizer.fromDirectory(broken)).toThrow(/cannot read .*tokenizer\.json/);
     expect(() => T5Tokenizer.fromJson({ model: { type: 'Unigram', vocab: T5_PIECES } })).toThrow(/no model\.unk_id/);
     expect(() => new T5Tokenizer([['a', 0]], { unkId: 0 })).toThrow(/eos token "<\/s>" is not in the vocabulary/);
+  });
+
+  it('throws a DataError (code DATA_INVALID) for a missing directory or a tokenizer file of another kind', () => {
+    const missing = join(root, 'absent');
+    expect(() => T5Tokenizer.fromDirectory(missing)).toThrow(DataError);
+    expect(() => T5Tokenizer.fromDirectory(missing)).toThrow(expect.objectContaining({ code: 'DATA_INVALID' }));
+    expect(() => T5Tokenizer.fromDirectory(missing)).toThrow(`T5Tokenizer: model directory not found: ${missing}`);
+    const bpe = { model: { type: 'BPE', vocab: {}, merges: [] } };
+    expect(() => T5Tokenizer.fromJson(bpe, 'x.json')).toThrow(DataError);
+    expect(() => T5Tokenizer.fromJson(bpe, 'x.json')).toThrow(
+      `T5Tokenizer: x.json has model.type "BPE", not "Unigram" (not a SentencePiece unigram tokenizer such as T5's)`,
+    );
   });
 });
 

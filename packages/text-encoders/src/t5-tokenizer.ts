@@ -1,3 +1,4 @@
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -88,7 +89,9 @@ export class T5Tokenizer {
   constructor(vocab: Array<[string, number]>, options: T5TokenizerOptions) {
     this.pieces = vocab.map(([piece]) => piece);
     this.scores = Float64Array.from(vocab, ([piece, score]) => {
-      if (typeof piece !== 'string' || !Number.isFinite(score)) throw new Error(`T5Tokenizer: bad vocab entry ${JSON.stringify([piece, score])}`);
+      if (typeof piece !== 'string' || !Number.isFinite(score)) {
+        throw new DataError(`T5Tokenizer: bad vocab entry ${JSON.stringify([piece, score])}`);
+      }
       return score;
     });
     // A duplicated piece keeps its first id, as HF's lookup table does.
@@ -101,12 +104,14 @@ export class T5Tokenizer {
     this.unkScore = this.scores.reduce((min, s) => Math.min(min, s), Infinity) - UNK_PENALTY;
 
     if (!Number.isInteger(options.unkId) || options.unkId < 0 || options.unkId >= vocab.length) {
-      throw new Error(`T5Tokenizer: unk id ${options.unkId} is not in the vocabulary (size ${vocab.length})`);
+      throw new DataError(`T5Tokenizer: unk id ${options.unkId} is not in the vocabulary (size ${vocab.length})`);
     }
     this.unkId = options.unkId;
     const eos = options.eos ?? '</s>';
     const eosId = this.ids.get(eos);
-    if (eosId === undefined) throw new Error(`T5Tokenizer: eos token ${JSON.stringify(eos)} is not in the vocabulary`);
+    if (eosId === undefined) {
+      throw new DataError(`T5Tokenizer: eos token ${JSON.stringify(eos)} is not in the vocabulary`);
+    }
     this.eosId = eosId;
     this.padId = options.padId ?? this.ids.get('<pad>') ?? 0;
     this.prependScheme = options.prependScheme ?? 'always';
@@ -127,14 +132,18 @@ export class T5Tokenizer {
 
   /** Reads `tokenizer.json` from a local model directory. */
   static fromDirectory(dir: string, options: { maxLength?: number } = {}): T5Tokenizer {
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`T5Tokenizer: model directory not found: ${dir}`);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new DataError(`T5Tokenizer: model directory not found: ${dir}`);
+    }
     const path = join(dir, 'tokenizer.json');
-    if (!existsSync(path)) throw new Error(`T5Tokenizer: ${dir} has no tokenizer.json (a Hugging Face fast-tokenizer file)`);
+    if (!existsSync(path)) {
+      throw new DataError(`T5Tokenizer: ${dir} has no tokenizer.json (a Hugging Face fast-tokenizer file)`);
+    }
     let json: unknown;
     try {
       json = JSON.parse(readFileSync(path, 'utf8'));
     } catch (err) {
-      throw new Error(`T5Tokenizer: cannot read ${path}: ${(err as Error).message}`);
+      throw new DataError(`T5Tokenizer: cannot read ${path}: ${(err as Error).message}`);
     }
     return T5Tokenizer.fromJson(json, path, options);
   }
@@ -144,11 +153,18 @@ export class T5Tokenizer {
     const file = (json ?? {}) as TokenizerJson;
     const model = file.model;
     if (model?.type !== 'Unigram') {
-      throw new Error(`T5Tokenizer: ${where} has model.type ${JSON.stringify(model?.type)}, not "Unigram" (not a SentencePiece unigram tokenizer such as T5's)`);
+      throw new DataError(
+        `T5Tokenizer: ${where} has model.type ${JSON.stringify(model?.type)}, not "Unigram" ` +
+          "(not a SentencePiece unigram tokenizer such as T5's)",
+      );
     }
-    if (!Array.isArray(model.vocab)) throw new Error(`T5Tokenizer: ${where} has no model.vocab list of [piece, score] pairs`);
-    if (model.byte_fallback) throw new Error(`T5Tokenizer: ${where} uses byte_fallback, which this tokenizer does not implement`);
-    if (typeof model.unk_id !== 'number') throw new Error(`T5Tokenizer: ${where} has no model.unk_id`);
+    if (!Array.isArray(model.vocab)) {
+      throw new DataError(`T5Tokenizer: ${where} has no model.vocab list of [piece, score] pairs`);
+    }
+    if (model.byte_fallback) {
+      throw new DataError(`T5Tokenizer: ${where} uses byte_fallback, which this tokenizer does not implement`);
+    }
+    if (typeof model.unk_id !== 'number') throw new DataError(`T5Tokenizer: ${where} has no model.unk_id`);
     return new T5Tokenizer(model.vocab as Array<[string, number]>, {
       unkId: model.unk_id,
       eos: templateEos(file.post_processor),
@@ -187,7 +203,9 @@ export class T5Tokenizer {
   /** Rows of ids with eos appended, truncated to keep eos last, padded with the pad id. */
   encodeBatch(texts: string[], maxLength = this.maxLength): T5Batch {
     const L = maxLength;
-    if (!Number.isInteger(L) || L < 1) throw new Error(`T5Tokenizer: maxLength must be an integer ≥ 1 (room for eos), got ${L}`);
+    if (!Number.isInteger(L) || L < 1) {
+      throw new ConfigError(`T5Tokenizer: maxLength must be an integer ≥ 1 (room for eos), got ${L}`);
+    }
     const ids = new Int32Array(texts.length * L).fill(this.padId);
     const attentionMask = new Int32Array(texts.length * L);
     const lengths = texts.map((text, b) => {
@@ -302,7 +320,7 @@ function metaspaceScheme(pre: unknown): T5TokenizerOptions['prependScheme'] {
   }
   if (node.type !== 'Metaspace') return undefined;
   if (node.replacement !== undefined && node.replacement !== SPACE_PIECE) {
-    throw new Error(`T5Tokenizer: Metaspace replacement ${JSON.stringify(node.replacement)} is not "▁"`);
+    throw new DataError(`T5Tokenizer: Metaspace replacement ${JSON.stringify(node.replacement)} is not "▁"`);
   }
   if (node.prepend_scheme === 'always' || node.prepend_scheme === 'first' || node.prepend_scheme === 'never') return node.prepend_scheme;
   return node.add_prefix_space === false ? 'never' : 'always';
@@ -313,6 +331,10 @@ function templateEos(post: unknown): string | undefined {
   const single = (post as { type?: string; single?: unknown[] } | null)?.single;
   if (!Array.isArray(single)) return undefined;
   const specials = single.map((item) => (item as { SpecialToken?: { id?: string } }).SpecialToken?.id);
-  if (specials[0] !== undefined) throw new Error('T5Tokenizer: the post-processor puts a special token before the text; only an appended eos (T5) is supported');
+  if (specials[0] !== undefined) {
+    throw new DataError(
+      'T5Tokenizer: the post-processor puts a special token before the text; only an appended eos (T5) is supported',
+    );
+  }
   return specials.filter((s): s is string => s !== undefined).at(-1);
 }

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
+import { DataError, isUserError } from '@matryoshka-ts/core';
 import { ONNX_FLOAT, ONNX_INT64, onnxModel } from '@matryoshka-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOnnxTextEncoder } from './onnx-text-encoder.js';
@@ -183,6 +184,27 @@ describe('TextFeatureCache', () => {
     const b = TextFeatureCache.open(shared, new FakeEncoder());
     await a.prepare(['from a']);
     await expect(b.prepare(['from b'])).rejects.toThrow(/changed on disk since it was opened/);
+  });
+
+  it('reports a file that is not this cache, or a cache dir that is a file, as a DataError', async () => {
+    const open8 = () => TextFeatureCache.open(dir, new FakeEncoder('fake-encoder-v1', 8));
+    expect(open8).toThrow(DataError);
+    expect(open8).toThrow(expect.objectContaining({ code: 'DATA_INVALID' }));
+    expect(open8).toThrow(/^TextFeatureCache: .* does not hold features of fake-encoder-v1 \(width 8, 5 tokens\)/);
+    const file = join(root, 'a-file');
+    writeFileSync(file, 'not a directory');
+    expect(() => TextFeatureCache.open(file, new FakeEncoder())).toThrow(DataError);
+    expect(() => TextFeatureCache.open(file, new FakeEncoder())).toThrow(/cannot use .*a-file as the cache directory/);
+    // Asking for a caption that was never prepared is the caller's mistake: a plain Error.
+    const cache = TextFeatureCache.open(dir, new FakeEncoder());
+    let caught: unknown;
+    try {
+      cache.encode(['never prepared']);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(Error);
+    expect(isUserError(caught)).toBe(false);
   });
 });
 

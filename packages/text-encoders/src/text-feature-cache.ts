@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
@@ -78,7 +79,13 @@ export class TextFeatureCache implements TextEncoder {
     this.id = encoder.id;
     this.width = encoder.width;
     this.maxTokens = encoder.maxTokens;
-    mkdirSync(dir, { recursive: true });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      // A file in the way, or no permission: the user's to fix.
+      const why = (error as Error).message;
+      throw new DataError(`TextFeatureCache: cannot use ${dir} as the cache directory (${why})`, { cause: error });
+    }
     this.path = join(dir, fileNameOf(this.id));
     const header = this.header();
     if (!existsSync(this.path)) {
@@ -139,7 +146,7 @@ export class TextFeatureCache implements TextEncoder {
         const payload = Buffer.alloc(entry!.length);
         readSync(fd, payload, 0, payload.length, entry!.offset);
         if (!payload.subarray(0, KEY).equals(captionKey(captions[b]))) {
-          throw new Error(`TextFeatureCache: ${this.path} changed on disk since it was opened; reopen it`);
+          throw new DataError(`TextFeatureCache: ${this.path} changed on disk since it was opened; reopen it`);
         }
         // Copy out of the Buffer: its float data need not be 4-byte aligned.
         const values = new Float32Array(payload.buffer.slice(payload.byteOffset + KEY + L, payload.byteOffset + payload.length));
@@ -175,7 +182,10 @@ export class TextFeatureCache implements TextEncoder {
       const header = Buffer.alloc(expectedHeader.length);
       readSync(fd, header, 0, header.length, 0);
       if (!header.equals(expectedHeader)) {
-        throw new Error(`TextFeatureCache: ${this.path} does not hold features of ${this.id} (width ${this.width}, ${this.maxTokens} tokens); delete it to rebuild`);
+        throw new DataError(
+          `TextFeatureCache: ${this.path} does not hold features of ${this.id} ` +
+            `(width ${this.width}, ${this.maxTokens} tokens); delete it to rebuild`,
+        );
       }
       let offset = header.length;
       const head = Buffer.alloc(RECORD_HEAD);
@@ -233,7 +243,10 @@ export class TextFeatureCache implements TextEncoder {
     const fd = openSync(this.path, 'r+');
     try {
       if (fstatSync(fd).size !== this.end) {
-        throw new Error(`TextFeatureCache: ${this.path} changed on disk since it was opened (another process preparing it?); reopen it`);
+        throw new DataError(
+          `TextFeatureCache: ${this.path} changed on disk since it was opened ` +
+            '(another process preparing it?); reopen it',
+        );
       }
       const data = Buffer.concat(records);
       for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written, this.end + written);

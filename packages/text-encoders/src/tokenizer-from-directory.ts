@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClipTokenizer } from './clip-tokenizer.js';
@@ -21,22 +22,28 @@ const T5_DEFAULT_TOKENS = 128;
  * model is "Unigram" → T5; "BPE", or `vocab.json` + `merges.txt` → CLIP.
  */
 export function tokenizerFromDirectory(dir: string): DirectoryTokenizer {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model directory not found: ${dir}`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`model directory not found: ${dir}`);
   const tokenizerJson = join(dir, 'tokenizer.json');
   if (existsSync(tokenizerJson)) {
     let json: { model?: { type?: unknown } };
     try {
       json = JSON.parse(readFileSync(tokenizerJson, 'utf8'));
     } catch (err) {
-      throw new Error(`cannot read ${tokenizerJson}: ${(err as Error).message}`);
+      throw new DataError(`cannot read ${tokenizerJson}: ${(err as Error).message}`);
     }
     const type = json?.model?.type;
     if (type === 'Unigram') {
       return { kind: 't5', tokenizer: T5Tokenizer.fromJson(json, tokenizerJson), defaultMaxTokens: T5_DEFAULT_TOKENS };
     }
-    if (type !== 'BPE') throw new Error(`${tokenizerJson} has model.type ${JSON.stringify(type)}; supported: "Unigram" (T5) and "BPE" (CLIP)`);
+    if (type !== 'BPE') {
+      throw new DataError(
+        `${tokenizerJson} has model.type ${JSON.stringify(type)}; supported: "Unigram" (T5) and "BPE" (CLIP)`,
+      );
+    }
   } else if (!existsSync(join(dir, 'vocab.json')) || !existsSync(join(dir, 'merges.txt'))) {
-    throw new Error(`${dir} has no tokenizer: expected tokenizer.json (T5 unigram or CLIP BPE) or vocab.json + merges.txt (CLIP)`);
+    throw new DataError(
+      `${dir} has no tokenizer: expected tokenizer.json (T5 unigram or CLIP BPE) or vocab.json + merges.txt (CLIP)`,
+    );
   }
   const clip = ClipTokenizer.fromDirectory(dir);
   return { kind: 'clip', tokenizer: clip, defaultMaxTokens: clip.contextLength };

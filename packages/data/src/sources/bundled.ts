@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type EmojiItem, type EmojiOptions, listEmoji } from '../emoji.js';
@@ -21,7 +22,9 @@ export async function bundledSource(options: BundledOptions = {}): Promise<Shard
   const itemsPerShard = options.itemsPerShard ?? 256;
   if (!(Number.isInteger(itemsPerShard) && itemsPerShard > 0)) throw new Error(`bundled: itemsPerShard must be a positive integer, got ${itemsPerShard}`);
   const { classNames, items, imageDir, keep } = listEmoji(options);
-  if (!isDirectory(imageDir)) throw new Error(`bundled: no image folder ${imageDir} (is emoji-datasource-twitter installed?)`);
+  if (!isDirectory(imageDir)) {
+    throw new DataError(`bundled: no image folder ${imageDir} (is emoji-datasource-twitter installed?)`);
+  }
   const blocks: EmojiItem[][] = [];
   for (let i = 0; i < items.length; i += itemsPerShard) blocks.push(items.slice(i, i + itemsPerShard));
   const shards = blocks.map((b, k) => `${imageDir}#items=${k * itemsPerShard}-${k * itemsPerShard + b.length - 1}`);

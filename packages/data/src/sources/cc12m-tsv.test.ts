@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DataError } from '@matryoshka-ts/core';
 import { tar } from '@matryoshka-ts/test-utils';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,5 +115,18 @@ describe('cc12mTsvSource', () => {
     await expect(cc12mTsvSource({ index: join(work, 'bad-shard-index.tsv') })).rejects.toThrow(`${join(cc12m, 'bad-shard.tsv')} is not a shard TSV`);
     writeFileSync(join(work, 'empty-index.tsv'), 'filename\n\n');
     await expect(cc12mTsvSource({ index: join(work, 'empty-index.tsv') })).rejects.toThrow('lists no shard TSVs');
+  });
+
+  it('rejects with a DataError (code DATA_INVALID), message unchanged', async () => {
+    const missing = cc12mTsvSource({ index: join(work, 'absent.tsv') });
+    await expect(missing).rejects.toBeInstanceOf(DataError);
+    await expect(missing).rejects.toMatchObject({ code: 'DATA_INVALID' });
+    await expect(missing).rejects.toThrow(`cc12m: no such index file: ${join(work, 'absent.tsv')}`);
+    writeFileSync(join(work, 'no-column.tsv'), 'file\ncc12m/00000.tsv\n');
+    const noColumn = cc12mTsvSource({ index: join(work, 'no-column.tsv') });
+    await expect(noColumn).rejects.toMatchObject({ code: 'DATA_INVALID' });
+    await expect(noColumn).rejects.toThrow(
+      `cc12m: ${join(work, 'no-column.tsv')} is not an index TSV: its header is 'file', expected 'filename'`,
+    );
   });
 });

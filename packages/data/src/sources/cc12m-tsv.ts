@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type DelimitedRow, readDelimited, readHeader } from './delimited.js';
@@ -44,19 +45,22 @@ export async function cc12mTsvSource(options: Cc12mTsvOptions): Promise<ShardedS
 
 /** The shard TSVs the index lists (resolved, sorted, unique), each checked to exist and to have the columns. */
 async function shardTsvs(index: string): Promise<string[]> {
-  if (!isFile(index)) throw new Error(`cc12m: no such index file: ${index}`);
+  if (!isFile(index)) throw new DataError(`cc12m: no such index file: ${index}`);
   const header = await readHeader(index, '\t');
   const column = header?.names.indexOf('filename') ?? -1;
-  if (!header || column < 0) throw new Error(`cc12m: ${index} is not an index TSV: its header is '${header?.names.join('\\t') ?? ''}', expected 'filename'`);
+  if (!header || column < 0) {
+    const found = header?.names.join('\\t') ?? '';
+    throw new DataError(`cc12m: ${index} is not an index TSV: its header is '${found}', expected 'filename'`);
+  }
   const shards: string[] = [];
   for await (const row of readDelimited(index, '\t', header.end)) {
     const name = row.malformed ? undefined : new TextDecoder().decode(row.fields[column] ?? new Uint8Array()).trim();
     if (!name) continue;
     const path = resolve(dirname(index), name);
-    if (!isFile(path)) throw new Error(`cc12m: shard TSV ${name} listed in ${index} not found: ${path}`);
+    if (!isFile(path)) throw new DataError(`cc12m: shard TSV ${name} listed in ${index} not found: ${path}`);
     shards.push(path);
   }
-  if (shards.length === 0) throw new Error(`cc12m: the index ${index} lists no shard TSVs`);
+  if (shards.length === 0) throw new DataError(`cc12m: the index ${index} lists no shard TSVs`);
   const unique = [...new Set(shards)].sort();
   for (const shard of unique) await shardColumns(shard);
   return unique;
@@ -75,7 +79,9 @@ async function shardColumns(tsv: string): Promise<Columns> {
   const names = header?.names ?? [];
   const [tar, file, caption] = ['tar', 'file', 'caption'].map((c) => names.indexOf(c));
   if (!header || tar < 0 || file < 0 || caption < 0)
-    throw new Error(`cc12m: ${tsv} is not a shard TSV: its header is '${names.join('\\t')}', expected the columns tar, file, caption`);
+    throw new DataError(
+      `cc12m: ${tsv} is not a shard TSV: its header is '${names.join('\\t')}', expected the columns tar, file, caption`,
+    );
   return { tar, file, caption, end: header.end };
 }
 

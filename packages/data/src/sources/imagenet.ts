@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -47,7 +48,9 @@ export async function imagenetSource(options: ImagenetOptions): Promise<Imagenet
   const wnids = listed ? listed.wnids : found;
   const labelOf = new Map(wnids.map((w, i) => [w, i]));
   for (const shard of shards)
-    if (!labelOf.has(wnidOf(shard))) throw new Error(`imagenet: synset ${wnidOf(shard)} (${shard}) is not in the synsets file ${options.synsets}`);
+    if (!labelOf.has(wnidOf(shard))) {
+      throw new DataError(`imagenet: synset ${wnidOf(shard)} (${shard}) is not in the synsets file ${options.synsets}`);
+    }
   const names = options.classNames ? readClassNames(options.classNames, wnids) : listed?.names;
   const captions = wnids.map((w) => names?.get(w) ?? '');
   return {
@@ -77,7 +80,7 @@ function synsetShards(spec: string): string[] {
       .filter(accept);
     if (children.length > 0) return children; // a root: train/ holding synset folders or tars
     if (readdirSync(path).some(isImageName)) return [path]; // itself a synset folder
-    throw new Error(`imagenet: no synset folders, synset .tar files or images in ${path}`);
+    throw new DataError(`imagenet: no synset folders, synset .tar files or images in ${path}`);
   });
   return [...new Set(shards)].sort();
 }
@@ -94,11 +97,11 @@ function readSynsets(path: string): { wnids: string[]; names?: Map<string, strin
   const names = new Map<string, string>();
   for (const line of lines) {
     const [wnid, rest] = splitFirstWord(line);
-    if (wnids.includes(wnid)) throw new Error(`imagenet: synset ${wnid} is listed twice in ${path}`);
+    if (wnids.includes(wnid)) throw new DataError(`imagenet: synset ${wnid} is listed twice in ${path}`);
     wnids.push(wnid);
     if (rest) names.set(wnid, firstName(rest));
   }
-  if (wnids.length === 0) throw new Error(`imagenet: the synsets file ${path} lists no synsets`);
+  if (wnids.length === 0) throw new DataError(`imagenet: the synsets file ${path} lists no synsets`);
   return { wnids, names: names.size > 0 ? names : undefined };
 }
 
@@ -111,7 +114,9 @@ function readClassNames(path: string, wnids: string[]): Map<string, string> {
   // Mapping lines start with a wnid (the file may list more synsets than are used); otherwise line k
   // is the name of label k.
   if (lines.some((l) => known.has(splitFirstWord(l)[0]))) return new Map(lines.map((l) => [splitFirstWord(l)[0], firstName(splitFirstWord(l)[1])]));
-  if (lines.length < wnids.length) throw new Error(`imagenet: the class-name file ${path} has ${lines.length} names for ${wnids.length} classes`);
+  if (lines.length < wnids.length) {
+    throw new DataError(`imagenet: the class-name file ${path} has ${lines.length} names for ${wnids.length} classes`);
+  }
   return new Map(wnids.map((w, i) => [w, firstName(lines[i])]));
 }
 
@@ -121,19 +126,25 @@ function classNamesFromJson(text: string, path: string, wnids: string[]): Map<st
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new Error(`imagenet: the class-name file ${path} is not valid JSON: ${(error as Error).message}`);
+    throw new DataError(`imagenet: the class-name file ${path} is not valid JSON: ${(error as Error).message}`);
   }
   if (Array.isArray(json)) {
-    if (json.length < wnids.length) throw new Error(`imagenet: the class-name file ${path} has ${json.length} names for ${wnids.length} classes`);
+    if (json.length < wnids.length) {
+      throw new DataError(`imagenet: the class-name file ${path} has ${json.length} names for ${wnids.length} classes`);
+    }
     return new Map(wnids.map((w, i) => [w, firstName(String(json[i]))]));
   }
   const pairs = Object.values(json as Record<string, unknown>).filter((v): v is [string, string] => Array.isArray(v) && v.length >= 2);
-  if (pairs.length === 0) throw new Error(`imagenet: the class-name file ${path} is neither a JSON array of names nor a {"0": [wnid, name]} class index`);
+  if (pairs.length === 0) {
+    throw new DataError(
+      `imagenet: the class-name file ${path} is neither a JSON array of names nor a {"0": [wnid, name]} class index`,
+    );
+  }
   return new Map(pairs.map(([w, n]) => [String(w), firstName(String(n).replace(/_/g, ' '))]));
 }
 
 function readText(path: string, what: string): string {
-  if (!existsSync(path)) throw new Error(`imagenet: no such ${what}: ${path}`);
+  if (!existsSync(path)) throw new DataError(`imagenet: no such ${what}: ${path}`);
   return readFileSync(path, 'utf8');
 }
 

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DataError, isUserError } from '@matryoshka-ts/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expandSources, isDirectory, isFile, specId } from './patterns.js';
 
@@ -35,6 +36,23 @@ describe('expandSources', () => {
     expect(() => expandSources(join(dir, '*', 'x.tar'), isTar)).toThrow("'*' is only supported in the last path component");
     expect(() => expandSources(join(dir, '{a..b}.tar'), isTar)).toThrow('unsupported brace expression');
     expect(() => expandSources(' , ', isTar, { label: 'shard path' })).toThrow("no shard path given: ' , '");
+  });
+
+  it('throws a DataError (code DATA_INVALID), a user error, with the same message', () => {
+    const missing = join(dir, 'nope', '*.tar');
+    expect(() => expandSources(missing, isTar)).toThrow(DataError);
+    expect(() => expandSources(missing, isTar)).toThrow(expect.objectContaining({ code: 'DATA_INVALID' }));
+    expect(() => expandSources(missing, isTar)).toThrow(`no such directory: ${join(dir, 'nope')} (in ${missing})`);
+    for (const spec of [join(dir, 'README.md'), join(dir, '{a..b}.tar'), ' , ', join(dir, '00099.tar')]) {
+      let caught: unknown;
+      try {
+        expandSources(spec, isTar);
+      } catch (error) {
+        caught = error;
+      }
+      expect(isUserError(caught), spec).toBe(true);
+      expect(caught).toMatchObject({ name: 'DataError', code: 'DATA_INVALID' });
+    }
   });
 });
 

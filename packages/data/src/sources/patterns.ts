@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -22,7 +23,7 @@ export function expandSources(spec: string, accept: (path: string) => boolean, w
   const parts = splitOutsideBraces(spec)
     .map((part) => part.trim())
     .filter((part) => part !== '');
-  if (parts.length === 0) throw new Error(`no ${wording.label ?? 'source'} given: '${spec}'`);
+  if (parts.length === 0) throw new DataError(`no ${wording.label ?? 'source'} given: '${spec}'`);
   return parts.flatMap(expandBraces).flatMap((path) => (path.includes('*') ? expandGlob(path, accept, what) : [checkPath(path, accept, what)]));
 }
 
@@ -82,26 +83,26 @@ function braceAlternatives(body: string, pattern: string): string[] {
     return out;
   }
   if (body.includes(',')) return body.split(',');
-  throw new Error(`unsupported brace expression '{${body}}' in ${pattern} (use {a..b} or {x,y})`);
+  throw new DataError(`unsupported brace expression '{${body}}' in ${pattern} (use {a..b} or {x,y})`);
 }
 
 function checkPath(path: string, accept: (path: string) => boolean, what: string): string {
-  if (!existsSync(path)) throw new Error(`no such file or directory: ${path}`);
-  if (!accept(path)) throw new Error(`not a ${what}: ${path}`);
+  if (!existsSync(path)) throw new DataError(`no such file or directory: ${path}`);
+  if (!accept(path)) throw new DataError(`not a ${what}: ${path}`);
   return path;
 }
 
 function expandGlob(pattern: string, accept: (path: string) => boolean, what: string): string[] {
   const dir = dirname(pattern);
-  if (dir.includes('*')) throw new Error(`'*' is only supported in the last path component: ${pattern}`);
-  if (!isDirectory(dir)) throw new Error(`no such directory: ${dir} (in ${pattern})`);
+  if (dir.includes('*')) throw new DataError(`'*' is only supported in the last path component: ${pattern}`);
+  if (!isDirectory(dir)) throw new DataError(`no such directory: ${dir} (in ${pattern})`);
   const matcher = globRegExp(basename(pattern));
   const paths = readdirSync(dir)
     .filter((entry) => matcher.test(entry))
     .sort()
     .map((entry) => join(dir, entry))
     .filter(accept);
-  if (paths.length === 0) throw new Error(`pattern matches no ${what}: ${pattern}`);
+  if (paths.length === 0) throw new DataError(`pattern matches no ${what}: ${pattern}`);
   return paths;
 }
 

@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { type FileHandle, open } from 'node:fs/promises';
 import { type ByteRange, type SkipCounts, countSkip } from './source.js';
 
@@ -71,7 +72,10 @@ export async function readRange(range: ByteRange): Promise<Uint8Array> {
   const file = await open(range.path, 'r');
   try {
     const bytes = await readAt(file, range.offset, range.size);
-    if (bytes.length < range.size) throw new Error(`${range.path}: ${bytes.length} of ${range.size} bytes at offset ${range.offset} (file truncated?)`);
+    if (bytes.length < range.size) {
+      const where = `${bytes.length} of ${range.size} bytes at offset ${range.offset}`;
+      throw new DataError(`${range.path}: ${where} (file truncated?)`);
+    }
     return bytes;
   } finally {
     await file.close();

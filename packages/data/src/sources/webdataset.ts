@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { readdirSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -50,7 +51,7 @@ export function tarShards(spec: string): string[] {
     const tars = readdirSync(path)
       .map((entry) => join(path, entry))
       .filter(isTar);
-    if (tars.length === 0) throw new Error(`no .tar files in ${path}`);
+    if (tars.length === 0) throw new DataError(`no .tar files in ${path}`);
     return tars;
   });
   return [...new Set(shards)].sort();

@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { checkFfmpeg } from '../decode.js';
@@ -40,11 +41,11 @@ export async function webvidSource(options: WebvidOptions): Promise<WebvidSource
   const { csv, videos, rowsPerShard = 1000 } = options;
   if (!(Number.isInteger(rowsPerShard) && rowsPerShard > 0)) throw new Error(`webvid: rowsPerShard must be a positive integer, got ${rowsPerShard}`);
   checkFfmpeg(options.ffmpeg);
-  if (!isFile(csv)) throw new Error(`webvid: no such CSV file: ${csv}`);
-  if (!isDirectory(videos)) throw new Error(`webvid: no such video folder: ${videos}`);
+  if (!isFile(csv)) throw new DataError(`webvid: no such CSV file: ${csv}`);
+  if (!isDirectory(videos)) throw new DataError(`webvid: no such video folder: ${videos}`);
   const columns = await csvColumns(csv);
   const blocks = await rowBlocks(csv, columns.end, rowsPerShard);
-  if (blocks.length === 0) throw new Error(`webvid: ${csv} has a header but no rows`);
+  if (blocks.length === 0) throw new DataError(`webvid: ${csv} has a header but no rows`);
   const rows = blocks.reduce((n, b) => n + b.rows, 0);
   const shards = blocks.map((_, k) => `${csv}#rows=${k * rowsPerShard}-${k * rowsPerShard + blocks[k].rows - 1}`);
   return {
@@ -74,7 +75,11 @@ async function csvColumns(csv: string): Promise<Columns> {
   const header = await readHeader(csv, ',');
   const names = header?.names ?? [];
   const [videoid, name, pageDir] = ['videoid', 'name', 'page_dir'].map((c) => names.indexOf(c));
-  if (!header || videoid < 0 || name < 0) throw new Error(`webvid: ${csv} is not a WebVid CSV: its header is '${names.join(',')}', expected the columns videoid and name`);
+  if (!header || videoid < 0 || name < 0) {
+    throw new DataError(
+      `webvid: ${csv} is not a WebVid CSV: its header is '${names.join(',')}', expected the columns videoid and name`,
+    );
+  }
   return { videoid, name, pageDir, end: header.end };
 }
 

@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch, DataPosition } from '../dataset.js';
 import { type SampleRef, type ShardedSource, type SkipCounts, countSkip } from '../sources/source.js';
@@ -156,7 +157,11 @@ export class StreamBatcher {
       const drop = this.dropFrames;
       this.dropFrames = 0;
       if (!outcome.ok) {
-        if (outcome.fatal) throw new Error(`${this.source.id}: ${outcome.message}`);
+        if (outcome.fatal) {
+          // ffmpeg missing is the user's to fix; a crashed or closed decoder is not.
+          const message = `${this.source.id}: ${outcome.message}`;
+          throw outcome.reason === 'ffmpeg not found' ? new DataError(message) : new Error(message);
+        }
         countSkip(this.counted, outcome.reason);
         continue;
       }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { decodeImage } from '../decode.js';
 import type { SampleRef, ShardedSource } from '../sources/source.js';
 import { StreamBatcher } from './batches.js';

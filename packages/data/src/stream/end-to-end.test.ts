@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { tar } from '@matryoshka-ts/test-utils';
 import { bundledSource } from '../sources/bundled.js';
 import { cc12mTsvSource } from '../sources/cc12m-tsv.js';

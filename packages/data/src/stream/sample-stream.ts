@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import type { DataPosition } from '../dataset.js';
 import { type SampleRef, type ShardedSource, type SkipCounts, countSkip } from '../sources/source.js';
 import { SAMPLE_SHUFFLE, derivedRng } from './seeds.js';
@@ -66,7 +67,9 @@ export class SampleStream {
     readonly source: ShardedSource,
     private readonly options: SampleStreamOptions,
   ) {
-    if (source.shards.length === 0) throw new Error(`${source.id}: the source has no shards (no files matched); nothing to read`);
+    if (source.shards.length === 0) {
+      throw new DataError(`${source.id}: the source has no shards (no files matched); nothing to read`);
+    }
     // Fails now, with the message about shards and processes, rather than at the first read.
     shardOrder(source.shards.length, options.seed, 0, options.rank ?? 0, options.world ?? 1);
     const position = options.position ?? { epoch: 0, cursor: 0 };
@@ -133,7 +136,8 @@ export class SampleStream {
       }
       if (this.cursor === 0) {
         const skips = Object.keys(this.epochSkipped).length ? ` (skipped: ${JSON.stringify(this.epochSkipped)})` : '';
-        throw new Error(`${this.source.id}: no samples to read in epoch ${this.epoch} for rank ${this.options.rank ?? 0} of ${this.options.world ?? 1}${skips}`);
+        const who = `rank ${this.options.rank ?? 0} of ${this.options.world ?? 1}`;
+        throw new DataError(`${this.source.id}: no samples to read in epoch ${this.epoch} for ${who}${skips}`);
       }
       for (const [reason, n] of Object.entries(this.skipped)) this.earlier[reason] = n;
       this.epochSkipped = {};
@@ -152,7 +156,7 @@ export class SampleStream {
       if ((await this.iterator.next()).done) break;
     }
     if (dropped < this.replay) {
-      throw new Error(
+      throw new DataError(
         `${this.source.id}: cannot resume at epoch ${this.epoch}, sample ${this.replay}: this epoch has only ${dropped} samples now. Was the data set (or data.rank/world/shuffleBuffer) changed since the checkpoint?`,
       );
     }

@@ -1,3 +1,4 @@
+import { DataError, isUserError } from '@matryoshka-ts/core';
 import { describe, expect, it } from 'vitest';
 import { shardOrder } from './shard-order.js';
 
@@ -32,5 +33,18 @@ describe('shardOrder', () => {
     expect(() => shardOrder(0, 0, 0, 0, 1)).toThrow(/only 0 shards/);
     expect(() => shardOrder(8, 0, 0, 4, 4)).toThrow(/rank must be an integer in \[0, 4\)/);
     expect(() => shardOrder(8, 0, 0, 0, 0)).toThrow(/world size must be a positive integer/);
+  });
+
+  it('too few shards is a DataError (DATA_INVALID); a bad rank stays a plain Error (the caller checks it)', () => {
+    expect(() => shardOrder(3, 0, 0, 0, 4)).toThrow(DataError);
+    expect(() => shardOrder(3, 0, 0, 0, 4)).toThrow(expect.objectContaining({ code: 'DATA_INVALID' }));
+    let caught: unknown;
+    try {
+      shardOrder(8, 0, 0, 4, 4);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(Error);
+    expect(isUserError(caught)).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import { SHARD_ORDER, derivedRng } from './seeds.js';
 
 /**
@@ -13,7 +14,7 @@ export function shardOrder(numShards: number, seed: number, epoch: number, rank 
   if (!Number.isInteger(world) || world < 1) throw new Error(`shard order: world size must be a positive integer, got ${world}`);
   if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new Error(`shard order: rank must be an integer in [0, ${world}), got ${rank}`);
   if (world > numShards) {
-    throw new Error(
+    throw new DataError(
       `shard order: ${world} processes but only ${numShards} shard${numShards === 1 ? '' : 's'}: every process needs at least one shard of its own; split the data set into more shards or use fewer processes`,
     );
   }

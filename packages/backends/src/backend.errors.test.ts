@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { type BackendName, activeBackend, initBackend } from './backend.js';
+import { BackendError, isUserError } from '@matryoshka-ts/core';
+import type { BackendName } from '@matryoshka-ts/core';
+import { activeBackend, initBackend } from './backend.js';
 
 describe('initBackend errors', () => {
   it('an unknown backend name rejects with a message listing the valid names', async () => {
@@ -9,6 +11,13 @@ describe('initBackend errors', () => {
     );
     await expect(initBackend({ backend: 'webgl' as BackendName, quiet: true })).rejects.toThrow(/Unknown backend 'webgl'/);
     expect(activeBackend()).toBeUndefined();
+  });
+
+  it('rejects with a BackendError: a user error with the stable code BACKEND_UNAVAILABLE', async () => {
+    const error = await initBackend({ backend: 'gpu' as BackendName, quiet: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackendError);
+    expect(isUserError(error)).toBe(true);
+    expect((error as BackendError).code).toBe('BACKEND_UNAVAILABLE');
   });
 
   it("'tensorflow' without tfjs-node rejects and says what to install", async () => {

@@ -1,16 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { BACKEND_NAMES, BackendError, type BackendName } from '@matryoshka-ts/core';
 import { registerKernelOverrides } from '@matryoshka-ts/kernels';
-
-/**
- * Where tensors are computed. `auto` picks the fastest one that is installed: `tensorflow`
- * (libtensorflow via tfjs-node, CUDA with tfjs-node-gpu), then `native` (the wasm backend with
- * convolutions and matrix products in the `@matryoshka-ts/kernels-native` addon), then `wasm`,
- * then `cpu` (pure JavaScript).
- */
-export type BackendName = 'auto' | 'native' | 'cpu' | 'wasm' | 'tensorflow';
-
-/** Every accepted backend name, for command-line choices. */
-export const BACKEND_NAMES = ['auto', 'native', 'cpu', 'wasm', 'tensorflow'] as const satisfies readonly BackendName[];
 
 export interface BackendOptions {
   /** Which backend to use (default `auto`). */
@@ -82,7 +72,7 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
   if (name === 'cpu' || name === 'wasm') (await nativeKernels())?.unregisterNativeKernels(name);
   if (name === 'native') {
     const reason = await nativeUnavailable();
-    if (reason) throw new Error(`Backend 'native' is unavailable: ${reason}. Choose --backend wasm or cpu.`);
+    if (reason) throw new BackendError(`Backend 'native' is unavailable: ${reason}. Choose --backend wasm or cpu.`);
     await activate('wasm');
     const info = (await nativeKernels())!.registerNativeKernels('wasm');
     const blas = info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
@@ -97,18 +87,18 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
   }
   if (name === 'wasm') {
     await import('@tensorflow/tfjs-backend-wasm');
-    if (!(await tf.setBackend('wasm'))) throw new Error('The wasm backend failed to initialise.');
+    if (!(await tf.setBackend('wasm'))) throw new BackendError('The wasm backend failed to initialise.');
     return { name, description: 'wasm (WebAssembly + XNNPACK, single-threaded in Node)' };
   }
   const pkg = await loadNative();
   if (!pkg) {
-    throw new Error(
+    throw new BackendError(
       "Backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, and neither is installed. " +
         'Install one next to your app (`pnpm add @tensorflow/tfjs-node-gpu@4.22.0`; its installer downloads libtensorflow), ' +
         "or choose --backend wasm / cpu.",
     );
   }
-  if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} is installed but its backend failed to start.`);
+  if (!(await tf.setBackend('tensorflow'))) throw new BackendError(`${pkg} is installed but its backend failed to start.`);
   return { name: 'tensorflow', description: `tensorflow (${pkg}, libtensorflow)` };
 }
 
@@ -119,7 +109,7 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const requested = options.backend ?? 'auto';
   if (!(BACKEND_NAMES as readonly string[]).includes(requested)) {
-    throw new Error(`Unknown backend '${requested}': choose ${BACKEND_NAMES.slice(0, -1).join(', ')} or tensorflow.`);
+    throw new BackendError(`Unknown backend '${requested}': choose ${BACKEND_NAMES.slice(0, -1).join(', ')} or tensorflow.`);
   }
   await ensureGradients();
   let info: BackendInfo;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { noiseLevels, noisyImage, velocity } from './forward-process.js';
 import { leakedBy, maxAbsDiff, referenceElement, rngFor, uniformF32 } from './test-helpers.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { downsample, lowResolutionTargets } from './low-resolution.js';
 import { leakedBy, maxAbsDiff, rngFor, uniformF32 } from './test-helpers.js';
 

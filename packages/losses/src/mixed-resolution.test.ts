@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { firstSamples, mixedFractions, parseMixedRatio, samplesPerLevel } from './mixed-resolution.js';
 import { leakedBy, rngFor } from './test-helpers.js';
 

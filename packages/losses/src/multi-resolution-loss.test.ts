@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PredictionType, initBackend } from '@matryoshka-ts/core';
+import { type PredictionType } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { noiseLevels } from './forward-process.js';
 import { mixedFractions, samplesPerLevel } from './mixed-resolution.js';
 import { type MultiResolutionLossOptions, levelMse, multiResolutionLoss } from './multi-resolution-loss.js';

@@ -21,7 +21,7 @@ export interface MultiResolutionLossOptions {
   mixedRatio?: string | readonly number[];
   /**
    * Per-sample weights w: the batch loss becomes Σ w·l / Σ w instead of the mean. For the VDM
-   * weighting pass `vdmLossWeights(tables[0], times)` (level 0's table; every level's table gives
+   * weighting pass `vdmLossWeights(schedules[0].gammasF32, times)` (level 0's table; every level's table gives
    * the same weights up to rounding, see `vdmLossWeights`).
    */
   sampleWeights?: readonly number[];

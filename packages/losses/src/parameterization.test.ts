@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PredictionType, initBackend } from '@matryoshka-ts/core';
+import { type PredictionType } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { noisyImage, velocity } from './forward-process.js';
 import { lossTarget, predictEps, predictV, predictX0, predictedTarget } from './parameterization.js';
 import { leakedBy, maxAbsDiff, referenceElement, rngFor, uniformF32 } from './test-helpers.js';

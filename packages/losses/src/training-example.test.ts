@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng, initBackend } from '@matryoshka-ts/core';
-import { shiftSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
+import { Rng } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
+import { levelSchedules, makeSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import { noisyImage } from './forward-process.js';
-import { levelGammaTables } from './level-tables.js';
 import { lowResolutionTargets } from './low-resolution.js';
 import { drawTrainingExample } from './training-example.js';
 import { leakedBy, rngFor, uniformF32 } from './test-helpers.js';
@@ -13,29 +13,20 @@ beforeAll(async () => {
 });
 
 const base = squaredCosineSchedule(1000);
-const tables = levelGammaTables(base, [4, 2, 1]);
+const schedules = levelSchedules(base, [4, 2, 1]);
+const tables = schedules.map((s) => s.gammasF32);
+/** A schedule holding exactly `table` (to test tables that do not fit). */
+const scheduleOf = (table: Float32Array) => makeSchedule('test', Float64Array.from(table), () => 0.5, table);
 const resolutions = [16, 8, 4];
 
 function images(batch: number): tf.Tensor4D {
   return tf.tensor4d(uniformF32(rngFor(99), batch * 16 * 16 * 3), [batch, 16, 16, 3]);
 }
 
-describe('level tables', () => {
-  it('shift each level by its scale (float32, as the official code), the innermost not at all', () => {
-    expect(Array.from(tables[0])).toEqual(Array.from(shiftSchedule(base, 4).gammasF32));
-    expect(Array.from(tables[1])).toEqual(Array.from(shiftSchedule(base, 2).gammasF32));
-    expect(Array.from(tables[2])).toEqual(Array.from(base.gammasF32));
-    const squared = levelGammaTables(base, [2, 1], 2);
-    expect(Array.from(squared[0])).toEqual(Array.from(shiftSchedule(base, 4).gammasF32));
-    const unshifted = levelGammaTables(base, [2, 1], 1, false);
-    expect(Array.from(unshifted[0])).toEqual(Array.from(base.gammasF32));
-  });
-});
-
 describe('drawing a training example', () => {
   it('draws times, then each level’s noise, from the Rng; γ_N = tables[N][t + 1]; x_t from the pooled x0', () => {
     const x = images(3);
-    const example = drawTrainingExample(x, { tables, resolutions }, new Rng(7));
+    const example = drawTrainingExample(x, { schedules, resolutions }, new Rng(7));
     // Replay the documented draw order with a fresh generator.
     const replay = new Rng(7);
     const times = [0, 1, 2].map(() => replay.int(1000));
@@ -55,9 +46,9 @@ describe('drawing a training example', () => {
 
   it('is reproducible from the seed, and independent across levels (the low-resolution noise is not pooled)', () => {
     const x = images(2);
-    const a = drawTrainingExample(x, { tables, resolutions }, new Rng(3));
-    const b = drawTrainingExample(x, { tables, resolutions }, new Rng(3));
-    const c = drawTrainingExample(x, { tables, resolutions }, new Rng(4));
+    const a = drawTrainingExample(x, { schedules, resolutions }, new Rng(3));
+    const b = drawTrainingExample(x, { schedules, resolutions }, new Rng(3));
+    const c = drawTrainingExample(x, { schedules, resolutions }, new Rng(4));
     expect(b.times).toEqual(a.times);
     expect(Array.from(b.eps[1].dataSync())).toEqual(Array.from(a.eps[1].dataSync()));
     expect(Array.from(c.eps[0].dataSync())).not.toEqual(Array.from(a.eps[0].dataSync()));
@@ -69,7 +60,7 @@ describe('drawing a training example', () => {
 
   it('t is uniform on {0 … 999} (2000 draws) and noise is N(0, 1)', () => {
     const x = tf.zeros([2000, 4, 4, 3]) as tf.Tensor4D;
-    const example = drawTrainingExample(x, { tables: tables.slice(1), resolutions: [4, 2] }, new Rng(11));
+    const example = drawTrainingExample(x, { schedules: schedules.slice(1), resolutions: [4, 2] }, new Rng(11));
     const t = example.times;
     expect(Math.min(...t)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...t)).toBeLessThanOrEqual(999);
@@ -87,16 +78,16 @@ describe('drawing a training example', () => {
   it('rejects tables that do not fit', () => {
     const x = images(1);
     const rng = new Rng(1);
-    expect(() => drawTrainingExample(x, { tables: tables.slice(1), resolutions }, rng)).toThrow(/2 tables for 3 levels/);
-    expect(() => drawTrainingExample(x, { tables: [tables[0], tables[1].slice(1), tables[2]], resolutions }, rng)).toThrow(/level 1: table has 1000 entries/);
-    expect(() => drawTrainingExample(x, { tables: [tables[0].slice(1), tables[1].slice(1), tables[2].slice(1)], resolutions }, rng)).toThrow(/must start with ᾱ = 1/);
+    expect(() => drawTrainingExample(x, { schedules: schedules.slice(1), resolutions }, rng)).toThrow(/2 schedules for 3 levels/);
+    expect(() => drawTrainingExample(x, { schedules: [tables[0], tables[1].slice(1), tables[2]].map(scheduleOf), resolutions }, rng)).toThrow(/level 1: table has 1000 entries/);
+    expect(() => drawTrainingExample(x, { schedules: tables.map((t) => scheduleOf(t.slice(1))), resolutions }, rng)).toThrow(/must start with ᾱ = 1/);
     x.dispose();
   });
 
   it('leaks no tensors', () => {
     const x = images(2);
-    expect(leakedBy(() => tf.dispose(drawTrainingExample(x, { tables, resolutions, downsample: 'bilinear' }, new Rng(1))))).toBe(0);
-    expect(leakedBy(() => expect(() => drawTrainingExample(x, { tables, resolutions: [16, 8, 3] }, new Rng(1))).toThrow())).toBe(0);
+    expect(leakedBy(() => tf.dispose(drawTrainingExample(x, { schedules, resolutions, downsample: 'bilinear' }, new Rng(1))))).toBe(0);
+    expect(leakedBy(() => expect(() => drawTrainingExample(x, { schedules, resolutions: [16, 8, 3] }, new Rng(1))).toThrow())).toBe(0);
     x.dispose();
   });
 });

@@ -1,17 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '@matryoshka-ts/core';
+import { type LevelSchedules, gridTimeOf } from '@matryoshka-ts/schedules';
 import { type NoisyLevels, noiseLevels } from './forward-process.js';
 import { type DownsampleMethod, lowResolutionTargets } from './low-resolution.js';
 
 /** One training batch, noised at every level (level 0 first; NHWC), with the times the network receives; `tf.dispose(example)` frees it. */
 export type TrainingExample = NoisyLevels & {
-  /** The 0-based training index t per sample (the network's time input); γ_N = tables[N][t + 1]. */
+  /** The 0-based training index t per sample (the network's time input); γ_N = level N's table at `gridTimeOf(t)` = t + 1. */
   times: number[];
 };
 
 export interface TrainingExampleOptions {
-  /** Each level's ᾱ table, level 0 first, `steps + 1` entries with `[0] = 1` (see `levelGammaTables`). */
-  tables: readonly ArrayLike<number>[];
+  /** Each level's schedule, level 0 first (`levelSchedules`); γ is read from its float32 table, as the official code does. */
+  schedules: LevelSchedules;
   /** Each level's resolution, level 0 first (level 0 = the image's). */
   resolutions: readonly number[];
   /** How the lower levels' clean images are made (default `avgpool`, as the official code). */
@@ -21,12 +22,13 @@ export interface TrainingExampleOptions {
 /**
  * Draws one training example from a batch of level-0 images (NHWC, [B, H, W, C]): the clean
  * image of every level, t ∈ {0 … steps−1} uniform per sample, independent N(0,1) noise per level,
- * γ_N = that level's table at t + 1, and x_t = √γ·x0 + √(1−γ)·ε. All draws come from `rng`, in
+ * γ_N = that level's table at t + 1 (`gridTimeOf`), and x_t = √γ·x0 + √(1−γ)·ε. All draws come from `rng`, in
  * this order: the B times, then level 0's noise, level 1's, … (NHWC element order).
  */
 export function drawTrainingExample(images: tf.Tensor4D, options: TrainingExampleOptions, rng: Rng): TrainingExample {
-  const { tables, resolutions } = options;
-  if (tables.length !== resolutions.length) throw new Error(`drawTrainingExample: ${tables.length} tables for ${resolutions.length} levels`);
+  const { resolutions } = options;
+  const tables = options.schedules.map((s) => s.gammasF32);
+  if (tables.length !== resolutions.length) throw new Error(`drawTrainingExample: ${tables.length} schedules for ${resolutions.length} levels`);
   const steps = tables[0].length - 1;
   tables.forEach((table, n) => {
     if (table.length !== steps + 1) throw new Error(`level ${n}: table has ${table.length} entries, level 0's has ${steps + 1}`);
@@ -37,7 +39,7 @@ export function drawTrainingExample(images: tf.Tensor4D, options: TrainingExampl
   return tf.tidy(() => {
     const x0 = lowResolutionTargets(images, resolutions, options.downsample);
     const eps = x0.map((x) => rng.normalTensor(x.shape) as tf.Tensor4D);
-    const gamma = tables.map((table) => tf.tensor1d(times.map((t) => table[t + 1]), 'float32'));
+    const gamma = tables.map((table) => tf.tensor1d(times.map((t) => table[gridTimeOf(t)]), 'float32'));
     return { times, ...noiseLevels(x0, eps, gamma) };
   });
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng, initBackend } from '@matryoshka-ts/core';
+import { Rng } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { type Denoiser, classifierFreeGuidance, combineGuidance, networkDenoiser, officialNetworkTime } from './denoiser.js';
 
 beforeAll(async () => {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { networkTimeOf } from '@matryoshka-ts/schedules';
 
 /**
  * The network as the samplers see it: noisy images of every level (NHWC, level 0 = highest
@@ -21,9 +22,9 @@ export interface NetworkDenoiserOptions {
   networkTime?: (t: number) => number;
 }
 
-/** The official discrete convention: at grid time t (γ_t = table[t]) the network receives the 0-based index t − 1. */
+/** The official discrete convention (`networkTimeOf` in @matryoshka-ts/schedules): at grid time t the network receives t − 1. */
 export function officialNetworkTime(t: number): number {
-  return t - 1;
+  return networkTimeOf(t);
 }
 
 /**

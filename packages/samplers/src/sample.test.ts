@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng, initBackend } from '@matryoshka-ts/core';
+import { Rng } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { type Schedule, samplingGrid, shiftSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import { type Denoiser, classifierFreeGuidance } from './denoiser.js';
 import { type SampleOptions, sample, sampleStep, stepFromPrediction } from './sample.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng, initBackend } from '@matryoshka-ts/core';
+import { Rng } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { shiftSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import { ddimStep, ddpmStep, epsFromX0, posteriorVariance, predictX0, stepGammas } from './steps.js';
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Rng, initBackend } from '@matryoshka-ts/core';
+import { Rng } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { DYNAMIC_DEEPFLOYD, DYNAMIC_IMAGEN, applyThreshold, dynamicThreshold, quantilePerSample, thresholdByName } from './threshold.js';
 
 beforeAll(async () => {

@@ -5,3 +5,6 @@ export { shiftFactor, shiftSchedule } from './shift.js';
 export { fullGrid, roundHalfEven, samplingGrid } from './grid.js';
 export { scheduleByName } from './by-name.js';
 export type { ScheduleFamily } from './by-name.js';
+export { levelScales, levelSchedules } from './level-schedules.js';
+export type { LevelScheduleOptions, LevelSchedules } from './level-schedules.js';
+export { gridTimeOf, networkTimeOf } from './time-convention.js';

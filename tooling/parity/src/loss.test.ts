@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackendName, type PredictionType, initBackend, nhwcToNchw } from '@matryoshka-ts/core';
+import { type PredictionType, nhwcToNchw } from '@matryoshka-ts/core';
+import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { SafetensorsFile, fromTorchLayout, toFloat32, toNumbers } from '@matryoshka-ts/checkpoint';
 import {
   type LossTarget,
   type NoisyLevels,
   firstSamples,
-  levelGammaTables,
   levelMse,
   lossTarget,
   lowResolutionTargets,
@@ -19,7 +19,7 @@ import {
   vdmLossWeights,
 } from '@matryoshka-ts/losses';
 import { type NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
-import { squaredCosineSchedule } from '@matryoshka-ts/schedules';
+import { levelSchedules, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
 import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
 import { imageTensor, modelFromFixture } from './model-parity.js';
@@ -162,7 +162,10 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
   const read = (tensor: string) => getFile().read(`${name}.${tensor}`);
   const values = (tensor: string) => toFloat32(read(tensor).data);
   const schedule = fixture.config.schedule;
-  const tables = levelGammaTables(squaredCosineSchedule(schedule.num_diffusion_steps), schedule.level_scales, schedule.shift_power, schedule.shifted);
+  const tables = levelSchedules(squaredCosineSchedule(schedule.num_diffusion_steps), schedule.level_scales, {
+    power: schedule.shift_power,
+    shifted: schedule.shifted,
+  }).map((s) => s.gammasF32);
 
   let times: number[];
   let batch: NoisyLevels;

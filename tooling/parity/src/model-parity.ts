@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type BackendName, initBackend, nchwToNhwc, nhwcToNchw } from '@matryoshka-ts/core';
+import { nchwToNhwc, nhwcToNchw } from '@matryoshka-ts/core';
+import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { SafetensorsFile, type TensorEntry, fromTorchLayout, importMlMdmStateDict, toFloat32, toNumbers } from '@matryoshka-ts/checkpoint';
 import { NestedUNet, type MlMdmUNetConfig, fromMlMdmConfig, paramsFrom, timeFrequencies } from '@matryoshka-ts/nested-unet';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';

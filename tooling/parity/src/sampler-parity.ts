@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackendName, type PredictionType, initBackend, nhwcToNchw } from '@matryoshka-ts/core';
+import { type PredictionType, nhwcToNchw } from '@matryoshka-ts/core';
+import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { SafetensorsFile, toFloat32, toNumbers } from '@matryoshka-ts/checkpoint';
 import type { NestedUNet } from '@matryoshka-ts/nested-unet';
 import {
@@ -16,7 +17,7 @@ import {
   stepGammas,
   thresholdByName,
 } from '@matryoshka-ts/samplers';
-import { type Schedule, samplingGrid, shiftFactor, shiftSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
+import { type LevelSchedules, levelSchedules, samplingGrid, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
 import { imageTensor, modelFromFixture } from './model-parity.js';
 import { forEachFixture } from './suite.js';
@@ -62,10 +63,10 @@ function diffToFixture(ours: tf.Tensor4D, ref: Float32Array): number {
 }
 
 /** One schedule per level from config.json, level 0 first, as in the schedule parity suite. */
-function levelSchedules(fixture: FixtureFolder): Schedule[] {
+function fixtureSchedules(fixture: FixtureFolder): LevelSchedules {
   const { schedule } = fixture.config;
   const base = squaredCosineSchedule(schedule.num_diffusion_steps);
-  return schedule.level_scales.map((scale) => shiftSchedule(base, schedule.shifted ? shiftFactor(scale, schedule.shift_power) : 1));
+  return levelSchedules(base, schedule.level_scales, { power: schedule.shift_power, shifted: schedule.shifted });
 }
 
 /** `ddim_dynamic_if` → sampler `ddim`, threshold `dynamic_if`. */
@@ -94,7 +95,7 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
 
     const levels = fixture.config.num_levels;
     const predictionType = fixture.config.prediction_type as PredictionType;
-    const schedules = levelSchedules(fixture);
+    const schedules = fixtureSchedules(fixture);
     const measured: Array<[string, number]> = [];
     let file: SafetensorsFile;
     let model: NestedUNet;

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { readSafetensors, toNumbers } from '@matryoshka-ts/checkpoint';
-import { samplingGrid, shiftFactor, shiftSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
+import { levelSchedules, samplingGrid, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import { forEachFixture } from './suite.js';
 
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -27,9 +27,10 @@ forEachFixture('schedule parity', (fixture) => {
     expect(Array.from(base.gammasF32)).toEqual(Array.from(get('gammas')));
   });
 
+  // The function the trainer, the samplers and the losses all take their schedules from.
+  const schedules = levelSchedules(base, sched.level_scales, { power: sched.shift_power, shifted: sched.shifted });
   sched.level_scales.forEach((scale, level) => {
-    const factor = sched.shifted ? shiftFactor(scale, sched.shift_power) : 1;
-    const shifted = shiftSchedule(base, factor);
+    const shifted = schedules[level];
     it(`level ${level} (scale ${scale}) shifted float32 table is bit-exact`, () => {
       const name = `gammas_shifted.level${level}`;
       if (!tensors.has(name)) return expect(fixture.config.num_levels).toBe(1);

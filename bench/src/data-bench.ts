@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { DecodePool, type SampleRef, StreamBatcher, decodeImage, defaultWorkers, readRange, webdatasetSource } from '@matryoshka-ts/data';
 import { tar } from '@matryoshka-ts/test-utils';
 import sharp from 'sharp';

@@ -12,13 +12,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type ParamSpec, Rng, initBackend, nhwcToNchw, sizeOf } from '@matryoshka-ts/core';
+import { type ParamSpec, Rng, nhwcToNchw, sizeOf } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { type TensorToWrite, exportMlMdmStateDict, writeSafetensors } from '@matryoshka-ts/checkpoint';
 import { NestedUNet } from '@matryoshka-ts/nested-unet';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
-import { modelConfigOf, parseTrainConfig } from '../../apps/trainer/src/config.js';
-import { TRAIN_PRESETS } from '../../apps/trainer/src/train-presets.js';
-import { levelSchedules } from '../../apps/trainer/src/train.js';
+import { TRAIN_PRESETS, levelSchedulesOf, modelConfigOf, parseTrainConfig } from '@matryoshka-ts/pipelines';
 
 const [outDir = '/tmp/mdm-reference', presetName = 'emoji'] = process.argv.slice(2);
 const preset = TRAIN_PRESETS[presetName];
@@ -89,7 +88,7 @@ if (tokens && mask) {
   io.set('tokens', f32(tokens));
   io.set('mask', f32(mask));
 }
-levelSchedules(train, levels.map((l) => l.resolution)).forEach((s, n) => io.set(`gammas.${n}`, { dtype: 'F32', shape: [s.gammasF32.length], data: s.gammasF32 }));
+levelSchedulesOf(train).forEach((s, n) => io.set(`gammas.${n}`, { dtype: 'F32', shape: [s.gammasF32.length], data: s.gammasF32 }));
 writeSafetensors(join(outDir, 'io.safetensors'), io, { preset: presetName, captions: JSON.stringify(captions) });
 
 const total = model.specs.reduce((n, s) => n + sizeOf(s.shape), 0);

@@ -3,16 +3,14 @@
 //   pnpm bench:profile <backend=native> [batch=8] [preset=emoji] [phase=last | sample]
 // `sample` profiles one DDPM sampling step of the full model instead (as `pnpm bench` times it).
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendName, Rng, initBackend } from '@matryoshka-ts/core';
-import { drawTrainingExample, multiResolutionLoss } from '@matryoshka-ts/losses';
+import { Rng } from '@matryoshka-ts/core';
+import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { NestedUNet, type NestedUNetConfig } from '@matryoshka-ts/nested-unet';
+import { TRAIN_PRESETS, levelSchedulesOf, levelsOf, modelConfigOf, parseTrainConfig, phaseModelConfig } from '@matryoshka-ts/pipelines';
 import { networkDenoiser, sampleStep } from '@matryoshka-ts/samplers';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
-import { modelConfigOf, parseTrainConfig } from '../../apps/trainer/src/config.js';
-import { Adam } from '../../apps/trainer/src/optim.js';
-import { levelsOf, phaseModelConfig } from '../../apps/trainer/src/phases.js';
-import { TRAIN_PRESETS } from '../../apps/trainer/src/train-presets.js';
-import { levelSchedules } from '../../apps/trainer/src/train.js';
+import { benchTrainStep } from './bench-step.js';
+import type { StepGradients } from '@matryoshka-ts/pipelines';
 
 const backend = (process.argv[2] ?? 'native') as BackendName;
 const B = Number(process.argv[3] ?? 8);
@@ -26,24 +24,16 @@ const from = levelsOf(full).findIndex((l) => l.resolution === train.phases[phase
 const config: NestedUNetConfig = phaseModelConfig(full, from);
 const model = new NestedUNet(config, { seed: 1 });
 const levels = model.config.levels;
-const schedules = levelSchedules(train, levels.map((l) => l.resolution));
+const schedules = levelSchedulesOf(train).slice(from);
 const rng = new Rng(1);
 const images = tf.clipByValue(rng.normalTensor([B, levels[0].resolution, levels[0].resolution, 3]), -1, 1) as tf.Tensor4D;
 const { tokens, mask } = new HashedWordEncoder(train.conditioning.encoder).encode(new Array(B).fill('grinning face with big eyes'));
-const adam = new Adam({ beta1: 0.9, beta2: 0.99, eps: 1e-8 });
-const names = [...model.params.keys()];
-const vars = names.map((n) => model.params.get(n)!);
-/** Forward, loss and backward; returns the gradients by parameter name. */
-const forwardBackward = () => {
-  const example = drawTrainingExample(images, { tables: schedules.map((s) => s.gammasF32), resolutions: levels.map((l) => l.resolution) }, rng);
-  const { value, grads } = tf.variableGrads(() => multiResolutionLoss(model.forward({ x: example.xt, times: example.times, tokens, mask }), example, { prediction: 'v', target: 'eps' }).loss, vars);
-  value.dataSync();
-  tf.dispose([value, ...Object.values(example).flat()]);
-  return new Map(names.map((n, i) => [n, grads[vars[i].name]]));
-};
-const update = (grads: Map<string, tf.Tensor>) => {
-  adam.update(model.params, grads, 1e-4);
-  tf.dispose([...grads.values()]);
+const step = benchTrainStep(model, schedules);
+/** Forward, loss and backward; returns the gradients (the step's first half). */
+const forwardBackward = () => step.computeGradients(images, { tokens, mask }, rng);
+/** The update: Adam (the step's second half); frees the gradients. */
+const update = (grads: StepGradients) => {
+  step.update(grads);
 };
 const noise = levels.map((l) => rng.normalTensor([B, l.resolution, l.resolution, 3]) as tf.Tensor4D);
 const denoiser = networkDenoiser((x, times) => model.forward({ x, times, tokens, mask }));
@@ -70,12 +60,12 @@ const CATEGORY: [RegExp, string][] = [
 ];
 const categories = new Map<string, number>();
 const kernels = new Map<string, { ms: number; n: number }>();
-let grads: Map<string, tf.Tensor> | undefined;
+let grads: StepGradients | undefined;
 // tf.profile returns the engine's one profile object: copy the kernel list before profiling again.
 const fb = [...(await tf.profile(() => {
   if (sampling) return sample();
   grads = forwardBackward();
-  return [...grads.values()];
+  return [...grads.grads.values()];
 })).kernels];
 const ad = sampling ? [] : [...(await tf.profile(() => update(grads!))).kernels];
 let total = 0;

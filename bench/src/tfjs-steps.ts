@@ -1,18 +1,17 @@
-// One tfjs backend's side of `pnpm bench` and `pnpm bench:steps`: times the training step (forward, multi-resolution
-// loss, backward, Adam) and the sampling step (one DDPM step of all levels) of a training
+// One tfjs backend's side of `pnpm bench` and `pnpm bench:steps`: times the training step (the pipelines' TrainStep:
+// forward, multi-resolution loss, backward, Adam; no clipping or EMA, as the PyTorch reference)
+// and the sampling step (one DDPM step of all levels) of a training
 // preset's full model, as bench/torch/mdm_reference.py --bench does in PyTorch, and prints one
 // JSON line. Run by bench/src/bench.ts in a fresh process per measurement.
 //   node --conditions=source --import tsx bench/src/tfjs-steps.ts <backend> [preset] [batch] [repeats]
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendName, Rng, initBackend } from '@matryoshka-ts/core';
-import { drawTrainingExample, multiResolutionLoss } from '@matryoshka-ts/losses';
+import { Rng } from '@matryoshka-ts/core';
+import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { NestedUNet } from '@matryoshka-ts/nested-unet';
+import { TRAIN_PRESETS, levelSchedulesOf, modelConfigOf, parseTrainConfig } from '@matryoshka-ts/pipelines';
 import { networkDenoiser, sampleStep } from '@matryoshka-ts/samplers';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
-import { modelConfigOf, parseTrainConfig } from '../../apps/trainer/src/config.js';
-import { Adam } from '../../apps/trainer/src/optim.js';
-import { TRAIN_PRESETS } from '../../apps/trainer/src/train-presets.js';
-import { levelSchedules } from '../../apps/trainer/src/train.js';
+import { benchTrainStep } from './bench-step.js';
 
 const [backend = 'native', presetName = 'emoji', batchArg = '8', repeatsArg = '3'] = process.argv.slice(2);
 const batch = Number(batchArg);
@@ -21,22 +20,12 @@ const info = await initBackend({ backend: backend as BackendName, quiet: true })
 const config = parseTrainConfig(TRAIN_PRESETS[presetName]);
 const model = new NestedUNet(modelConfigOf(config), { seed: 1 });
 const levels = model.config.levels;
-const schedules = levelSchedules(config, levels.map((l) => l.resolution));
+const schedules = levelSchedulesOf(config);
 const rng = new Rng(2);
 const { tokens, mask } = new HashedWordEncoder(config.conditioning.encoder).encode(new Array(batch).fill('grinning face with big eyes'));
 const images = tf.clipByValue(rng.normalTensor([batch, levels[0].resolution, levels[0].resolution, 3]), -1, 1) as tf.Tensor4D;
-const adam = new Adam({ beta1: 0.9, beta2: 0.99, eps: 1e-8 });
-const names = [...model.params.keys()];
-const vars = names.map((n) => model.params.get(n)!);
-
-const trainStep = () => {
-  const example = drawTrainingExample(images, { tables: schedules.map((s) => s.gammasF32), resolutions: levels.map((l) => l.resolution) }, rng);
-  const { value, grads } = tf.variableGrads(() => multiResolutionLoss(model.forward({ x: example.xt, times: example.times, tokens, mask }), example, { prediction: 'v', target: 'eps' }).loss, vars);
-  value.dataSync();
-  adam.update(model.params, new Map(names.map((n, i) => [n, grads[vars[i].name]])), 1e-4);
-  tf.dispose([value, ...Object.values(grads)]);
-  tf.dispose(example);
-};
+const step = benchTrainStep(model, schedules);
+const trainStep = () => step.run(images, { tokens, mask }, rng);
 const noise = levels.map((l) => rng.normalTensor([batch, l.resolution, l.resolution, 3]) as tf.Tensor4D);
 const denoiser = networkDenoiser((x, times) => model.forward({ x, times, tokens, mask }));
 const sampleOnce = () => {

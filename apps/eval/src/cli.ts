@@ -1,5 +1,7 @@
-import { Command, Option } from 'commander';
-import { BACKEND_NAMES, type BackendName, initBackend } from '@matryoshka-ts/core';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { BACKEND_NAMES, type BackendName, initBackend } from '@matryoshka-ts/backends';
+import { ConfigError } from '@matryoshka-ts/core';
+import { reportError, runBackend } from '@matryoshka-ts/pipelines';
 import { curvesCommand } from './curves-command.js';
 import { frechetCommand } from './frechet-command.js';
 import { generateCommand } from './generate-command.js';
@@ -14,12 +16,12 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const print = (result: unknown) => console.log(JSON.stringify(result));
 const number = (name: string) => (v: string) => {
   const x = Number(v);
-  if (!Number.isFinite(x)) throw new Error(`${name} must be a number, got '${v}'`);
+  if (!Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
   return x;
 };
 const integer = (name: string) => (v: string) => {
   const x = Number(v);
-  if (!Number.isInteger(x) || x < 1) throw new Error(`${name} must be a positive integer, got '${v}'`);
+  if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
   return x;
 };
 
@@ -104,6 +106,7 @@ program
   .option('--seed <n>', 'seed', number('--seed'), 0)
   .addOption(new Option('--backend <name>', 'tfjs backend (default: the run config)').choices([...BACKEND_NAMES]))
   .action(async (o) => {
+    await initBackend({ backend: o.backend ?? runBackend(o.run) });
     const result = await generateCommand(o);
     print({ out: result.dir, generated: result.generated, ...result.manifest });
   });
@@ -123,8 +126,11 @@ networkOptions(
   true,
 ).action(async (o: Opts & { run: string; guidance: string; n: number; steps?: number; batch: number; seed: number; reference?: string; out?: string; definition: 'torchmetrics' | 'clipscore' }) => {
   await initBackend({ backend: o.backend });
-  const guidance = o.guidance.split(',').map(number('--guidance'));
-  const result = await sweepCommand({ ...networks(o), run: o.run, guidance, n: o.n, steps: o.steps, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, backend: o.backend, log });
+  const guidance = o.guidance.split(',').map((w) => {
+    if (!Number.isFinite(Number(w))) throw new ConfigError(`--guidance must be numbers, got '${w}'`);
+    return Number(w);
+  });
+  const result = await sweepCommand({ ...networks(o), run: o.run, guidance, n: o.n, steps: o.steps, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, log });
   log(`sweep: ${result.table}, ${result.plot}`);
   print(result);
 });
@@ -145,12 +151,11 @@ networkOptions(
   true,
 ).action(async (o: Opts & { runs: string[]; n: number; steps?: number; guidance?: number; resolution?: number; batch: number; seed: number; reference?: string; out: string; definition: 'torchmetrics' | 'clipscore' }) => {
   await initBackend({ backend: o.backend });
-  const result = await curvesCommand({ ...networks(o), runs: o.runs, n: o.n, steps: o.steps, guidance: o.guidance, resolution: o.resolution, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, backend: o.backend, log });
+  const result = await curvesCommand({ ...networks(o), runs: o.runs, n: o.n, steps: o.steps, guidance: o.guidance, resolution: o.resolution, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, log });
   log(`curves: ${result.table}, ${result.plots.join(', ')}`);
   print(result);
 });
 
-program.parseAsync(process.argv).catch((error: Error) => {
-  console.error(`mdm-eval: ${error.message}`);
-  process.exit(1);
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.exit(reportError('mdm-eval', error));
 });

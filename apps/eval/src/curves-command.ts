@@ -1,14 +1,14 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { BackendName } from '@matryoshka-ts/core';
 import { type ClipScoreDefinition, clipScore } from '@matryoshka-ts/metrics';
-import { listSnapshots, openRun } from '@matryoshka-ts/trainer';
+import { listSnapshots, openRun } from '@matryoshka-ts/pipelines';
 import { generateCommand } from './generate-command.js';
 import { captionedSamples } from './metric-commands.js';
 import { type NetworkOptions, PROXY_NOTE, openClip, openFeatures } from './networks.js';
 import { type PlotSeries, lineChartSvg } from './plot.js';
 import { runReference } from './run-reference.js';
 import { type LabelledStats, fidBetween, imagesOf, statsOfImages } from './statistics.js';
+import { ConfigError } from '@matryoshka-ts/core';
 
 export interface CurvesOptions extends NetworkOptions {
   runs: string[];
@@ -22,7 +22,6 @@ export interface CurvesOptions extends NetworkOptions {
   out: string;
   reference?: string;
   definition?: ClipScoreDefinition;
-  backend?: BackendName;
   log?: (line: string) => void;
 }
 
@@ -40,14 +39,14 @@ export interface CurvePoint {
  */
 export async function curvesCommand(options: CurvesOptions) {
   const log = options.log ?? (() => {});
-  if (!options.runs.length) throw new Error('--runs needs at least one run directory');
-  for (const r of options.runs) if (!existsSync(join(r, 'checkpoint.safetensors'))) throw new Error(`--runs ${r}: no checkpoint.safetensors (not a training run directory)`);
+  if (!options.runs.length) throw new ConfigError('--runs needs at least one run directory');
+  for (const r of options.runs) if (!existsSync(join(r, 'checkpoint.safetensors'))) throw new ConfigError(`--runs ${r}: no checkpoint.safetensors (not a training run directory)`);
   mkdirSync(options.out, { recursive: true });
   const extractor = await openFeatures({ ...options, log });
   const clip = await openClip({ ...options, log });
   const series: Array<{ run: string; resolution: number; reference: { source: string; n?: number }; points: CurvePoint[]; skipped: string[] }> = [];
   for (const runDir of options.runs) {
-    const final = await openRun(runDir, { backend: options.backend });
+    const final = await openRun(runDir);
     const resolution = options.resolution ?? final.resolutions[0];
     const reference: LabelledStats = await runReference(final, extractor, options.reference);
     const checkpoints = listSnapshots(runDir).filter((s) => s.step < final.progress.step);
@@ -56,7 +55,7 @@ export async function curvesCommand(options: CurvesOptions) {
     const points: CurvePoint[] = [];
     const skipped: string[] = [];
     for (const c of checkpoints) {
-      const run = await openRun(c.path, { backend: options.backend });
+      const run = await openRun(c.path);
       if (!run.resolutions.includes(resolution)) {
         skipped.push(`step ${c.step}: levels ${run.resolutions.join('/')} px, no ${resolution} px`);
         run.dispose();

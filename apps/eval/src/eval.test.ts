@@ -1,9 +1,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { readFidStats } from '@matryoshka-ts/metrics';
-import { TRAIN_PRESETS, type TrainConfigInput, parseTrainConfig, train } from '@matryoshka-ts/trainer';
+import { TRAIN_PRESETS, type TrainConfigInput, parseTrainConfig, train } from '@matryoshka-ts/pipelines';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curvesCommand } from './curves-command.js';
 import { generateCommand, imagePath } from './generate-command.js';

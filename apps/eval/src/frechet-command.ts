@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { type FrechetOptions, frechetDistance, readFidStats } from '@matryoshka-ts/metrics';
+import { DataError } from '@matryoshka-ts/core';
 
 export interface FrechetResult {
   fid: number;
@@ -9,8 +10,8 @@ export interface FrechetResult {
 }
 
 function load(path: string) {
-  if (!existsSync(path)) throw new Error(`no such file: ${path}`);
-  if (!statSync(path).isFile()) throw new Error(`not a file: ${path}`);
+  if (!existsSync(path)) throw new DataError(`no such file: ${path}`);
+  if (!statSync(path).isFile()) throw new DataError(`not a file: ${path}`);
   return readFidStats(path);
 }
 
@@ -21,7 +22,7 @@ function load(path: string) {
 export function frechetCommand(a: string, b: string, options: FrechetOptions = {}): FrechetResult {
   const sa = load(a);
   const sb = load(b);
-  if (sa.dim !== sb.dim) throw new Error(`the statistics differ in dimension: ${a} has d = ${sa.dim}, ${b} has d = ${sb.dim}`);
+  if (sa.dim !== sb.dim) throw new DataError(`the statistics differ in dimension: ${a} has d = ${sa.dim}, ${b} has d = ${sb.dim}`);
   const fid = frechetDistance(sa.mu, sa.sigma, sb.mu, sb.sigma, options);
   if (!Number.isFinite(fid)) throw new Error(`the Fréchet distance came out ${fid}`);
   return { fid, a, b, dim: sa.dim };

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendName } from '@matryoshka-ts/core';
-import { type OpenRun, ProgressLine, formatDuration, generate, openRun } from '@matryoshka-ts/trainer';
+import { type OpenRun, ProgressLine, formatDuration, generate, openRun } from '@matryoshka-ts/pipelines';
 import { floatToUint8Image, writePng } from './images.js';
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 
 export interface GenerateCommandOptions {
   /** A run directory, or one checkpoint / snapshot file. */
@@ -21,7 +21,6 @@ export interface GenerateCommandOptions {
   resolution?: number;
   seed?: number;
   batch?: number;
-  backend?: BackendName;
   /** An already opened run (the sweep and curves commands share one). */
   opened?: OpenRun;
 }
@@ -56,17 +55,17 @@ function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: 
   const n = options.n;
   const kind = run.conditioner.kind;
   if (options.prompts !== undefined) {
-    if (kind !== 'text') throw new Error('--prompts needs a text-conditioned run');
-    if (!existsSync(options.prompts)) throw new Error(`--prompts ${options.prompts}: no such file`);
+    if (kind !== 'text') throw new ConfigError('--prompts needs a text-conditioned run');
+    if (!existsSync(options.prompts)) throw new DataError(`--prompts ${options.prompts}: no such file`);
     const lines = readFileSync(options.prompts, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
-    if (!lines.length) throw new Error(`--prompts ${options.prompts} has no captions`);
+    if (!lines.length) throw new DataError(`--prompts ${options.prompts} has no captions`);
     return { captions: Array.from({ length: n }, (_, i) => lines[i % lines.length]), labels: new Array(n).fill(0) };
   }
   if (options.labels !== undefined) {
-    if (run.conditioner.kind !== 'labels') throw new Error('--labels needs a class-conditioned run');
+    if (run.conditioner.kind !== 'labels') throw new ConfigError('--labels needs a class-conditioned run');
     const classes = run.conditioner.numClasses;
     const list = options.labels === 'all' ? Array.from({ length: classes }, (_, i) => i) : options.labels.split(',').map(Number);
-    for (const l of list) if (!Number.isInteger(l) || l < 0 || l >= classes) throw new Error(`--labels: ${l} is not a class (0…${classes - 1})`);
+    for (const l of list) if (!Number.isInteger(l) || l < 0 || l >= classes) throw new ConfigError(`--labels: ${l} is not a class (0…${classes - 1})`);
     return { captions: new Array(n).fill(''), labels: Array.from({ length: n }, (_, i) => list[i % list.length]) };
   }
   const dataset = run.dataset();
@@ -87,12 +86,12 @@ function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: 
  * stopped and gives the same images as an uninterrupted one.
  */
 export async function generateCommand(options: GenerateCommandOptions): Promise<GenerateResult> {
-  if (!Number.isInteger(options.n) || options.n < 1) throw new Error(`--n must be a positive integer, got ${options.n}`);
-  const run = options.opened ?? (await openRun(options.run, { backend: options.backend }));
+  if (!Number.isInteger(options.n) || options.n < 1) throw new ConfigError(`--n must be a positive integer, got ${options.n}`);
+  const run = options.opened ?? (await openRun(options.run));
   const config = run.config;
   const resolution = options.resolution ?? run.resolutions[0];
   const level = run.resolutions.indexOf(resolution);
-  if (level < 0) throw new Error(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
+  if (level < 0) throw new ConfigError(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
   const manifest: SamplesManifest = {
     run: options.run,
     checkpoint: run.checkpoint,
@@ -110,7 +109,7 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   if (existsSync(manifestPath)) {
     const old = JSON.parse(readFileSync(manifestPath, 'utf8')) as SamplesManifest;
     const differs = (Object.keys(manifest) as Array<keyof SamplesManifest>).filter((k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k]);
-    if (differs.length) throw new Error(`${options.out} holds samples made with other settings (${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`);
+    if (differs.length) throw new ConfigError(`${options.out} holds samples made with other settings (${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`);
   }
   mkdirSync(join(options.out, 'images'), { recursive: true });
   writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);

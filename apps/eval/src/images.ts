@@ -5,6 +5,7 @@ import { countSkip, decodePng, expandSources, isDirectory, isFile, readRange, sc
 import type { Uint8Image } from '@matryoshka-ts/metrics';
 import { decode as decodeJpeg } from 'jpeg-js';
 import { type ColorType, PNG } from 'pngjs';
+import { DataError } from '@matryoshka-ts/core';
 
 /** Why an input was passed over; the keys of `ReadImagesOptions.skipped`. */
 export type SkipReason = 'corrupt image' | 'empty file' | 'unreadable file' | 'truncated tar' | 'corrupt tar';
@@ -143,7 +144,7 @@ function imageFilesUnder(dir: string): Array<{ name: string; path: string }> {
   const names = readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((rel) => IMAGE_NAME.test(rel) && isFile(join(dir, rel)))
     .sort();
-  if (names.length === 0) throw new Error(`no .png, .jpg or .jpeg files under ${dir}`);
+  if (names.length === 0) throw new DataError(`no .png, .jpg or .jpeg files under ${dir}`);
   return names.map((name) => ({ name, path: join(dir, name) }));
 }
 

@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ClipScoreDefinition, type Uint8Image, clipScore } from '@matryoshka-ts/metrics';
-import { ProgressLine } from '@matryoshka-ts/trainer';
+import { ProgressLine } from '@matryoshka-ts/pipelines';
 import { readImages } from './images.js';
 import { type NetworkOptions, PROXY_NOTE, openClip, openFeatures } from './networks.js';
 import { type LabelledStats, fidBetween, imagesOf, referenceStats, statsOfImages, writeLabelledStats } from './statistics.js';
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 
 const progress = new ProgressLine(10);
 const counter = (what: string) => (done: number) => progress.update(`${what}: ${done} images`);
@@ -47,20 +48,20 @@ export async function fidCommand(options: NetworkOptions & { samples: string; re
 /** Images of a samples directory in name order, with the captions file's lines (line i ↔ image i). */
 export async function captionedSamples(samples: string, captionsFile?: string): Promise<{ images: Uint8Image[]; captions: string[] }> {
   const file = captionsFile ?? join(samples, 'captions.txt');
-  if (!existsSync(file)) throw new Error(`no captions: ${file} does not exist (give --captions, one caption per line in image-name order)`);
+  if (!existsSync(file)) throw new DataError(`no captions: ${file} does not exist (give --captions, one caption per line in image-name order)`);
   const captions = readFileSync(file, 'utf8').replace(/\n$/, '').split('\n');
   const skipped: Record<string, number> = {};
   const images: Uint8Image[] = [];
   for await (const { image } of readImages(samples, { skipped })) images.push(image);
-  if (Object.keys(skipped).length) throw new Error(`${samples}: unreadable images ${JSON.stringify(skipped)}; captions would no longer line up with images`);
-  if (captions.length < images.length) throw new Error(`${file} has ${captions.length} captions for ${images.length} images`);
+  if (Object.keys(skipped).length) throw new DataError(`${samples}: unreadable images ${JSON.stringify(skipped)}; captions would no longer line up with images`);
+  if (captions.length < images.length) throw new DataError(`${file} has ${captions.length} captions for ${images.length} images`);
   return { images, captions: captions.slice(0, images.length) };
 }
 
 /** `mdm-eval clip`: CLIP score of samples against their captions. */
 export async function clipCommand(options: NetworkOptions & { samples: string; captions?: string; definition?: ClipScoreDefinition }) {
   const model = await openClip({ ...options, clip: options.clip ?? 'proxy' });
-  if (!model) throw new Error('--clip none: nothing to score with');
+  if (!model) throw new ConfigError('--clip none: nothing to score with');
   const { images, captions } = await captionedSamples(options.samples, options.captions);
   const result = await clipScore(model, images, captions, { definition: options.definition, onBatch: counter('CLIP') });
   progress.done();

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ClipModel, type FeatureExtractor, type ResizeMethod, loadOnnxClip, loadOnnxFeatureExtractor, loadTfjsGraphFeatureExtractor } from '@matryoshka-ts/metrics';
 import { type ProxyClip, type ProxyOptions, loadProxyClip } from './proxy/proxy-model.js';
+import { ConfigError } from '@matryoshka-ts/core';
 
 /** What `--features` / `--clip` may name, and how the network's input is prepared. */
 export interface NetworkOptions {
@@ -34,11 +35,11 @@ export function proxyClip(options: NetworkOptions): Promise<ProxyClip> {
 export async function openFeatures(options: NetworkOptions): Promise<FeatureExtractor> {
   const spec = options.features ?? 'proxy';
   if (spec === 'proxy') return (await proxyClip(options)).features;
-  if (!existsSync(spec)) throw new Error(`--features ${spec}: no such file or directory (give an ONNX file, a TF.js graph model directory, or 'proxy')`);
+  if (!existsSync(spec)) throw new ConfigError(`--features ${spec}: no such file or directory (give an ONNX file, a TF.js graph model directory, or 'proxy')`);
   const input = { resize: options.resize, size: options.size, range: options.range };
   if (spec.endsWith('.onnx')) return loadOnnxFeatureExtractor(spec, input);
   if (spec.endsWith('model.json') || (statSync(spec).isDirectory() && existsSync(join(spec, 'model.json')))) return loadTfjsGraphFeatureExtractor(spec, input);
-  throw new Error(`--features ${spec}: not an .onnx file or a TF.js graph model (model.json)`);
+  throw new ConfigError(`--features ${spec}: not an .onnx file or a TF.js graph model (model.json)`);
 }
 
 /** Opens the CLIP model `--clip` names, or undefined for `none`. */

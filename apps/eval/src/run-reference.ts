@@ -1,5 +1,5 @@
 import type { FeatureExtractor } from '@matryoshka-ts/metrics';
-import type { OpenRun } from '@matryoshka-ts/trainer';
+import type { OpenRun } from '@matryoshka-ts/pipelines';
 import { type LabelledStats, datasetImages, referenceStats, statsOfImages } from './statistics.js';
 
 /**

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
 import { type FeatureExtractor, FeatureStats, type Uint8Image, featureStatsOf, frechetDistance, readFidStats, writeFidStats } from '@matryoshka-ts/metrics';
 import { readImages } from './images.js';
+import { DataError } from '@matryoshka-ts/core';
 
 /** Feature statistics with what they were computed from and with, so numbers are never compared blindly. */
 export interface LabelledStats {
@@ -55,7 +56,7 @@ export async function statsOfImages(
   onBatch?: (done: number) => void,
 ): Promise<LabelledStats> {
   const stats: FeatureStats = await featureStatsOf(extractor, images, { onBatch });
-  if (stats.count < 2) throw new Error(`${source}: ${stats.count} image(s) read; statistics need at least 2`);
+  if (stats.count < 2) throw new DataError(`${source}: ${stats.count} image(s) read; statistics need at least 2`);
   const { mu, sigma } = stats.fidStats();
   return { mu, sigma, n: stats.count, source, features: extractor.id, resize: extractor.resize, proxy: extractor.proxy };
 }
@@ -71,12 +72,12 @@ export async function* imagesOf(source: string, skipped: Record<string, number>)
  */
 export async function referenceStats(reference: string, extractor: FeatureExtractor, onBatch?: (done: number) => void): Promise<LabelledStats & { skipped?: Record<string, number> }> {
   if (reference.endsWith('.npz')) {
-    if (!existsSync(reference)) throw new Error(`--reference ${reference}: no such file`);
+    if (!existsSync(reference)) throw new DataError(`--reference ${reference}: no such file`);
     const stats = readLabelledStats(reference);
     if (stats.features !== 'unknown' && stats.features !== extractor.id) {
-      throw new Error(`--reference ${reference} was computed with features ${stats.features}, but these are ${extractor.id}: the distance would mean nothing`);
+      throw new DataError(`--reference ${reference} was computed with features ${stats.features}, but these are ${extractor.id}: the distance would mean nothing`);
     }
-    if (stats.mu.length !== extractor.dim) throw new Error(`--reference ${reference} has d = ${stats.mu.length}, the features have d = ${extractor.dim}`);
+    if (stats.mu.length !== extractor.dim) throw new DataError(`--reference ${reference} has d = ${stats.mu.length}, the features have d = ${extractor.dim}`);
     return stats;
   }
   if (reference === 'bundled') {
@@ -90,7 +91,7 @@ export async function referenceStats(reference: string, extractor: FeatureExtrac
 
 /** FID between sample and reference statistics, refusing mismatched feature spaces. */
 export function fidBetween(samples: LabelledStats, reference: LabelledStats): number {
-  if (reference.features !== 'unknown' && samples.features !== reference.features) throw new Error(`samples use features ${samples.features}, the reference ${reference.features}`);
+  if (reference.features !== 'unknown' && samples.features !== reference.features) throw new DataError(`samples use features ${samples.features}, the reference ${reference.features}`);
   const fid = frechetDistance(samples.mu, samples.sigma, reference.mu, reference.sigma);
   if (!Number.isFinite(fid)) throw new Error(`the Fréchet distance came out ${fid}`);
   return fid;

@@ -1,14 +1,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendName } from '@matryoshka-ts/core';
 import { type ClipScoreDefinition, clipScore } from '@matryoshka-ts/metrics';
-import { openRun } from '@matryoshka-ts/trainer';
+import { openRun } from '@matryoshka-ts/pipelines';
 import { generateCommand } from './generate-command.js';
 import { captionedSamples } from './metric-commands.js';
 import { type NetworkOptions, PROXY_NOTE, openClip, openFeatures } from './networks.js';
 import { lineChartSvg } from './plot.js';
 import { runReference } from './run-reference.js';
 import { fidBetween, imagesOf, statsOfImages } from './statistics.js';
+import { ConfigError } from '@matryoshka-ts/core';
 
 export interface SweepOptions extends NetworkOptions {
   run: string;
@@ -20,7 +20,6 @@ export interface SweepOptions extends NetworkOptions {
   out?: string;
   reference?: string;
   definition?: ClipScoreDefinition;
-  backend?: BackendName;
   log?: (line: string) => void;
 }
 
@@ -38,11 +37,11 @@ export interface SweepRow {
  * re-run (or one with more weights) only makes what is missing.
  */
 export async function sweepCommand(options: SweepOptions) {
-  if (!options.guidance.length || options.guidance.some((w) => !(w >= 0))) throw new Error(`--guidance needs weights ≥ 0, got ${options.guidance.join(',')}`);
+  if (!options.guidance.length || options.guidance.some((w) => !(w >= 0))) throw new ConfigError(`--guidance needs weights ≥ 0, got ${options.guidance.join(',')}`);
   const log = options.log ?? (() => {});
   const out = options.out ?? join(options.run, 'eval', 'sweep');
   mkdirSync(out, { recursive: true });
-  const run = await openRun(options.run, { backend: options.backend });
+  const run = await openRun(options.run);
   const extractor = await openFeatures({ ...options, log });
   const clip = await openClip({ ...options, log });
   const reference = await runReference(run, extractor, options.reference);

@@ -33,7 +33,42 @@ it('the stable command line trains the tiny preset, resumes it, and appends one 
   expect(readFileSync(join(dir, 'grid.png')).subarray(1, 4).toString()).toBe('PNG');
 }, 240_000);
 
-it('refuses a bad command with a clear message', () => {
-  expect(() => mdmTrain(['train', '--preset', 'nope', '--out', join(dir, 'x')])).toThrow(/unknown preset 'nope'/);
-  expect(() => mdmTrain(['train', '--preset', 'tiny', '--set', 'optimizer.lr=-1', '--out', join(dir, 'y')])).toThrow(/optimizer\.lr/);
-});
+/** Runs `pnpm mdm-train …` expecting it to fail; returns what it printed on stderr. */
+function mdmTrainFails(args: string[]): string {
+  try {
+    mdmTrain(args);
+  } catch (error) {
+    return String((error as { stderr?: string }).stderr);
+  }
+  throw new Error(`mdm-train ${args.join(' ')} succeeded`);
+}
+
+it('refuses a bad command with one clear line, no stack trace', () => {
+  const errors = [
+    mdmTrainFails(['train', '--preset', 'nope', '--out', join(dir, 'x')]),
+    mdmTrainFails(['train', '--preset', 'tiny', '--set', 'optimizer.lr=-1', '--out', join(dir, 'y')]),
+    mdmTrainFails(['train', '--config', join(dir, 'missing.yaml'), '--out', join(dir, 'z')]),
+    mdmTrainFails(['sample', '--run', join(dir, 'no-such-run')]),
+    mdmTrainFails(['data-check', '--source', 'cc12m', '--path', join(dir, 'no-shards')]),
+  ];
+  expect(errors[0]).toMatch(/^mdm-train: unknown preset 'nope'/);
+  expect(errors[1]).toMatch(/^mdm-train: config: optimizer\.lr:/);
+  expect(errors[2]).toMatch(/^mdm-train: .*missing\.yaml: cannot read the config file/);
+  expect(errors[3]).toMatch(/^mdm-train: no run or checkpoint at .*no-such-run/);
+  expect(errors[4]).toMatch(/^mdm-train: .*no-shards/);
+  // A user error is one line: the stack is for bugs.
+  for (const text of errors) {
+    expect(text.trim().split('\n')).toHaveLength(1);
+    expect(text).not.toMatch(/\n\s+at /);
+  }
+}, 120_000);
+
+it('data-check prints one JSON line for the bundled data', () => {
+  const stdout = mdmTrain(['data-check', '--source', 'bundled', '--size', '16', '--limit', '6', '--workers', '1']);
+  const lines = stdout.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  const result = JSON.parse(lines[0]);
+  expect(result.read).toBe(6);
+  expect(result.skipped).toEqual({});
+  expect(result.images_per_s).toBeGreaterThan(0);
+}, 60_000);

@@ -1,21 +1,28 @@
 import { join, resolve } from 'node:path';
-import { Command, Option } from 'commander';
-import { BACKEND_NAMES } from '@matryoshka-ts/core';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { BACKEND_NAMES, initBackend } from '@matryoshka-ts/backends';
+import { ConfigError } from '@matryoshka-ts/core';
 import { PRESET_NAMES, preset as modelPreset } from '@matryoshka-ts/nested-unet';
-import { type TrainConfigInput, applyOverride, parseTrainConfig, readConfigFile } from './config.js';
-import { dataCheck } from './data-check-command.js';
+import {
+  TRAIN_PRESETS,
+  type TrainConfigInput,
+  applyOverride,
+  dataCheck,
+  loadCheckpoint,
+  parseTrainConfig,
+  readConfigFile,
+  reportError,
+  train,
+} from '@matryoshka-ts/pipelines';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
-import { TRAIN_PRESETS } from './train-presets.js';
-import { loadCheckpoint } from './train-state.js';
-import { train } from './train.js';
 
 const program = new Command();
 program.name('mdm-train').description('Train, resume and sample Matryoshka Diffusion Models.').showHelpAfterError();
 
 const int = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`not an integer: ${v}`);
   return n;
 };
 const collect = (v: string, all: string[]) => [...all, v];
@@ -50,7 +57,7 @@ program
         if (TRAIN_PRESETS[name]) raw = structuredClone(TRAIN_PRESETS[name]) as Record<string, unknown>;
         // A model preset alone: one phase training all its levels.
         else if ((PRESET_NAMES as readonly string[]).includes(name)) raw = { model: name, phases: [{ resolution: modelPreset(name).resolution, batchSize: 8, steps: 1000 }] };
-        else throw new Error(`unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; model presets ${PRESET_NAMES.join(', ')}`);
+        else throw new ConfigError(`unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; model presets ${PRESET_NAMES.join(', ')}`);
       }
       if (options.config) raw = { ...raw, ...readConfigFile(options.config) };
       for (const s of options.set) applyOverride(raw, s);
@@ -62,13 +69,13 @@ program
     let out: string;
     if (options.resume) {
       out = options.resume;
-      if (options.out && resolve(options.out) !== resolve(out)) throw new Error(`--out ${options.out} differs from --resume ${out}: a resumed run continues in its own directory`);
+      if (options.out && resolve(options.out) !== resolve(out)) throw new ConfigError(`--out ${options.out} differs from --resume ${out}: a resumed run continues in its own directory`);
       config = loadCheckpoint(join(out, 'checkpoint.safetensors')).config;
       // Scripts may repeat the original flags; they must describe the same run.
       if (options.preset || options.config || options.set.length || options.seed !== undefined) {
         const { backend: _a, ...wanted } = fresh().config;
         const { backend: _b, ...saved } = parseTrainConfig(config);
-        if (JSON.stringify(wanted) !== JSON.stringify(saved)) throw new Error(`the run in ${out} was trained with another config; resume it with --resume alone (its config.json is used)`);
+        if (JSON.stringify(wanted) !== JSON.stringify(saved)) throw new ConfigError(`the run in ${out} was trained with another config; resume it with --resume alone (its config.json is used)`);
       }
       if (options.backend) config = { ...config, backend: options.backend };
     } else {
@@ -76,7 +83,9 @@ program
       config = c;
       out = options.out ?? join('runs', name ?? 'custom');
     }
-    const result = await train(parseTrainConfig(config), { out, resume: Boolean(options.resume), steps: options.steps });
+    const parsed = parseTrainConfig(config);
+    await initBackend({ backend: parsed.backend });
+    const result = await train(parsed, { out, resume: Boolean(options.resume), steps: options.steps });
     console.log(`run: ${out}`);
     console.log(`metrics: ${join(out, 'metrics.jsonl')}, loss curve: ${join(out, 'loss.svg')}`);
     if (result.samples) console.log(`samples: ${result.samples}`);
@@ -122,7 +131,6 @@ program
     console.log(JSON.stringify(result));
   });
 
-program.parseAsync(process.argv).catch((error: Error) => {
-  console.error(`mdm-train: ${error.message}`);
-  process.exit(1);
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.exit(reportError('mdm-train', error));
 });

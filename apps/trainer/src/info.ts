@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { ConfigError } from '@matryoshka-ts/core';
 import { type NestedUNetConfig, type PresetConditioning, countParams, preset } from '@matryoshka-ts/nested-unet';
+import { readConfigFile } from '@matryoshka-ts/pipelines';
 
 export interface InfoOptions {
   preset?: string;
@@ -15,13 +16,13 @@ export interface ModelInfo {
 
 /** Parameter counts of a preset or a model config file, per level (each excluding the levels inside it). */
 export function modelInfo(options: InfoOptions): ModelInfo {
-  if (!options.preset === !options.config) throw new Error('info: give exactly one of --preset <name> or --config <file.json>');
+  if (!options.preset === !options.config) throw new ConfigError('info: give exactly one of --preset <name> or --config <file.json>');
   let config: NestedUNetConfig;
   if (options.preset) {
     const conditioning: PresetConditioning | undefined = options.conditioning ? { kind: options.conditioning } : undefined;
     config = preset(options.preset, { conditioning });
   } else {
-    const raw = JSON.parse(readFileSync(options.config!, 'utf8')) as { model?: NestedUNetConfig } & NestedUNetConfig;
+    const raw = readConfigFile(options.config!) as unknown as { model?: NestedUNetConfig } & NestedUNetConfig;
     config = raw.model ?? raw;
   }
   const counts = countParams(config);

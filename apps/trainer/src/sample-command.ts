@@ -1,11 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendName } from '@matryoshka-ts/core';
-import { generate } from './generate.js';
-import { sampleGridPng } from './grid.js';
-import { ProgressLine } from './progress.js';
-import { openRun } from './run-model.js';
-import { previewConditions } from './train.js';
+import { type BackendName, initBackend } from '@matryoshka-ts/backends';
+import { ConfigError } from '@matryoshka-ts/core';
+import { ProgressLine, generate, openRun, previewConditions, runBackend, sampleGridPng } from '@matryoshka-ts/pipelines';
 
 export interface SampleCommandOptions {
   run: string;
@@ -25,17 +22,18 @@ export interface SampleCommandOptions {
 
 /** `mdm-train sample`: images at every level from a run's checkpoint (EMA weights by default), as a PNG grid. */
 export async function sampleCommand(options: SampleCommandOptions): Promise<string> {
-  const run = await openRun(options.run, { ema: options.ema, backend: options.backend });
+  await initBackend({ backend: options.backend ?? runBackend(options.run) });
+  const run = await openRun(options.run, { ema: options.ema });
   const { config, conditioner } = run;
   let captions: string[];
   let labels: number[];
   if (options.prompt !== undefined) {
-    if (conditioner.kind !== 'text') throw new Error('--prompt needs a text-conditioned run');
+    if (conditioner.kind !== 'text') throw new ConfigError('--prompt needs a text-conditioned run');
     captions = new Array(options.n).fill(options.prompt);
     labels = new Array(options.n).fill(0);
   } else if (options.label !== undefined) {
-    if (conditioner.kind !== 'labels') throw new Error('--label needs a class-conditioned run');
-    if (options.label < 0 || options.label > conditioner.numClasses) throw new Error(`--label must be 0…${conditioner.numClasses} (${conditioner.numClasses} = unconditional)`);
+    if (conditioner.kind !== 'labels') throw new ConfigError('--label needs a class-conditioned run');
+    if (options.label < 0 || options.label > conditioner.numClasses) throw new ConfigError(`--label must be 0…${conditioner.numClasses} (${conditioner.numClasses} = unconditional)`);
     captions = new Array(options.n).fill('');
     labels = new Array(options.n).fill(options.label);
   } else {

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '@matryoshka-ts/core';
+import { initBackend } from '@matryoshka-ts/backends';
 import { loadEmojiDataset } from '@matryoshka-ts/data';
 import { FeatureStats, frechetDistance } from '@matryoshka-ts/metrics';
 import * as tf from '@tensorflow/tfjs-core';

@@ -2,12 +2,18 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ONNX_FLOAT, ONNX_INT64, onnxModel, seeded } from '@matryoshka-ts/test-utils';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '@matryoshka-ts/backends';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
 import { generate } from './generate.js';
-import { openRun } from './run-model.js';
+import { openRun } from './open-run.js';
 import { TRAIN_PRESETS } from './train-presets.js';
 import { train } from './train.js';
+
+// The pipelines run on the active backend; the deterministic pure-JS cpu backend here.
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu', quiet: true });
+});
 
 const dir = mkdtempSync(join(tmpdir(), 'mdm-frozen-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

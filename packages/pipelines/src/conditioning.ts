@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '@matryoshka-ts/core';
-import type { ConditioningInput } from '@matryoshka-ts/nested-unet';
+import type { Conditioning, Rng } from '@matryoshka-ts/core';
 import type { TextEncoder } from '@matryoshka-ts/text-encoders';
 
 /** What a batch is conditioned on: captions through a frozen encoder, class labels, or nothing. */
@@ -20,7 +19,7 @@ export function nullCondition(c: Conditioner): { caption: string; label: number 
  * replaced by the null condition with that probability (drawn from `rng`), so the model also
  * learns the unconditional prediction that classifier-free guidance needs.
  */
-export function conditionBatch(c: Conditioner, captions: string[], labels: number[], dropout = 0, rng?: Rng): ConditioningInput {
+export function conditionBatch(c: Conditioner, captions: string[], labels: number[], dropout = 0, rng?: Rng): Conditioning {
   const drop = captions.map(() => (dropout > 0 && rng ? rng.uniform() < dropout : false));
   if (c.kind === 'text') {
     const { tokens, mask } = c.encoder.encode(captions.map((cap, i) => (drop[i] ? '' : cap)));
@@ -31,7 +30,7 @@ export function conditionBatch(c: Conditioner, captions: string[], labels: numbe
 }
 
 /** Concatenates two conditioning inputs along the batch ([a; b]), for guidance's doubled batch. */
-export function concatConditioning(a: ConditioningInput, b: ConditioningInput): ConditioningInput {
+export function concatConditioning(a: Conditioning, b: Conditioning): Conditioning {
   const cat = <T extends tf.Tensor>(x?: T, y?: T) => (x && y ? (tf.concat([x, y], 0) as T) : undefined);
   return { tokens: cat(a.tokens, b.tokens), mask: cat(a.mask, b.mask), labels: cat(a.labels, b.labels) };
 }

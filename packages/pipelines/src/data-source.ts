@@ -1,5 +1,6 @@
 import type { Batch, DataPosition, ImageDataset, ShardedSource, SkipCounts, StreamPosition } from '@matryoshka-ts/data';
 import { StreamBatcher, bundledSource, cc12mTsvSource, imagenetSource, loadEmojiDataset, nextBatch, shardOrder, webdatasetSource, webvidSource } from '@matryoshka-ts/data';
+import { ConfigError } from '@matryoshka-ts/core';
 import type { TrainConfig } from './config.js';
 
 /** The `data` fields that name a source and its files (config, or data-check's flags). */
@@ -12,7 +13,7 @@ export type SourceSpec = Pick<TrainConfig['data'], 'source' | 'path' | 'synsets'
  */
 export async function openSource(spec: SourceSpec): Promise<ShardedSource> {
   const path = () => {
-    if (!spec.path) throw new Error(`data source ${spec.source} needs a path (data.path, or --path)`);
+    if (!spec.path) throw new ConfigError(`data source ${spec.source} needs a path (data.path, or --path)`);
     return spec.path;
   };
   switch (spec.source) {
@@ -23,7 +24,7 @@ export async function openSource(spec: SourceSpec): Promise<ShardedSource> {
     case 'cc12m':
       return spec.format === 'tsv' ? cc12mTsvSource({ index: path() }) : webdatasetSource({ path: path() });
     case 'webvid':
-      if (!spec.videos) throw new Error('data source webvid needs the folder of downloaded videos (data.videos, or --videos)');
+      if (!spec.videos) throw new ConfigError('data source webvid needs the folder of downloaded videos (data.videos, or --videos)');
       return webvidSource({ csv: path(), videos: spec.videos });
   }
 }

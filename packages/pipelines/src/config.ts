@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { BACKEND_NAMES } from '@matryoshka-ts/core';
+import { BACKEND_NAMES, ConfigError } from '@matryoshka-ts/core';
 import { type NestedUNetConfig, PRESET_NAMES, nestedUNetConfigSchema, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
+import { type LevelSchedules, levelScales, levelSchedules, scheduleByName } from '@matryoshka-ts/schedules';
 
 const pos = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
@@ -152,10 +153,20 @@ export type TrainConfig = z.output<typeof trainConfigSchema>;
 export function modelConfigOf(config: TrainConfig): NestedUNetConfig {
   if (typeof config.model !== 'string') return config.model;
   if (!(PRESET_NAMES as readonly string[]).includes(config.model)) {
-    throw new Error(`config: model: unknown preset '${config.model}' (available: ${PRESET_NAMES.join(', ')})`);
+    throw new ConfigError(`config: model: unknown preset '${config.model}' (available: ${PRESET_NAMES.join(', ')})`);
   }
   const kind = config.conditioning.kind;
   return modelPreset(config.model, { conditioning: kind === 'text' ? { kind, featureDim: config.conditioning.encoder.width } : { kind } });
+}
+
+/**
+ * The full model's noise schedules, level 0 first: the config's base schedule shifted per level by
+ * (size / innermost size)^shiftPower. A phase's model uses the slice from its top level on.
+ */
+export function levelSchedulesOf(config: TrainConfig): LevelSchedules {
+  const resolutions = resolveConfig(modelConfigOf(config)).levels.map((l) => l.resolution);
+  const base = scheduleByName(config.schedule.name, config.schedule.steps);
+  return levelSchedules(base, levelScales(resolutions), { power: config.schedule.shiftPower });
 }
 
 /** Validates a config (schema, then the model and phases against each other); errors name the field. */
@@ -163,26 +174,30 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const parsed = trainConfigSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new Error(`config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError(`config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const config = parsed.data;
   const model = resolveConfig(modelConfigOf(config));
   const resolutions = model.levels.map((l) => l.resolution);
   const kind = config.conditioning.kind;
-  if (kind === 'text' && !model.text) throw new Error('config: conditioning.kind is text but the model has no text conditioning');
+  if (kind === 'text' && !model.text) throw new ConfigError('config: conditioning.kind is text but the model has no text conditioning');
   if (kind === 'text' && model.text!.featureDim !== config.conditioning.encoder.width) {
-    throw new Error(`config: conditioning.encoder.width (${config.conditioning.encoder.width}) must equal the model's text featureDim (${model.text!.featureDim})`);
+    throw new ConfigError(`config: conditioning.encoder.width (${config.conditioning.encoder.width}) must equal the model's text featureDim (${model.text!.featureDim})`);
   }
-  if (kind === 'labels' && !model.labels) throw new Error('config: conditioning.kind is labels but the model has no label conditioning');
-  if (kind === 'none' && (model.text || model.labels)) throw new Error('config: conditioning.kind is none but the model is conditional');
+  if (kind === 'labels' && !model.labels) throw new ConfigError('config: conditioning.kind is labels but the model has no label conditioning');
+  if (kind === 'none' && (model.text || model.labels)) throw new ConfigError('config: conditioning.kind is none but the model is conditional');
   config.phases.forEach((phase, i) => {
-    if (!resolutions.includes(phase.resolution)) throw new Error(`config: phases.${i}.resolution: ${phase.resolution} is not a level of the model (${resolutions.join(', ')})`);
-    if (i > 0 && phase.resolution < config.phases[i - 1].resolution) throw new Error(`config: phases.${i}.resolution: phases must not go down in resolution`);
+    if (!resolutions.includes(phase.resolution)) throw new ConfigError(`config: phases.${i}.resolution: ${phase.resolution} is not a level of the model (${resolutions.join(', ')})`);
+    if (i > 0 && phase.resolution < config.phases[i - 1].resolution) throw new ConfigError(`config: phases.${i}.resolution: phases must not go down in resolution`);
   });
   const levels = model.levels.length;
-  if (config.loss.weights && config.loss.weights.length !== levels) throw new Error(`config: loss.weights: needs ${levels} entries (one per level)`);
-  if (config.loss.mixedRatio && config.loss.mixedRatio.length !== levels) throw new Error(`config: loss.mixedRatio: needs ${levels} entries (one per level)`);
-  if (config.data.source === 'bundled' && resolutions[0] > 64) throw new Error('config: the bundled emoji images are 64 px; the model\'s top level is larger');
+  if (config.loss.weights && config.loss.weights.length !== levels) throw new ConfigError(`config: loss.weights: needs ${levels} entries (one per level)`);
+  if (config.loss.mixedRatio && config.loss.mixedRatio.length !== levels) throw new ConfigError(`config: loss.mixedRatio: needs ${levels} entries (one per level)`);
+  // Every data source decodes RGB images; latent (4-channel) or grey models need their own data.
+  if (model.imageChannels !== 3) {
+    throw new ConfigError(`config: model.imageChannels: the data sources give RGB images (3 channels), the model takes ${model.imageChannels}`);
+  }
+  if (config.data.source === 'bundled' && resolutions[0] > 64) throw new ConfigError('config: the bundled emoji images are 64 px; the model\'s top level is larger');
   checkDataConfig(config);
   return config;
 }
@@ -204,21 +219,21 @@ function checkDataConfig(config: TrainConfig): void {
   const data = config.data;
   const fields = SOURCE_FIELDS[data.source];
   for (const field of fields.needs) {
-    if (data[field] === undefined) throw new Error(`config: data.${field}: required for data.source ${data.source}: ${FIELD_HELP[field]}`);
+    if (data[field] === undefined) throw new ConfigError(`config: data.${field}: required for data.source ${data.source}: ${FIELD_HELP[field]}`);
   }
   for (const field of ['path', 'synsets', 'classNames', 'videos', 'format'] as const) {
-    if (data[field] !== undefined && !(fields.accepts as readonly string[]).includes(field)) throw new Error(`config: data.${field}: not used by data.source ${data.source}`);
+    if (data[field] !== undefined && !(fields.accepts as readonly string[]).includes(field)) throw new ConfigError(`config: data.${field}: not used by data.source ${data.source}`);
   }
-  if (data.rank >= data.world) throw new Error(`config: data.rank: ${data.rank} must be below data.world (${data.world})`);
+  if (data.rank >= data.world) throw new ConfigError(`config: data.rank: ${data.rank} must be below data.world (${data.world})`);
   if (config.conditioning.kind === 'labels' && (data.source === 'cc12m' || data.source === 'webvid')) {
-    throw new Error(`config: conditioning.kind is labels but data.source ${data.source} has captions, not class labels (use text, or imagenet / bundled)`);
+    throw new ConfigError(`config: conditioning.kind is labels but data.source ${data.source} has captions, not class labels (use text, or imagenet / bundled)`);
   }
 }
 
 /** Sets `path` (dots between keys, numbers index arrays) to `value` (JSON if it parses, else a string). */
 export function applyOverride(target: Record<string, unknown>, assignment: string): void {
   const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new Error(`--set expects key=value, got '${assignment}'`);
+  if (eq <= 0) throw new ConfigError(`--set expects key=value, got '${assignment}'`);
   const keys = assignment.slice(0, eq).split('.');
   const raw = assignment.slice(eq + 1);
   let value: unknown;
@@ -237,8 +252,13 @@ export function applyOverride(target: Record<string, unknown>, assignment: strin
 
 /** Reads a JSON or YAML config file. */
 export function readConfigFile(path: string): Record<string, unknown> {
-  const text = readFileSync(path, 'utf8');
-  const data = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error(`${path}: a config file must hold an object`);
+  let data: unknown;
+  try {
+    const text = readFileSync(path, 'utf8');
+    data = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${path}: cannot read the config file (${(error as Error).message})`, { cause: error });
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`${path}: a config file must hold an object`);
   return data as Record<string, unknown>;
 }

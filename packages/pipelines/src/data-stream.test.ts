@@ -1,18 +1,22 @@
 // The trainer on a streamed source: a generated img2dataset (webdataset) fixture with a corrupt
-// image, trained through the StreamBatcher, resumed exactly; and `mdm-train data-check`.
-import { execFileSync } from 'node:child_process';
+// image, trained through the StreamBatcher, resumed exactly; and `dataCheck`.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '@matryoshka-ts/backends';
 import { encodePng } from '@matryoshka-ts/data';
 import { tar } from '@matryoshka-ts/test-utils';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
-import { dataCheck } from './data-check-command.js';
+import { dataCheck } from './data-check.js';
 import { TRAIN_PRESETS } from './train-presets.js';
-import { loadCheckpoint } from './train-state.js';
+import { loadCheckpoint } from './run-checkpoint.js';
 import { type StepMetrics, train } from './train.js';
+
+// The pipelines run on the active backend; the deterministic pure-JS cpu backend here.
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu', quiet: true });
+});
 
 const dir = mkdtempSync(join(tmpdir(), 'mdm-stream-'));
 const shards = join(dir, 'shards');
@@ -86,19 +90,9 @@ describe('train on a streamed source', () => {
   });
 });
 
-describe('mdm-train data-check', () => {
-  it('prints one JSON line: samples read, skips by reason, images per second', () => {
-    const root = fileURLToPath(new URL('../../..', import.meta.url));
-    const execpath = process.env.npm_execpath;
-    const [cmd, pre] = execpath && /pnpm/.test(execpath) ? [process.execPath, [execpath]] : ['pnpm', []];
-    const stdout = execFileSync(cmd, [...pre, '--silent', 'mdm-train', 'data-check', '--source', 'cc12m', '--path', join(shards, '{00000..00001}.tar'), '--size', '16', '--workers', '1'], {
-      cwd: root,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines = stdout.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    const result = JSON.parse(lines[0]);
+describe('dataCheck', () => {
+  it('reads every sample once: samples read, skips by reason, images per second', async () => {
+    const result = await dataCheck({ source: 'cc12m', path: join(shards, '{00000..00001}.tar'), size: 16, workers: 1 });
     expect(result).toMatchObject({ read: 10, skipped: { 'corrupt image': 1, 'missing caption': 1 } });
     expect(result.images_per_s).toBeGreaterThan(0);
   }, 60_000);

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type PredictionType, Rng } from '@matryoshka-ts/core';
-import type { NestedUNet, Params } from '@matryoshka-ts/nested-unet';
+import { type DiffusionModel, type ParamLookup, type PredictionType, Rng } from '@matryoshka-ts/core';
 import { type Denoiser, type Threshold, DYNAMIC_DEEPFLOYD, DYNAMIC_IMAGEN, classifierFreeGuidance, networkDenoiser, sample } from '@matryoshka-ts/samplers';
-import { type Schedule, samplingGrid } from '@matryoshka-ts/schedules';
+import { type LevelSchedules, samplingGrid } from '@matryoshka-ts/schedules';
 import { type Conditioner, concatConditioning, conditionBatch, nullCondition } from './conditioning.js';
 
 export interface GenerateOptions {
@@ -25,17 +24,30 @@ export interface GenerateOptions {
 
 const THRESHOLDS: Record<GenerateOptions['threshold'], Threshold> = { none: 'none', clip: 'clip', dynamic: DYNAMIC_IMAGEN, 'dynamic-deepfloyd': DYNAMIC_DEEPFLOYD };
 
+/** One level's samples: `images[k]` holds sample k's values, [frames, r, r, channels] in [−1, 1]. */
+export interface LevelSamples {
+  resolution: number;
+  channels: number;
+  frames: number;
+  images: Float32Array[];
+}
+
 /**
- * Samples images at every level of `model` with parameters `P` (EMA weights for a trained
- * model): starting noise per level from `seed`, the official K-step grid, classifier-free
- * guidance with the null condition when w ≠ 1. Returns, per level, one [r, r, 3] array per image
- * with values in [−1, 1].
+ * Samples every level of `model` with parameters `P` (EMA weights for a trained model): starting
+ * noise per level from `seed` ([n·frames, r, r, channels], frames folded into the batch), the
+ * official K-step grid, classifier-free guidance with the null condition when w ≠ 1.
  */
-export function generate(model: NestedUNet, P: Params, schedules: Schedule[], conditioner: Conditioner, options: GenerateOptions): Array<{ resolution: number; images: Float32Array[] }> {
+export function generate(
+  model: DiffusionModel,
+  P: ParamLookup,
+  schedules: LevelSchedules,
+  conditioner: Conditioner,
+  options: GenerateOptions,
+): LevelSamples[] {
   const n = options.captions.length;
   const rng = new Rng(options.seed);
-  const levels = model.config.levels;
-  const noise = levels.map((l) => rng.normalTensor([n, l.resolution, l.resolution, model.config.imageChannels]) as tf.Tensor4D);
+  const levels = model.levels;
+  const noise = levels.map((l) => rng.normalTensor([n * l.frames, l.resolution, l.resolution, l.channels]) as tf.Tensor4D);
   const cond = conditionBatch(conditioner, options.captions, options.labels);
   const guided = options.guidance !== 1 && conditioner.kind !== 'none';
   const nul = nullCondition(conditioner);
@@ -54,10 +66,11 @@ export function generate(model: NestedUNet, P: Params, schedules: Schedule[], co
     rng,
     onStep: options.onStep ? (i, total) => options.onStep!(i, total) : undefined,
   });
-  const result = out.map((t, i) => {
+  const result = out.map((t, i): LevelSamples => {
     const data = t.dataSync() as Float32Array;
-    const size = levels[i].resolution * levels[i].resolution * 3;
-    return { resolution: levels[i].resolution, images: Array.from({ length: n }, (_, k) => data.slice(k * size, (k + 1) * size)) };
+    const { resolution, channels, frames } = levels[i];
+    const size = frames * resolution * resolution * channels;
+    return { resolution, channels, frames, images: Array.from({ length: n }, (_, k) => data.slice(k * size, (k + 1) * size)) };
   });
   tf.dispose([...out, ...noise, cond.tokens, cond.mask, cond.labels, both.tokens, both.mask, both.labels].filter((t) => t !== undefined) as tf.Tensor[]);
   return result;

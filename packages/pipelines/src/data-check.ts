@@ -1,3 +1,4 @@
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { DecodePool, type SampleRef, type ShardedSource, type SkipCounts, countSkip } from '@matryoshka-ts/data';
 import { type SourceSpec, openSource } from './data-source.js';
 import { ProgressLine } from './progress.js';
@@ -30,7 +31,7 @@ export interface DataCheckResult {
  */
 export async function dataCheck(options: DataCheckOptions): Promise<DataCheckResult> {
   const size = options.size ?? 64;
-  if (!(Number.isInteger(size) && size > 0)) throw new Error(`data-check: --size must be a positive integer, got ${size}`);
+  if (!(Number.isInteger(size) && size > 0)) throw new ConfigError(`data-check: --size must be a positive integer, got ${size}`);
   const source = await openSource(options);
   const skipped: SkipCounts = {};
   const refs = storedOrder(source, skipped);
@@ -67,7 +68,7 @@ export async function dataCheck(options: DataCheckOptions): Promise<DataCheckRes
         imagesBefore = outcome.ok ? outcome.frames : 0;
       }
       if (!outcome.ok) {
-        if (outcome.fatal) throw new Error(`${source.id}: ${outcome.message}`);
+        if (outcome.fatal) throw new DataError(`${source.id}: ${outcome.message}`);
         countSkip(skipped, outcome.reason);
       } else {
         read += 1;

@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError } from '@matryoshka-ts/core';
 import type { NestedUNetConfig } from '@matryoshka-ts/nested-unet';
 import { HashedWordEncoder, TextFeatureCache, loadOnnxTextEncoder } from '@matryoshka-ts/text-encoders';
 import type { TrainConfig } from './config.js';
@@ -22,7 +23,7 @@ export async function openConditioner(config: TrainConfig, model: NestedUNetConf
   const spec = c.encoder;
   if (spec.kind === 'hashed-words') return { kind: 'text', encoder: new HashedWordEncoder(spec) };
   const encoder = await loadOnnxTextEncoder(spec.path, { maxTokens: spec.maxTokens, device: spec.device });
-  if (encoder.width !== spec.width) throw new Error(`config: conditioning.encoder.width is ${spec.width}, but ${spec.path} gives ${encoder.width}-wide features`);
+  if (encoder.width !== spec.width) throw new ConfigError(`config: conditioning.encoder.width is ${spec.width}, but ${spec.path} gives ${encoder.width}-wide features`);
   const cache = TextFeatureCache.open(spec.cache ?? defaultTextCacheDir(), encoder);
   log(`text encoder: ${encoder.id}, ${cache.size} captions cached in ${cache.path}`);
   return {

@@ -1,12 +1,18 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '@matryoshka-ts/backends';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
 import { TRAIN_PRESETS } from './train-presets.js';
-import { openRun } from './run-model.js';
-import { listSnapshots, loadCheckpoint } from './train-state.js';
+import { openRun } from './open-run.js';
+import { listSnapshots, loadCheckpoint } from './run-checkpoint.js';
 import { type StepMetrics, train } from './train.js';
+
+// The pipelines run on the active backend; the deterministic pure-JS cpu backend here.
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu', quiet: true });
+});
 
 // The micro preset (2 levels, 8 → 4 px) on the pure-JS cpu backend (deterministic); the resumed run below crosses its phase boundary.
 const micro: TrainConfigInput = { ...TRAIN_PRESETS.micro, backend: 'cpu' };
@@ -58,7 +64,8 @@ describe('train', () => {
     expect(late.resolutions).toEqual([8, 4]);
     const saved = loadCheckpoint(snaps[1].path);
     expect(saved.values.params.size).toBe(0);
-    expect(late.model.getWeights().get([...saved.values.ema.keys()][0])).toEqual(saved.values.ema.values().next().value);
+    const [name, values] = [...saved.values.ema][0];
+    expect(Float32Array.from(late.model.params.get(name)!.dataSync())).toEqual(values);
     late.dispose();
     await expect(openRun(snaps[1].path, { ema: false })).rejects.toThrow(/no raw weights/);
   }, 300_000);

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { RngState } from '@matryoshka-ts/core';
+import { CheckpointError, type RngState } from '@matryoshka-ts/core';
 import { SafetensorsFile, type TensorToWrite, toFloat32, writeSafetensors } from '@matryoshka-ts/checkpoint';
 import type { DataPosition } from '@matryoshka-ts/data';
 import type { TrainConfig } from './config.js';
@@ -70,12 +70,21 @@ export interface LoadedCheckpoint {
   shapes: Map<string, number[]>;
 }
 
+/** Opens a training checkpoint file, checking that it exists and is of this format. */
+function openCheckpoint(path: string): SafetensorsFile {
+  if (!existsSync(path)) throw new CheckpointError(`no checkpoint at ${path}`, { code: 'CHECKPOINT_MISSING' });
+  const file = SafetensorsFile.open(path);
+  if (file.metadata.format !== FORMAT) {
+    file.close();
+    throw new CheckpointError(`${path} is not a training checkpoint of this version (format ${file.metadata.format ?? 'missing'})`);
+  }
+  return file;
+}
+
 /** Reads a checkpoint written by `saveCheckpoint`. */
 export function loadCheckpoint(path: string): LoadedCheckpoint {
-  if (!existsSync(path)) throw new Error(`no checkpoint at ${path}`);
-  const file = SafetensorsFile.open(path);
+  const file = openCheckpoint(path);
   try {
-    if (file.metadata.format !== FORMAT) throw new Error(`${path} is not a training checkpoint of this version (format ${file.metadata.format ?? 'missing'})`);
     const values = { params: new Map(), ema: new Map(), adamM: new Map(), adamV: new Map() } as LoadedCheckpoint['values'];
     const shapes = new Map<string, number[]>();
     for (const key of file.names) {
@@ -87,6 +96,19 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
       shapes.set(key.slice(slash + 1), entry.shape);
     }
     return { progress: JSON.parse(file.metadata.progress), config: JSON.parse(file.metadata.config), values, shapes };
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * A checkpoint's progress and config without its tensors (the header only): what a program needs
+ * before it starts a backend.
+ */
+export function readCheckpointInfo(path: string): { progress: TrainProgress; config: TrainConfig } {
+  const file = openCheckpoint(path);
+  try {
+    return { progress: JSON.parse(file.metadata.progress), config: JSON.parse(file.metadata.config) };
   } finally {
     file.close();
   }

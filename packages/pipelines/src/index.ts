@@ -1,0 +1,42 @@
+// Matryoshka diffusion as a library: the pieces the apps (mdm-train, mdm-eval), the benchmarks
+// and users' scripts compose. It never picks a backend: start one with @matryoshka-ts/backends.
+export type { Conditioning, DiffusionInputs, DiffusionLevel, DiffusionModel, ParamLookup } from '@matryoshka-ts/core';
+
+// The training step and its optimizer.
+export { TrainStep } from './train-step.js';
+export type { StepGradients, StepResult, TrainStepOptions } from './train-step.js';
+export { Adam, clipByGlobalNorm, emaDecay, globalNorm, learningRate, updateEma } from './optim.js';
+export type { AdamOptions } from './optim.js';
+
+// Runs: their config, presets, progressive phases, training loop, checkpoints and logs.
+export { applyOverride, levelSchedulesOf, modelConfigOf, parseTrainConfig, readConfigFile, trainConfigSchema } from './config.js';
+export type { TrainConfig, TrainConfigInput } from './config.js';
+export { TRAIN_PRESETS } from './train-presets.js';
+export { levelsOf, nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
+export { TrainingDivergedError, requireBackend, train } from './train.js';
+export type { TrainOptions, TrainResult } from './train.js';
+export type { StepMetrics } from './run-log.js';
+export { listSnapshots, loadCheckpoint, readCheckpointInfo, saveCheckpoint, snapshotPath } from './run-checkpoint.js';
+export type { LoadedCheckpoint, TrainProgress, TrainTensors } from './run-checkpoint.js';
+
+// Conditioning and data.
+export { concatConditioning, conditionBatch, nullCondition } from './conditioning.js';
+export type { Conditioner } from './conditioning.js';
+export { defaultTextCacheDir, openConditioner } from './frozen-encoder.js';
+export { openSource, openTrainingData, previewConditions } from './data-source.js';
+export type { Preview, SourceSpec, TrainingData } from './data-source.js';
+export { dataCheck } from './data-check.js';
+export type { DataCheckOptions, DataCheckResult } from './data-check.js';
+
+// Loading a run and generating from it.
+export { openRun, runBackend, runCheckpointPath } from './open-run.js';
+export type { OpenRun } from './open-run.js';
+export { generate } from './generate.js';
+export type { GenerateOptions, LevelSamples } from './generate.js';
+export { sampleGridPng } from './grid.js';
+
+// Progress output and plots for long work.
+export { ProgressLine, Throughput, formatDuration } from './progress.js';
+export { lineChartSvg, smooth } from './plot.js';
+export type { Series } from './plot.js';
+export { reportError } from './cli-errors.js';

@@ -1,0 +1,92 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BackendName, CheckpointError, ConfigError, type DiffusionModel, type ParamLookup } from '@matryoshka-ts/core';
+import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
+import { NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
+import type { LevelSchedules } from '@matryoshka-ts/schedules';
+import type { Conditioner } from './conditioning.js';
+import { type TrainConfig, levelSchedulesOf, modelConfigOf, parseTrainConfig } from './config.js';
+import { openConditioner } from './frozen-encoder.js';
+import { levelsOf, phaseModelConfig } from './phases.js';
+import { type TrainProgress, loadCheckpoint, readCheckpointInfo } from './run-checkpoint.js';
+import { requireBackend } from './train.js';
+
+/** A trained model ready to sample: what `mdm-train sample` and `mdm-eval` load from a run. */
+export interface OpenRun {
+  /** The checkpoint file read. */
+  checkpoint: string;
+  config: TrainConfig;
+  progress: TrainProgress;
+  model: DiffusionModel;
+  /** The weights sampled with (EMA unless `ema: false`). */
+  params: ParamLookup;
+  /** One noise schedule per level of `model`, outermost first. */
+  schedules: LevelSchedules;
+  conditioner: Conditioner;
+  /** Resolutions of `model`'s levels, outermost first. */
+  resolutions: number[];
+  /** Encodes captions into a frozen encoder's cache before `generate` reads them (no-op otherwise). */
+  prepare(captions: string[]): Promise<void>;
+  /** The run's data set, at the full model's resolution as in training (captions, labels, reference images). */
+  dataset(): ImageDataset;
+  dispose(): void;
+}
+
+/** The checkpoint a path names: a run directory's checkpoint.safetensors, or the file itself. */
+export function runCheckpointPath(path: string): string {
+  if (!existsSync(path)) throw new CheckpointError(`no run or checkpoint at ${path}`, { code: 'CHECKPOINT_MISSING' });
+  return statSync(path).isDirectory() ? join(path, 'checkpoint.safetensors') : path;
+}
+
+/** The backend a run's config names (from the checkpoint's header): what a program starts before `openRun`. */
+export function runBackend(path: string): BackendName {
+  return readCheckpointInfo(runCheckpointPath(path)).config.backend;
+}
+
+/**
+ * Opens a run directory (its checkpoint.safetensors) or one checkpoint/snapshot file on the active
+ * backend, and builds the model of the phase the checkpoint was written in.
+ */
+export async function openRun(path: string, options: { ema?: boolean } = {}): Promise<OpenRun> {
+  requireBackend();
+  const file = runCheckpointPath(path);
+  const ckpt = loadCheckpoint(file);
+  const config = parseTrainConfig(ckpt.config);
+  const full = modelConfigOf(config);
+  const all = levelsOf(full).map((l) => l.resolution);
+  const from = all.indexOf(config.phases[ckpt.progress.phase].resolution);
+  const ema = options.ema ?? true;
+  const weights = ema ? ckpt.values.ema : ckpt.values.params;
+  if (weights.size === 0) {
+    throw new CheckpointError(`${file} holds no ${ema ? 'EMA' : 'raw'} weights${ema ? '' : ' (snapshots keep only the EMA weights)'}`);
+  }
+  const model = new NestedUNet(phaseModelConfig(full, from), { weights });
+  let dataset: ImageDataset | undefined;
+  const conditioner = await openConditioner(config, full, (line) => process.stderr.write(`${line}\n`));
+  return {
+    checkpoint: file,
+    config,
+    progress: ckpt.progress,
+    model,
+    params: paramsFrom(model.params),
+    schedules: levelSchedulesOf(config).slice(from),
+    conditioner,
+    prepare: async (captions) => {
+      if (conditioner.kind === 'text' && conditioner.prepare) await conditioner.prepare(['', ...captions]);
+    },
+    resolutions: all.slice(from),
+    dataset: () => {
+      // A streamed source (ImageNet, CC12M, WebVid) is not loaded whole: prompts and references must be given.
+      if (config.data.source !== 'bundled') {
+        throw new ConfigError(
+          `the run trained on data.source ${config.data.source}, which is not loaded as a whole: give prompts (--prompt / --prompts) and a reference (--reference) explicitly`,
+        );
+      }
+      // Decoded once per opened run: a sweep asks for it at every guidance weight.
+      dataset ??= loadEmojiDataset({ resolution: all[0], skinTones: config.data.skinTones, categories: config.data.categories });
+      return dataset;
+    },
+    // The model's variables only: other variables of the process (a run being trained) stay.
+    dispose: () => model.dispose(),
+  };
+}

@@ -1,0 +1,315 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { BackendError, ConfigError, MdmError, Rng } from '@matryoshka-ts/core';
+import type { SkipCounts } from '@matryoshka-ts/data';
+import { NestedUNet, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
+import type { LevelSchedules } from '@matryoshka-ts/schedules';
+import { type Conditioner, conditionBatch } from './conditioning.js';
+import { type TrainConfig, levelSchedulesOf, modelConfigOf } from './config.js';
+import { openConditioner } from './frozen-encoder.js';
+import { type TrainingData, openTrainingData } from './data-source.js';
+import { generate } from './generate.js';
+import { sampleGridPng } from './grid.js';
+import { nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
+import { ProgressLine, Throughput, formatDuration } from './progress.js';
+import { type LoadedCheckpoint, type TrainProgress, loadCheckpoint, saveCheckpoint, snapshotPath } from './run-checkpoint.js';
+import { RunLog, type StepMetrics } from './run-log.js';
+
+export type { StepMetrics } from './run-log.js';
+import { TrainStep } from './train-step.js';
+
+export interface TrainOptions {
+  /** Run directory (created if needed). */
+  out: string;
+  /** Continue the run in `out` from its checkpoint. */
+  resume?: boolean;
+  /** Total steps of the run (default: the sum of the phases' steps). */
+  steps?: number;
+  /** Called after every step with its metrics and the number of live tensors (for leak checks and UIs). */
+  onStep?: (metrics: StepMetrics, liveTensors: number) => void;
+}
+
+export interface TrainResult {
+  steps: number;
+  finalLoss: number;
+  badSteps: number;
+  seconds: number;
+  /** Path of the last sample grid written. */
+  samples?: string;
+}
+
+/** Too many non-finite losses in a row: the run stops, its last good checkpoint intact. */
+export class TrainingDivergedError extends MdmError {
+  constructor(message: string) {
+    super('TRAINING_DIVERGED', message);
+  }
+}
+
+/** The model of one phase of progressive training, and its training step (Adam and EMA state). */
+interface Phase {
+  model: NestedUNet;
+  step: TrainStep;
+  /** The full model's level this phase's top level is. */
+  from: number;
+}
+
+function addSkips(a: SkipCounts, b: SkipCounts): SkipCounts {
+  const sum = { ...a };
+  for (const [reason, n] of Object.entries(b)) sum[reason] = (sum[reason] ?? 0) + n;
+  return sum;
+}
+
+/** The data side of the progress line for streamed sources: decode speed and skipped inputs. */
+function dataProgress(imagesPerSecond: number | undefined, skipped: SkipCounts | undefined): string {
+  if (imagesPerSecond === undefined) return '';
+  const rate = Number.isFinite(imagesPerSecond) ? imagesPerSecond.toFixed(0) : '?';
+  const total = Object.values(skipped ?? {}).reduce((a, b) => a + b, 0);
+  return ` | ${rate} img/s data | skipped ${total} input${total === 1 ? '' : 's'}`;
+}
+
+function variablesOf(values: Map<string, Float32Array>, shapes: Map<string, number[]>): Map<string, tf.Variable> {
+  return new Map(
+    [...values].map(([name, data]) => {
+      const initial = tf.tensor(data, shapes.get(name)!);
+      const v = tf.variable(initial, false);
+      initial.dispose();
+      return [name, v];
+    }),
+  );
+}
+
+/** Fails unless a tfjs backend has been started: libraries never pick one (see @matryoshka-ts/backends). */
+export function requireBackend(): void {
+  if (!tf.engine().backendName) {
+    throw new BackendError("no tfjs backend is active: call initBackend({ backend }) from '@matryoshka-ts/backends' first");
+  }
+}
+
+/**
+ * Trains an MDM on the active backend: progressive phases (each adding outer levels, initialised
+ * from the previous phase's weights and EMA), the shared `TrainStep` (Adam with warm-up and
+ * clipping, EMA, the non-finite guard), condition dropout, atomic checkpoints, metrics.jsonl, a
+ * loss curve (loss.svg) and sample grids. `config.backend` is for the caller to start
+ * (`mdm-train` does); this function only checks that one is active.
+ */
+export async function train(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
+  requireBackend();
+  // The data is opened first, so a bad path fails before any work, and closed (decode workers
+  // terminated) however the run ends.
+  const data = await openTrainingData(config, resolveConfig(modelConfigOf(config)).levels[0].resolution);
+  try {
+    return await runTraining(config, options, data);
+  } finally {
+    await data.close();
+  }
+}
+
+async function runTraining(config: TrainConfig, options: TrainOptions, data: TrainingData): Promise<TrainResult> {
+  const out = options.out;
+  mkdirSync(out, { recursive: true });
+  const checkpointPath = join(out, 'checkpoint.safetensors');
+  const progressLine = new ProgressLine();
+
+  const full = modelConfigOf(config);
+  const resolutions = resolveConfig(full).levels.map((l) => l.resolution);
+  const schedules = levelSchedulesOf(config);
+  const conditioner = await openConditioner(config, full, (line) => progressLine.log(line));
+  if (conditioner.kind === 'labels' && data.classNames.length > conditioner.numClasses) {
+    throw new ConfigError(`the data has ${data.classNames.length} classes but the model's label conditioning has ${conditioner.numClasses}`);
+  }
+  progressLine.log(`data: ${data.description}`);
+  const preview = await data.preview(config.sampling.n);
+  // A frozen ONNX encoder encodes every caption once, before training (later runs read its cache).
+  if (conditioner.kind === 'text' && conditioner.prepare) await conditioner.prepare(['', ...preview.captions, ...(await data.captions())]);
+
+  let progress: TrainProgress;
+  let restored: LoadedCheckpoint | undefined;
+  let log: RunLog;
+  if (options.resume) {
+    restored = loadCheckpoint(checkpointPath);
+    progress = restored.progress;
+    // Steps logged after the checkpoint are replayed by the resumed run: the log drops them.
+    log = new RunLog(out, progress.step);
+    progressLine.log(`resuming ${out} at step ${progress.step} (phase ${progress.phase + 1}/${config.phases.length})`);
+  } else {
+    progress = { step: 0, phase: 0, phaseStep: 0, rng: new Rng(config.seed).getState(), data: { epoch: 0, cursor: 0 }, adamStep: 0, emaUpdates: 0, badInARow: 0, badTotal: 0 };
+    log = new RunLog(out);
+  }
+  writeFileSync(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+
+  const skippedBefore: SkipCounts = { ...(progress.dataSkipped ?? {}) };
+  const total = options.steps ?? config.phases.reduce((n, p) => n + p.steps, 0);
+  const bounds = phaseBounds(config, total);
+  const rng = new Rng(progress.rng);
+  const started = performance.now();
+  const speed = new Throughput();
+  let finalLoss = Number.NaN;
+  let current: Phase | undefined;
+  let lastSamples: string | undefined;
+
+  const startPhase = (index: number, previous: Phase | undefined): Phase => {
+    const from = resolutions.indexOf(config.phases[index].resolution);
+    const model = new NestedUNet(phaseModelConfig(full, from), { seed: config.seed + index });
+    const shapes = new Map(model.specs.map((s) => [s.name, s.shape]));
+    const phaseSchedules = schedules.slice(from);
+    const stepOptions = { loss: config.loss, optimizer: config.optimizer, ema: config.ema };
+    let step: TrainStep;
+    if (restored && restored.progress.phase === index) {
+      model.setWeights(restored.values.params);
+      step = new TrainStep(model, phaseSchedules, stepOptions, variablesOf(restored.values.ema, shapes));
+      step.adam.load(restored.progress.adamStep, restored.values.adamM, restored.values.adamV, shapes);
+      step.emaUpdates = restored.progress.emaUpdates;
+      restored = undefined;
+    } else {
+      let ema: Map<string, tf.Variable> | undefined;
+      if (previous) {
+        // Progressive training: the previous phase's model is this one's inner part.
+        const added = previous.from - from;
+        model.setWeights(nestDeeper(previous.model.getWeights(), added));
+        const emaValues = new Map([...model.getWeights()]);
+        const previousEma = new Map([...previous.step.ema!].map(([n, t]) => [n, t.dataSync() as Float32Array]));
+        for (const [k, v] of nestDeeper(previousEma, added)) emaValues.set(k, Float32Array.from(v));
+        ema = variablesOf(emaValues, shapes);
+        progressLine.log(`phase ${index + 1}: ${config.phases[index].resolution} px, inner ${resolutions[previous.from]} px initialised from phase ${index}`);
+      }
+      step = new TrainStep(model, phaseSchedules, stepOptions, ema);
+      progress.adamStep = 0;
+      progress.emaUpdates = 0;
+    }
+    previous?.model.dispose();
+    previous?.step.dispose();
+    return { model, step, from };
+  };
+
+  const writeSamples = (tag: string) => {
+    if (!current) return;
+    lastSamples = writeSampleGrid(out, tag, current, schedules, conditioner, preview, data.classNames, config, progressLine);
+  };
+
+  const checkpoint = () => {
+    if (!current) return;
+    progress.rng = rng.getState();
+    const { model, step } = current;
+    saveCheckpoint(checkpointPath, { params: model.params, ema: step.ema!, adamM: step.adam.m, adamV: step.adam.v }, { ...progress, adamStep: step.adam.step }, config);
+  };
+
+  const snapshot = (stepNo: number) => {
+    if (!current) return;
+    mkdirSync(join(out, 'snapshots'), { recursive: true });
+    const empty = new Map<string, tf.Tensor>();
+    const tensors = { params: empty, ema: current.step.ema!, adamM: empty, adamV: empty };
+    saveCheckpoint(snapshotPath(out, stepNo), tensors, { ...progress, rng: rng.getState() }, config);
+  };
+
+  for (let p = progress.phase; p < config.phases.length && progress.step < total; p++) {
+    if (p !== progress.phase) {
+      progress.phase = p;
+      progress.phaseStep = 0;
+    }
+    current = startPhase(p, current);
+    const phase = config.phases[p];
+
+    while (progress.step < bounds[p].end) {
+      const stepNo = progress.step + 1;
+      const batch = await data.next(phase.batchSize, progress.data);
+      // Condition dropout draws from the run's generator before the step draws times and noise.
+      const cond = conditionBatch(conditioner, batch.captions, batch.labels, config.conditioning.dropout, rng);
+      const result = current.step.run(batch.images, cond, rng);
+      tf.dispose([batch.images, cond.tokens, cond.mask, cond.labels].filter((t) => t !== undefined) as tf.Tensor[]);
+      const { loss, skipped } = result;
+      if (skipped) {
+        progress.badInARow += 1;
+        progress.badTotal += 1;
+        progressLine.log(`step ${stepNo}: ${skipped} (${loss}); update skipped (${progress.badInARow} in a row, ${progress.badTotal} in total)`);
+      } else {
+        progress.badInARow = 0;
+        progress.emaUpdates = current.step.emaUpdates;
+        finalLoss = loss;
+      }
+      progress.step = stepNo;
+      progress.phaseStep += 1;
+      speed.tick();
+      const dataStats = data.stats();
+      const runSkipped = dataStats ? addSkips(skippedBefore, dataStats.skipped) : undefined;
+      const dataSkipped = runSkipped && Object.keys(runSkipped).length ? runSkipped : undefined;
+      if (dataSkipped) progress.dataSkipped = dataSkipped;
+      const metrics: StepMetrics = {
+        step: stepNo,
+        phase: p,
+        resolution: phase.resolution,
+        loss,
+        mse: result.mse,
+        lr: result.lr,
+        gradNorm: result.gradNorm,
+        stepsPerSec: speed.perSecond(),
+        ...(skipped ? { skipped } : {}),
+        ...(dataSkipped ? { dataSkipped } : {}),
+      };
+      log.append(metrics);
+      options.onStep?.(metrics, tf.memory().numTensors);
+      const rate = speed.perSecond();
+      const speedText = Number.isFinite(rate)
+        ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ETA ${formatDuration((total - stepNo) / rate)}`
+        : 'measuring speed…';
+      progressLine.update(
+        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | loss ${loss.toFixed(4)} | ${speedText}` +
+          `${progress.badTotal ? ` | skipped ${progress.badTotal} steps` : ''}${dataProgress(dataStats?.imagesPerSecond, runSkipped)}`,
+      );
+      if (progress.badInARow >= config.maxBadSteps) {
+        progressLine.done();
+        throw new TrainingDivergedError(
+          `${progress.badInARow} non-finite losses in a row at step ${stepNo}: stopping. The last good checkpoint (${checkpointPath}) is intact; lower optimizer.lr or check the data.`,
+        );
+      }
+      if (stepNo % config.plotEvery === 0) log.plot();
+      // A skipped step never overwrites the last good checkpoint.
+      if (!skipped && stepNo % config.checkpointEvery === 0) checkpoint();
+      if (config.snapshotEvery > 0 && stepNo % config.snapshotEvery === 0) snapshot(stepNo);
+      if (config.sampling.every > 0 && stepNo % config.sampling.every === 0 && stepNo < total) writeSamples(`step${stepNo}`);
+    }
+  }
+  progressLine.done();
+  checkpoint();
+  log.plot();
+  writeSamples('final');
+  current?.step.dispose();
+  current?.model.dispose();
+  const seconds = (performance.now() - started) / 1000;
+  progressLine.log(`done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}`);
+  return { steps: progress.step, finalLoss, badSteps: progress.badTotal, seconds, samples: lastSamples };
+}
+
+/** Writes samples.png (and samples-<tag>.png, samples.txt) from the phase's EMA weights; returns the grid's path. */
+function writeSampleGrid(
+  out: string,
+  tag: string,
+  phase: Phase,
+  schedules: LevelSchedules,
+  conditioner: Conditioner,
+  preview: { captions: string[]; labels: number[] },
+  classNames: readonly string[],
+  config: TrainConfig,
+  progressLine: ProgressLine,
+): string {
+  const images = generate(phase.model, paramsFrom(phase.step.ema!), schedules.slice(phase.from), conditioner, {
+    captions: preview.captions,
+    labels: preview.labels,
+    steps: config.sampling.steps,
+    sampler: config.sampling.sampler,
+    eta: config.sampling.eta,
+    guidance: config.sampling.guidance,
+    threshold: config.sampling.threshold,
+    prediction: config.loss.prediction,
+    seed: config.seed + 12345,
+    onStep: (i, all) => progressLine.update(`sampling ${tag}: step ${i + 1}/${all}`),
+  });
+  const png = sampleGridPng(images);
+  const path = join(out, 'samples.png');
+  writeFileSync(join(out, `samples-${tag}.png`), png);
+  writeFileSync(path, png);
+  const names = preview.captions.map((c, i) => `${i + 1}. ${conditioner.kind === 'labels' ? classNames[preview.labels[i]] : c}`);
+  writeFileSync(join(out, 'samples.txt'), `${names.join('\n')}\n`);
+  progressLine.log(`samples (${tag}): ${path}`);
+  return path;
+}

@@ -21,7 +21,6 @@ const { values: opts } = parseArgs({
   },
 });
 
-
 /** A python with torch: Debian's python3-torch is for /usr/bin/python3, which may not be first on PATH. */
 function findTorchPython(): string | undefined {
   for (const py of ['/usr/bin/python3', 'python3']) {
@@ -34,15 +33,22 @@ function findTorchPython(): string | undefined {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const cpuName = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`machine: ${cpus().length} × ${cpuName}, Node ${process.version}, load ${loadavg()[0].toFixed(2)}`);
-console.log(`model: preset ${opts.preset}, batch ${opts.batch}; ${opts.rounds} rounds × ${opts.repeats} timed steps (median), tfjs and PyTorch alternating`);
+console.log(
+  `model: preset ${opts.preset}, batch ${opts.batch}; ${opts.rounds} rounds × ${opts.repeats} timed steps (median), tfjs and PyTorch alternating`,
+);
 
 const python = findTorchPython();
 let refDir: string | undefined;
 if (!python) {
-  console.log('PyTorch: not installed. Install Debian\'s build with `sudo apt-get install -y python3-torch` (it brings OpenBLAS); the reference script needs nothing else.');
+  console.log(
+    "PyTorch: not installed. Install Debian's build with `sudo apt-get install -y python3-torch` (it brings OpenBLAS); the reference script needs nothing else.",
+  );
 } else {
   refDir = mkdtempSync(join(tmpdir(), 'mdm-bench-'));
-  const exported = spawnSync(process.execPath, [...tsx, 'bench/src/export-reference.ts', refDir, opts.preset!], { cwd: root, encoding: 'utf8' });
+  const exported = spawnSync(process.execPath, [...tsx, 'bench/src/export-reference.ts', refDir, opts.preset!], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   if (exported.status !== 0) throw new Error(`exporting the reference weights failed:\n${exported.stderr}`);
 }
 
@@ -64,7 +70,20 @@ for (let round = 1; round <= Number(opts.rounds); round++) {
     if (results.has(`${b}:error`)) continue;
     add(b, runJson(process.execPath, [...tsx, 'bench/src/tfjs-steps.ts', b, opts.preset!, opts.batch!, opts.repeats!]));
     if (python && refDir)
-      add('pytorch', runJson(python, ['bench/torch/mdm_reference.py', refDir, '--bench', '--batch', opts.batch!, '--repeats', opts.repeats!, '--threads', String(Math.min(cpus().length, 64))]));
+      add(
+        'pytorch',
+        runJson(python, [
+          'bench/torch/mdm_reference.py',
+          refDir,
+          '--bench',
+          '--batch',
+          opts.batch!,
+          '--repeats',
+          opts.repeats!,
+          '--threads',
+          String(Math.min(cpus().length, 64)),
+        ]),
+      );
   }
 }
 
@@ -72,10 +91,20 @@ console.log('\nmedians over rounds:');
 const summary = new Map<string, { train: number; sample: number; last: Record<string, unknown> }>();
 for (const [key, rs] of results) {
   if (key.endsWith(':error') || rs.length === 0) continue;
-  const s = { train: median(rs.map((r) => r.train_step_s as number)), sample: median(rs.map((r) => r.sample_step_s as number)), last: rs[rs.length - 1] };
+  const s = {
+    train: median(rs.map((r) => r.train_step_s as number)),
+    sample: median(rs.map((r) => r.sample_step_s as number)),
+    last: rs[rs.length - 1],
+  };
   summary.set(key, s);
-  const mem = key === 'pytorch' ? `peak RSS ${s.last.peak_rss_mib} MiB` : `peak RSS ${s.last.peak_rss_mib} MiB, tf.memory ${s.last.tf_memory_mib} MiB, tensors/step ${s.last.tensors_per_step}`;
-  const what = key === 'pytorch' ? `torch ${s.last.torch}, ${s.last.threads} threads, ${String(s.last.blas).split(' (')[0]}` : String(s.last.description);
+  const mem =
+    key === 'pytorch'
+      ? `peak RSS ${s.last.peak_rss_mib} MiB`
+      : `peak RSS ${s.last.peak_rss_mib} MiB, tf.memory ${s.last.tf_memory_mib} MiB, tensors/step ${s.last.tensors_per_step}`;
+  const what =
+    key === 'pytorch'
+      ? `torch ${s.last.torch}, ${s.last.threads} threads, ${String(s.last.blas).split(' (')[0]}`
+      : String(s.last.description);
   console.log(`  ${key.padEnd(10)} train ${s.train.toFixed(3)} s  sample ${s.sample.toFixed(3)} s  (${what}; ${mem})`);
 }
 const tfjs = [...summary].filter(([k]) => k !== 'pytorch').sort((a, b) => a[1].train - b[1].train)[0];
@@ -86,5 +115,7 @@ if (!torch) {
   console.log('ratio_train=unavailable ratio_sample=unavailable');
 } else {
   console.log(`fastest tfjs path: ${tfjs[0]} (tfjs time / PyTorch time)`);
-  console.log(`ratio_train=${(tfjs[1].train / torch.train).toFixed(2)} ratio_sample=${(tfjs[1].sample / torch.sample).toFixed(2)}`);
+  console.log(
+    `ratio_train=${(tfjs[1].train / torch.train).toFixed(2)} ratio_sample=${(tfjs[1].sample / torch.sample).toFixed(2)}`,
+  );
 }

@@ -13,7 +13,11 @@ export const tsx = ['--conditions=source', '--import', 'tsx'];
  */
 export function runJson(cmd: string, args: string[]): Record<string, unknown> | { error: string } {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
-  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (r.status === 0 && line) return JSON.parse(line);
   const text = (r.stderr || r.stdout).trim();
   const error = /^\w*Error: (.+)$/m.exec(text)?.[1] ?? text.split('\n').slice(-1)[0] ?? `exit ${r.status}`;

@@ -9,7 +9,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@matryoshka-ts/backends';
-import { DecodePool, type SampleRef, StreamBatcher, decodeImage, defaultWorkers, readRange, webdatasetSource } from '@matryoshka-ts/data';
+import {
+  DecodePool,
+  type SampleRef,
+  StreamBatcher,
+  decodeImage,
+  defaultWorkers,
+  readRange,
+  webdatasetSource,
+} from '@matryoshka-ts/data';
 import { tar } from '@matryoshka-ts/test-utils';
 import sharp from 'sharp';
 
@@ -29,7 +37,10 @@ async function generateShards(dir: string, n: number): Promise<string> {
   const shards = join(dir, 'shards');
   mkdirSync(shards, { recursive: true });
   let seed = 1;
-  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const random = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 4294967296;
+  };
   for (let s = 0; s * 100 < n; s++) {
     const members = [];
     for (let i = s * 100; i < Math.min(n, (s + 1) * 100); i++) {
@@ -45,7 +56,12 @@ async function generateShards(dir: string, n: number): Promise<string> {
           px[o + 2] = (c + random() * 60) % 256;
         }
       const key = String(i).padStart(9, '0');
-      members.push({ name: `${key}.jpg`, data: await sharp(px, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer() });
+      members.push({
+        name: `${key}.jpg`,
+        data: await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+          .jpeg({ quality: 90 })
+          .toBuffer(),
+      });
       members.push({ name: `${key}.txt`, data: `generated image ${i}` });
     }
     writeFileSync(join(shards, `${String(s).padStart(5, '0')}.tar`), tar(members));
@@ -61,7 +77,11 @@ async function rawRound(refs: SampleRef[]): Promise<number> {
 }
 
 /** (b) One epoch through StreamBatcher: all samples as [B, size, size, 3] tensors in [−1, 1]. */
-async function pipelineRound(source: Awaited<ReturnType<typeof webdatasetSource>>, pool: DecodePool, n: number): Promise<number> {
+async function pipelineRound(
+  source: Awaited<ReturnType<typeof webdatasetSource>>,
+  pool: DecodePool,
+  n: number,
+): Promise<number> {
   const batcher = new StreamBatcher(source, { seed: 0, size, pool });
   const started = performance.now();
   for (let done = 0; done < n; ) {
@@ -84,10 +104,16 @@ async function main() {
     const source = await webdatasetSource({ path });
     const refs: SampleRef[] = [];
     for (let s = 0; s < source.shards.length; s++) for await (const ref of source.scan(s, {})) refs.push(ref);
-    console.log(`cores=${availableParallelism()} workers=${workers} images=${refs.length} size=${size} batch=${batchSize} source=${source.id}`);
+    console.log(
+      `cores=${availableParallelism()} workers=${workers} images=${refs.length} size=${size} batch=${batchSize} source=${source.id}`,
+    );
     const pool = new DecodePool({ workers });
     // Start the workers (and warm the decoders) before timing.
-    await Promise.all(refs.slice(0, workers * 2).map((ref) => pool.decode({ image: ref.image, video: false, size, flip: false, frames: 1, stride: 1 })));
+    await Promise.all(
+      refs
+        .slice(0, workers * 2)
+        .map((ref) => pool.decode({ image: ref.image, video: false, size, flip: false, frames: 1, stride: 1 })),
+    );
     await rawRound(refs.slice(0, 10));
     const raw: number[] = [];
     const pipeline: number[] = [];

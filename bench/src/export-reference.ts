@@ -21,7 +21,8 @@ import { TRAIN_PRESETS, levelSchedulesOf, modelConfigOf, parseTrainConfig } from
 
 const [outDir = '/tmp/mdm-reference', presetName = 'emoji'] = process.argv.slice(2);
 const preset = TRAIN_PRESETS[presetName];
-if (!preset) throw new Error(`unknown train preset '${presetName}' (available: ${Object.keys(TRAIN_PRESETS).join(', ')})`);
+if (!preset)
+  throw new Error(`unknown train preset '${presetName}' (available: ${Object.keys(TRAIN_PRESETS).join(', ')})`);
 
 await initBackend({ backend: 'cpu', quiet: true });
 mkdirSync(outDir, { recursive: true });
@@ -51,7 +52,10 @@ writeFileSync(join(outDir, 'config.json'), `${JSON.stringify(configJson, null, 2
 
 // ---------------------------------------------------------------- weights
 const initial = model.getWeights();
-writeSafetensors(join(outDir, 'weights.safetensors'), exportMlMdmStateDict(model.specs, initial), { preset: presetName, seed: '1' });
+writeSafetensors(join(outDir, 'weights.safetensors'), exportMlMdmStateDict(model.specs, initial), {
+  preset: presetName,
+  seed: '1',
+});
 
 /** A copy of `value` with zero- and one-initialised tensors moved off their constants (uniform noise of the layer's fan-in scale). */
 function perturbed(spec: ParamSpec, value: Float32Array, rng: Rng): Float32Array {
@@ -62,9 +66,15 @@ function perturbed(spec: ParamSpec, value: Float32Array, rng: Rng): Float32Array
   return value.map((v) => v + (2 * rng.uniform() - 1) * bound);
 }
 const checkRng = new Rng(7);
-const checkWeights = new Map(model.specs.map((spec) => [spec.name, perturbed(spec, initial.get(spec.name)!, checkRng)]));
+const checkWeights = new Map(
+  model.specs.map((spec) => [spec.name, perturbed(spec, initial.get(spec.name)!, checkRng)]),
+);
 model.setWeights(checkWeights);
-writeSafetensors(join(outDir, 'check-weights.safetensors'), exportMlMdmStateDict(model.specs, checkWeights), { preset: presetName, seed: '1', perturbed: '7' });
+writeSafetensors(join(outDir, 'check-weights.safetensors'), exportMlMdmStateDict(model.specs, checkWeights), {
+  preset: presetName,
+  seed: '1',
+  perturbed: '7',
+});
 
 // ---------------------------------------------------------------- io
 const io = new Map<string, TensorToWrite>();
@@ -72,7 +82,9 @@ const f32 = (t: tf.Tensor): TensorToWrite => ({ dtype: 'F32', shape: t.shape, da
 const rng = new Rng(3);
 const captions = ['grinning face with big eyes', 'cat'];
 const batch = captions.length;
-const x = levels.map((l) => rng.normalTensor([batch, l.resolution, l.resolution, model.config.imageChannels]) as tf.Tensor4D);
+const x = levels.map(
+  (l) => rng.normalTensor([batch, l.resolution, l.resolution, model.config.imageChannels]) as tf.Tensor4D,
+);
 const times = [17, 503];
 let tokens: tf.Tensor3D | undefined;
 let mask: tf.Tensor2D | undefined;
@@ -88,7 +100,9 @@ if (tokens && mask) {
   io.set('tokens', f32(tokens));
   io.set('mask', f32(mask));
 }
-levelSchedulesOf(train).forEach((s, n) => io.set(`gammas.${n}`, { dtype: 'F32', shape: [s.gammasF32.length], data: s.gammasF32 }));
+levelSchedulesOf(train).forEach((s, n) =>
+  io.set(`gammas.${n}`, { dtype: 'F32', shape: [s.gammasF32.length], data: s.gammasF32 }),
+);
 writeSafetensors(join(outDir, 'io.safetensors'), io, { preset: presetName, captions: JSON.stringify(captions) });
 
 const total = model.specs.reduce((n, s) => n + sizeOf(s.shape), 0);

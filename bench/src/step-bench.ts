@@ -19,7 +19,9 @@ interface StepResult {
 const [presetName = 'emoji', batch = '8', repeats = '3'] = process.argv.slice(2);
 
 for (const backend of ['cpu', 'wasm', 'native', 'tensorflow']) {
-  const r = runJson(process.execPath, [...tsx, 'bench/src/tfjs-steps.ts', backend, presetName, batch, repeats]) as StepResult | { error: string };
+  const r = runJson(process.execPath, [...tsx, 'bench/src/tfjs-steps.ts', backend, presetName, batch, repeats]) as
+    | StepResult
+    | { error: string };
   if ('error' in r) {
     console.log(`${backend}: not available (${r.error})`);
     continue;

@@ -22,8 +22,14 @@ const model = new NestedUNet(modelConfigOf(config), { seed: 1 });
 const levels = model.config.levels;
 const schedules = levelSchedulesOf(config);
 const rng = new Rng(2);
-const { tokens, mask } = new HashedWordEncoder(config.conditioning.encoder).encode(new Array(batch).fill('grinning face with big eyes'));
-const images = tf.clipByValue(rng.normalTensor([batch, levels[0].resolution, levels[0].resolution, 3]), -1, 1) as tf.Tensor4D;
+const { tokens, mask } = new HashedWordEncoder(config.conditioning.encoder).encode(
+  new Array(batch).fill('grinning face with big eyes'),
+);
+const images = tf.clipByValue(
+  rng.normalTensor([batch, levels[0].resolution, levels[0].resolution, 3]),
+  -1,
+  1,
+) as tf.Tensor4D;
 const step = benchTrainStep(model, schedules);
 const trainStep = () => step.run(images, { tokens, mask }, rng);
 const noise = levels.map((l) => rng.normalTensor([batch, l.resolution, l.resolution, 3]) as tf.Tensor4D);

@@ -15,7 +15,8 @@ if (process.argv[2] === '--clean') {
     const dir = join(root, group);
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir)) {
-      if (statSync(join(dir, name)).isDirectory()) rmSync(join(dir, name, '.vitest-results'), { recursive: true, force: true });
+      if (statSync(join(dir, name)).isDirectory())
+        rmSync(join(dir, name, '.vitest-results'), { recursive: true, force: true });
     }
   }
   process.exit(0);

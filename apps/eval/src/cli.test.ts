@@ -79,15 +79,26 @@ it('frechetCommand (the same code, in process)', () => {
 });
 
 it('the built-in help names every command', () => {
-  const help = execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', join(root, 'apps/eval/src/cli.ts'), '--help'], { cwd: root, encoding: 'utf8' });
-  for (const command of ['frechet', 'stats', 'fid', 'clip', 'generate', 'sweep', 'curves']) expect(help).toMatch(new RegExp(`\\n  ${command} `));
+  const help = execFileSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', join(root, 'apps/eval/src/cli.ts'), '--help'],
+    { cwd: root, encoding: 'utf8' },
+  );
+  for (const command of ['frechet', 'stats', 'fid', 'clip', 'generate', 'sweep', 'curves'])
+    expect(help).toMatch(new RegExp(`\\n  ${command} `));
 });
 
 it('mdm-eval stats with an ONNX feature network prints N, the network id and the resize, and writes .npz + sidecar', () => {
   const images = join(dir, 'images');
   mkdirSync(images);
   const r = seeded(1);
-  for (let i = 0; i < 3; i++) writePng(join(images, `${i}.png`), { data: Uint8Array.from({ length: 10 * 10 * 3 }, () => Math.floor(r() * 256)), width: 10, height: 10, channels: 3 });
+  for (let i = 0; i < 3; i++)
+    writePng(join(images, `${i}.png`), {
+      data: Uint8Array.from({ length: 10 * 10 * 3 }, () => Math.floor(r() * 256)),
+      width: 10,
+      height: 10,
+      channels: 3,
+    });
   writeFileSync(join(images, 'broken.png'), 'not a png');
   const model = join(dir, 'mean.onnx');
   // Features = per-channel means of the input: GlobalAveragePool + Flatten.

@@ -10,7 +10,10 @@ import type { NetworkOptions } from './networks.js';
 import { sweepCommand } from './sweep-command.js';
 
 const program = new Command();
-program.name('mdm-eval').description('Evaluate Matryoshka Diffusion Models: FID, CLIP score, guidance sweeps, metric-vs-step curves.').showHelpAfterError();
+program
+  .name('mdm-eval')
+  .description('Evaluate Matryoshka Diffusion Models: FID, CLIP score, guidance sweeps, metric-vs-step curves.')
+  .showHelpAfterError();
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const print = (result: unknown) => console.log(JSON.stringify(result));
@@ -28,36 +31,79 @@ const integer = (name: string) => (v: string) => {
 /** Options that choose the feature / CLIP networks, shared by the commands that need them. */
 function networkOptions(cmd: Command, clip: boolean): Command {
   cmd
-    .option('--features <model>', "feature network: 'proxy' (trained on the bundled data, labelled as such), an ONNX file (e.g. pytorch-fid's Inception), or a TF.js graph model directory", 'proxy')
-    .addOption(new Option('--resize <method>', 'resize before features: pytorch-fid (torch bilinear) or clean-fid (PIL bicubic)').choices(['pytorch-fid', 'clean-fid']))
+    .option(
+      '--features <model>',
+      "feature network: 'proxy' (trained on the bundled data, labelled as such), an ONNX file (e.g. pytorch-fid's Inception), or a TF.js graph model directory",
+      'proxy',
+    )
+    .addOption(
+      new Option(
+        '--resize <method>',
+        'resize before features: pytorch-fid (torch bilinear) or clean-fid (PIL bicubic)',
+      ).choices(['pytorch-fid', 'clean-fid']),
+    )
     .option('--size <px>', 'network input size (default 299 for ONNX/TF.js, 64 for the proxy)', integer('--size'))
-    .addOption(new Option('--range <range>', 'value range the network takes (default by resize: pytorch-fid 0-1, clean-fid 0-255; TF.js -1-1)').choices(['0-1', '0-255', '-1-1']))
+    .addOption(
+      new Option(
+        '--range <range>',
+        'value range the network takes (default by resize: pytorch-fid 0-1, clean-fid 0-255; TF.js -1-1)',
+      ).choices(['0-1', '0-255', '-1-1']),
+    )
     .option('--cache <dir>', 'where the proxy network is cached (default ~/.cache/matryoshka-ts/proxy)')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKEND_NAMES]).default('auto'));
   if (clip) {
     cmd
-      .option('--clip <model>', "CLIP model: 'proxy', 'none', or a directory with vision_model.onnx, text_model.onnx and tokenizer files", 'proxy')
-      .addOption(new Option('--definition <name>', 'CLIP score: torchmetrics = 100·max(cos,0), clipscore = 2.5·max(cos,0)').choices(['torchmetrics', 'clipscore']).default('torchmetrics'));
+      .option(
+        '--clip <model>',
+        "CLIP model: 'proxy', 'none', or a directory with vision_model.onnx, text_model.onnx and tokenizer files",
+        'proxy',
+      )
+      .addOption(
+        new Option('--definition <name>', 'CLIP score: torchmetrics = 100·max(cos,0), clipscore = 2.5·max(cos,0)')
+          .choices(['torchmetrics', 'clipscore'])
+          .default('torchmetrics'),
+      );
   }
   return cmd;
 }
 
 type Opts = NetworkOptions & { backend: BackendName; cache?: string } & Record<string, unknown>;
-const networks = (o: Opts): NetworkOptions => ({ features: o.features, clip: o.clip, resize: o.resize, size: o.size, range: o.range, cacheDir: o.cache, log });
+const networks = (o: Opts): NetworkOptions => ({
+  features: o.features,
+  clip: o.clip,
+  resize: o.resize,
+  size: o.size,
+  range: o.range,
+  cacheDir: o.cache,
+  log,
+});
 
 program
   .command('frechet')
-  .description('Print the Fréchet distance (FID) between two feature-statistics files (.npz with mu (d,) and sigma (d, d), as pytorch-fid saves them) as one JSON line: {"fid", "a", "b", "dim"}.')
+  .description(
+    'Print the Fréchet distance (FID) between two feature-statistics files (.npz with mu (d,) and sigma (d, d), as pytorch-fid saves them) as one JSON line: {"fid", "a", "b", "dim"}.',
+  )
   .argument('<a>', 'first statistics file (.npz)')
   .argument('<b>', 'second statistics file (.npz)')
-  .addOption(new Option('--method <kind>', "factor of a's covariance used to symmetrise the product").choices(['cholesky', 'eigh']).default('cholesky'))
-  .action((a: string, b: string, options: { method: 'cholesky' | 'eigh' }) => print(frechetCommand(a, b, { method: options.method })));
+  .addOption(
+    new Option('--method <kind>', "factor of a's covariance used to symmetrise the product")
+      .choices(['cholesky', 'eigh'])
+      .default('cholesky'),
+  )
+  .action((a: string, b: string, options: { method: 'cholesky' | 'eigh' }) =>
+    print(frechetCommand(a, b, { method: options.method })),
+  );
 
 networkOptions(
   program
     .command('stats')
-    .description('Feature statistics of a set of images as pytorch-fid .npz (mu, sigma) plus a .npz.json sidecar naming the features, N and the resize.')
-    .requiredOption('--images <source>', "a directory of PNG/JPEG images, .tar shards (a glob or {00000..00009} pattern), or 'bundled' (the default run's data)")
+    .description(
+      'Feature statistics of a set of images as pytorch-fid .npz (mu, sigma) plus a .npz.json sidecar naming the features, N and the resize.',
+    )
+    .requiredOption(
+      '--images <source>',
+      "a directory of PNG/JPEG images, .tar shards (a glob or {00000..00009} pattern), or 'bundled' (the default run's data)",
+    )
     .requiredOption('--out <file.npz>', 'statistics file to write'),
   false,
 ).action(async (o: Opts & { images: string; out: string }) => {
@@ -68,7 +114,9 @@ networkOptions(
 networkOptions(
   program
     .command('fid')
-    .description('FID of samples against a reference; prints one JSON line with the FID, N, the reference, the feature network and the resize.')
+    .description(
+      'FID of samples against a reference; prints one JSON line with the FID, N, the reference, the feature network and the resize.',
+    )
     .requiredOption('--samples <source>', 'directory (or .tar shards) of sample images')
     .requiredOption('--reference <source>', "statistics (.npz), a directory / shards of real images, or 'bundled'"),
   false,
@@ -91,7 +139,9 @@ networkOptions(
 
 program
   .command('generate')
-  .description("Write N samples of a run (or one checkpoint / snapshot) as PNGs with their captions and settings; resumable: re-running continues where it stopped.")
+  .description(
+    'Write N samples of a run (or one checkpoint / snapshot) as PNGs with their captions and settings; resumable: re-running continues where it stopped.',
+  )
   .requiredOption('--run <path>', 'training run directory, or a checkpoint / snapshot file')
   .requiredOption('--out <dir>', 'samples directory')
   .requiredOption('--n <count>', 'number of samples', integer('--n'))
@@ -100,7 +150,9 @@ program
   .option('--guidance <w>', "guidance weight (default: the run's sampling.guidance)", number('--guidance'))
   .option('--steps <k>', "sampling steps (default: the run's)", integer('--steps'))
   .addOption(new Option('--sampler <kind>', 'sampler').choices(['ddpm', 'ddim']))
-  .addOption(new Option('--threshold <kind>', 'x̂0 thresholding').choices(['none', 'clip', 'dynamic', 'dynamic-deepfloyd']))
+  .addOption(
+    new Option('--threshold <kind>', 'x̂0 thresholding').choices(['none', 'clip', 'dynamic', 'dynamic-deepfloyd']),
+  )
   .option('--resolution <px>', "which level's images to write (default the outermost)", integer('--resolution'))
   .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
   .option('--seed <n>', 'seed', number('--seed'), 0)
@@ -114,7 +166,9 @@ program
 networkOptions(
   program
     .command('sweep')
-    .description("Samples at several guidance weights, their FID against the run's training images and CLIP score: sweep.md table, sweep.json and a FID–CLIP plot (sweep.svg).")
+    .description(
+      "Samples at several guidance weights, their FID against the run's training images and CLIP score: sweep.md table, sweep.json and a FID–CLIP plot (sweep.svg).",
+    )
     .requiredOption('--run <path>', 'training run directory (or checkpoint file)')
     .option('--guidance <list>', 'guidance weights', '1,1.5,2,3,5,7')
     .option('--n <count>', 'samples per weight', integer('--n'), 64)
@@ -124,37 +178,97 @@ networkOptions(
     .option('--reference <source>', "reference (.npz, images, 'bundled'); default the run's training images")
     .option('--out <dir>', 'output directory (default <run>/eval/sweep)'),
   true,
-).action(async (o: Opts & { run: string; guidance: string; n: number; steps?: number; batch: number; seed: number; reference?: string; out?: string; definition: 'torchmetrics' | 'clipscore' }) => {
-  await initBackend({ backend: o.backend });
-  const guidance = o.guidance.split(',').map((w) => {
-    if (!Number.isFinite(Number(w))) throw new ConfigError(`--guidance must be numbers, got '${w}'`);
-    return Number(w);
-  });
-  const result = await sweepCommand({ ...networks(o), run: o.run, guidance, n: o.n, steps: o.steps, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, log });
-  log(`sweep: ${result.table}, ${result.plot}`);
-  print(result);
-});
+).action(
+  async (
+    o: Opts & {
+      run: string;
+      guidance: string;
+      n: number;
+      steps?: number;
+      batch: number;
+      seed: number;
+      reference?: string;
+      out?: string;
+      definition: 'torchmetrics' | 'clipscore';
+    },
+  ) => {
+    await initBackend({ backend: o.backend });
+    const guidance = o.guidance.split(',').map((w) => {
+      if (!Number.isFinite(Number(w))) throw new ConfigError(`--guidance must be numbers, got '${w}'`);
+      return Number(w);
+    });
+    const result = await sweepCommand({
+      ...networks(o),
+      run: o.run,
+      guidance,
+      n: o.n,
+      steps: o.steps,
+      batch: o.batch,
+      seed: o.seed,
+      reference: o.reference,
+      out: o.out,
+      definition: o.definition,
+      log,
+    });
+    log(`sweep: ${result.table}, ${result.plot}`);
+    print(result);
+  },
+);
 
 networkOptions(
   program
     .command('curves')
-    .description("FID (and CLIP score) vs training step for several runs, from their snapshots and final checkpoints (the paper's Fig. 4 form): curves.md, curves.json, curves-fid.svg, curves-clip.svg.")
+    .description(
+      "FID (and CLIP score) vs training step for several runs, from their snapshots and final checkpoints (the paper's Fig. 4 form): curves.md, curves.json, curves-fid.svg, curves-clip.svg.",
+    )
     .requiredOption('--runs <dirs...>', 'training run directories')
     .option('--n <count>', 'samples per checkpoint', integer('--n'), 32)
     .option('--steps <k>', "sampling steps (default: each run's)", integer('--steps'))
     .option('--guidance <w>', "guidance weight (default: each run's)", number('--guidance'))
-    .option('--resolution <px>', "resolution of the metric (default: each run's final); checkpoints without that level are skipped", integer('--resolution'))
+    .option(
+      '--resolution <px>',
+      "resolution of the metric (default: each run's final); checkpoints without that level are skipped",
+      integer('--resolution'),
+    )
     .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
     .option('--seed <n>', 'seed', number('--seed'), 0)
     .option('--reference <source>', "reference (.npz, images, 'bundled'); default each run's training images")
     .option('--out <dir>', 'output directory', 'runs/curves'),
   true,
-).action(async (o: Opts & { runs: string[]; n: number; steps?: number; guidance?: number; resolution?: number; batch: number; seed: number; reference?: string; out: string; definition: 'torchmetrics' | 'clipscore' }) => {
-  await initBackend({ backend: o.backend });
-  const result = await curvesCommand({ ...networks(o), runs: o.runs, n: o.n, steps: o.steps, guidance: o.guidance, resolution: o.resolution, batch: o.batch, seed: o.seed, reference: o.reference, out: o.out, definition: o.definition, log });
-  log(`curves: ${result.table}, ${result.plots.join(', ')}`);
-  print(result);
-});
+).action(
+  async (
+    o: Opts & {
+      runs: string[];
+      n: number;
+      steps?: number;
+      guidance?: number;
+      resolution?: number;
+      batch: number;
+      seed: number;
+      reference?: string;
+      out: string;
+      definition: 'torchmetrics' | 'clipscore';
+    },
+  ) => {
+    await initBackend({ backend: o.backend });
+    const result = await curvesCommand({
+      ...networks(o),
+      runs: o.runs,
+      n: o.n,
+      steps: o.steps,
+      guidance: o.guidance,
+      resolution: o.resolution,
+      batch: o.batch,
+      seed: o.seed,
+      reference: o.reference,
+      out: o.out,
+      definition: o.definition,
+      log,
+    });
+    log(`curves: ${result.table}, ${result.plots.join(', ')}`);
+    print(result);
+  },
+);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.exit(reportError('mdm-eval', error));

@@ -40,11 +40,19 @@ export interface CurvePoint {
 export async function curvesCommand(options: CurvesOptions) {
   const log = options.log ?? (() => {});
   if (!options.runs.length) throw new ConfigError('--runs needs at least one run directory');
-  for (const r of options.runs) if (!existsSync(join(r, 'checkpoint.safetensors'))) throw new ConfigError(`--runs ${r}: no checkpoint.safetensors (not a training run directory)`);
+  for (const r of options.runs)
+    if (!existsSync(join(r, 'checkpoint.safetensors')))
+      throw new ConfigError(`--runs ${r}: no checkpoint.safetensors (not a training run directory)`);
   mkdirSync(options.out, { recursive: true });
   const extractor = await openFeatures({ ...options, log });
   const clip = await openClip({ ...options, log });
-  const series: Array<{ run: string; resolution: number; reference: { source: string; n?: number }; points: CurvePoint[]; skipped: string[] }> = [];
+  const series: Array<{
+    run: string;
+    resolution: number;
+    reference: { source: string; n?: number };
+    points: CurvePoint[];
+    skipped: string[];
+  }> = [];
   for (const runDir of options.runs) {
     const final = await openRun(runDir);
     const resolution = options.resolution ?? final.resolutions[0];
@@ -62,8 +70,23 @@ export async function curvesCommand(options: CurvesOptions) {
         continue;
       }
       const guidance = options.guidance ?? run.config.sampling.guidance;
-      const dir = join(runDir, 'eval', 'curves', `step-${String(c.step).padStart(6, '0')}-r${resolution}-w${guidance}-n${options.n}`);
-      await generateCommand({ run: c.path, opened: run, out: dir, n: options.n, guidance, steps: options.steps, resolution, batch: options.batch, seed: options.seed });
+      const dir = join(
+        runDir,
+        'eval',
+        'curves',
+        `step-${String(c.step).padStart(6, '0')}-r${resolution}-w${guidance}-n${options.n}`,
+      );
+      await generateCommand({
+        run: c.path,
+        opened: run,
+        out: dir,
+        n: options.n,
+        guidance,
+        steps: options.steps,
+        resolution,
+        batch: options.batch,
+        seed: options.seed,
+      });
       run.dispose();
       const fid = fidBetween(await statsOfImages(extractor, dir, imagesOf(dir, {})), reference);
       let clipValue: number | null = null;
@@ -72,28 +95,69 @@ export async function curvesCommand(options: CurvesOptions) {
         clipValue = (await clipScore(clip, images, captions, { definition: options.definition })).score;
       }
       points.push({ step: c.step, resolution, fid, clip_score: clipValue });
-      log(`curves: ${runDir} step ${c.step}: FID ${fid.toFixed(3)}${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''}`);
+      log(
+        `curves: ${runDir} step ${c.step}: FID ${fid.toFixed(3)}${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''}`,
+      );
     }
-    if (skipped.length) log(`curves: ${runDir}: skipped ${skipped.length} checkpoint(s) without a ${resolution} px level`);
+    if (skipped.length)
+      log(`curves: ${runDir}: skipped ${skipped.length} checkpoint(s) without a ${resolution} px level`);
     series.push({ run: runDir, resolution, reference: { source: reference.source, n: reference.n }, points, skipped });
   }
   const proxy = extractor.proxy || Boolean(clip?.proxy);
-  const report = { n: options.n, features: extractor.id, resize: extractor.resize, clip: clip?.id ?? null, definition: clip ? (options.definition ?? 'torchmetrics') : null, proxy, ...(proxy ? { note: PROXY_NOTE } : {}), runs: series };
+  const report = {
+    n: options.n,
+    features: extractor.id,
+    resize: extractor.resize,
+    clip: clip?.id ?? null,
+    definition: clip ? (options.definition ?? 'torchmetrics') : null,
+    proxy,
+    ...(proxy ? { note: PROXY_NOTE } : {}),
+    runs: series,
+  };
   writeFileSync(join(options.out, 'curves.json'), `${JSON.stringify(report, null, 2)}\n`);
   const name = (r: string) => basename(resolve(r));
   const subtitle = `N = ${options.n} samples per checkpoint · ${extractor.id}${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
   const plot = (metric: 'fid' | 'clip_score'): PlotSeries[] =>
-    series.map((s) => ({ name: `${name(s.run)} (${s.resolution} px)`, points: s.points.filter((p) => p[metric] !== null).map((p) => ({ x: p.step, y: p[metric] as number })) }));
+    series.map((s) => ({
+      name: `${name(s.run)} (${s.resolution} px)`,
+      points: s.points.filter((p) => p[metric] !== null).map((p) => ({ x: p.step, y: p[metric] as number })),
+    }));
   const plots = [join(options.out, 'curves-fid.svg')];
-  writeFileSync(plots[0], lineChartSvg(plot('fid'), { title: 'FID vs training step', subtitle, xLabel: 'training step', yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}, log scale`, markers: true, logY: true, width: 900 }));
+  writeFileSync(
+    plots[0],
+    lineChartSvg(plot('fid'), {
+      title: 'FID vs training step',
+      subtitle,
+      xLabel: 'training step',
+      yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}, log scale`,
+      markers: true,
+      logY: true,
+      width: 900,
+    }),
+  );
   if (clip) {
     plots.push(join(options.out, 'curves-clip.svg'));
-    writeFileSync(plots[1], lineChartSvg(plot('clip_score'), { title: 'CLIP score vs training step', subtitle, xLabel: 'training step', yLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`, markers: true, width: 900 }));
+    writeFileSync(
+      plots[1],
+      lineChartSvg(plot('clip_score'), {
+        title: 'CLIP score vs training step',
+        subtitle,
+        xLabel: 'training step',
+        yLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`,
+        markers: true,
+        width: 900,
+      }),
+    );
   }
   const table = [
     '| run | step | resolution | FID | CLIP score |',
     '|---|---:|---:|---:|---:|',
-    ...series.flatMap((s) => s.points.map((p) => `| ${name(s.run)} | ${p.step} | ${p.resolution} | ${p.fid.toFixed(3)} | ${p.clip_score === null ? '–' : p.clip_score.toFixed(3)} |`)),
+    ...series.flatMap((s) =>
+      s.points.map(
+        (p) =>
+          `| ${name(s.run)} | ${p.step} | ${p.resolution} | ${p.fid.toFixed(3)} | ${p.clip_score === null ? '–' : p.clip_score.toFixed(3)} |`,
+      ),
+    ),
     '',
     `N = ${options.n} samples per checkpoint; features ${extractor.id}; CLIP ${clip?.id ?? 'none'}.`,
     ...(proxy ? ['', `**${PROXY_NOTE}.**`] : []),

@@ -52,7 +52,9 @@ describe('mdm-eval on a trained run (proxy networks)', () => {
     // Only batch 1 (images 2 and 3) is made again, with its own seed: the same bytes.
     expect(resumed.generated).toBe(2);
     expect(readFileSync(imagePath(samples, 2)).equals(image2)).toBe(true);
-    await expect(generateCommand({ run, out: samples, n: 5, batch: 2, steps: 2, guidance: 4 })).rejects.toThrow(/other settings \(guidance: 2 → 4\)/);
+    await expect(generateCommand({ run, out: samples, n: 5, batch: 2, steps: 2, guidance: 4 })).rejects.toThrow(
+      /other settings \(guidance: 2 → 4\)/,
+    );
   }, 120_000);
 
   it('stats, fid and clip report N, the reference, the networks and the proxy label', async () => {
@@ -65,7 +67,12 @@ describe('mdm-eval on a trained run (proxy networks)', () => {
     // The samples against their own statistics: zero up to float64 square-root error.
     const self = await fidCommand({ ...networks, samples, reference: ref });
     expect(Math.abs(self.fid)).toBeLessThan(1e-6);
-    expect(self).toMatchObject({ n: 5, reference: { source: samples, n: 5, features: stats.features }, features: stats.features, proxy: true });
+    expect(self).toMatchObject({
+      n: 5,
+      reference: { source: samples, n: 5, features: stats.features },
+      features: stats.features,
+      proxy: true,
+    });
     const bundled = await fidCommand({ ...networks, samples, reference: 'bundled' });
     expect(bundled.fid).toBeGreaterThan(0);
     expect(bundled.reference.n).toBe(169);
@@ -81,8 +88,15 @@ describe('mdm-eval on a trained run (proxy networks)', () => {
 
   it('fid refuses statistics computed with another network', async () => {
     const ref = join(dir, 'other.npz');
-    await statsCommand({ cacheDir: cache, proxy: { ...SMALL_PROXY, training: { ...SMALL_PROXY.training, steps: 2 } }, images: samples, out: ref });
-    await expect(fidCommand({ ...networks, samples, reference: ref })).rejects.toThrow(/was computed with features proxy-clip-emoji#\w+, but these are proxy-clip-emoji#\w+/);
+    await statsCommand({
+      cacheDir: cache,
+      proxy: { ...SMALL_PROXY, training: { ...SMALL_PROXY.training, steps: 2 } },
+      images: samples,
+      out: ref,
+    });
+    await expect(fidCommand({ ...networks, samples, reference: ref })).rejects.toThrow(
+      /was computed with features proxy-clip-emoji#\w+, but these are proxy-clip-emoji#\w+/,
+    );
   }, 120_000);
 
   it('sweep writes a table, a JSON report and a FID–CLIP plot over guidance weights', async () => {
@@ -103,7 +117,16 @@ describe('mdm-eval on a trained run (proxy networks)', () => {
     expect(svg).toMatch(/PROXY/);
     // A second sweep with one more weight makes only the new samples.
     const before = statSync(imagePath(join(out, 'w-1'), 0)).mtimeMs;
-    const more = await sweepCommand({ ...networks, run, guidance: [1, 3, 5], n: 4, steps: 2, batch: 4, out, clip: 'none' });
+    const more = await sweepCommand({
+      ...networks,
+      run,
+      guidance: [1, 3, 5],
+      n: 4,
+      steps: 2,
+      batch: 4,
+      out,
+      clip: 'none',
+    });
     expect(statSync(imagePath(join(out, 'w-1'), 0)).mtimeMs).toBe(before);
     expect(more.rows[0].fid).toBeCloseTo(result.rows[0].fid, 10);
     expect(more.rows.every((r) => r.clip_score === null)).toBe(true);
@@ -121,7 +144,16 @@ describe('mdm-eval on a trained run (proxy networks)', () => {
     expect(existsSync(join(out, 'curves-fid.svg'))).toBe(true);
     expect(readFileSync(join(out, 'curves.md'), 'utf8')).toMatch(/\| run \| 4 \| 8 \| \d+\.\d{3} \| – \|/);
     // At 4 px, every checkpoint qualifies.
-    const low = await curvesCommand({ ...networks, runs: [run], n: 4, steps: 2, batch: 4, out: join(dir, 'curves4'), clip: 'none', resolution: 4 });
+    const low = await curvesCommand({
+      ...networks,
+      runs: [run],
+      n: 4,
+      steps: 2,
+      batch: 4,
+      out: join(dir, 'curves4'),
+      clip: 'none',
+      resolution: 4,
+    });
     expect(low.runs[0].points.map((p) => p.step)).toEqual([2, 4, 6]);
   }, 300_000);
 });

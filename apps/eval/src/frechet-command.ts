@@ -22,7 +22,8 @@ function load(path: string) {
 export function frechetCommand(a: string, b: string, options: FrechetOptions = {}): FrechetResult {
   const sa = load(a);
   const sb = load(b);
-  if (sa.dim !== sb.dim) throw new DataError(`the statistics differ in dimension: ${a} has d = ${sa.dim}, ${b} has d = ${sb.dim}`);
+  if (sa.dim !== sb.dim)
+    throw new DataError(`the statistics differ in dimension: ${a} has d = ${sa.dim}, ${b} has d = ${sb.dim}`);
   const fid = frechetDistance(sa.mu, sa.sigma, sb.mu, sb.sigma, options);
   if (!Number.isFinite(fid)) throw new Error(`the Fréchet distance came out ${fid}`);
   return { fid, a, b, dim: sa.dim };

@@ -57,15 +57,21 @@ function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: 
   if (options.prompts !== undefined) {
     if (kind !== 'text') throw new ConfigError('--prompts needs a text-conditioned run');
     if (!existsSync(options.prompts)) throw new DataError(`--prompts ${options.prompts}: no such file`);
-    const lines = readFileSync(options.prompts, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = readFileSync(options.prompts, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     if (!lines.length) throw new DataError(`--prompts ${options.prompts} has no captions`);
     return { captions: Array.from({ length: n }, (_, i) => lines[i % lines.length]), labels: new Array(n).fill(0) };
   }
   if (options.labels !== undefined) {
     if (run.conditioner.kind !== 'labels') throw new ConfigError('--labels needs a class-conditioned run');
     const classes = run.conditioner.numClasses;
-    const list = options.labels === 'all' ? Array.from({ length: classes }, (_, i) => i) : options.labels.split(',').map(Number);
-    for (const l of list) if (!Number.isInteger(l) || l < 0 || l >= classes) throw new ConfigError(`--labels: ${l} is not a class (0…${classes - 1})`);
+    const list =
+      options.labels === 'all' ? Array.from({ length: classes }, (_, i) => i) : options.labels.split(',').map(Number);
+    for (const l of list)
+      if (!Number.isInteger(l) || l < 0 || l >= classes)
+        throw new ConfigError(`--labels: ${l} is not a class (0…${classes - 1})`);
     return { captions: new Array(n).fill(''), labels: Array.from({ length: n }, (_, i) => list[i % list.length]) };
   }
   const dataset = run.dataset();
@@ -86,12 +92,14 @@ function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: 
  * stopped and gives the same images as an uninterrupted one.
  */
 export async function generateCommand(options: GenerateCommandOptions): Promise<GenerateResult> {
-  if (!Number.isInteger(options.n) || options.n < 1) throw new ConfigError(`--n must be a positive integer, got ${options.n}`);
+  if (!Number.isInteger(options.n) || options.n < 1)
+    throw new ConfigError(`--n must be a positive integer, got ${options.n}`);
   const run = options.opened ?? (await openRun(options.run));
   const config = run.config;
   const resolution = options.resolution ?? run.resolutions[0];
   const level = run.resolutions.indexOf(resolution);
-  if (level < 0) throw new ConfigError(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
+  if (level < 0)
+    throw new ConfigError(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
   const manifest: SamplesManifest = {
     run: options.run,
     checkpoint: run.checkpoint,
@@ -108,8 +116,13 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   const manifestPath = join(options.out, 'manifest.json');
   if (existsSync(manifestPath)) {
     const old = JSON.parse(readFileSync(manifestPath, 'utf8')) as SamplesManifest;
-    const differs = (Object.keys(manifest) as Array<keyof SamplesManifest>).filter((k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k]);
-    if (differs.length) throw new ConfigError(`${options.out} holds samples made with other settings (${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`);
+    const differs = (Object.keys(manifest) as Array<keyof SamplesManifest>).filter(
+      (k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k],
+    );
+    if (differs.length)
+      throw new ConfigError(
+        `${options.out} holds samples made with other settings (${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`,
+      );
   }
   mkdirSync(join(options.out, 'images'), { recursive: true });
   writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -138,10 +151,14 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
       prediction: config.loss.prediction,
       seed: manifest.seed * 1_000_003 + b,
     });
-    images[level].images.forEach((data, k) => writePng(imagePath(options.out, first + k), floatToUint8Image(data, resolution)));
+    images[level].images.forEach((data, k) =>
+      writePng(imagePath(options.out, first + k), floatToUint8Image(data, resolution)),
+    );
     generated += count;
     const rate = generated / ((performance.now() - started) / 1000);
-    progress.update(`generate: ${first + count}/${options.n} images | ${rate.toFixed(2)} img/s | ETA ${formatDuration((options.n - first - count) / rate)}`);
+    progress.update(
+      `generate: ${first + count}/${options.n} images | ${rate.toFixed(2)} img/s | ETA ${formatDuration((options.n - first - count) / rate)}`,
+    );
   }
   progress.done();
   if (!options.opened) run.dispose();

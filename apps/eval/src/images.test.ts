@@ -41,7 +41,8 @@ const jpeg = new Uint8Array(encodeJpeg({ width: 16, height: 16, data: jpegRgba }
 /** Alpha composited over white, as the reader does. */
 function overWhite(rgba: number[]): number[] {
   const out: number[] = [];
-  for (let i = 0; i < rgba.length; i += 4) for (let c = 0; c < 3; c++) out.push(Math.round(rgba[i + c] * (rgba[i + 3] / 255) + 255 * (1 - rgba[i + 3] / 255)));
+  for (let i = 0; i < rgba.length; i += 4)
+    for (let c = 0; c < 3; c++) out.push(Math.round(rgba[i + c] * (rgba[i + 3] / 255) + 255 * (1 - rgba[i + 3] / 255)));
   return out;
 }
 
@@ -79,7 +80,8 @@ const headerOffset = (k: number) => tar(goodMembers.slice(0, k)).length - 1024;
 write(join(dir, 'good.tar'), goodTar);
 
 const shards = join(dir, 'shards');
-for (let k = 0; k < 4; k++) write(join(shards, `0000${k}.tar`), tar([{ name: `${k}.png`, data: png(1, 1, [k, k, k], 2) }]));
+for (let k = 0; k < 4; k++)
+  write(join(shards, `0000${k}.tar`), tar([{ name: `${k}.png`, data: png(1, 1, [k, k, k], 2) }]));
 write(join(shards, 'README.md'), 'shards');
 
 async function readAll(source: string, options: Parameters<typeof readImages>[1] = {}): Promise<NamedImage[]> {
@@ -89,7 +91,12 @@ async function readAll(source: string, options: Parameters<typeof readImages>[1]
 }
 
 const names = (items: NamedImage[]) => items.map((i) => i.name);
-const rgb = (image: Uint8Image) => ({ width: image.width, height: image.height, channels: image.channels, data: Array.from(image.data) });
+const rgb = (image: Uint8Image) => ({
+  width: image.width,
+  height: image.height,
+  channels: image.channels,
+  data: Array.from(image.data),
+});
 
 // ---- tests ----
 
@@ -106,7 +113,12 @@ describe('readImages from a directory', () => {
     expect(rgb(rgbItem.image)).toEqual({ width: 3, height: 2, channels: 3, data: rgbPixels });
     expect(rgb(rgbaItem.image)).toEqual({ width: 2, height: 2, channels: 3, data: overWhite(rgbaPixels) });
     expect(rgbaItem.image.data.subarray(3, 6)).toEqual(new Uint8Array([127, 255, 127])); // half green over white
-    expect(rgb(greyItem.image)).toEqual({ width: 3, height: 3, channels: 3, data: greyPixels.flatMap((v) => [v, v, v]) });
+    expect(rgb(greyItem.image)).toEqual({
+      width: 3,
+      height: 3,
+      channels: 3,
+      data: greyPixels.flatMap((v) => [v, v, v]),
+    });
   });
 
   it('decodes JPEGs to RGB close to the encoded pixels', async () => {
@@ -179,7 +191,9 @@ describe('readImages errors', () => {
     // The first `next()` already fails: the good source listed first is not read.
     await expect(readImages(`${images},${missing}`).next()).rejects.toThrow(`no such file or directory: ${missing}`);
     await expect(readAll(join(shards, '{00000..00004}.tar'))).rejects.toThrow(join(shards, '00004.tar'));
-    await expect(readAll(join(shards, '*.zip'))).rejects.toThrow(`pattern matches no directory, .tar or image file: ${join(shards, '*.zip')}`);
+    await expect(readAll(join(shards, '*.zip'))).rejects.toThrow(
+      `pattern matches no directory, .tar or image file: ${join(shards, '*.zip')}`,
+    );
     await expect(readAll(join(missing, '*.tar'))).rejects.toThrow(`no such directory: ${missing}`);
     await expect(readAll(join(shards, 'README.md'))).rejects.toThrow('README.md');
     await expect(readAll('')).rejects.toThrow('no image source');
@@ -201,11 +215,15 @@ describe('writePng', () => {
     writePng(join(out, 'grey.png'), { data: Uint8Array.from(greyPixels), width: 3, height: 3, channels: 1 });
     expect(readdirSync(out).sort()).toEqual(['grey.png', 'rgb.png']);
     expect(Array.from(decodePng(readFileSync(join(out, 'rgb.png'))).data)).toEqual(rgbPixels);
-    expect(Array.from(decodePng(readFileSync(join(out, 'grey.png'))).data)).toEqual(greyPixels.flatMap((v) => [v, v, v]));
+    expect(Array.from(decodePng(readFileSync(join(out, 'grey.png'))).data)).toEqual(
+      greyPixels.flatMap((v) => [v, v, v]),
+    );
   });
 
   it('rejects data that does not fit the size', () => {
-    expect(() => writePng(join(dir, 'bad.png'), { data: new Uint8Array(5), width: 2, height: 2, channels: 3 })).toThrow('5 bytes');
+    expect(() => writePng(join(dir, 'bad.png'), { data: new Uint8Array(5), width: 2, height: 2, channels: 3 })).toThrow(
+      '5 bytes',
+    );
   });
 });
 

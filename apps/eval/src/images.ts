@@ -67,7 +67,9 @@ export function writePng(path: string, image: Uint8Image): void {
   const colorType = PNG_COLOUR_TYPE[image.channels];
   if (colorType === undefined) throw new Error(`writePng: cannot write ${image.channels} channels`);
   if (image.data.length !== image.width * image.height * image.channels)
-    throw new Error(`writePng: ${image.data.length} bytes for a ${image.width}×${image.height}×${image.channels} image`);
+    throw new Error(
+      `writePng: ${image.data.length} bytes for a ${image.width}×${image.height}×${image.channels} image`,
+    );
   const format = { colorType, inputColorType: colorType, inputHasAlpha: image.channels === 4 };
   const png = new PNG({ width: image.width, height: image.height, ...format });
   png.data = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
@@ -86,7 +88,8 @@ const PNG_COLOUR_TYPE: Record<number, ColorType> = { 1: 0, 3: 2, 4: 6 };
 
 /** A size×size RGB model sample with values in [-1, 1] (HWC) as 8-bit pixels: round((x + 1) · 127.5), clamped. */
 export function floatToUint8Image(data: Float32Array, size: number): Uint8Image {
-  if (data.length !== size * size * 3) throw new Error(`floatToUint8Image: ${data.length} values for a ${size}×${size}×3 image`);
+  if (data.length !== size * size * 3)
+    throw new Error(`floatToUint8Image: ${data.length} values for a ${size}×${size}×3 image`);
   const out = new Uint8Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = Math.min(255, Math.max(0, Math.round((data[i] + 1) * 127.5)));
   return { data: out, width: size, height: size, channels: 3 };

@@ -4,7 +4,14 @@ import { type ClipScoreDefinition, type Uint8Image, clipScore } from '@matryoshk
 import { ProgressLine } from '@matryoshka-ts/pipelines';
 import { readImages } from './images.js';
 import { type NetworkOptions, PROXY_NOTE, openClip, openFeatures } from './networks.js';
-import { type LabelledStats, fidBetween, imagesOf, referenceStats, statsOfImages, writeLabelledStats } from './statistics.js';
+import {
+  type LabelledStats,
+  fidBetween,
+  imagesOf,
+  referenceStats,
+  statsOfImages,
+  writeLabelledStats,
+} from './statistics.js';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
 
 const progress = new ProgressLine(10);
@@ -21,7 +28,11 @@ export async function statsCommand(options: NetworkOptions & { images: string; o
 }
 
 /** FID of samples against a reference, with everything needed to compare the number. */
-export async function fidReport(samples: LabelledStats & { skipped?: Record<string, number> }, reference: LabelledStats, proxy: boolean) {
+export async function fidReport(
+  samples: LabelledStats & { skipped?: Record<string, number> },
+  reference: LabelledStats,
+  proxy: boolean,
+) {
   return {
     fid: fidBetween(samples, reference),
     n: samples.n,
@@ -40,26 +51,43 @@ export async function fidCommand(options: NetworkOptions & { samples: string; re
   const extractor = await openFeatures(options);
   const reference = await referenceStats(options.reference, extractor, counter('reference features'));
   const skipped: Record<string, number> = {};
-  const samples = await statsOfImages(extractor, options.samples, imagesOf(options.samples, skipped), counter('sample features'));
+  const samples = await statsOfImages(
+    extractor,
+    options.samples,
+    imagesOf(options.samples, skipped),
+    counter('sample features'),
+  );
   progress.done();
   return fidReport({ ...samples, skipped }, reference, extractor.proxy);
 }
 
 /** Images of a samples directory in name order, with the captions file's lines (line i ↔ image i). */
-export async function captionedSamples(samples: string, captionsFile?: string): Promise<{ images: Uint8Image[]; captions: string[] }> {
+export async function captionedSamples(
+  samples: string,
+  captionsFile?: string,
+): Promise<{ images: Uint8Image[]; captions: string[] }> {
   const file = captionsFile ?? join(samples, 'captions.txt');
-  if (!existsSync(file)) throw new DataError(`no captions: ${file} does not exist (give --captions, one caption per line in image-name order)`);
+  if (!existsSync(file))
+    throw new DataError(
+      `no captions: ${file} does not exist (give --captions, one caption per line in image-name order)`,
+    );
   const captions = readFileSync(file, 'utf8').replace(/\n$/, '').split('\n');
   const skipped: Record<string, number> = {};
   const images: Uint8Image[] = [];
   for await (const { image } of readImages(samples, { skipped })) images.push(image);
-  if (Object.keys(skipped).length) throw new DataError(`${samples}: unreadable images ${JSON.stringify(skipped)}; captions would no longer line up with images`);
-  if (captions.length < images.length) throw new DataError(`${file} has ${captions.length} captions for ${images.length} images`);
+  if (Object.keys(skipped).length)
+    throw new DataError(
+      `${samples}: unreadable images ${JSON.stringify(skipped)}; captions would no longer line up with images`,
+    );
+  if (captions.length < images.length)
+    throw new DataError(`${file} has ${captions.length} captions for ${images.length} images`);
   return { images, captions: captions.slice(0, images.length) };
 }
 
 /** `mdm-eval clip`: CLIP score of samples against their captions. */
-export async function clipCommand(options: NetworkOptions & { samples: string; captions?: string; definition?: ClipScoreDefinition }) {
+export async function clipCommand(
+  options: NetworkOptions & { samples: string; captions?: string; definition?: ClipScoreDefinition },
+) {
   const model = await openClip({ ...options, clip: options.clip ?? 'proxy' });
   if (!model) throw new ConfigError('--clip none: nothing to score with');
   const { images, captions } = await captionedSamples(options.samples, options.captions);

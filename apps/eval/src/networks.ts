@@ -1,6 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ClipModel, type FeatureExtractor, type ResizeMethod, loadOnnxClip, loadOnnxFeatureExtractor, loadTfjsGraphFeatureExtractor } from '@matryoshka-ts/metrics';
+import {
+  type ClipModel,
+  type FeatureExtractor,
+  type ResizeMethod,
+  loadOnnxClip,
+  loadOnnxFeatureExtractor,
+  loadTfjsGraphFeatureExtractor,
+} from '@matryoshka-ts/metrics';
 import { type ProxyClip, type ProxyOptions, loadProxyClip } from './proxy/proxy-model.js';
 import { ConfigError } from '@matryoshka-ts/core';
 
@@ -27,7 +34,8 @@ const proxies = new Map<string, Promise<ProxyClip>>();
 /** The proxy CLIP, trained (or read from the cache) once per process and recipe. */
 export function proxyClip(options: NetworkOptions): Promise<ProxyClip> {
   const key = JSON.stringify([options.cacheDir, options.proxy]);
-  if (!proxies.has(key)) proxies.set(key, loadProxyClip({ cacheDir: options.cacheDir, log: options.log, ...options.proxy }));
+  if (!proxies.has(key))
+    proxies.set(key, loadProxyClip({ cacheDir: options.cacheDir, log: options.log, ...options.proxy }));
   return proxies.get(key)!;
 }
 
@@ -35,10 +43,14 @@ export function proxyClip(options: NetworkOptions): Promise<ProxyClip> {
 export async function openFeatures(options: NetworkOptions): Promise<FeatureExtractor> {
   const spec = options.features ?? 'proxy';
   if (spec === 'proxy') return (await proxyClip(options)).features;
-  if (!existsSync(spec)) throw new ConfigError(`--features ${spec}: no such file or directory (give an ONNX file, a TF.js graph model directory, or 'proxy')`);
+  if (!existsSync(spec))
+    throw new ConfigError(
+      `--features ${spec}: no such file or directory (give an ONNX file, a TF.js graph model directory, or 'proxy')`,
+    );
   const input = { resize: options.resize, size: options.size, range: options.range };
   if (spec.endsWith('.onnx')) return loadOnnxFeatureExtractor(spec, input);
-  if (spec.endsWith('model.json') || (statSync(spec).isDirectory() && existsSync(join(spec, 'model.json')))) return loadTfjsGraphFeatureExtractor(spec, input);
+  if (spec.endsWith('model.json') || (statSync(spec).isDirectory() && existsSync(join(spec, 'model.json'))))
+    return loadTfjsGraphFeatureExtractor(spec, input);
   throw new ConfigError(`--features ${spec}: not an .onnx file or a TF.js graph model (model.json)`);
 }
 

@@ -2,7 +2,12 @@ import { seeded } from '@matryoshka-ts/test-utils';
 import { describe, expect, it } from 'vitest';
 import { PLOT_MARGIN, PLOT_PALETTE, type PlotSeries, lineChartSvg, logTicks, niceTicks } from './plot.js';
 
-const options = { title: 'FID vs CLIP score', subtitle: 'PROXY features — not comparable with published FID', xLabel: 'CLIP score', yLabel: 'FID' };
+const options = {
+  title: 'FID vs CLIP score',
+  subtitle: 'PROXY features — not comparable with published FID',
+  xLabel: 'CLIP score',
+  yLabel: 'FID',
+};
 
 /** Checks that every element is closed in order and that `&` only starts an entity: enough of XML for SVG viewers. */
 function expectWellFormed(svg: string) {
@@ -24,17 +29,29 @@ function circles(svg: string): Array<[number, number]> {
   return [...svg.matchAll(/<circle cx="([^"]+)" cy="([^"]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
 }
 
-const isNice = (step: number) => [1, 2, 5, 10].some((m) => Math.abs(step / 10 ** Math.floor(Math.log10(step)) - m) < 1e-9);
+const isNice = (step: number) =>
+  [1, 2, 5, 10].some((m) => Math.abs(step / 10 ** Math.floor(Math.log10(step)) - m) < 1e-9);
 
 describe('lineChartSvg', () => {
   it('renders a well-formed chart with title, subtitle, labels and every series in the legend', () => {
     const series: PlotSeries[] = [
-      { name: 'guidance sweep', points: [1, 2, 3, 5].map((w, i) => ({ x: 0.25 + i * 0.01, y: 30 - i * 2, label: `w=${w}` })) },
+      {
+        name: 'guidance sweep',
+        points: [1, 2, 3, 5].map((w, i) => ({ x: 0.25 + i * 0.01, y: 30 - i * 2, label: `w=${w}` })),
+      },
       { name: 'run <a> & "b"', points: [{ x: 0.26, y: 25 }], colour: '#123456' },
     ];
     const svg = lineChartSvg(series, options);
     expectWellFormed(svg);
-    for (const s of ['FID vs CLIP score', 'PROXY features — not comparable with published FID', 'CLIP score', 'FID', 'guidance sweep', 'w=1', 'w=5'])
+    for (const s of [
+      'FID vs CLIP score',
+      'PROXY features — not comparable with published FID',
+      'CLIP score',
+      'FID',
+      'guidance sweep',
+      'w=1',
+      'w=5',
+    ])
       expect(svg).toContain(`>${s}</text>`);
     expect(svg).toContain('>run &lt;a&gt; &amp; &quot;b&quot;</text>');
     expect(svg).toContain('fill="white"');
@@ -44,8 +61,26 @@ describe('lineChartSvg', () => {
 
   it('maps data to pixels inside the margins, the axes spanning the outer ticks', () => {
     // x 0..10 and y 0..100 are already tick-aligned, so they are the axis ends.
-    const svg = lineChartSvg([{ name: 's', points: [{ x: 0, y: 0 }, { x: 5, y: 50 }, { x: 10, y: 100 }, { x: 2, y: 80 }] }], { ...options, width: 600, height: 400 });
-    const [left, right, top, bottom] = [PLOT_MARGIN.left, 600 - PLOT_MARGIN.right, PLOT_MARGIN.top, 400 - PLOT_MARGIN.bottom];
+    const svg = lineChartSvg(
+      [
+        {
+          name: 's',
+          points: [
+            { x: 0, y: 0 },
+            { x: 5, y: 50 },
+            { x: 10, y: 100 },
+            { x: 2, y: 80 },
+          ],
+        },
+      ],
+      { ...options, width: 600, height: 400 },
+    );
+    const [left, right, top, bottom] = [
+      PLOT_MARGIN.left,
+      600 - PLOT_MARGIN.right,
+      PLOT_MARGIN.top,
+      400 - PLOT_MARGIN.bottom,
+    ];
     // Pixels are written to two decimals.
     const round = (v: number) => Math.round(v * 100) / 100;
     expect(circles(svg).slice(0, 4)).toEqual([
@@ -54,20 +89,44 @@ describe('lineChartSvg', () => {
       [right, top],
       [round(left + 0.2 * (right - left)), round(bottom - 0.8 * (bottom - top))],
     ]);
-    expect(svg).toContain(`<polyline points="${left},${bottom} ${(left + right) / 2},${(top + bottom) / 2} ${right},${top}`);
+    expect(svg).toContain(
+      `<polyline points="${left},${bottom} ${(left + right) / 2},${(top + bottom) / 2} ${right},${top}`,
+    );
   });
 
   it('puts y on a log scale when asked, dropping y ≤ 0', () => {
-    const svg = lineChartSvg([{ name: 's', points: [{ x: 0, y: 10 }, { x: 1, y: 0 }, { x: 2, y: 100 }] }], { ...options, logY: true, width: 600, height: 400 });
+    const svg = lineChartSvg(
+      [
+        {
+          name: 's',
+          points: [
+            { x: 0, y: 10 },
+            { x: 1, y: 0 },
+            { x: 2, y: 100 },
+          ],
+        },
+      ],
+      { ...options, logY: true, width: 600, height: 400 },
+    );
     const [top, bottom] = [PLOT_MARGIN.top, 400 - PLOT_MARGIN.bottom];
     // Domain [10, 100]: one decade, so 10 sits on the bottom edge and 100 on the top.
-    expect(circles(svg).slice(0, 2).map(([, cy]) => cy)).toEqual([bottom, top]);
+    expect(
+      circles(svg)
+        .slice(0, 2)
+        .map(([, cy]) => cy),
+    ).toEqual([bottom, top]);
     expect(svg).toContain('>20</text>');
     expectWellFormed(svg);
   });
 
   it('drops non-finite points and connects the rest in order', () => {
-    const points = [{ x: 0, y: 0 }, { x: Number.NaN, y: 1 }, { x: 1, y: Number.POSITIVE_INFINITY }, { x: 2, y: 2 }, { x: 3, y: Number.NaN, label: 'gone' }];
+    const points = [
+      { x: 0, y: 0 },
+      { x: Number.NaN, y: 1 },
+      { x: 1, y: Number.POSITIVE_INFINITY },
+      { x: 2, y: 2 },
+      { x: 3, y: Number.NaN, label: 'gone' },
+    ];
     const svg = lineChartSvg([{ name: 's', points }], { ...options, markers: false });
     expectWellFormed(svg);
     expect(svg.match(/<polyline points="([^"]*)"/)![1].split(' ')).toHaveLength(2);

@@ -29,7 +29,18 @@ export interface LineChartOptions {
 export const PLOT_MARGIN = { top: 64, right: 180, bottom: 56, left: 72 } as const;
 
 /** Matplotlib's tab10: distinct, and familiar to readers of ML papers. */
-export const PLOT_PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+export const PLOT_PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
 
 /** An axis: its tick values (first and last are the ends) and the map from data to pixels. */
 interface Axis {
@@ -48,19 +59,41 @@ export function lineChartSvg(series: PlotSeries[], options: LineChartOptions): s
     points: s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!logY || p.y > 0)),
   }));
   const all = drawn.flatMap((s) => s.points);
-  const box = { left: PLOT_MARGIN.left, right: width - PLOT_MARGIN.right, top: PLOT_MARGIN.top, bottom: height - PLOT_MARGIN.bottom };
-  const x = makeAxis(all.map((p) => p.x), false, box.left, box.right);
-  const y = makeAxis(all.map((p) => p.y), logY, box.bottom, box.top);
+  const box = {
+    left: PLOT_MARGIN.left,
+    right: width - PLOT_MARGIN.right,
+    top: PLOT_MARGIN.top,
+    bottom: height - PLOT_MARGIN.bottom,
+  };
+  const x = makeAxis(
+    all.map((p) => p.x),
+    false,
+    box.left,
+    box.right,
+  );
+  const y = makeAxis(
+    all.map((p) => p.y),
+    logY,
+    box.bottom,
+    box.top,
+  );
   const markers = options.markers ?? true;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     text(width / 2, 24, options.title, 'font-size="16" font-weight="bold" text-anchor="middle"'),
-    ...(options.subtitle ? [text(width / 2, 44, options.subtitle, 'font-size="12" fill="#555" text-anchor="middle"')] : []),
+    ...(options.subtitle
+      ? [text(width / 2, 44, options.subtitle, 'font-size="12" fill="#555" text-anchor="middle"')]
+      : []),
     ...gridAndTicks(x, y, box),
     `<rect x="${num(box.left)}" y="${num(box.top)}" width="${num(box.right - box.left)}" height="${num(box.bottom - box.top)}" fill="none" stroke="#333"/>`,
     text((box.left + box.right) / 2, height - 14, options.xLabel, 'font-size="13" text-anchor="middle"'),
-    text(18, (box.top + box.bottom) / 2, options.yLabel, `font-size="13" text-anchor="middle" transform="rotate(-90 18 ${num((box.top + box.bottom) / 2)})"`),
+    text(
+      18,
+      (box.top + box.bottom) / 2,
+      options.yLabel,
+      `font-size="13" text-anchor="middle" transform="rotate(-90 18 ${num((box.top + box.bottom) / 2)})"`,
+    ),
     ...drawn.flatMap((s) => seriesSvg(s, x, y, markers || s.points.length === 1)),
     ...drawn.flatMap((s, i) => legendEntry(s, i, box.right + 16, box.top + 8, markers)),
     '</svg>',
@@ -140,7 +173,12 @@ function gridAndTicks(x: Axis, y: Axis, box: { left: number; right: number; top:
   ];
 }
 
-function seriesSvg(s: { name: string; colour: string; points: PlotSeries['points'] }, x: Axis, y: Axis, markers: boolean): string[] {
+function seriesSvg(
+  s: { name: string; colour: string; points: PlotSeries['points'] },
+  x: Axis,
+  y: Axis,
+  markers: boolean,
+): string[] {
   const colour = escapeXml(s.colour);
   const at = s.points.map((p) => ({ px: x.toPixel(p.x), py: y.toPixel(p.y), label: p.label }));
   if (at.length === 0) return []; // still listed in the legend
@@ -151,7 +189,13 @@ function seriesSvg(s: { name: string; colour: string; points: PlotSeries['points
   ];
 }
 
-function legendEntry(s: { name: string; colour: string }, index: number, left: number, top: number, markers: boolean): string[] {
+function legendEntry(
+  s: { name: string; colour: string },
+  index: number,
+  left: number,
+  top: number,
+  markers: boolean,
+): string[] {
   const y = top + index * 20;
   const colour = escapeXml(s.colour);
   return [
@@ -171,5 +215,10 @@ function num(value: number): string {
 }
 
 function escapeXml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
 }

@@ -6,7 +6,11 @@ import { type LabelledStats, datasetImages, referenceStats, statsOfImages } from
  * Reference statistics for a run's samples: `--reference` when given, otherwise the run's own
  * training images (its data set at the resolution it trained on).
  */
-export async function runReference(run: OpenRun, extractor: FeatureExtractor, reference?: string): Promise<LabelledStats> {
+export async function runReference(
+  run: OpenRun,
+  extractor: FeatureExtractor,
+  reference?: string,
+): Promise<LabelledStats> {
   if (reference) return referenceStats(reference, extractor);
   const dataset = run.dataset();
   return statsOfImages(extractor, `run-data:${dataset.id}`, datasetImages(dataset));

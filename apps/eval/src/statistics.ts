@@ -1,6 +1,14 @@
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
-import { type FeatureExtractor, FeatureStats, type Uint8Image, featureStatsOf, frechetDistance, readFidStats, writeFidStats } from '@matryoshka-ts/metrics';
+import {
+  type FeatureExtractor,
+  type FeatureStats,
+  type Uint8Image,
+  featureStatsOf,
+  frechetDistance,
+  readFidStats,
+  writeFidStats,
+} from '@matryoshka-ts/metrics';
 import { readImages } from './images.js';
 import { DataError } from '@matryoshka-ts/core';
 
@@ -32,14 +40,21 @@ export function writeLabelledStats(path: string, stats: LabelledStats): void {
 /** Reads a pytorch-fid .npz, with our sidecar's labels when it has one. */
 export function readLabelledStats(path: string): LabelledStats {
   const { mu, sigma } = readFidStats(path);
-  const label = existsSync(sidecarOf(path)) ? (JSON.parse(readFileSync(sidecarOf(path), 'utf8')) as Omit<LabelledStats, 'mu' | 'sigma'>) : { source: path, features: 'unknown' };
+  const label = existsSync(sidecarOf(path))
+    ? (JSON.parse(readFileSync(sidecarOf(path), 'utf8')) as Omit<LabelledStats, 'mu' | 'sigma'>)
+    : { source: path, features: 'unknown' };
   return { ...label, mu: Float64Array.from(mu), sigma: Float64Array.from(sigma) };
 }
 
 /** An in-memory data set's images as evaluation images. */
 export function datasetImages(dataset: ImageDataset): Uint8Image[] {
   const r = dataset.resolution;
-  return Array.from({ length: dataset.size }, (_, i) => ({ data: dataset.get(i).image, width: r, height: r, channels: 3 }));
+  return Array.from({ length: dataset.size }, (_, i) => ({
+    data: dataset.get(i).image,
+    width: r,
+    height: r,
+    channels: 3,
+  }));
 }
 
 /** The bundled data set the default run trains on (Smileys & Emotion at 64 px), as evaluation images. */
@@ -58,7 +73,15 @@ export async function statsOfImages(
   const stats: FeatureStats = await featureStatsOf(extractor, images, { onBatch });
   if (stats.count < 2) throw new DataError(`${source}: ${stats.count} image(s) read; statistics need at least 2`);
   const { mu, sigma } = stats.fidStats();
-  return { mu, sigma, n: stats.count, source, features: extractor.id, resize: extractor.resize, proxy: extractor.proxy };
+  return {
+    mu,
+    sigma,
+    n: stats.count,
+    source,
+    features: extractor.id,
+    resize: extractor.resize,
+    proxy: extractor.proxy,
+  };
 }
 
 /** Images of a directory / tar shards as a stream of images, with skips counted. */
@@ -70,14 +93,23 @@ export async function* imagesOf(source: string, skipped: Record<string, number>)
  * Reference statistics from `--reference`: a .npz (checked against the extractor through its
  * sidecar), `bundled`, or a directory / tar shards of images.
  */
-export async function referenceStats(reference: string, extractor: FeatureExtractor, onBatch?: (done: number) => void): Promise<LabelledStats & { skipped?: Record<string, number> }> {
+export async function referenceStats(
+  reference: string,
+  extractor: FeatureExtractor,
+  onBatch?: (done: number) => void,
+): Promise<LabelledStats & { skipped?: Record<string, number> }> {
   if (reference.endsWith('.npz')) {
     if (!existsSync(reference)) throw new DataError(`--reference ${reference}: no such file`);
     const stats = readLabelledStats(reference);
     if (stats.features !== 'unknown' && stats.features !== extractor.id) {
-      throw new DataError(`--reference ${reference} was computed with features ${stats.features}, but these are ${extractor.id}: the distance would mean nothing`);
+      throw new DataError(
+        `--reference ${reference} was computed with features ${stats.features}, but these are ${extractor.id}: the distance would mean nothing`,
+      );
     }
-    if (stats.mu.length !== extractor.dim) throw new DataError(`--reference ${reference} has d = ${stats.mu.length}, the features have d = ${extractor.dim}`);
+    if (stats.mu.length !== extractor.dim)
+      throw new DataError(
+        `--reference ${reference} has d = ${stats.mu.length}, the features have d = ${extractor.dim}`,
+      );
     return stats;
   }
   if (reference === 'bundled') {
@@ -91,7 +123,8 @@ export async function referenceStats(reference: string, extractor: FeatureExtrac
 
 /** FID between sample and reference statistics, refusing mismatched feature spaces. */
 export function fidBetween(samples: LabelledStats, reference: LabelledStats): number {
-  if (reference.features !== 'unknown' && samples.features !== reference.features) throw new DataError(`samples use features ${samples.features}, the reference ${reference.features}`);
+  if (reference.features !== 'unknown' && samples.features !== reference.features)
+    throw new DataError(`samples use features ${samples.features}, the reference ${reference.features}`);
   const fid = frechetDistance(samples.mu, samples.sigma, reference.mu, reference.sigma);
   if (!Number.isFinite(fid)) throw new Error(`the Fréchet distance came out ${fid}`);
   return fid;

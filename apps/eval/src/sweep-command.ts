@@ -37,7 +37,8 @@ export interface SweepRow {
  * re-run (or one with more weights) only makes what is missing.
  */
 export async function sweepCommand(options: SweepOptions) {
-  if (!options.guidance.length || options.guidance.some((w) => !(w >= 0))) throw new ConfigError(`--guidance needs weights ≥ 0, got ${options.guidance.join(',')}`);
+  if (!options.guidance.length || options.guidance.some((w) => !(w >= 0)))
+    throw new ConfigError(`--guidance needs weights ≥ 0, got ${options.guidance.join(',')}`);
   const log = options.log ?? (() => {});
   const out = options.out ?? join(options.run, 'eval', 'sweep');
   mkdirSync(out, { recursive: true });
@@ -45,12 +46,23 @@ export async function sweepCommand(options: SweepOptions) {
   const extractor = await openFeatures({ ...options, log });
   const clip = await openClip({ ...options, log });
   const reference = await runReference(run, extractor, options.reference);
-  log(`sweep: reference ${reference.source} (${reference.n} images), features ${extractor.id}${clip ? `, CLIP ${clip.id}` : ''}`);
+  log(
+    `sweep: reference ${reference.source} (${reference.n} images), features ${extractor.id}${clip ? `, CLIP ${clip.id}` : ''}`,
+  );
   const rows: SweepRow[] = [];
   let steps = 0;
   for (const w of options.guidance) {
     const samples = join(out, `w-${w}`);
-    const gen = await generateCommand({ run: options.run, opened: run, out: samples, n: options.n, guidance: w, steps: options.steps, batch: options.batch, seed: options.seed });
+    const gen = await generateCommand({
+      run: options.run,
+      opened: run,
+      out: samples,
+      n: options.n,
+      guidance: w,
+      steps: options.steps,
+      batch: options.batch,
+      seed: options.seed,
+    });
     steps = gen.manifest.steps;
     const stats = await statsOfImages(extractor, samples, imagesOf(samples, {}));
     const fid = fidBetween(stats, reference);
@@ -60,7 +72,9 @@ export async function sweepCommand(options: SweepOptions) {
       clipValue = (await clipScore(clip, images, captions, { definition: options.definition })).score;
     }
     rows.push({ guidance: w, fid, clip_score: clipValue, n: options.n });
-    log(`sweep: w = ${w}: FID ${fid.toFixed(3)}${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''} (${gen.generated} new samples)`);
+    log(
+      `sweep: w = ${w}: FID ${fid.toFixed(3)}${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''} (${gen.generated} new samples)`,
+    );
   }
   run.dispose();
   const proxy = extractor.proxy || Boolean(clip?.proxy);
@@ -83,31 +97,53 @@ export async function sweepCommand(options: SweepOptions) {
   writeFileSync(join(out, 'sweep.md'), sweepTable(report));
   const subtitle = `${run.progress.step} steps, N = ${options.n}, ${steps} sampling steps · ${extractor.id}${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
   const svg = clip
-    ? lineChartSvg([{ name: 'guidance sweep', points: rows.map((r) => ({ x: r.clip_score!, y: r.fid, label: `w=${r.guidance}` })) }], {
-        title: 'FID vs CLIP score over guidance weights',
-        subtitle,
-        xLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`,
-        yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}`,
-        markers: true,
-        width: 900,
-      })
-    : lineChartSvg([{ name: 'FID', points: rows.map((r) => ({ x: r.guidance, y: r.fid, label: `w=${r.guidance}` })) }], {
-        title: 'FID over guidance weights',
-        subtitle,
-        xLabel: 'guidance weight w',
-        yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}`,
-        markers: true,
-        width: 900,
-      });
+    ? lineChartSvg(
+        [
+          {
+            name: 'guidance sweep',
+            points: rows.map((r) => ({ x: r.clip_score!, y: r.fid, label: `w=${r.guidance}` })),
+          },
+        ],
+        {
+          title: 'FID vs CLIP score over guidance weights',
+          subtitle,
+          xLabel: `CLIP score (${report.definition}${clip.proxy ? ', proxy' : ''})`,
+          yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}`,
+          markers: true,
+          width: 900,
+        },
+      )
+    : lineChartSvg(
+        [{ name: 'FID', points: rows.map((r) => ({ x: r.guidance, y: r.fid, label: `w=${r.guidance}` })) }],
+        {
+          title: 'FID over guidance weights',
+          subtitle,
+          xLabel: 'guidance weight w',
+          yLabel: `FID${extractor.proxy ? ' (proxy features)' : ''}`,
+          markers: true,
+          width: 900,
+        },
+      );
   writeFileSync(join(out, 'sweep.svg'), svg);
   return { out, table: join(out, 'sweep.md'), plot: join(out, 'sweep.svg'), ...report };
 }
 
-function sweepTable(report: { rows: SweepRow[]; n: number; features: string; clip: string | null; definition: string | null; reference: { source: string; n?: number }; proxy: boolean; note?: string }): string {
+function sweepTable(report: {
+  rows: SweepRow[];
+  n: number;
+  features: string;
+  clip: string | null;
+  definition: string | null;
+  reference: { source: string; n?: number };
+  proxy: boolean;
+  note?: string;
+}): string {
   const lines = [
     `| guidance w | FID | CLIP score |`,
     `|---:|---:|---:|`,
-    ...report.rows.map((r) => `| ${r.guidance} | ${r.fid.toFixed(3)} | ${r.clip_score === null ? '–' : r.clip_score.toFixed(3)} |`),
+    ...report.rows.map(
+      (r) => `| ${r.guidance} | ${r.fid.toFixed(3)} | ${r.clip_score === null ? '–' : r.clip_score.toFixed(3)} |`,
+    ),
     '',
     `N = ${report.n} samples per weight; reference ${report.reference.source} (${report.reference.n} images); features ${report.features}; CLIP ${report.clip ?? 'none'}${report.definition ? ` (${report.definition})` : ''}.`,
   ];

@@ -13,7 +13,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function mdmTrain(args: string[]): string {
   const execpath = process.env.npm_execpath;
   const [cmd, pre] = execpath && /pnpm/.test(execpath) ? [process.execPath, [execpath]] : ['pnpm', []];
-  return execFileSync(cmd, [...pre, '--silent', 'mdm-train', ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(cmd, [...pre, '--silent', 'mdm-train', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 it('the stable command line trains the tiny preset, resumes it, and appends one JSON object per step', () => {
@@ -22,13 +26,30 @@ it('the stable command line trains the tiny preset, resumes it, and appends one 
   expect(first).toMatch(/samples: .*samples\.png/);
   // A script may repeat its flags when resuming; they must match the run's config.
   mdmTrain(['train', '--preset', 'tiny', '--steps', '4', '--out', out, '--seed', '7', '--resume', out]);
-  expect(() => mdmTrain(['train', '--preset', 'tiny', '--seed', '8', '--resume', out])).toThrow(/trained with another config/);
+  expect(() => mdmTrain(['train', '--preset', 'tiny', '--seed', '8', '--resume', out])).toThrow(
+    /trained with another config/,
+  );
   mdmTrain(['train', '--resume', out, '--steps', '5']);
-  const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(rows.map((r) => r.step)).toEqual([1, 2, 3, 4, 5]);
   for (const r of rows) expect(Number.isFinite(r.loss)).toBe(true);
   expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).seed).toBe(7);
-  const sample = mdmTrain(['sample', '--run', out, '--n', '2', '--steps', '2', '--prompt', 'grinning face', '--out', join(dir, 'grid.png')]);
+  const sample = mdmTrain([
+    'sample',
+    '--run',
+    out,
+    '--n',
+    '2',
+    '--steps',
+    '2',
+    '--prompt',
+    'grinning face',
+    '--out',
+    join(dir, 'grid.png'),
+  ]);
   expect(sample).toContain(join(dir, 'grid.png'));
   expect(readFileSync(join(dir, 'grid.png')).subarray(1, 4).toString()).toBe('PNG');
 }, 240_000);

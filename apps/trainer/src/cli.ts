@@ -5,6 +5,7 @@ import { ConfigError } from '@matryoshka-ts/core';
 import { PRESET_NAMES, preset as modelPreset } from '@matryoshka-ts/nested-unet';
 import {
   TRAIN_PRESETS,
+  type TrainConfig,
   type TrainConfigInput,
   applyOverride,
   dataCheck,
@@ -29,7 +30,9 @@ const collect = (v: string, all: string[]) => [...all, v];
 
 program
   .command('info')
-  .description("Print a model's parameter counts as one JSON line (per level, each excluding the levels inside it). Allocates no weights.")
+  .description(
+    "Print a model's parameter counts as one JSON line (per level, each excluding the levels inside it). Allocates no weights.",
+  )
   .option('--preset <name>', `a preset: ${PRESET_NAMES.join(', ')}`)
   .option('--config <file>', 'a model config (JSON) instead of a preset')
   .addOption(new Option('--conditioning <kind>', 'conditioning of a preset').choices(['text', 'labels', 'none']))
@@ -40,9 +43,17 @@ program
 program
   .command('train')
   .description('Train a model (default: the `emoji` preset on the bundled data) into a run directory.')
-  .option('--preset <name>', `a training preset (${Object.keys(TRAIN_PRESETS).join(', ')}) or a model preset (${PRESET_NAMES.join(', ')})`)
+  .option(
+    '--preset <name>',
+    `a training preset (${Object.keys(TRAIN_PRESETS).join(', ')}) or a model preset (${PRESET_NAMES.join(', ')})`,
+  )
   .option('--config <file>', 'a training config (.json, .yaml); merged over the preset')
-  .option('--set <key=value>', 'override one config field, e.g. optimizer.lr=2e-4 or phases.0.steps=100 (repeatable)', collect, [])
+  .option(
+    '--set <key=value>',
+    'override one config field, e.g. optimizer.lr=2e-4 or phases.0.steps=100 (repeatable)',
+    collect,
+    [],
+  )
   .option('--steps <n>', "the run's total steps (default: the sum of the phases')", int)
   .option('--out <dir>', 'run directory (default runs/<preset>)')
   .option('--seed <n>', 'seed for weights, noise and data order', int)
@@ -56,8 +67,12 @@ program
       if (name) {
         if (TRAIN_PRESETS[name]) raw = structuredClone(TRAIN_PRESETS[name]) as Record<string, unknown>;
         // A model preset alone: one phase training all its levels.
-        else if ((PRESET_NAMES as readonly string[]).includes(name)) raw = { model: name, phases: [{ resolution: modelPreset(name).resolution, batchSize: 8, steps: 1000 }] };
-        else throw new ConfigError(`unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; model presets ${PRESET_NAMES.join(', ')}`);
+        else if ((PRESET_NAMES as readonly string[]).includes(name))
+          raw = { model: name, phases: [{ resolution: modelPreset(name).resolution, batchSize: 8, steps: 1000 }] };
+        else
+          throw new ConfigError(
+            `unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; model presets ${PRESET_NAMES.join(', ')}`,
+          );
       }
       if (options.config) raw = { ...raw, ...readConfigFile(options.config) };
       for (const s of options.set) applyOverride(raw, s);
@@ -65,17 +80,23 @@ program
       if (options.backend) raw.backend = options.backend;
       return { name, config: parseTrainConfig(raw as TrainConfigInput) };
     };
-    let config;
+    let config: TrainConfig;
     let out: string;
     if (options.resume) {
       out = options.resume;
-      if (options.out && resolve(options.out) !== resolve(out)) throw new ConfigError(`--out ${options.out} differs from --resume ${out}: a resumed run continues in its own directory`);
+      if (options.out && resolve(options.out) !== resolve(out))
+        throw new ConfigError(
+          `--out ${options.out} differs from --resume ${out}: a resumed run continues in its own directory`,
+        );
       config = loadCheckpoint(join(out, 'checkpoint.safetensors')).config;
       // Scripts may repeat the original flags; they must describe the same run.
       if (options.preset || options.config || options.set.length || options.seed !== undefined) {
         const { backend: _a, ...wanted } = fresh().config;
         const { backend: _b, ...saved } = parseTrainConfig(config);
-        if (JSON.stringify(wanted) !== JSON.stringify(saved)) throw new ConfigError(`the run in ${out} was trained with another config; resume it with --resume alone (its config.json is used)`);
+        if (JSON.stringify(wanted) !== JSON.stringify(saved))
+          throw new ConfigError(
+            `the run in ${out} was trained with another config; resume it with --resume alone (its config.json is used)`,
+          );
       }
       if (options.backend) config = { ...config, backend: options.backend };
     } else {
@@ -102,7 +123,14 @@ program
   .addOption(new Option('--sampler <kind>', 'update rule').choices(['ddpm', 'ddim']).default('ddpm'))
   .option('--eta <x>', 'DDIM η', Number, 0)
   .option('--guidance <w>', 'classifier-free guidance weight (default: the run config)', Number)
-  .addOption(new Option('--threshold <kind>', 'x̂0 thresholding (default: the run config)').choices(['none', 'clip', 'dynamic', 'dynamic-deepfloyd']))
+  .addOption(
+    new Option('--threshold <kind>', 'x̂0 thresholding (default: the run config)').choices([
+      'none',
+      'clip',
+      'dynamic',
+      'dynamic-deepfloyd',
+    ]),
+  )
   .option('--seed <n>', 'seed of the starting noise', int, 0)
   .option('--no-ema', 'use the raw weights instead of the EMA')
   .option('--out <file>', 'PNG path (default <run>/sample.png)')
@@ -117,9 +145,21 @@ program
   .description(
     'Read a whole data set once through the data pipeline (every sample read and decoded in worker threads), without training, and print one JSON line {"read", "skipped": {reason: count}, "images_per_s"} — to validate a data set before a long run.',
   )
-  .addOption(new Option('--source <kind>', 'the data set format').choices(['imagenet', 'cc12m', 'webvid', 'bundled']).makeOptionMandatory())
-  .option('--path <dir|pattern>', 'imagenet: folder of synset folders or tars; cc12m: folder, glob or {00000..00099} pattern of .tar shards (or the index TSV with --format tsv); webvid: the CSV')
-  .addOption(new Option('--format <kind>', 'cc12m: img2dataset webdataset shards or the official TSV index').choices(['webdataset', 'tsv']))
+  .addOption(
+    new Option('--source <kind>', 'the data set format')
+      .choices(['imagenet', 'cc12m', 'webvid', 'bundled'])
+      .makeOptionMandatory(),
+  )
+  .option(
+    '--path <dir|pattern>',
+    'imagenet: folder of synset folders or tars; cc12m: folder, glob or {00000..00099} pattern of .tar shards (or the index TSV with --format tsv); webvid: the CSV',
+  )
+  .addOption(
+    new Option('--format <kind>', 'cc12m: img2dataset webdataset shards or the official TSV index').choices([
+      'webdataset',
+      'tsv',
+    ]),
+  )
   .option('--synsets <file>', 'imagenet: wnid list fixing the label order')
   .option('--class-names <file>', 'imagenet: class names for captions')
   .option('--videos <dir>', 'webvid: the folder of downloaded videos')

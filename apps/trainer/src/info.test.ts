@@ -31,7 +31,10 @@ describe('mdm-train info', () => {
     // The pnpm running this test (npm_execpath) when known, else the one on PATH.
     const execpath = process.env.npm_execpath;
     const [cmd, pre] = execpath && /pnpm/.test(execpath) ? [process.execPath, [execpath]] : ['pnpm', []];
-    const out = execFileSync(cmd, [...pre, '--silent', 'mdm-train', 'info', '--preset', 'MDM-S64S256'], { cwd: root, encoding: 'utf8' });
+    const out = execFileSync(cmd, [...pre, '--silent', 'mdm-train', 'info', '--preset', 'MDM-S64S256'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     const lines = out.trim().split('\n');
     expect(lines).toHaveLength(1);
     const info = JSON.parse(lines[0]);

@@ -16,10 +16,13 @@ export interface ModelInfo {
 
 /** Parameter counts of a preset or a model config file, per level (each excluding the levels inside it). */
 export function modelInfo(options: InfoOptions): ModelInfo {
-  if (!options.preset === !options.config) throw new ConfigError('info: give exactly one of --preset <name> or --config <file.json>');
+  if (!options.preset === !options.config)
+    throw new ConfigError('info: give exactly one of --preset <name> or --config <file.json>');
   let config: NestedUNetConfig;
   if (options.preset) {
-    const conditioning: PresetConditioning | undefined = options.conditioning ? { kind: options.conditioning } : undefined;
+    const conditioning: PresetConditioning | undefined = options.conditioning
+      ? { kind: options.conditioning }
+      : undefined;
     config = preset(options.preset, { conditioning });
   } else {
     const raw = readConfigFile(options.config!) as unknown as { model?: NestedUNetConfig } & NestedUNetConfig;

@@ -2,7 +2,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
-import { ProgressLine, generate, openRun, previewConditions, runBackend, sampleGridPng } from '@matryoshka-ts/pipelines';
+import {
+  ProgressLine,
+  generate,
+  openRun,
+  previewConditions,
+  runBackend,
+  sampleGridPng,
+} from '@matryoshka-ts/pipelines';
 
 export interface SampleCommandOptions {
   run: string;
@@ -33,7 +40,8 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
     labels = new Array(options.n).fill(0);
   } else if (options.label !== undefined) {
     if (conditioner.kind !== 'labels') throw new ConfigError('--label needs a class-conditioned run');
-    if (options.label < 0 || options.label > conditioner.numClasses) throw new ConfigError(`--label must be 0…${conditioner.numClasses} (${conditioner.numClasses} = unconditional)`);
+    if (options.label < 0 || options.label > conditioner.numClasses)
+      throw new ConfigError(`--label must be 0…${conditioner.numClasses} (${conditioner.numClasses} = unconditional)`);
     captions = new Array(options.n).fill('');
     labels = new Array(options.n).fill(options.label);
   } else {

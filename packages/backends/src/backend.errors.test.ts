@@ -9,7 +9,9 @@ describe('initBackend errors', () => {
     await expect(initBackend({ backend: 'gpu' as BackendName, quiet: true })).rejects.toThrow(
       "Unknown backend 'gpu': choose auto, native, cpu, wasm or tensorflow.",
     );
-    await expect(initBackend({ backend: 'webgl' as BackendName, quiet: true })).rejects.toThrow(/Unknown backend 'webgl'/);
+    await expect(initBackend({ backend: 'webgl' as BackendName, quiet: true })).rejects.toThrow(
+      /Unknown backend 'webgl'/,
+    );
     expect(activeBackend()).toBeUndefined();
   });
 
@@ -23,7 +25,8 @@ describe('initBackend errors', () => {
   it("'tensorflow' without tfjs-node rejects and says what to install", async () => {
     // Precondition of this test: neither native package is installed in this workspace.
     const require = createRequire(import.meta.url);
-    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) expect(() => require.resolve(pkg)).toThrow();
+    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'])
+      expect(() => require.resolve(pkg)).toThrow();
 
     const error = await initBackend({ backend: 'tensorflow', quiet: true }).then(
       () => undefined,

@@ -75,10 +75,16 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     if (reason) throw new BackendError(`Backend 'native' is unavailable: ${reason}. Choose --backend wasm or cpu.`);
     await activate('wasm');
     const info = (await nativeKernels())!.registerNativeKernels('wasm');
-    const blas = info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
+    const blas =
+      info.provider === 'openblas' ? 'OpenBLAS sgemm' : 'built-in AVX2 sgemm (install libopenblas0 for more speed)';
     const kernels =
-      info.convProvider === 'onednn' ? `oneDNN ${info.onednn} convolutions, ${blas}` : `built-in convolutions (install libdnnl2 for more speed), ${blas}`;
-    return { name, description: `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ${info.threads} threads)` };
+      info.convProvider === 'onednn'
+        ? `oneDNN ${info.onednn} convolutions, ${blas}`
+        : `built-in convolutions (install libdnnl2 for more speed), ${blas}`;
+    return {
+      name,
+      description: `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ${info.threads} threads)`,
+    };
   }
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');
@@ -95,10 +101,11 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     throw new BackendError(
       "Backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, and neither is installed. " +
         'Install one next to your app (`pnpm add @tensorflow/tfjs-node-gpu@4.22.0`; its installer downloads libtensorflow), ' +
-        "or choose --backend wasm / cpu.",
+        'or choose --backend wasm / cpu.',
     );
   }
-  if (!(await tf.setBackend('tensorflow'))) throw new BackendError(`${pkg} is installed but its backend failed to start.`);
+  if (!(await tf.setBackend('tensorflow')))
+    throw new BackendError(`${pkg} is installed but its backend failed to start.`);
   return { name: 'tensorflow', description: `tensorflow (${pkg}, libtensorflow)` };
 }
 
@@ -109,7 +116,9 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const requested = options.backend ?? 'auto';
   if (!(BACKEND_NAMES as readonly string[]).includes(requested)) {
-    throw new BackendError(`Unknown backend '${requested}': choose ${BACKEND_NAMES.slice(0, -1).join(', ')} or tensorflow.`);
+    throw new BackendError(
+      `Unknown backend '${requested}': choose ${BACKEND_NAMES.slice(0, -1).join(', ')} or tensorflow.`,
+    );
   }
   await ensureGradients();
   let info: BackendInfo;

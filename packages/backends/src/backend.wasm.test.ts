@@ -12,7 +12,11 @@ describe("initBackend({ backend: 'wasm' })", () => {
   });
 
   it('registers gradients: tf.grad of a sum works afterwards', () => {
-    const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(x, tf.tensor([3, 4, 5]))))(tf.tensor([1, 2, 3])).dataSync());
+    const g = tf.tidy(() =>
+      tf
+        .grad((x: tf.Tensor) => tf.sum(tf.mul(x, tf.tensor([3, 4, 5]))))(tf.tensor([1, 2, 3]))
+        .dataSync(),
+    );
     expect(Array.from(g)).toEqual([3, 4, 5]);
   });
 
@@ -21,7 +25,11 @@ describe("initBackend({ backend: 'wasm' })", () => {
     // x = 1, L = Σ conv2d(x, w, 'same') over 4×4: ∂L/∂w[i,j] counts the output positions where
     // tap (i, j) lands inside the image, 3 or 4 per axis: the product of the per-axis counts.
     const g = tf.tidy(() =>
-      tf.grad((w: tf.Tensor) => tf.sum(tf.conv2d(tf.ones([1, 4, 4, 1]) as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')))(tf.zeros([3, 3, 1, 1])).dataSync(),
+      tf
+        .grad((w: tf.Tensor) => tf.sum(tf.conv2d(tf.ones([1, 4, 4, 1]) as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')))(
+          tf.zeros([3, 3, 1, 1]),
+        )
+        .dataSync(),
     );
     expect(Array.from(g)).toEqual([9, 12, 9, 12, 16, 12, 9, 12, 9]);
   });

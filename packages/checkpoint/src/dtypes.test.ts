@@ -173,7 +173,9 @@ describe('F16 (IEEE binary16)', () => {
     ];
     const decoded = decodeElements('F16', bytesOfU16(cases.map((c) => c[0])), cases.length);
     expect(decoded).toBeInstanceOf(Float32Array);
-    cases.forEach(([bits, value], i) => expect(Object.is(decoded[i], value), `${hex(bits)} → ${decoded[i]}, want ${value}`).toBe(true));
+    cases.forEach(([bits, value], i) =>
+      expect(Object.is(decoded[i], value), `${hex(bits)} → ${decoded[i]}, want ${value}`).toBe(true),
+    );
     const nans = decodeElements('F16', bytesOfU16([0x7e00, 0x7c01, 0xfe00, 0x7fff]), 4);
     for (const v of nans) expect(v).toBeNaN();
   });
@@ -252,7 +254,8 @@ describe('F16 (IEEE binary16)', () => {
     expect(inputs.every((v) => Math.fround(v) === v)).toBe(true); // all exact in float32
     const got = encodeHalf(inputs);
     const bad: string[] = [];
-    for (let i = 0; i < inputs.length && bad.length < 10; i++) if (got[i] !== want[i]) bad.push(`${inputs[i]}: ${hex(got[i])} want ${hex(want[i])}`);
+    for (let i = 0; i < inputs.length && bad.length < 10; i++)
+      if (got[i] !== want[i]) bad.push(`${inputs[i]}: ${hex(got[i])} want ${hex(want[i])}`);
     expect(bad).toEqual([]);
     expect(inputs.length).toBe(6 * 0x7c00);
   });
@@ -344,7 +347,8 @@ describe('BF16 (bfloat16)', () => {
     expect(inputs.every((v) => Math.fround(v) === v && Number.isFinite(v))).toBe(true);
     const got = encodeBf16(inputs);
     const bad: string[] = [];
-    for (let i = 0; i < inputs.length && bad.length < 10; i++) if (got[i] !== want[i]) bad.push(`${inputs[i]}: ${hex(got[i])} want ${hex(want[i])}`);
+    for (let i = 0; i < inputs.length && bad.length < 10; i++)
+      if (got[i] !== want[i]) bad.push(`${inputs[i]}: ${hex(got[i])} want ${hex(want[i])}`);
     expect(bad).toEqual([]);
     expect(inputs.length).toBe(6 * 0x7f80);
     expect(hex(got[inputs.indexOf(2 ** 128 - 2 ** 119)])).toBe('0x7f80');
@@ -374,7 +378,21 @@ describe('numpy cross-check (optional: needs python3 with numpy)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mdm-ckpt-numpy-'));
     try {
       const { mids } = midpoints(refHalfToNumber, 0x7c00, 65536);
-      const extra = [0, -0, 1, 65504, 65519, 65520, 2 ** -24, 2 ** -25, 3 * 2 ** -25, 1 + 2 ** -11, 1 + 3 * 2 ** -11, Infinity, -Infinity];
+      const extra = [
+        0,
+        -0,
+        1,
+        65504,
+        65519,
+        65520,
+        2 ** -24,
+        2 ** -25,
+        3 * 2 ** -25,
+        1 + 2 ** -11,
+        1 + 3 * 2 ** -11,
+        Infinity,
+        -Infinity,
+      ];
       const random = randomFloat32Bits(50_000, 4242);
       const values = new Float32Array(mids.length + extra.length + random.length);
       values.set(mids, 0);
@@ -430,7 +448,8 @@ describe('encodeElements / decodeElements byte layout', () => {
     expectBytes('I32', [-2], [0xfe, 0xff, 0xff, 0xff]);
     expectBytes('I32', [0x01020304], [4, 3, 2, 1]);
     expectBytes('U8', [0, 127, 255], [0, 127, 255]);
-    for (const dtype of Object.keys(DTYPE_BYTES) as Dtype[]) expect(encodeElements(dtype, [0, 0, 0]).byteLength).toBe(3 * DTYPE_BYTES[dtype]);
+    for (const dtype of Object.keys(DTYPE_BYTES) as Dtype[])
+      expect(encodeElements(dtype, [0, 0, 0]).byteLength).toBe(3 * DTYPE_BYTES[dtype]);
   });
 
   it('truncates non-integer numbers written as I64 toward zero and accepts bigints', () => {
@@ -441,7 +460,10 @@ describe('encodeElements / decodeElements byte layout', () => {
   it('decodes from unaligned views and ignores bytes past `count`', () => {
     const values = new Float64Array([1.5, -2.25, Math.PI]);
     for (const dtype of ['F64', 'F32', 'I64', 'I32', 'F16', 'BF16', 'U8'] as Dtype[]) {
-      const encoded = encodeElements(dtype, dtype === 'I64' ? [1n, -2n, 3n] : dtype === 'I32' || dtype === 'U8' ? [1, 2, 3] : values);
+      const encoded = encodeElements(
+        dtype,
+        dtype === 'I64' ? [1n, -2n, 3n] : dtype === 'I32' || dtype === 'U8' ? [1, 2, 3] : values,
+      );
       // Place the bytes at an odd offset inside a larger buffer, with junk after them.
       const host = new Uint8Array(encoded.byteLength + 7).fill(0xaa);
       host.set(encoded, 3);

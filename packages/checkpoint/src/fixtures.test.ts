@@ -108,7 +108,10 @@ describe('shared ml-mdm fixtures (nested-tiny)', () => {
         const original = file.read(name);
         const back = exported.get(name)!;
         expect(back.shape, name).toEqual(original.shape);
-        expect(Buffer.from((back.data as Float32Array).buffer).equals(Buffer.from((original.data as Float32Array).buffer)), name).toBe(true);
+        expect(
+          Buffer.from((back.data as Float32Array).buffer).equals(Buffer.from((original.data as Float32Array).buffer)),
+          name,
+        ).toBe(true);
       }
     });
   });
@@ -121,13 +124,17 @@ describe('shared ml-mdm fixtures (nested-tiny)', () => {
         const fromNested = importMlMdmStateDict(unetSpecs, nested, { sourcePrefix: 'inner_unet.' });
         const fromUnet = importMlMdmStateDict(unetSpecs, unet);
         expect(fromNested.size).toBe(unet.names.length);
-        for (const [name, v] of fromUnet) expect(Buffer.from(fromNested.get(name)!.buffer).equals(Buffer.from(v.buffer)), name).toBe(true);
+        for (const [name, v] of fromUnet)
+          expect(Buffer.from(fromNested.get(name)!.buffer).equals(Buffer.from(v.buffer)), name).toBe(true);
 
         const nestedSpecs = specsFromFile(nested);
         const intoInner = importMlMdmStateDict(nestedSpecs, unet, { targetPrefix: 'inner_unet.' });
         expect([...intoInner.keys()].every((k) => k.startsWith('inner_unet.'))).toBe(true);
         expect(intoInner.size).toBe(unet.names.length);
-        for (const [name, v] of fromUnet) expect(Buffer.from(intoInner.get(`inner_unet.${name}`)!.buffer).equals(Buffer.from(v.buffer)), name).toBe(true);
+        for (const [name, v] of fromUnet)
+          expect(Buffer.from(intoInner.get(`inner_unet.${name}`)!.buffer).equals(Buffer.from(v.buffer)), name).toBe(
+            true,
+          );
       }),
     );
   });

@@ -28,7 +28,10 @@ const linCode = (o: number, i: number) => o * 100 + i;
 function torchConv(co: number, ci: number, kh: number, kw: number): Float32Array {
   const out = new Float32Array(co * ci * kh * kw);
   const [sO, sI, sH] = [ci * kh * kw, kh * kw, kw];
-  for (let o = 0; o < co; o++) for (let i = 0; i < ci; i++) for (let h = 0; h < kh; h++) for (let w = 0; w < kw; w++) out[o * sO + i * sI + h * sH + w] = convCode(o, i, h, w);
+  for (let o = 0; o < co; o++)
+    for (let i = 0; i < ci; i++)
+      for (let h = 0; h < kh; h++)
+        for (let w = 0; w < kw; w++) out[o * sO + i * sI + h * sH + w] = convCode(o, i, h, w);
   return out;
 }
 function torchLinear(out: number, inp: number): Float32Array {
@@ -68,7 +71,12 @@ function stateDict(list: ParamSpec[], prefix = '', seed = 1): Map<string, Tensor
 function expectBitEqual(actual: Float32Array, expected: Float32Array, label: string) {
   expect(actual.length, label).toBe(expected.length);
   // No tolerance: layout conversion only moves float32 values, it never computes with them.
-  expect(Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength)), label).toBe(true);
+  expect(
+    Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(
+      Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength),
+    ),
+    label,
+  ).toBe(true);
 }
 
 function catchMismatch(f: () => unknown): CheckpointMismatchError {
@@ -117,7 +125,14 @@ describe('fromTorchLayout / toTorchLayout', () => {
   it('handles a 1×1 conv and a non-square kernel with distinct dimensions', () => {
     const one = fromTorchLayout({ shape: [1, 1, 3, 2], layout: 'conv2d' }, torchConv(2, 3, 1, 1));
     // 1×1 conv: HWIO [1,1,ci,co] is the transpose of OI.
-    expect([...one]).toEqual([convCode(0, 0, 0, 0), convCode(1, 0, 0, 0), convCode(0, 1, 0, 0), convCode(1, 1, 0, 0), convCode(0, 2, 0, 0), convCode(1, 2, 0, 0)]);
+    expect([...one]).toEqual([
+      convCode(0, 0, 0, 0),
+      convCode(1, 0, 0, 0),
+      convCode(0, 1, 0, 0),
+      convCode(1, 1, 0, 0),
+      convCode(0, 2, 0, 0),
+      convCode(1, 2, 0, 0),
+    ]);
     const tall = fromTorchLayout({ shape: [3, 1, 1, 1], layout: 'conv2d' }, torchConv(1, 1, 3, 1));
     expect([...tall]).toEqual([convCode(0, 0, 0, 0), convCode(0, 0, 1, 0), convCode(0, 0, 2, 0)]);
   });
@@ -126,7 +141,9 @@ describe('fromTorchLayout / toTorchLayout', () => {
     const ours = fromTorchLayout({ shape: [3, 5], layout: 'linear' }, torchLinear(5, 3));
     for (let i = 0; i < 3; i++) for (let o = 0; o < 5; o++) expect(ours[i * 5 + o], `[${i},${o}]`).toBe(linCode(o, i));
     // A literal 2×3 example: torch [[1,2,3],[4,5,6]] (out=2, in=3) → ours [[1,4],[2,5],[3,6]].
-    expect([...fromTorchLayout({ shape: [3, 2], layout: 'linear' }, new Float32Array([1, 2, 3, 4, 5, 6]))]).toEqual([1, 4, 2, 5, 3, 6]);
+    expect([...fromTorchLayout({ shape: [3, 2], layout: 'linear' }, new Float32Array([1, 2, 3, 4, 5, 6]))]).toEqual([
+      1, 4, 2, 5, 3, 6,
+    ]);
   });
 
   it('copies vectors and tables unchanged, into a new array', () => {
@@ -154,8 +171,15 @@ describe('fromTorchLayout / toTorchLayout', () => {
   it('toTorchLayout puts HWIO[h,w,i,o] at OIHW[o,i,h,w]', () => {
     const [kh, kw, ci, co] = [2, 3, 2, 4];
     const ours = new Float32Array(kh * kw * ci * co);
-    for (let h = 0; h < kh; h++) for (let w = 0; w < kw; w++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) ours[((h * kw + w) * ci + i) * co + o] = convCode(o, i, h, w);
-    expectBitEqual(toTorchLayout({ shape: [kh, kw, ci, co], layout: 'conv2d' }, ours), torchConv(co, ci, kh, kw), 'conv');
+    for (let h = 0; h < kh; h++)
+      for (let w = 0; w < kw; w++)
+        for (let i = 0; i < ci; i++)
+          for (let o = 0; o < co; o++) ours[((h * kw + w) * ci + i) * co + o] = convCode(o, i, h, w);
+    expectBitEqual(
+      toTorchLayout({ shape: [kh, kw, ci, co], layout: 'conv2d' }, ours),
+      torchConv(co, ci, kh, kw),
+      'conv',
+    );
   });
 });
 
@@ -173,7 +197,9 @@ describe('importMlMdmStateDict', () => {
     // Spot-check one conv element against the index mapping written out by hand: ours[h=1,w=2,i=1,o=3]
     // must be torch[o=3,i=1,h=1,w=2].
     const torchConvData = sd.get('conv.weight')!.data as Float32Array;
-    expect(values.get('conv.weight')![((1 * 3 + 2) * 2 + 1) * 4 + 3]).toBe(torchConvData[((3 * 2 + 1) * 2 + 1) * 3 + 2]);
+    expect(values.get('conv.weight')![((1 * 3 + 2) * 2 + 1) * 4 + 3]).toBe(
+      torchConvData[((3 * 2 + 1) * 2 + 1) * 3 + 2],
+    );
   });
 
   it('export ∘ import is the identity on the state dict, and import ∘ export on our values', () => {
@@ -271,17 +297,28 @@ describe('importMlMdmStateDict', () => {
     const sd = stateDict(specs);
     sd.delete('proj.bias');
     sd.set('extra', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
-    expect(() => importMlMdmStateDict(specs, mapSource(sd), { allowMissing: true })).toThrow(/unexpected keys \(1\): extra/);
-    expect(() => importMlMdmStateDict(specs, mapSource(sd), { allowUnexpected: true })).toThrow(/missing keys \(1\): proj\.bias/);
+    expect(() => importMlMdmStateDict(specs, mapSource(sd), { allowMissing: true })).toThrow(
+      /unexpected keys \(1\): extra/,
+    );
+    expect(() => importMlMdmStateDict(specs, mapSource(sd), { allowUnexpected: true })).toThrow(
+      /missing keys \(1\): proj\.bias/,
+    );
     const values = importMlMdmStateDict(specs, mapSource(sd), { allowMissing: true, allowUnexpected: true });
-    expect([...values.keys()].sort()).toEqual(specs.map((s) => s.name).filter((n) => n !== 'proj.bias').sort());
+    expect([...values.keys()].sort()).toEqual(
+      specs
+        .map((s) => s.name)
+        .filter((n) => n !== 'proj.bias')
+        .sort(),
+    );
     expect(values.has('extra')).toBe(false);
   });
 
   it('still reports shape mismatches when missing and unexpected keys are allowed', () => {
     const sd = stateDict(specs);
     sd.set('proj.weight', { dtype: 'F32', shape: [3, 5], data: new Float32Array(15) });
-    const err = catchMismatch(() => importMlMdmStateDict(specs, mapSource(sd), { allowMissing: true, allowUnexpected: true }));
+    const err = catchMismatch(() =>
+      importMlMdmStateDict(specs, mapSource(sd), { allowMissing: true, allowUnexpected: true }),
+    );
     expect(err.wrongShape).toEqual(['proj.weight [3,5] (model expects [5,3])']);
     expect(err.missing).toEqual([]);
     expect(err.unexpected).toEqual([]);
@@ -296,12 +333,19 @@ describe('importMlMdmStateDict', () => {
     // Only the inner keys are produced, and the outer model's own 'conv.weight' (different shape)
     // is neither filled nor reported as missing.
     expect([...values.keys()].sort()).toEqual(inner.map((s) => s.name).sort());
-    for (const s of specs) expectBitEqual(values.get(`inner_unet.${s.name}`)!, fromTorchLayout(s, standalone.get(s.name)!.data as Float32Array), s.name);
+    for (const s of specs)
+      expectBitEqual(
+        values.get(`inner_unet.${s.name}`)!,
+        fromTorchLayout(s, standalone.get(s.name)!.data as Float32Array),
+        s.name,
+      );
 
     // A standalone source missing one inner key and carrying an extra one: errors name source keys.
     standalone.delete('proj.bias');
     standalone.set('stray', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
-    const err = catchMismatch(() => importMlMdmStateDict(nested, mapSource(standalone), { targetPrefix: 'inner_unet.' }));
+    const err = catchMismatch(() =>
+      importMlMdmStateDict(nested, mapSource(standalone), { targetPrefix: 'inner_unet.' }),
+    );
     expect(err.missing).toEqual(['proj.bias']);
     expect(err.unexpected).toEqual(['stray']);
   });
@@ -312,7 +356,11 @@ describe('importMlMdmStateDict', () => {
     nestedSd.set('outer_only', { dtype: 'F32', shape: [2], data: new Float32Array(2) });
     const values = importMlMdmStateDict(specs, mapSource(nestedSd), { sourcePrefix: 'inner_unet.' });
     for (const s of specs) {
-      expectBitEqual(values.get(s.name)!, fromTorchLayout(s, nestedSd.get(`inner_unet.${s.name}`)!.data as Float32Array), `inner ${s.name}`);
+      expectBitEqual(
+        values.get(s.name)!,
+        fromTorchLayout(s, nestedSd.get(`inner_unet.${s.name}`)!.data as Float32Array),
+        `inner ${s.name}`,
+      );
     }
     // Without the prefix the same source is the outer model plus unexpected inner_unet.* keys.
     const err = catchMismatch(() => importMlMdmStateDict(specs, mapSource(nestedSd)));
@@ -335,9 +383,18 @@ describe('importMlMdmStateDict', () => {
     // Source: a 3-level checkpoint; take its middle level into the inner level of a 2-level model.
     const src = new Map([...stateDict(specs, 'inner_unet.', 7), ...stateDict(specs, 'inner_unet.inner_unet.', 8)]);
     const model = [...specs.map((s) => ({ ...s, name: `x.${s.name}` })), spec('top', [1], 'vector')];
-    const values = importMlMdmStateDict(model, mapSource(src), { sourcePrefix: 'inner_unet.', targetPrefix: 'x.', allowUnexpected: true });
+    const values = importMlMdmStateDict(model, mapSource(src), {
+      sourcePrefix: 'inner_unet.',
+      targetPrefix: 'x.',
+      allowUnexpected: true,
+    });
     expect([...values.keys()].sort()).toEqual(specs.map((s) => `x.${s.name}`).sort());
-    for (const s of specs) expectBitEqual(values.get(`x.${s.name}`)!, fromTorchLayout(s, src.get(`inner_unet.${s.name}`)!.data as Float32Array), s.name);
+    for (const s of specs)
+      expectBitEqual(
+        values.get(`x.${s.name}`)!,
+        fromTorchLayout(s, src.get(`inner_unet.${s.name}`)!.data as Float32Array),
+        s.name,
+      );
   });
 
   it('reads only the tensors the model needs', () => {
@@ -379,7 +436,12 @@ describe('exportMlMdmStateDict', () => {
 
   it('lists every parameter without a value in a CheckpointMismatchError', () => {
     const err = catchMismatch(() => exportMlMdmStateDict(specs, new Map([['conv.bias', new Float32Array(4)]])));
-    expect(err.missing.sort()).toEqual(specs.map((s) => s.name).filter((n) => n !== 'conv.bias').sort());
+    expect(err.missing.sort()).toEqual(
+      specs
+        .map((s) => s.name)
+        .filter((n) => n !== 'conv.bias')
+        .sort(),
+    );
     expect(err.unexpected).toEqual([]);
     expect(err.message).toMatch(/missing keys \(5\)/);
   });

@@ -21,7 +21,8 @@ export class CheckpointMismatchError extends CheckpointError {
   ) {
     const parts: string[] = [];
     const list = (label: string, keys: string[]) => {
-      if (keys.length) parts.push(`${label} (${keys.length}): ${keys.slice(0, 50).join(', ')}${keys.length > 50 ? ', …' : ''}`);
+      if (keys.length)
+        parts.push(`${label} (${keys.length}): ${keys.slice(0, 50).join(', ')}${keys.length > 50 ? ', …' : ''}`);
     };
     list('missing keys', missing);
     list('unexpected keys', unexpected);
@@ -53,7 +54,8 @@ function convertLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32A
     const [kh, kw, ci, co] = spec.shape;
     for (let o = 0; o < co; o++)
       for (let i = 0; i < ci; i++)
-        for (let h = 0; h < kh; h++) for (let w = 0; w < kw; w++) move(((h * kw + w) * ci + i) * co + o, ((o * ci + i) * kh + h) * kw + w);
+        for (let h = 0; h < kh; h++)
+          for (let w = 0; w < kw; w++) move(((h * kw + w) * ci + i) * co + o, ((o * ci + i) * kh + h) * kw + w);
   } else if (spec.layout === 'linear') {
     const [ni, no] = spec.shape;
     for (let o = 0; o < no; o++) for (let i = 0; i < ni; i++) move(i * no + o, o * ni + i);
@@ -90,14 +92,20 @@ export interface ImportOptions {
  * values, keyed by our names. Missing, unexpected and wrongly shaped keys are all listed in one
  * `CheckpointMismatchError`.
  */
-export function importMlMdmStateDict(specs: ParamSpec[], source: TensorSource, options: ImportOptions = {}): Map<string, Float32Array> {
+export function importMlMdmStateDict(
+  specs: ParamSpec[],
+  source: TensorSource,
+  options: ImportOptions = {},
+): Map<string, Float32Array> {
   const srcPrefix = options.sourcePrefix ?? '';
   const dstPrefix = options.targetPrefix ?? '';
   const wanted = specs.filter((s) => s.name.startsWith(dstPrefix));
   const byName = new Map(wanted.map((s) => [s.name.slice(dstPrefix.length), s]));
   const sourceNames = [...source.names].filter((n) => n.startsWith(srcPrefix)).map((n) => n.slice(srcPrefix.length));
   const present = new Set(sourceNames);
-  const missing = options.allowMissing ? [] : [...byName.keys()].filter((k) => !present.has(k)).map((k) => srcPrefix + k);
+  const missing = options.allowMissing
+    ? []
+    : [...byName.keys()].filter((k) => !present.has(k)).map((k) => srcPrefix + k);
   const unexpected = options.allowUnexpected ? [] : sourceNames.filter((k) => !byName.has(k)).map((k) => srcPrefix + k);
   const wrongShape: string[] = [];
   const out = new Map<string, Float32Array>();
@@ -112,7 +120,8 @@ export function importMlMdmStateDict(specs: ParamSpec[], source: TensorSource, o
     }
     out.set(spec.name, fromTorchLayout(spec, toFloat32(entry.data)));
   }
-  if (missing.length || unexpected.length || wrongShape.length) throw new CheckpointMismatchError(missing, unexpected, wrongShape);
+  if (missing.length || unexpected.length || wrongShape.length)
+    throw new CheckpointMismatchError(missing, unexpected, wrongShape);
   return out;
 }
 

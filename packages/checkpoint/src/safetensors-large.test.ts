@@ -11,7 +11,7 @@ import { SafetensorsFile } from './safetensors.js';
  */
 const GiB = 2 ** 30;
 const FILE_SIZE = Math.round(2.5 * GiB);
-const PAD_BYTES = Math.round(2.3 * GiB / 8) * 8; // multiple of 8 so 'tail' (F32) stays aligned
+const PAD_BYTES = Math.round((2.3 * GiB) / 8) * 8; // multiple of 8 so 'tail' (F32) stays aligned
 const TAIL = new Float32Array([1.5, -2.25, 3.125, 65504, -0, 1e-30]);
 const END = new Int32Array([-(2 ** 31), 7, 2 ** 31 - 1]);
 
@@ -65,7 +65,8 @@ describe('files beyond 2 GiB (sparse)', () => {
         expect(st.size).toBe(FILE_SIZE);
         // A filesystem without holes would have allocated everything; note it (the test still
         // holds, it just used the disk). st.blocks counts 512-byte units.
-        if (st.blocks * 512 > 64 * 2 ** 20) console.warn(`sparse test file is not sparse here: ${st.blocks * 512} bytes allocated`);
+        if (st.blocks * 512 > 64 * 2 ** 20)
+          console.warn(`sparse test file is not sparse here: ${st.blocks * 512} bytes allocated`);
       }
     } finally {
       closeSync(fd);
@@ -97,7 +98,14 @@ describe('files beyond 2 GiB (sparse)', () => {
       expect(tail.shape).toEqual([2, 3]);
       expect(tail.data).toBeInstanceOf(Float32Array);
       // Exact: the bytes were written verbatim, no conversion happens.
-      expect([...tail.data].map((v) => Object.is(v, -0) ? '-0' : v)).toEqual([1.5, -2.25, 3.125, 65504, '-0', Math.fround(1e-30)]);
+      expect([...tail.data].map((v) => (Object.is(v, -0) ? '-0' : v))).toEqual([
+        1.5,
+        -2.25,
+        3.125,
+        65504,
+        '-0',
+        Math.fround(1e-30),
+      ]);
 
       const end = file.read('end');
       expect(end.data).toBeInstanceOf(Int32Array);

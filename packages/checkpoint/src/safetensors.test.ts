@@ -62,7 +62,11 @@ function rawElement(dtype: Dtype, view: DataView, i: number): number | bigint {
 }
 
 /** A file from a header (object or literal text) and data bytes, with a correct length prefix. */
-function buildFile(header: unknown, data: Uint8Array = new Uint8Array(0), opts: { rawText?: boolean } = {}): Uint8Array {
+function buildFile(
+  header: unknown,
+  data: Uint8Array = new Uint8Array(0),
+  opts: { rawText?: boolean } = {},
+): Uint8Array {
   const text = opts.rawText ? (header as string) : JSON.stringify(header);
   const json = typeof text === 'string' ? new TextEncoder().encode(text) : (text as Uint8Array);
   return withPrefix(json, data);
@@ -107,10 +111,26 @@ const expectedClass: Record<Dtype, unknown> = {
 // (no tolerance anywhere in this file). Edge values: extremes, −0, ±∞, NaN, subnormals.
 function sampleTensors(): Record<string, TensorToWrite> {
   return {
-    f64: { dtype: 'F64', shape: [3, 3], data: new Float64Array([0, -0, 1.5, -1e300, 5e-324, Infinity, -Infinity, Number.NaN, Math.PI]) },
-    f32: { dtype: 'F32', shape: [7], data: new Float32Array([1, -0, 3.4028234663852886e38, 1.401298464324817e-45, Number.NaN, -Infinity, 0.1]) },
-    f16: { dtype: 'F16', shape: [2, 5], data: [1, -2, 65504, 2 ** -24, 2 ** -14, -0, Infinity, Number.NaN, 0.333251953125, 1024] },
-    bf16: { dtype: 'BF16', shape: [2, 2, 2], data: new Float32Array([1, -1, 3.140625, 2 ** -126, 2 ** -133, 3.3895313892515355e38, -Infinity, Number.NaN]) },
+    f64: {
+      dtype: 'F64',
+      shape: [3, 3],
+      data: new Float64Array([0, -0, 1.5, -1e300, 5e-324, Infinity, -Infinity, Number.NaN, Math.PI]),
+    },
+    f32: {
+      dtype: 'F32',
+      shape: [7],
+      data: new Float32Array([1, -0, 3.4028234663852886e38, 1.401298464324817e-45, Number.NaN, -Infinity, 0.1]),
+    },
+    f16: {
+      dtype: 'F16',
+      shape: [2, 5],
+      data: [1, -2, 65504, 2 ** -24, 2 ** -14, -0, Infinity, Number.NaN, 0.333251953125, 1024],
+    },
+    bf16: {
+      dtype: 'BF16',
+      shape: [2, 2, 2],
+      data: new Float32Array([1, -1, 3.140625, 2 ** -126, 2 ** -133, 3.3895313892515355e38, -Infinity, Number.NaN]),
+    },
     i64: { dtype: 'I64', shape: [5], data: new BigInt64Array([-(2n ** 63n), 2n ** 63n - 1n, 0n, -1n, 2n ** 53n + 1n]) },
     i32: { dtype: 'I32', shape: [5, 1], data: new Int32Array([-(2 ** 31), 2 ** 31 - 1, 0, -1, 123456]) },
     u8: { dtype: 'U8', shape: [16, 16], data: Uint8Array.from({ length: 256 }, (_, i) => i) },
@@ -225,7 +245,8 @@ describe('round trip', () => {
       for (let i = 0; i < t.data.length; i++) {
         const raw = rawElement(t.dtype, view, i);
         const want = halfBits[name]?.[i];
-        if (want === -1) expect((raw as number) & 0x7fff, `${name}[${i}] NaN`).toBeGreaterThan(t.dtype === 'F16' ? 0x7c00 : 0x7f80);
+        if (want === -1)
+          expect((raw as number) & 0x7fff, `${name}[${i}] NaN`).toBeGreaterThan(t.dtype === 'F16' ? 0x7c00 : 0x7f80);
         else if (want !== undefined) expect(raw, `${name}[${i}]`).toBe(want);
         else if (t.dtype === 'F16' || t.dtype === 'BF16') continue;
         else expect(Object.is(raw, (t.data as ArrayLike<number | bigint>)[i]), `${name}[${i}]`).toBe(true);
@@ -282,14 +303,17 @@ describe('alignment', () => {
         const data =
           dtype === 'I64'
             ? BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rand() * 2000) - 1000))
-            : Array.from({ length: n }, () => (dtype === 'U8' ? Math.floor(rand() * 256) : Math.floor(rand() * 200) - 100));
+            : Array.from({ length: n }, () =>
+                dtype === 'U8' ? Math.floor(rand() * 256) : Math.floor(rand() * 200) - 100,
+              );
         tensors[`t${k}_${'x'.repeat(Math.floor(rand() * 5))}`] = { dtype, shape, data };
       }
       const metadata = rand() < 0.5 ? { k: 'v'.repeat(Math.floor(rand() * 9)) } : undefined;
       const bytes = encodeSafetensors(tensors, metadata);
       expectAligned(bytes, `trial ${trial}`);
       const back = decodeSafetensors(bytes).tensors;
-      for (const [name, t] of Object.entries(tensors)) expectSameValues(back.get(name)!.data, t.data as ArrayLike<number | bigint>, `trial ${trial} ${name}`);
+      for (const [name, t] of Object.entries(tensors))
+        expectSameValues(back.get(name)!.data, t.data as ArrayLike<number | bigint>, `trial ${trial} ${name}`);
     }
   });
 });
@@ -298,11 +322,27 @@ describe('writer validation', () => {
   const cases: Array<[string, Record<string, TensorToWrite>, RegExp]> = [
     ['a tensor named __metadata__', { __metadata__: { dtype: 'F32', shape: [1], data: [1] } }, /reserved/],
     ['an unknown dtype', { x: { dtype: 'F8' as Dtype, shape: [1], data: [1] } }, /unsupported dtype "F8"/],
-    ['a dtype that is an Object.prototype member', { x: { dtype: 'toString' as Dtype, shape: [1], data: [1] } }, /unsupported dtype "toString"/],
-    ['a dtype named __proto__', { x: { dtype: '__proto__' as Dtype, shape: [1], data: [1] } }, /unsupported dtype "__proto__"/],
-    ['too few values for the shape', { x: { dtype: 'F32', shape: [2, 3], data: [1, 2, 3, 4, 5] } }, /5 values for shape \[2,3\]/],
+    [
+      'a dtype that is an Object.prototype member',
+      { x: { dtype: 'toString' as Dtype, shape: [1], data: [1] } },
+      /unsupported dtype "toString"/,
+    ],
+    [
+      'a dtype named __proto__',
+      { x: { dtype: '__proto__' as Dtype, shape: [1], data: [1] } },
+      /unsupported dtype "__proto__"/,
+    ],
+    [
+      'too few values for the shape',
+      { x: { dtype: 'F32', shape: [2, 3], data: [1, 2, 3, 4, 5] } },
+      /5 values for shape \[2,3\]/,
+    ],
     ['too many values for a scalar', { x: { dtype: 'F32', shape: [], data: [1, 2] } }, /2 values for shape \[\]/],
-    ['a negative dimension whose product still matches', { x: { dtype: 'F32', shape: [-2, -1], data: [1, 2] } }, /shape/],
+    [
+      'a negative dimension whose product still matches',
+      { x: { dtype: 'F32', shape: [-2, -1], data: [1, 2] } },
+      /shape/,
+    ],
     ['a fractional dimension', { x: { dtype: 'F32', shape: [0.5, 4], data: [1, 2] } }, /shape/],
   ];
   for (const [what, tensors, message] of cases) {
@@ -330,12 +370,24 @@ const malformed: Array<[string, Uint8Array, RegExp]> = (() => {
   return [
     ['an empty file', new Uint8Array(0), /too short|ends early/],
     ['a 7-byte file', new Uint8Array(7), /too short|ends early/],
-    ['a header length past the end of the file', lengthPrefix(100n, new TextEncoder().encode('{}')), /header length 100 runs past the end of the 10-byte file/],
+    [
+      'a header length past the end of the file',
+      lengthPrefix(100n, new TextEncoder().encode('{}')),
+      /header length 100 runs past the end of the 10-byte file/,
+    ],
     ['a header length of 2^64 − 1', lengthPrefix(2n ** 64n - 1n, new Uint8Array(16)), /runs past the end/],
     ['a header length with only the top byte set', lengthPrefix(1n << 56n, new Uint8Array(16)), /runs past the end/],
     ['invalid JSON', buildFile('{"a": ', f32x2, { rawText: true }), /not valid UTF-8 JSON/],
-    ['a truncated JSON object', buildFile('{"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}', f32x2, { rawText: true }), /not valid UTF-8 JSON/],
-    ['invalid UTF-8 in the header', withPrefix(new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), new Uint8Array(0)), /not valid UTF-8 JSON/],
+    [
+      'a truncated JSON object',
+      buildFile('{"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}', f32x2, { rawText: true }),
+      /not valid UTF-8 JSON/,
+    ],
+    [
+      'invalid UTF-8 in the header',
+      withPrefix(new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), new Uint8Array(0)),
+      /not valid UTF-8 JSON/,
+    ],
     ['an empty header', withPrefix(new Uint8Array(0), new Uint8Array(0)), /not valid UTF-8 JSON/],
     ['a JSON array', buildFile([okEntry], f32x2), /not a JSON object/],
     ['JSON null', buildFile(null), /not a JSON object/],
@@ -345,38 +397,111 @@ const malformed: Array<[string, Uint8Array, RegExp]> = (() => {
     ['a tensor entry that is null', buildFile({ x: null }), /tensor 'x': entry is not an object/],
     ['an unknown dtype', buildFile({ x: { ...okEntry, dtype: 'F8' } }, f32x2), /tensor 'x': unsupported dtype "F8"/],
     ['a lower-case dtype', buildFile({ x: { ...okEntry, dtype: 'f32' } }, f32x2), /unsupported dtype "f32"/],
-    ['a dtype inherited from Object.prototype', buildFile({ x: { ...okEntry, dtype: 'toString' } }, f32x2), /unsupported dtype "toString"/],
-    ['a dtype of __proto__', buildFile({ x: { ...okEntry, dtype: '__proto__' } }, f32x2), /unsupported dtype "__proto__"/],
+    [
+      'a dtype inherited from Object.prototype',
+      buildFile({ x: { ...okEntry, dtype: 'toString' } }, f32x2),
+      /unsupported dtype "toString"/,
+    ],
+    [
+      'a dtype of __proto__',
+      buildFile({ x: { ...okEntry, dtype: '__proto__' } }, f32x2),
+      /unsupported dtype "__proto__"/,
+    ],
     ['a missing dtype', buildFile({ x: { shape: [2], data_offsets: [0, 8] } }, f32x2), /unsupported dtype/],
     ['a numeric dtype', buildFile({ x: { ...okEntry, dtype: 4 } }, f32x2), /unsupported dtype 4/],
-    ['a shape that is not a list', buildFile({ x: { ...okEntry, shape: 2 } }, f32x2), /tensor 'x': shape must be a list of non-negative integers/],
+    [
+      'a shape that is not a list',
+      buildFile({ x: { ...okEntry, shape: 2 } }, f32x2),
+      /tensor 'x': shape must be a list of non-negative integers/,
+    ],
     ['a negative dimension', buildFile({ x: { ...okEntry, shape: [-2] } }, f32x2), /shape must be/],
     ['a fractional dimension', buildFile({ x: { ...okEntry, shape: [1.5] } }, f32x2), /shape must be/],
     ['a string dimension', buildFile({ x: { ...okEntry, shape: ['2'] } }, f32x2), /shape must be/],
-    ['a dimension beyond 2^53', buildFile('{"x":{"dtype":"U8","shape":[1e300],"data_offsets":[0,8]}}', f32x2, { rawText: true }), /shape must be/],
+    [
+      'a dimension beyond 2^53',
+      buildFile('{"x":{"dtype":"U8","shape":[1e300],"data_offsets":[0,8]}}', f32x2, { rawText: true }),
+      /shape must be/,
+    ],
     ['a missing shape', buildFile({ x: { dtype: 'F32', data_offsets: [0, 8] } }, f32x2), /shape must be/],
-    ['missing data_offsets', buildFile({ x: { dtype: 'F32', shape: [2] } }, f32x2), /data_offsets must be two non-negative integers/],
-    ['three data_offsets', buildFile({ x: { ...okEntry, data_offsets: [0, 4, 8] } }, f32x2), /data_offsets must be two/],
-    ['negative data_offsets', buildFile({ x: { ...okEntry, data_offsets: [-8, 0] } }, f32x2), /data_offsets must be two/],
-    ['fractional data_offsets', buildFile({ x: { ...okEntry, data_offsets: [0, 7.5] } }, f32x2), /data_offsets must be two/],
-    ['reversed data_offsets', buildFile({ x: { ...okEntry, data_offsets: [8, 0] } }, f32x2), /tensor 'x': data_offsets \[8, 0\] are reversed/],
-    ['data_offsets past the data section', buildFile({ x: { ...okEntry, data_offsets: [4, 12] } }, f32x2), /data_offsets \[4, 12\] are out of range \(data section is 8 bytes\)/],
-    ['data_offsets far past the data section', buildFile({ x: { ...okEntry, data_offsets: [2 ** 40, 2 ** 40 + 8] } }, f32x2), /out of range/],
-    ['a size too small for shape × dtype', buildFile({ x: { ...okEntry, data_offsets: [0, 4] } }, f32x2), /tensor 'x': 4 bytes for shape \[2\] of F32 \(expected 8\)/],
-    ['a size too large for shape × dtype', buildFile({ x: { ...okEntry, shape: [1] } }, f32x2), /8 bytes for shape \[1\] of F32 \(expected 4\)/],
-    ['a scalar with zero bytes', buildFile({ x: { dtype: 'F64', shape: [], data_offsets: [0, 0] } }, f32x2), /expected 8/],
-    ['a shape whose product overflows', buildFile({ x: { dtype: 'U8', shape: Array(30).fill(2 ** 50), data_offsets: [0, 8] } }, f32x2), /expected/],
+    [
+      'missing data_offsets',
+      buildFile({ x: { dtype: 'F32', shape: [2] } }, f32x2),
+      /data_offsets must be two non-negative integers/,
+    ],
+    [
+      'three data_offsets',
+      buildFile({ x: { ...okEntry, data_offsets: [0, 4, 8] } }, f32x2),
+      /data_offsets must be two/,
+    ],
+    [
+      'negative data_offsets',
+      buildFile({ x: { ...okEntry, data_offsets: [-8, 0] } }, f32x2),
+      /data_offsets must be two/,
+    ],
+    [
+      'fractional data_offsets',
+      buildFile({ x: { ...okEntry, data_offsets: [0, 7.5] } }, f32x2),
+      /data_offsets must be two/,
+    ],
+    [
+      'reversed data_offsets',
+      buildFile({ x: { ...okEntry, data_offsets: [8, 0] } }, f32x2),
+      /tensor 'x': data_offsets \[8, 0\] are reversed/,
+    ],
+    [
+      'data_offsets past the data section',
+      buildFile({ x: { ...okEntry, data_offsets: [4, 12] } }, f32x2),
+      /data_offsets \[4, 12\] are out of range \(data section is 8 bytes\)/,
+    ],
+    [
+      'data_offsets far past the data section',
+      buildFile({ x: { ...okEntry, data_offsets: [2 ** 40, 2 ** 40 + 8] } }, f32x2),
+      /out of range/,
+    ],
+    [
+      'a size too small for shape × dtype',
+      buildFile({ x: { ...okEntry, data_offsets: [0, 4] } }, f32x2),
+      /tensor 'x': 4 bytes for shape \[2\] of F32 \(expected 8\)/,
+    ],
+    [
+      'a size too large for shape × dtype',
+      buildFile({ x: { ...okEntry, shape: [1] } }, f32x2),
+      /8 bytes for shape \[1\] of F32 \(expected 4\)/,
+    ],
+    [
+      'a scalar with zero bytes',
+      buildFile({ x: { dtype: 'F64', shape: [], data_offsets: [0, 0] } }, f32x2),
+      /expected 8/,
+    ],
+    [
+      'a shape whose product overflows',
+      buildFile({ x: { dtype: 'U8', shape: Array(30).fill(2 ** 50), data_offsets: [0, 8] } }, f32x2),
+      /expected/,
+    ],
     [
       'overlapping tensors',
-      buildFile({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, f32x2),
+      buildFile(
+        {
+          a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+          b: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+        },
+        f32x2,
+      ),
       /tensors '\w' and '\w' overlap/,
     ],
     [
       'partially overlapping tensors',
-      buildFile({ a: { dtype: 'U8', shape: [5], data_offsets: [0, 5] }, b: { dtype: 'U8', shape: [4], data_offsets: [4, 8] } }, f32x2),
+      buildFile(
+        { a: { dtype: 'U8', shape: [5], data_offsets: [0, 5] }, b: { dtype: 'U8', shape: [4], data_offsets: [4, 8] } },
+        f32x2,
+      ),
       /tensors 'a' and 'b' overlap/,
     ],
-    ['a non-string metadata value', buildFile({ __metadata__: { k: 1 }, x: okEntry }, f32x2), /__metadata__\.k is not a string/],
+    [
+      'a non-string metadata value',
+      buildFile({ __metadata__: { k: 1 }, x: okEntry }, f32x2),
+      /__metadata__\.k is not a string/,
+    ],
     ['a null metadata value', buildFile({ __metadata__: { a: 'ok', k: null } }), /__metadata__\.k is not a string/],
     ['a nested metadata value', buildFile({ __metadata__: { k: { deep: 'x' } } }), /__metadata__\.k is not a string/],
     ['metadata that is a string', buildFile({ __metadata__: 'x' }), /__metadata__ is not an object/],
@@ -441,7 +566,12 @@ describe('malformed files', () => {
     const json = new TextEncoder().encode(JSON.stringify({ x: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }));
     const header = parseHeader(json, 8 + json.byteLength + 12);
     expect(header.dataStart).toBe(8 + json.byteLength);
-    expect(header.tensors.get('x')).toEqual({ dtype: 'F32', shape: [2], begin: header.dataStart + 4, end: header.dataStart + 12 });
+    expect(header.tensors.get('x')).toEqual({
+      dtype: 'F32',
+      shape: [2],
+      begin: header.dataStart + 4,
+      end: header.dataStart + 12,
+    });
   });
 
   it('SafetensorsFile reports a missing file, an unknown tensor and use after close as SafetensorsError', () => {
@@ -539,7 +669,12 @@ describe('fuzz: corrupted and truncated files', () => {
         const at = pick(bytes.byteLength);
         const len = 1 + pick(8);
         if (rand() < 0.5) bytes = Uint8Array.from([...bytes.subarray(0, at), ...bytes.subarray(at + len)]);
-        else bytes = Uint8Array.from([...bytes.subarray(0, at), ...Array.from({ length: len }, () => pick(256)), ...bytes.subarray(at)]);
+        else
+          bytes = Uint8Array.from([
+            ...bytes.subarray(0, at),
+            ...Array.from({ length: len }, () => pick(256)),
+            ...bytes.subarray(at),
+          ]);
       } else {
         // Randomise a whole byte anywhere, then maybe truncate too.
         bytes[pick(bytes.byteLength)] = pick(256);
@@ -550,11 +685,13 @@ describe('fuzz: corrupted and truncated files', () => {
           const { tensors } = f();
           for (const [name, t] of tensors) {
             // A file that decodes must decode consistently: as many elements as the shape says.
-            if (t.data.length !== sizeOf(t.shape)) others.push(`trial ${trial}: '${name}' has ${t.data.length} values for [${t.shape}]`);
+            if (t.data.length !== sizeOf(t.shape))
+              others.push(`trial ${trial}: '${name}' has ${t.data.length} values for [${t.shape}]`);
           }
           return true;
         } catch (error) {
-          if (!(error instanceof SafetensorsError)) others.push(`trial ${trial}: ${(error as Error)?.name}: ${(error as Error)?.message}`);
+          if (!(error instanceof SafetensorsError))
+            others.push(`trial ${trial}: ${(error as Error)?.name}: ${(error as Error)?.message}`);
           return false;
         }
       };

@@ -1,5 +1,14 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { DTYPE_BYTES, type Dtype, SafetensorsError, type TensorData, type TensorEntry, decodeElements, encodeElements, isDtype } from './dtypes.js';
+import {
+  DTYPE_BYTES,
+  type Dtype,
+  SafetensorsError,
+  type TensorData,
+  type TensorEntry,
+  decodeElements,
+  encodeElements,
+  isDtype,
+} from './dtypes.js';
 
 /** Where one tensor sits in a file. Offsets are absolute file positions. */
 export interface TensorInfo {
@@ -29,7 +38,8 @@ function fail(message: string, path?: string): never {
 
 /** Length of the JSON header from the first 8 bytes (u64 little-endian), checked against the file size. */
 export function headerLength(first8: Uint8Array, fileSize: number, path?: string): number {
-  if (fileSize < 8 || first8.byteLength < 8) fail(`file is ${fileSize} bytes, too short for a safetensors header`, path);
+  if (fileSize < 8 || first8.byteLength < 8)
+    fail(`file is ${fileSize} bytes, too short for a safetensors header`, path);
   const view = new DataView(first8.buffer, first8.byteOffset, 8);
   const n = view.getBigUint64(0, true);
   if (n > BigInt(fileSize - 8)) fail(`header length ${n} runs past the end of the ${fileSize}-byte file`, path);
@@ -52,7 +62,8 @@ export function parseHeader(json: Uint8Array, fileSize: number, path?: string): 
   let metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('__metadata__ is not an object', path);
+      if (value === null || typeof value !== 'object' || Array.isArray(value))
+        fail('__metadata__ is not an object', path);
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`, path);
       }
@@ -72,7 +83,8 @@ export function parseHeader(json: Uint8Array, fileSize: number, path?: string): 
     }
     const [b, e] = offsets as number[];
     if (b > e) fail(`tensor '${name}': data_offsets [${b}, ${e}] are reversed`, path);
-    if (e > dataSize) fail(`tensor '${name}': data_offsets [${b}, ${e}] are out of range (data section is ${dataSize} bytes)`, path);
+    if (e > dataSize)
+      fail(`tensor '${name}': data_offsets [${b}, ${e}] are out of range (data section is ${dataSize} bytes)`, path);
     const count = (shape as number[]).reduce((a, d) => a * d, 1);
     const expected = count * DTYPE_BYTES[entry.dtype];
     if (e - b !== expected) {
@@ -90,13 +102,20 @@ export function parseHeader(json: Uint8Array, fileSize: number, path?: string): 
 }
 
 /** Decodes a whole safetensors file held in memory. */
-export function decodeSafetensors(bytes: Uint8Array, path?: string): { tensors: Map<string, TensorEntry>; metadata: Record<string, string> } {
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  path?: string,
+): { tensors: Map<string, TensorEntry>; metadata: Record<string, string> } {
   const n = headerLength(bytes.subarray(0, 8), bytes.byteLength, path);
   const header = parseHeader(bytes.subarray(8, 8 + n), bytes.byteLength, path);
   const tensors = new Map<string, TensorEntry>();
   for (const [name, info] of header.tensors) {
     const count = info.shape.reduce((a, d) => a * d, 1);
-    tensors.set(name, { dtype: info.dtype, shape: info.shape, data: decodeElements(info.dtype, bytes.subarray(info.begin, info.end), count) });
+    tensors.set(name, {
+      dtype: info.dtype,
+      shape: info.shape,
+      data: decodeElements(info.dtype, bytes.subarray(info.begin, info.end), count),
+    });
   }
   return { tensors, metadata: header.metadata };
 }
@@ -195,7 +214,8 @@ function plan(tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite
       throw new SafetensorsError(`tensor '${name}': shape [${t.shape}] must be a list of non-negative integers`);
     }
     const count = t.shape.reduce((a, d) => a * d, 1);
-    if (t.data.length !== count) throw new SafetensorsError(`tensor '${name}': ${t.data.length} values for shape [${t.shape}]`);
+    if (t.data.length !== count)
+      throw new SafetensorsError(`tensor '${name}': ${t.data.length} values for shape [${t.shape}]`);
   }
   // Wider elements first, so every tensor starts at a multiple of its element size.
   entries.sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
@@ -218,7 +238,10 @@ function plan(tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite
 }
 
 /** Encodes tensors into one in-memory safetensors file (for small files; see `writeSafetensors`). */
-export function encodeSafetensors(tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(
+  tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const { entries, prefix, dataBytes } = plan(tensors, metadata);
   const out = new Uint8Array(prefix.byteLength + dataBytes);
   out.set(prefix, 0);
@@ -236,7 +259,11 @@ export function encodeSafetensors(tensors: Map<string, TensorToWrite> | Record<s
  * which is flushed to disk and then renamed over `path`, so a crash never leaves a half-written
  * file in place of the last good one.
  */
-export function writeSafetensors(path: string, tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): void {
   const { entries, prefix } = plan(tensors, metadata);
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');

@@ -7,7 +7,11 @@ describe('errors', () => {
       [new ConfigError('config: phases.0.steps: too small'), 'CONFIG_INVALID', 'ConfigError'],
       [new DataError('no shards'), 'DATA_INVALID', 'DataError'],
       [new CheckpointError('not a checkpoint'), 'CHECKPOINT_INVALID', 'CheckpointError'],
-      [new CheckpointError('no checkpoint at x', { code: 'CHECKPOINT_MISSING' }), 'CHECKPOINT_MISSING', 'CheckpointError'],
+      [
+        new CheckpointError('no checkpoint at x', { code: 'CHECKPOINT_MISSING' }),
+        'CHECKPOINT_MISSING',
+        'CheckpointError',
+      ],
       [new BackendError('no addon'), 'BACKEND_UNAVAILABLE', 'BackendError'],
     ];
     for (const [error, code, name] of cases) {

@@ -16,7 +16,8 @@ describe('nchwToNhwc / nhwcToNchw', () => {
   const nchwData = new Float32Array(B * C * H * W);
   for (let b = 0; b < B; b++)
     for (let c = 0; c < C; c++)
-      for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) nchwData[((b * C + c) * H + h) * W + w] = code(b, c, h, w);
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++) nchwData[((b * C + c) * H + h) * W + w] = code(b, c, h, w);
 
   it('moves x[b, c, h, w] to y[b, h, w, c]', () => {
     tf.tidy(() => {
@@ -25,7 +26,8 @@ describe('nchwToNhwc / nhwcToNchw', () => {
       const d = y.dataSync();
       for (let b = 0; b < B; b++)
         for (let h = 0; h < H; h++)
-          for (let w = 0; w < W; w++) for (let c = 0; c < C; c++) expect(d[((b * H + h) * W + w) * C + c]).toBe(code(b, c, h, w));
+          for (let w = 0; w < W; w++)
+            for (let c = 0; c < C; c++) expect(d[((b * H + h) * W + w) * C + c]).toBe(code(b, c, h, w));
     });
   });
 
@@ -34,7 +36,8 @@ describe('nchwToNhwc / nhwcToNchw', () => {
       const nhwc = new Float32Array(B * H * W * C);
       for (let b = 0; b < B; b++)
         for (let h = 0; h < H; h++)
-          for (let w = 0; w < W; w++) for (let c = 0; c < C; c++) nhwc[((b * H + h) * W + w) * C + c] = code(b, c, h, w);
+          for (let w = 0; w < W; w++)
+            for (let c = 0; c < C; c++) nhwc[((b * H + h) * W + w) * C + c] = code(b, c, h, w);
       const x = nhwcToNchw(tf.tensor4d(nhwc, [B, H, W, C]));
       expect(x.shape).toEqual([B, C, H, W]);
       expect(Array.from(x.dataSync())).toEqual(Array.from(nchwData));

@@ -15,7 +15,9 @@ describe('Rng: xoshiro128** core', () => {
     // Published test vector (Blackman & Vigna's reference implementation; also rand_xoshiro's
     // test suite): the first ten outputs from s = {1, 2, 3, 4}.
     const rng = new Rng({ words: [1, 2, 3, 4], spare: null });
-    expect(draw(rng, 10)).toEqual([11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849, 3729100597, 4258142804]);
+    expect(draw(rng, 10)).toEqual([
+      11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849, 3729100597, 4258142804,
+    ]);
   });
 
   it('outputs are 32-bit unsigned integers', () => {

@@ -21,16 +21,21 @@ const BLUE: Rgb = [0, 0, 255];
 function rgbPng(width: number, height: number, colour: (x: number, y: number) => Rgb): Promise<Buffer> {
   const raw = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) raw.set(colour(x, y), (y * width + x) * 3);
-  return sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
-const pixel = (image: Uint8Array, size: number, x: number, y: number) => Array.from(image.subarray((y * size + x) * 3, (y * size + x) * 3 + 3));
+const pixel = (image: Uint8Array, size: number, x: number, y: number) =>
+  Array.from(image.subarray((y * size + x) * 3, (y * size + x) * 3 + 3));
 
 /** Largest channel difference from `colour` over the pixels with `where(x, y)`. */
 function worstOff(image: Uint8Array, size: number, colour: Rgb, where: (x: number, y: number) => boolean): number {
   let worst = 0;
   for (let y = 0; y < size; y++)
-    for (let x = 0; x < size; x++) if (where(x, y)) for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(image[(y * size + x) * 3 + c] - colour[c]));
+    for (let x = 0; x < size; x++)
+      if (where(x, y))
+        for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(image[(y * size + x) * 3 + c] - colour[c]));
   return worst;
 }
 
@@ -55,10 +60,16 @@ describe('decodeImage', () => {
     // Odd excess (99 − 64 = 35) shows where the crop starts: ⌈35 / 2⌉ = 18.
     const colour = (x: number, y: number): Rgb => [(x * 7 + y * 3) & 255, (x * x + y) & 255, (y * 5) & 255];
     const png = await rgbPng(310, 200, colour);
-    const resized = await sharp(png).resize({ height: 64, kernel: 'lanczos3' }).raw().toBuffer({ resolveWithObject: true });
+    const resized = await sharp(png)
+      .resize({ height: 64, kernel: 'lanczos3' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect(resized.info.width).toBe(99);
     const left = Math.ceil((resized.info.width - 64) / 2);
-    const cropped = await sharp(resized.data, { raw: { width: 99, height: 64, channels: 3 } }).extract({ left, top: 0, width: 64, height: 64 }).raw().toBuffer();
+    const cropped = await sharp(resized.data, { raw: { width: 99, height: 64, channels: 3 } })
+      .extract({ left, top: 0, width: 64, height: 64 })
+      .raw()
+      .toBuffer();
     expect(Buffer.from(await decodeImage(png, 64)).equals(cropped)).toBe(true);
   });
 
@@ -66,7 +77,8 @@ describe('decodeImage', () => {
     const png = await rgbPng(48, 32, (x, y) => [x * 5, y * 7, (x * y) & 255]);
     const plain = await decodeImage(png, 16);
     const flipped = await decodeImage(png, 16, { flip: true });
-    for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) expect(pixel(flipped, 16, x, y)).toEqual(pixel(plain, 16, 15 - x, y));
+    for (let y = 0; y < 16; y++)
+      for (let x = 0; x < 16; x++) expect(pixel(flipped, 16, x, y)).toEqual(pixel(plain, 16, 15 - x, y));
     expect(pixel(flipped, 16, 0, 0)).not.toEqual(pixel(plain, 16, 0, 0));
   });
 
@@ -74,23 +86,31 @@ describe('decodeImage', () => {
     // Left half fully transparent blue, right half half-transparent red; no resize at 4 px.
     const raw = Buffer.alloc(4 * 4 * 4);
     for (let i = 0; i < 16; i++) raw.set(i % 4 < 2 ? [0, 0, 255, 0] : [255, 0, 0, 128], i * 4);
-    const png = await sharp(raw, { raw: { width: 4, height: 4, channels: 4 } }).png().toBuffer();
+    const png = await sharp(raw, { raw: { width: 4, height: 4, channels: 4 } })
+      .png()
+      .toBuffer();
     const image = await decodeImage(png, 4);
     expect(pixel(image, 4, 0, 0)).toEqual([255, 255, 255]);
     expect(pixel(image, 4, 3, 3)).toEqual([255, 127, 127]); // 255·128/255 + 255·127/255 = 255; 0 + 127
   });
 
   it('gives RGB for grey JPEGs and reads WebP', async () => {
-    const grey = await sharp(Buffer.alloc(20 * 20, 90), { raw: { width: 20, height: 20, channels: 1 } }).jpeg().toBuffer();
+    const grey = await sharp(Buffer.alloc(20 * 20, 90), { raw: { width: 20, height: 20, channels: 1 } })
+      .jpeg()
+      .toBuffer();
     const image = await decodeImage(grey, 10);
     expect(image.length).toBe(300);
     expect(worstOff(image, 10, [90, 90, 90], () => true)).toBeLessThanOrEqual(2);
-    const webp = await sharp({ create: { width: 12, height: 12, channels: 3, background: { r: 0, g: 200, b: 0 } } }).webp({ lossless: true }).toBuffer();
+    const webp = await sharp({ create: { width: 12, height: 12, channels: 3, background: { r: 0, g: 200, b: 0 } } })
+      .webp({ lossless: true })
+      .toBuffer();
     expect(pixel(await decodeImage(webp, 6), 6, 3, 3)).toEqual([0, 200, 0]);
   });
 
   it('throws on corrupt, truncated and empty input', async () => {
-    const jpeg = await sharp(await rgbPng(64, 64, (x, y) => [x * 4, y * 4, 0])).jpeg().toBuffer();
+    const jpeg = await sharp(await rgbPng(64, 64, (x, y) => [x * 4, y * 4, 0]))
+      .jpeg()
+      .toBuffer();
     await expect(decodeImage(Buffer.from('definitely not an image'), 8)).rejects.toThrow();
     await expect(decodeImage(jpeg.subarray(0, jpeg.length >> 1), 8)).rejects.toThrow();
     const png = await rgbPng(16, 16, () => RED);
@@ -118,10 +138,36 @@ describe('decodeVideoClip', () => {
     const frames = join(dir, 'frames');
     mkdirSync(frames);
     for (let k = 0; k < 64; k++)
-      await sharp({ create: { width: 32, height: 24, channels: 3, background: { r: 4 * k, g: 4 * k, b: 4 * k } } }).png().toFile(join(frames, `${String(k).padStart(3, '0')}.png`));
+      await sharp({ create: { width: 32, height: 24, channels: 3, background: { r: 4 * k, g: 4 * k, b: 4 * k } } })
+        .png()
+        .toFile(join(frames, `${String(k).padStart(3, '0')}.png`));
     const quiet = ['-y', '-v', 'error', '-nostdin'];
-    execFileSync(FFMPEG, [...quiet, '-framerate', '10', '-i', join(frames, '%03d.png'), '-c:v', 'libx264', '-qp', '0', '-pix_fmt', 'yuv420p', grey]);
-    execFileSync(FFMPEG, [...quiet, '-f', 'lavfi', '-i', 'testsrc=size=48x32:rate=10', '-t', '3', '-pix_fmt', 'yuv420p', pattern]);
+    execFileSync(FFMPEG, [
+      ...quiet,
+      '-framerate',
+      '10',
+      '-i',
+      join(frames, '%03d.png'),
+      '-c:v',
+      'libx264',
+      '-qp',
+      '0',
+      '-pix_fmt',
+      'yuv420p',
+      grey,
+    ]);
+    execFileSync(FFMPEG, [
+      ...quiet,
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=48x32:rate=10',
+      '-t',
+      '3',
+      '-pix_fmt',
+      'yuv420p',
+      pattern,
+    ]);
   });
 
   /** The grey level of each frame's centre pixel, i.e. (about) 4 × the source frame index. */
@@ -149,18 +195,25 @@ describe('decodeVideoClip', () => {
     const plain = await decodeVideoClip(pattern, 16, { frames: 4, stride: 2, ffmpeg: FFMPEG });
     const flipped = await decodeVideoClip(pattern, 16, { frames: 4, stride: 2, flip: true, ffmpeg: FFMPEG });
     expect(plain.length).toBe(4 * 16 * 16 * 3);
-    const at = (clip: Uint8Array, f: number, x: number, y: number) => Array.from(clip.subarray(f * 768 + (y * 16 + x) * 3, f * 768 + (y * 16 + x) * 3 + 3));
-    for (const f of [0, 3]) for (let y = 0; y < 16; y += 5) for (let x = 0; x < 16; x++) expect(at(flipped, f, x, y)).toEqual(at(plain, f, 15 - x, y));
+    const at = (clip: Uint8Array, f: number, x: number, y: number) =>
+      Array.from(clip.subarray(f * 768 + (y * 16 + x) * 3, f * 768 + (y * 16 + x) * 3 + 3));
+    for (const f of [0, 3])
+      for (let y = 0; y < 16; y += 5)
+        for (let x = 0; x < 16; x++) expect(at(flipped, f, x, y)).toEqual(at(plain, f, 15 - x, y));
   });
 
   it("says 'video too short' when the clip needs more frames than the video has", async () => {
-    await expect(decodeVideoClip(grey, 8, { frames: 16, stride: 5, ffmpeg: FFMPEG })).rejects.toThrow(/video too short: .* 13 of 16 frames/);
+    await expect(decodeVideoClip(grey, 8, { frames: 16, stride: 5, ffmpeg: FFMPEG })).rejects.toThrow(
+      /video too short: .* 13 of 16 frames/,
+    );
   });
 
   it('throws for a corrupt or missing video', async () => {
     const corrupt = join(dir, 'corrupt.mp4');
     writeFileSync(corrupt, Buffer.from('ftypisom but not really a video at all'));
-    await expect(decodeVideoClip(corrupt, 8, { ffmpeg: FFMPEG })).rejects.toThrow(/unreadable video: ffmpeg failed on .*corrupt\.mp4/);
+    await expect(decodeVideoClip(corrupt, 8, { ffmpeg: FFMPEG })).rejects.toThrow(
+      /unreadable video: ffmpeg failed on .*corrupt\.mp4/,
+    );
     await expect(decodeVideoClip(join(dir, 'nope.mp4'), 8, { ffmpeg: FFMPEG })).rejects.toThrow(/unreadable video/);
     await expect(decodeVideoClip(corrupt, 8, { ffmpeg: FFMPEG })).rejects.toBeInstanceOf(DataError);
   });

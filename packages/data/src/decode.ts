@@ -25,8 +25,13 @@ export interface DecodeImageOptions {
  * as in the reference reader. Throws on a corrupt or truncated file (libvips' warnings, such as a
  * premature end of a JPEG, count as errors: sharp's default `failOn: 'warning'`); callers count it.
  */
-export async function decodeImage(bytes: Uint8Array, size: number, options: DecodeImageOptions = {}): Promise<Uint8Array> {
-  if (!(Number.isInteger(size) && size > 0)) throw new Error(`decodeImage: size must be a positive integer, got ${size}`);
+export async function decodeImage(
+  bytes: Uint8Array,
+  size: number,
+  options: DecodeImageOptions = {},
+): Promise<Uint8Array> {
+  if (!(Number.isInteger(size) && size > 0))
+    throw new Error(`decodeImage: size must be a positive integer, got ${size}`);
   if (bytes.length === 0) throw new DataError('decodeImage: empty input');
   let image = sharp(bytes)
     .flatten({ background: { r: 255, g: 255, b: 255 } })
@@ -36,7 +41,8 @@ export async function decodeImage(bytes: Uint8Array, size: number, options: Deco
     .resize(size, size, { fit: 'cover', position: 'centre', kernel: 'lanczos3', fastShrinkOnLoad: false });
   if (options.flip) image = image.flop(); // sharp's flop is the horizontal mirror (flip is vertical)
   const { data, info } = await image.raw().toBuffer({ resolveWithObject: true });
-  if (info.width !== size || info.height !== size || info.channels !== 3) throw new Error(`decodeImage: got ${info.width}×${info.height}×${info.channels}, expected ${size}×${size}×3`);
+  if (info.width !== size || info.height !== size || info.channels !== 3)
+    throw new Error(`decodeImage: got ${info.width}×${info.height}×${info.channels}, expected ${size}×${size}×3`);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
@@ -91,8 +97,14 @@ export function checkFfmpeg(ffmpeg?: string): string {
  */
 export async function decodeVideoClip(path: string, size: number, options: VideoClipOptions = {}): Promise<Uint8Array> {
   const { frames = 16, stride = 4, start = 0, flip = false } = options;
-  for (const [name, value, min] of [['size', size, 1], ['frames', frames, 1], ['stride', stride, 1], ['start', start, 0]] as const)
-    if (!(Number.isInteger(value) && value >= min)) throw new Error(`decodeVideoClip: ${name} must be an integer ≥ ${min}, got ${value}`);
+  for (const [name, value, min] of [
+    ['size', size, 1],
+    ['frames', frames, 1],
+    ['stride', stride, 1],
+    ['start', start, 0],
+  ] as const)
+    if (!(Number.isInteger(value) && value >= min))
+      throw new Error(`decodeVideoClip: ${name} must be an integer ≥ ${min}, got ${value}`);
   const filters = [
     `select=gte(n\\,${start})*not(mod(n-${start}\\,${stride}))`,
     `scale=${size}:${size}:force_original_aspect_ratio=increase:flags=lanczos`,
@@ -101,7 +113,24 @@ export async function decodeVideoClip(path: string, size: number, options: Video
   ];
   // -vsync 0 (passthrough): without it ffmpeg fills the gaps `select` leaves in the timestamps with
   // duplicated frames to keep the input frame rate, and the clip would repeat frames.
-  const args = ['-v', 'error', '-nostdin', '-i', path, '-vf', filters.join(','), '-vsync', '0', '-frames:v', String(frames), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+  const args = [
+    '-v',
+    'error',
+    '-nostdin',
+    '-i',
+    path,
+    '-vf',
+    filters.join(','),
+    '-vsync',
+    '0',
+    '-frames:v',
+    String(frames),
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    'rgb24',
+    'pipe:1',
+  ];
   const out = await runFfmpeg(ffmpegBinary(options.ffmpeg), args);
   const frameBytes = size * size * 3;
   if (out.length < frames * frameBytes)
@@ -122,7 +151,9 @@ function runFfmpeg(binary: string, args: string[]): Promise<Uint8Array> {
     child.stderr.on('data', (chunk: Buffer) => {
       if (stderr.length < 4000) stderr += chunk.toString('utf8');
     });
-    child.on('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' || error.code === 'EACCES' ? ffmpegMissing(binary) : error));
+    child.on('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'ENOENT' || error.code === 'EACCES' ? ffmpegMissing(binary) : error),
+    );
     child.on('close', (code) => {
       if (code === 0) return resolve(new Uint8Array(Buffer.concat(chunks)));
       const path = args[args.indexOf('-i') + 1];

@@ -123,8 +123,15 @@ export function listEmoji(options: Pick<EmojiOptions, 'skinTones' | 'categories'
     if (options.skinTones ?? true) {
       for (const [key, v] of Object.entries(e.skin_variations ?? {})) {
         if (v.has_img_twitter === false) continue;
-        const tones = key.split('-').map((k) => SKIN_TONES[k]).filter(Boolean);
-        items.push({ file: v.image, caption: tones.length ? `${name}: ${[...new Set(tones)].join(', ')}` : name, label });
+        const tones = key
+          .split('-')
+          .map((k) => SKIN_TONES[k])
+          .filter(Boolean);
+        items.push({
+          file: v.image,
+          caption: tones.length ? `${name}: ${[...new Set(tones)].join(', ')}` : name,
+          label,
+        });
       }
     }
   }

@@ -24,7 +24,13 @@ export function decodePng(bytes: Uint8Array, background: [number, number, number
 
 /** Encodes an RGB image as PNG bytes. */
 export function encodePng(image: RgbImage): Uint8Array {
-  const png = new PNG({ width: image.width, height: image.height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  const png = new PNG({
+    width: image.width,
+    height: image.height,
+    colorType: 2,
+    inputColorType: 2,
+    inputHasAlpha: false,
+  });
   png.data = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
   return new Uint8Array(PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
 }
@@ -32,7 +38,8 @@ export function encodePng(image: RgbImage): Uint8Array {
 /** Box-filter downsampling by an integer factor (each output pixel is the mean of a factor×factor block). */
 export function downsampleBox(image: RgbImage, factor: number): RgbImage {
   if (factor === 1) return image;
-  if (image.width % factor || image.height % factor) throw new Error(`cannot downsample ${image.width}×${image.height} by ${factor}`);
+  if (image.width % factor || image.height % factor)
+    throw new Error(`cannot downsample ${image.width}×${image.height} by ${factor}`);
   const w = image.width / factor;
   const h = image.height / factor;
   const out = new Uint8Array(w * h * 3);
@@ -40,7 +47,9 @@ export function downsampleBox(image: RgbImage, factor: number): RgbImage {
     for (let x = 0; x < w; x++)
       for (let c = 0; c < 3; c++) {
         let s = 0;
-        for (let dy = 0; dy < factor; dy++) for (let dx = 0; dx < factor; dx++) s += image.data[((y * factor + dy) * image.width + x * factor + dx) * 3 + c];
+        for (let dy = 0; dy < factor; dy++)
+          for (let dx = 0; dx < factor; dx++)
+            s += image.data[((y * factor + dy) * image.width + x * factor + dx) * 3 + c];
         out[(y * w + x) * 3 + c] = Math.round(s / (factor * factor));
       }
   return { width: w, height: h, data: out };

@@ -32,7 +32,9 @@ function fail(message) {
     console.error(`[kernels-native] ${message}`);
     process.exit(1);
   }
-  console.warn(`[kernels-native] warning: ${message}\n[kernels-native] The library will use TensorFlow.js's own kernels (slower).`);
+  console.warn(
+    `[kernels-native] warning: ${message}\n[kernels-native] The library will use TensorFlow.js's own kernels (slower).`,
+  );
   process.exit(0);
 }
 
@@ -46,7 +48,11 @@ const result = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 
 if (result.status !== 0) {
   // The compiler's own error lines first: node-gyp's last lines only say that it failed.
   const lines = `${result.stdout ?? ''}\n${result.stderr ?? ''}`.split('\n');
-  const errors = lines.filter((l) => /error|not found|No such file/i.test(l) && !/^gyp (ERR|info)/.test(l)).slice(0, 10);
-  fail(`building the native addon failed (node-gyp exit ${result.status}):\n${[...errors, ...lines.slice(-5)].join('\n')}`);
+  const errors = lines
+    .filter((l) => /error|not found|No such file/i.test(l) && !/^gyp (ERR|info)/.test(l))
+    .slice(0, 10);
+  fail(
+    `building the native addon failed (node-gyp exit ${result.status}):\n${[...errors, ...lines.slice(-5)].join('\n')}`,
+  );
 }
 console.log('[kernels-native] built build/Release/mdm_native.node');

@@ -24,9 +24,31 @@ export interface NativeAddon {
   setConvProvider(provider: 'onednn' | 'builtin'): 'onednn' | 'builtin';
   setThreads(n: number): void;
   /** C[M×N] = op(A)·op(B) + beta·C, row-major. */
-  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, beta?: number): void;
+  gemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: Float32Array,
+    B: Float32Array,
+    C: Float32Array,
+    beta?: number,
+  ): void;
   /** C[i] = op(A[i])·op(B[i]) for i < batch; strides are in floats, 0 broadcasts an operand. */
-  batchGemm(batch: number, transA: boolean, transB: boolean, M: number, N: number, K: number, A: Float32Array, strideA: number, B: Float32Array, strideB: number, C: Float32Array): void;
+  batchGemm(
+    batch: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: Float32Array,
+    strideA: number,
+    B: Float32Array,
+    strideB: number,
+    C: Float32Array,
+  ): void;
   conv2d(x: Float32Array, filter: Float32Array, y: Float32Array, geometry: number[]): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: number[]): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: number[]): void;
@@ -34,14 +56,42 @@ export interface NativeAddon {
    * shape = [batch, pixels, channels, groups, eps, silu ? 1 : 0, modStride?]; scale/shift [B, C] or
    * null, their row b starting at b·modStride (default channels).
    */
-  groupNormAct(x: Float32Array, gamma: Float32Array, beta: Float32Array, scale: Float32Array | null, shift: Float32Array | null, y: Float32Array, shape: number[]): void;
+  groupNormAct(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    y: Float32Array,
+    shape: number[],
+  ): void;
   groupNormActGrad(
-    dy: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, scale: Float32Array | null, shift: Float32Array | null,
-    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, dscale: Float32Array | null, dshift: Float32Array | null, shape: number[],
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    scale: Float32Array | null,
+    shift: Float32Array | null,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    dscale: Float32Array | null,
+    dshift: Float32Array | null,
+    shape: number[],
   ): void;
   /** dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i] for r < rows, i < width. */
   /** One Adam step over n values; k = [β1, 1 − β1, β2, 1 − β2, c2, ε, lr / c1]. */
-  adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, p1: Float32Array, m1: Float32Array, v1: Float32Array, n: number, k: number[]): void;
+  adamUpdate(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    p1: Float32Array,
+    m1: Float32Array,
+    v1: Float32Array,
+    n: number,
+    k: number[],
+  ): void;
   /** Nearest 2× upsampling of x [B, H, W, C] into y [B, 2H, 2W, C], and its gradient (2×2 block sums). */
   upsample2x(x: Float32Array, y: Float32Array, B: number, H: number, W: number, C: number): void;
   upsample2xGrad(dy: Float32Array, dx: Float32Array, B: number, H: number, W: number, C: number): void;
@@ -49,7 +99,16 @@ export interface NativeAddon {
   biasAdd(y: Float32Array, bias: Float32Array, residual: Float32Array | null, rows: number, channels: number): void;
   /** db[c] = Σ_r dy[r, c]. */
   biasGrad(dy: Float32Array, db: Float32Array, rows: number, channels: number): void;
-  copyRows(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number, rows: number, width: number): void;
+  copyRows(
+    dst: Float32Array,
+    dstOffset: number,
+    dstStride: number,
+    src: Float32Array,
+    srcOffset: number,
+    srcStride: number,
+    rows: number,
+    width: number,
+  ): void;
 }
 
 export type LoadResult = { addon: NativeAddon; path: string } | { addon: undefined; reason: string };
@@ -69,15 +128,20 @@ export function loadAddon(): LoadResult {
   if (cached) return cached;
   const path = join(packageRoot(), 'build', 'Release', 'mdm_native.node');
   if (!existsSync(path)) {
-    cached = { addon: undefined, reason: `the native addon was not built (${path} is missing; run \`pnpm --filter @matryoshka-ts/kernels-native run build:native\`, which needs g++ and Node's headers)` };
+    cached = {
+      addon: undefined,
+      reason: `the native addon was not built (${path} is missing; run \`pnpm --filter @matryoshka-ts/kernels-native run build:native\`, which needs g++ and Node's headers)`,
+    };
     return cached;
   }
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
     // MDM_GEMM=builtin uses the addon's own sgemm even where OpenBLAS is installed (to compare).
-    if (process.env.MDM_GEMM === 'builtin' || process.env.MDM_GEMM === 'openblas') addon.setProvider(process.env.MDM_GEMM);
+    if (process.env.MDM_GEMM === 'builtin' || process.env.MDM_GEMM === 'openblas')
+      addon.setProvider(process.env.MDM_GEMM);
     // MDM_CONV=builtin uses the addon's own convolutions even where oneDNN is installed.
-    if (process.env.MDM_CONV === 'builtin' || process.env.MDM_CONV === 'onednn') addon.setConvProvider(process.env.MDM_CONV);
+    if (process.env.MDM_CONV === 'builtin' || process.env.MDM_CONV === 'onednn')
+      addon.setConvProvider(process.env.MDM_CONV);
     cached = { addon, path };
   } catch (error) {
     cached = { addon: undefined, reason: `the native addon failed to load: ${(error as Error).message}` };

@@ -27,29 +27,84 @@ interface Case {
   residual: boolean;
 }
 const cases: Case[] = [
-  { name: '3×3 same, with residual (a residual block’s conv2)', x: [2, 6, 5, 8], w: [3, 3, 8, 8], strides: 1, pad: 'same', residual: true },
-  { name: '3×3 same, 3 → 5 channels, no residual', x: [1, 7, 7, 3], w: [3, 3, 3, 5], strides: 1, pad: 'same', residual: false },
-  { name: '3×3 stride 2, PyTorch padding 1/1 (the downsampler), odd size', x: [2, 9, 7, 4], w: [3, 3, 4, 6], strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]], residual: false },
-  { name: '1×1 valid, batch 1, with residual', x: [1, 4, 4, 16], w: [1, 1, 16, 16], strides: 1, pad: 'valid', residual: true },
+  {
+    name: '3×3 same, with residual (a residual block’s conv2)',
+    x: [2, 6, 5, 8],
+    w: [3, 3, 8, 8],
+    strides: 1,
+    pad: 'same',
+    residual: true,
+  },
+  {
+    name: '3×3 same, 3 → 5 channels, no residual',
+    x: [1, 7, 7, 3],
+    w: [3, 3, 3, 5],
+    strides: 1,
+    pad: 'same',
+    residual: false,
+  },
+  {
+    name: '3×3 stride 2, PyTorch padding 1/1 (the downsampler), odd size',
+    x: [2, 9, 7, 4],
+    w: [3, 3, 4, 6],
+    strides: 2,
+    pad: [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+    residual: false,
+  },
+  {
+    name: '1×1 valid, batch 1, with residual',
+    x: [1, 4, 4, 16],
+    w: [1, 1, 16, 16],
+    strides: 1,
+    pad: 'valid',
+    residual: true,
+  },
 ];
 
 function outShapeOf(c: Case): number[] {
-  const pad = Array.isArray(c.pad) ? [[c.pad[1][0], c.pad[1][1]], [c.pad[2][0], c.pad[2][1]]] : c.pad;
-  const h = c.x[1], w = c.x[2], k = c.w[0];
-  if (Array.isArray(pad)) return [c.x[0], Math.floor((h + pad[0][0] + pad[0][1] - k) / c.strides) + 1, Math.floor((w + pad[1][0] + pad[1][1] - k) / c.strides) + 1, c.w[3]];
+  const pad = Array.isArray(c.pad)
+    ? [
+        [c.pad[1][0], c.pad[1][1]],
+        [c.pad[2][0], c.pad[2][1]],
+      ]
+    : c.pad;
+  const h = c.x[1],
+    w = c.x[2],
+    k = c.w[0];
+  if (Array.isArray(pad))
+    return [
+      c.x[0],
+      Math.floor((h + pad[0][0] + pad[0][1] - k) / c.strides) + 1,
+      Math.floor((w + pad[1][0] + pad[1][1] - k) / c.strides) + 1,
+      c.w[3],
+    ];
   return tf.backend_util.computeConv2DInfo(c.x, c.w, c.strides, 1, pad).outShape;
 }
 
 /** y = convBias(...) and the gradients of Σ r·y with respect to x, W, b and the residual. */
-function runCase(c: Case, d: { x: Float32Array; w: Float32Array; b: Float32Array; res: Float32Array; r: Float32Array }) {
+function runCase(
+  c: Case,
+  d: { x: Float32Array; w: Float32Array; b: Float32Array; res: Float32Array; r: Float32Array },
+) {
   return tf.tidy(() => {
     const out = outShapeOf(c);
     const inputs = [tf.tensor4d(d.x, c.x), tf.tensor4d(d.w, c.w), tf.tensor1d(d.b), tf.tensor(d.res, out)];
     const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, res: tf.Tensor) =>
-      convBias(x as tf.Tensor4D, w as tf.Tensor4D, b, { strides: c.strides, pad: c.pad, residual: c.residual ? (res as tf.Tensor4D) : undefined });
+      convBias(x as tf.Tensor4D, w as tf.Tensor4D, b, {
+        strides: c.strides,
+        pad: c.pad,
+        residual: c.residual ? (res as tf.Tensor4D) : undefined,
+      });
     const y = f(inputs[0], inputs[1], inputs[2], inputs[3]);
     const r = tf.tensor(d.r, y.shape);
-    const grads = tf.grads((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, res: tf.Tensor) => tf.sum(tf.mul(r, tf.add(f(x, w, b, res), tf.mul(res, 0)))))(inputs);
+    const grads = tf.grads((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, res: tf.Tensor) =>
+      tf.sum(tf.mul(r, tf.add(f(x, w, b, res), tf.mul(res, 0)))),
+    )(inputs);
     return { shape: y.shape, y: y.dataSync() as Float32Array, grads: grads.map((g) => g.dataSync() as Float32Array) };
   });
 }
@@ -68,22 +123,25 @@ afterAll(() => {
 
 describe.skipIf(!haveAddon)('convBias: the fused native kernels', () => {
   for (const base of ['wasm', 'cpu'] as NativeBase[])
-    it.each(cases)(`${base}: values and the gradients of x, W, b and the residual equal tfjs ops on cpu: $name`, async (c) => {
-      const out = outShapeOf(c);
-      const d = { x: randoms(c.x), w: randoms(c.w), b: randoms([c.w[3]]), res: randoms(out), r: randoms(out) };
-      unregisterNativeKernels('cpu');
-      await tf.setBackend('cpu');
-      expect(tf.getKernel(CONV_BIAS, 'cpu')).toBeUndefined(); // the composite
-      const want = runCase(c, d);
-      registerNativeKernels(base);
-      await tf.setBackend(base);
-      expect(tf.getKernel(CONV_BIAS, base)).toBeDefined();
-      const got = runCase(c, d);
-      unregisterNativeKernels(base);
-      expect(got.shape).toEqual(want.shape);
-      expect(close(got.y, want.y)).toBe(true);
-      for (let i = 0; i < 4; i++) expect(close(got.grads[i], want.grads[i])).toBe(true);
-    });
+    it.each(cases)(
+      `${base}: values and the gradients of x, W, b and the residual equal tfjs ops on cpu: $name`,
+      async (c) => {
+        const out = outShapeOf(c);
+        const d = { x: randoms(c.x), w: randoms(c.w), b: randoms([c.w[3]]), res: randoms(out), r: randoms(out) };
+        unregisterNativeKernels('cpu');
+        await tf.setBackend('cpu');
+        expect(tf.getKernel(CONV_BIAS, 'cpu')).toBeUndefined(); // the composite
+        const want = runCase(c, d);
+        registerNativeKernels(base);
+        await tf.setBackend(base);
+        expect(tf.getKernel(CONV_BIAS, base)).toBeDefined();
+        const got = runCase(c, d);
+        unregisterNativeKernels(base);
+        expect(got.shape).toEqual(want.shape);
+        expect(close(got.y, want.y)).toBe(true);
+        for (let i = 0; i < 4; i++) expect(close(got.grads[i], want.grads[i])).toBe(true);
+      },
+    );
 
   it('finite differences agree with the fused gradients (directional derivative)', async () => {
     const c = cases[2];
@@ -95,7 +153,10 @@ describe.skipIf(!haveAddon)('convBias: the fused native kernels', () => {
     const loss = (s: number) =>
       tf.tidy(() => {
         const at = (a: Float32Array, dir: Float32Array) => a.map((ai, i) => ai + s * dir[i]);
-        const y = convBias(tf.tensor4d(at(d.x, v.x), c.x), tf.tensor4d(at(d.w, v.w), c.w), tf.tensor1d(at(d.b, v.b)), { strides: c.strides, pad: c.pad }).dataSync() as Float32Array;
+        const y = convBias(tf.tensor4d(at(d.x, v.x), c.x), tf.tensor4d(at(d.w, v.w), c.w), tf.tensor1d(at(d.b, v.b)), {
+          strides: c.strides,
+          pad: c.pad,
+        }).dataSync() as Float32Array;
         let sum = 0;
         y.forEach((yi, i) => (sum += d.r[i] * yi));
         return sum;
@@ -118,7 +179,10 @@ describe.skipIf(!haveAddon)('convBias: the fused native kernels', () => {
     const b = tf.variable(tf.tensor1d(randoms([4])));
     const x = tf.tensor4d(randoms([2, 8, 8, 4]), [2, 8, 8, 4]);
     const step = () => {
-      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(convBias(x, w as unknown as tf.Tensor4D, b, { residual: x }))) as tf.Scalar, [w, b]);
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(tf.square(convBias(x, w as unknown as tf.Tensor4D, b, { residual: x }))) as tf.Scalar,
+        [w, b],
+      );
       for (const v of [w, b] as tf.Variable[]) {
         const next = tf.tidy(() => tf.sub(v, tf.mul(0.01, grads[v.name])));
         v.assign(next);

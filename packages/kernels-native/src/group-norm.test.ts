@@ -11,13 +11,20 @@ import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from 
 // The fused GroupNorm(+modulation)(+SiLU) kernels against the same formula in tfjs ops on the
 // stock cpu backend, values and all five gradients, and by finite differences.
 const haveAddon = loadAddon().addon !== undefined;
-if (!haveAddon && process.env.MDM_REQUIRE_NATIVE === '1') throw new Error('MDM_REQUIRE_NATIVE=1 but the native addon is missing');
+if (!haveAddon && process.env.MDM_REQUIRE_NATIVE === '1')
+  throw new Error('MDM_REQUIRE_NATIVE=1 but the native addon is missing');
 
 const uniform = seeded(7);
 const rand = () => uniform() * 2 - 1; // in [-1, 1)
 const randoms = (n: number, scale = 1, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * rand());
 
-interface Case { name: string; shape: [number, number, number, number]; groups: number; silu: boolean; modulated: boolean }
+interface Case {
+  name: string;
+  shape: [number, number, number, number];
+  groups: number;
+  silu: boolean;
+  modulated: boolean;
+}
 const cases: Case[] = [
   { name: 'GN only, 4 groups', shape: [2, 5, 3, 8], groups: 4, silu: false, modulated: false },
   { name: 'GN + SiLU, 1 group, batch 1', shape: [1, 4, 4, 6], groups: 1, silu: true, modulated: false },
@@ -29,19 +36,38 @@ const cases: Case[] = [
 function data(c: Case) {
   const [b, h, w, ch] = c.shape;
   // An offset and a spread per sample, so the normalisation has something to remove.
-  return { x: randoms(b * h * w * ch, 3, 0.5), gamma: randoms(ch, 0.5, 1), beta: randoms(ch, 0.5), scale: randoms(b * ch, 0.3), shift: randoms(b * ch, 0.3), r: randoms(b * h * w * ch) };
+  return {
+    x: randoms(b * h * w * ch, 3, 0.5),
+    gamma: randoms(ch, 0.5, 1),
+    beta: randoms(ch, 0.5),
+    scale: randoms(b * ch, 0.3),
+    shift: randoms(b * ch, 0.3),
+    r: randoms(b * h * w * ch),
+  };
 }
 
 function runCase(c: Case, d: ReturnType<typeof data>) {
   return tf.tidy(() => {
     const [b, , , ch] = c.shape;
-    const inputs = [tf.tensor4d(d.x, c.shape), tf.tensor1d(d.gamma), tf.tensor1d(d.beta), tf.tensor2d(d.scale, [b, ch]), tf.tensor2d(d.shift, [b, ch])];
+    const inputs = [
+      tf.tensor4d(d.x, c.shape),
+      tf.tensor1d(d.gamma),
+      tf.tensor1d(d.beta),
+      tf.tensor2d(d.scale, [b, ch]),
+      tf.tensor2d(d.shift, [b, ch]),
+    ];
     const r = tf.tensor4d(d.r, c.shape);
     const f = (x: tf.Tensor, g: tf.Tensor, bt: tf.Tensor, s: tf.Tensor, t: tf.Tensor) =>
-      groupNormAct(x as tf.Tensor4D, g, bt, { groups: c.groups, silu: c.silu, ...(c.modulated ? { scale: s, shift: t } : {}) });
+      groupNormAct(x as tf.Tensor4D, g, bt, {
+        groups: c.groups,
+        silu: c.silu,
+        ...(c.modulated ? { scale: s, shift: t } : {}),
+      });
     const y = f(...(inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]));
     const n = c.modulated ? 5 : 3;
-    const grads = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(r, f(ts[0], ts[1], ts[2], ts[3] ?? inputs[3], ts[4] ?? inputs[4]))))(inputs.slice(0, n));
+    const grads = tf.grads((...ts: tf.Tensor[]) =>
+      tf.sum(tf.mul(r, f(ts[0], ts[1], ts[2], ts[3] ?? inputs[3], ts[4] ?? inputs[4]))),
+    )(inputs.slice(0, n));
     return { y: y.dataSync() as Float32Array, grads: grads.map((g) => g.dataSync() as Float32Array) };
   });
 }
@@ -84,14 +110,23 @@ describe.skipIf(!haveAddon)('fused groupNormAct', () => {
     const keys = ['x', 'gamma', 'beta', 'scale', 'shift'] as const;
     const loss = (v: typeof d) =>
       tf.tidy(() => {
-        const y = groupNormAct(tf.tensor4d(v.x, c.shape), tf.tensor1d(v.gamma), tf.tensor1d(v.beta), { groups: c.groups, silu: true, scale: tf.tensor2d(v.scale, [b, ch]), shift: tf.tensor2d(v.shift, [b, ch]) }).dataSync();
+        const y = groupNormAct(tf.tensor4d(v.x, c.shape), tf.tensor1d(v.gamma), tf.tensor1d(v.beta), {
+          groups: c.groups,
+          silu: true,
+          scale: tf.tensor2d(v.scale, [b, ch]),
+          shift: tf.tensor2d(v.shift, [b, ch]),
+        }).dataSync();
         let s = 0;
         for (let i = 0; i < y.length; i++) s += d.r[i] * y[i];
         return s;
       });
     const got = runCase(c, d);
-    const dirs = Object.fromEntries(keys.map((k) => [k, randoms(d[k].length)])) as Record<(typeof keys)[number], Float32Array>;
-    const moved = (e: number) => ({ ...d, ...Object.fromEntries(keys.map((k) => [k, d[k].map((v, i) => v + e * dirs[k][i])])) }) as typeof d;
+    const dirs = Object.fromEntries(keys.map((k) => [k, randoms(d[k].length)])) as Record<
+      (typeof keys)[number],
+      Float32Array
+    >;
+    const moved = (e: number) =>
+      ({ ...d, ...Object.fromEntries(keys.map((k) => [k, d[k].map((v, i) => v + e * dirs[k][i])])) }) as typeof d;
     const eps = 1e-3;
     const numeric = (loss(moved(eps)) - loss(moved(-eps))) / (2 * eps);
     let analytic = 0;
@@ -110,13 +145,22 @@ describe.skipIf(!haveAddon)('groupNormAct with one [B, 2C] modulation tensor', (
       const [b, , , ch] = c.shape;
       const run = (packed: boolean) =>
         tf.tidy(() => {
-          const x = tf.tensor4d(d.x, c.shape), g = tf.tensor1d(d.gamma), bt = tf.tensor1d(d.beta);
-          const s = tf.tensor2d(d.scale, [b, ch]), t = tf.tensor2d(d.shift, [b, ch]), m = tf.concat([s, t], 1);
+          const x = tf.tensor4d(d.x, c.shape),
+            g = tf.tensor1d(d.gamma),
+            bt = tf.tensor1d(d.beta);
+          const s = tf.tensor2d(d.scale, [b, ch]),
+            t = tf.tensor2d(d.shift, [b, ch]),
+            m = tf.concat([s, t], 1);
           const r = tf.tensor4d(d.r, c.shape);
           const f = (xx: tf.Tensor, mm: tf.Tensor) =>
             packed
               ? groupNormAct(xx as tf.Tensor4D, g, bt, { groups: c.groups, silu: true, modulation: mm })
-              : groupNormAct(xx as tf.Tensor4D, g, bt, { groups: c.groups, silu: true, scale: tf.slice(mm, [0, 0], [b, ch]), shift: tf.slice(mm, [0, ch], [b, ch]) });
+              : groupNormAct(xx as tf.Tensor4D, g, bt, {
+                  groups: c.groups,
+                  silu: true,
+                  scale: tf.slice(mm, [0, 0], [b, ch]),
+                  shift: tf.slice(mm, [0, ch], [b, ch]),
+                });
           const [dx, dm] = tf.grads((xx: tf.Tensor, mm: tf.Tensor) => tf.sum(tf.mul(r, f(xx, mm))))([x, m]);
           return [f(x, m), dx, dm].map((v) => v.dataSync() as Float32Array);
         });

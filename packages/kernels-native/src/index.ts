@@ -1,2 +1,9 @@
 export { type LoadResult, type NativeAddon, loadAddon } from './addon.js';
-export { NATIVE_KERNELS, type NativeBase, type NativeKernelsInfo, nativeKernelsActive, registerNativeKernels, unregisterNativeKernels } from './register.js';
+export {
+  NATIVE_KERNELS,
+  type NativeBase,
+  type NativeKernelsInfo,
+  nativeKernelsActive,
+  registerNativeKernels,
+  unregisterNativeKernels,
+} from './register.js';

@@ -13,7 +13,8 @@ import { type NativeBase, registerNativeKernels, unregisterNativeKernels } from 
 // `pnpm install`; where it could not be built these tests skip, or fail when MDM_REQUIRE_NATIVE=1 (CI).
 const loaded = loadAddon();
 const haveAddon = loaded.addon !== undefined;
-if (!haveAddon && process.env.MDM_REQUIRE_NATIVE === "1") throw new Error(`MDM_REQUIRE_NATIVE=1 but the native addon is missing: ${(loaded as { reason: string }).reason}`);
+if (!haveAddon && process.env.MDM_REQUIRE_NATIVE === '1')
+  throw new Error(`MDM_REQUIRE_NATIVE=1 but the native addon is missing: ${(loaded as { reason: string }).reason}`);
 const info = haveAddon ? loaded.addon!.info() : undefined;
 // Each setup names the sgemm and the convolutions: the addon's own, OpenBLAS, oneDNN (the default where installed).
 type Setup = { name: string; gemm: 'builtin' | 'openblas'; conv: 'builtin' | 'onednn' };
@@ -47,29 +48,70 @@ interface ConvCase {
 const convCases: ConvCase[] = [
   { name: '3×3 same stride 1', x: [2, 7, 5, 3], w: [3, 3, 3, 4], strides: 1, pad: 'same' },
   { name: '3×3 same stride 2, odd sizes', x: [1, 7, 9, 3], w: [3, 3, 3, 5], strides: 2, pad: 'same' },
-  { name: '3×3 valid stride 2 (as the model downsamples)', x: [2, 10, 10, 4], w: [3, 3, 4, 6], strides: 2, pad: 'valid' },
-  { name: '2×3 valid stride [1, 2]', x: [3, 6, 7, 2], w: [2, 3, 2, 3], strides: [1, 2], pad: 'valid', onednnDeclines: 1 },
+  {
+    name: '3×3 valid stride 2 (as the model downsamples)',
+    x: [2, 10, 10, 4],
+    w: [3, 3, 4, 6],
+    strides: 2,
+    pad: 'valid',
+  },
+  {
+    name: '2×3 valid stride [1, 2]',
+    x: [3, 6, 7, 2],
+    w: [2, 3, 2, 3],
+    strides: [1, 2],
+    pad: 'valid',
+    onednnDeclines: 1,
+  },
   { name: '1×1 stride 1 (a plain product)', x: [2, 4, 5, 6], w: [1, 1, 6, 7], strides: 1, pad: 'valid' },
   { name: '1×1 stride 2', x: [1, 5, 5, 4], w: [1, 1, 4, 3], strides: 2, pad: 'valid' },
-  { name: '3×3 explicit padding, batch 1', x: [1, 5, 6, 2], w: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [2, 0], [1, 1], [0, 0]] },
+  {
+    name: '3×3 explicit padding, batch 1',
+    x: [1, 5, 6, 2],
+    w: [3, 3, 2, 2],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 1],
+      [0, 0],
+    ],
+  },
   { name: '5×5 same, 17 channels', x: [2, 9, 8, 17], w: [5, 5, 17, 9], strides: 1, pad: 'same' },
   // Widths 8/16/32 with ≤ 32 input channels take the direct kernels (native/conv.cc).
   { name: 'direct: 3×3 same 8→8', x: [2, 9, 7, 8], w: [3, 3, 8, 8], strides: 1, pad: 'same' },
   { name: 'direct: 3×3 valid stride 2, 16→32', x: [1, 9, 9, 16], w: [3, 3, 16, 32], strides: 2, pad: 'valid' },
-  { name: 'direct: asymmetric explicit padding 8→16, odd sizes', x: [3, 6, 5, 8], w: [3, 3, 8, 16], strides: 1, pad: [[0, 0], [2, 0], [1, 1], [0, 0]] },
+  {
+    name: 'direct: asymmetric explicit padding 8→16, odd sizes',
+    x: [3, 6, 5, 8],
+    w: [3, 3, 8, 16],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 1],
+      [0, 0],
+    ],
+  },
   { name: 'direct: 2×3 kernel same 32→8', x: [2, 5, 6, 32], w: [2, 3, 32, 8], strides: 1, pad: 'same' },
 ];
 
-interface ConvResult { y: Float32Array; dx: Float32Array; dw: Float32Array }
+interface ConvResult {
+  y: Float32Array;
+  dx: Float32Array;
+  dw: Float32Array;
+}
 
 /** y = conv(x, w), and the gradients of Σ r·y (r random, so dy is not constant). */
 function convRun(c: ConvCase, data: { x: Float32Array; w: Float32Array; r?: Float32Array }): ConvResult {
   return tf.tidy(() => {
-    const f = (x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1);
+    const f = (x: tf.Tensor, w: tf.Tensor) =>
+      tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1);
     const x = tf.tensor4d(data.x, c.x);
     const w = tf.tensor4d(data.w, c.w);
     const y = f(x, w);
-    if (c.dilations && c.dilations > 1) return { y: y.dataSync() as Float32Array, dx: new Float32Array(), dw: new Float32Array() };
+    if (c.dilations && c.dilations > 1)
+      return { y: y.dataSync() as Float32Array, dx: new Float32Array(), dw: new Float32Array() };
     const r = tf.tensor(data.r ?? randoms(y.shape), y.shape);
     const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(r, f(a, b))))([x, w]);
     return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
@@ -122,7 +164,14 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
         });
 
         it('dilated forward convolution', async () => {
-          const c: ConvCase = { name: 'dilated', x: [2, 9, 9, 3], w: [3, 3, 3, 8], strides: 1, pad: 'same', dilations: 2 };
+          const c: ConvCase = {
+            name: 'dilated',
+            x: [2, 9, 9, 3],
+            w: [3, 3, 3, 8],
+            strides: 1,
+            pad: 'same',
+            dilations: 2,
+          };
           const data = { x: randoms(c.x), w: randoms(c.w) };
           unregisterNativeKernels('cpu');
           const want = await onBackend('cpu', () => convRun(c, data));
@@ -150,14 +199,27 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
           ['narrow: dy·Wᵀ, 8 ← 16', [150, 16], [8, 16], false, true],
         ];
         it.each(mmCases)('matMul values and gradients: %s', async (_name, sa, sb, ta, tb) => {
-          const a = randoms(sa), b = randoms(sb);
+          const a = randoms(sa),
+            b = randoms(sb);
           const runMm = () =>
             tf.tidy(() => {
-              const A = tf.tensor(a, sa), B = tf.tensor(b, sb);
+              const A = tf.tensor(a, sa),
+                B = tf.tensor(b, sb);
               const y = tf.matMul(A, B, ta, tb);
-              const r = tf.tensor(Float32Array.from({ length: y.size }, (_, i) => Math.sin(i)), y.shape);
-              const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(r, tf.matMul(p, q, ta, tb))))([A, B]);
-              return { y: y.dataSync() as Float32Array, shape: y.shape, da: da.dataSync() as Float32Array, db: db.dataSync() as Float32Array };
+              const r = tf.tensor(
+                Float32Array.from({ length: y.size }, (_, i) => Math.sin(i)),
+                y.shape,
+              );
+              const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(r, tf.matMul(p, q, ta, tb))))([
+                A,
+                B,
+              ]);
+              return {
+                y: y.dataSync() as Float32Array,
+                shape: y.shape,
+                da: da.dataSync() as Float32Array,
+                db: db.dataSync() as Float32Array,
+              };
             });
           unregisterNativeKernels('cpu');
           const want = await onBackend('cpu', runMm);
@@ -174,7 +236,10 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
 
   it('finite differences agree with the native gradients (directional derivative)', async () => {
     const c = convCases[2]; // stride 2, valid: exercises the scatter-add of col2im
-    const x = randoms(c.x), w = randoms(c.w), vx = randoms(c.x), vw = randoms(c.w);
+    const x = randoms(c.x),
+      w = randoms(c.w),
+      vx = randoms(c.x),
+      vw = randoms(c.w);
     const outShape = tf.backend_util.computeConv2DInfo(c.x, c.w, c.strides, 1, c.pad as 'valid').outShape;
     const r = randoms(outShape);
     registerNativeKernels('wasm');
@@ -188,10 +253,9 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
       });
     const g = tf.tidy(() => {
       const rT = tf.tensor(r, outShape);
-      const [dx, dw] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(rT, tf.conv2d(p as tf.Tensor4D, q as tf.Tensor4D, c.strides, c.pad))))([
-        tf.tensor4d(x, c.x),
-        tf.tensor4d(w, c.w),
-      ]);
+      const [dx, dw] = tf.grads((p: tf.Tensor, q: tf.Tensor) =>
+        tf.sum(tf.mul(rT, tf.conv2d(p as tf.Tensor4D, q as tf.Tensor4D, c.strides, c.pad))),
+      )([tf.tensor4d(x, c.x), tf.tensor4d(w, c.w)]);
       return { dx: dx.dataSync(), dw: dw.dataSync() };
     });
     // The loss is quadratic along the joint direction (y is bilinear in x, w), so the central
@@ -199,7 +263,8 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     // ~5e-4 after dividing by 2·eps.
     const eps = 1e-2;
     const shift = (a: Float32Array, v: Float32Array, s: number) => a.map((ai, i) => ai + s * v[i]);
-    const numeric = (loss(shift(x, vx, eps), shift(w, vw, eps)) - loss(shift(x, vx, -eps), shift(w, vw, -eps))) / (2 * eps);
+    const numeric =
+      (loss(shift(x, vx, eps), shift(w, vw, eps)) - loss(shift(x, vx, -eps), shift(w, vw, -eps))) / (2 * eps);
     let analytic = 0;
     for (let i = 0; i < vx.length; i++) analytic += g.dx[i] * vx[i];
     for (let i = 0; i < vw.length; i++) analytic += g.dw[i] * vw[i];
@@ -208,8 +273,13 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
   });
 
   it('finite differences agree with the native batched matMul gradients (transposed B, as attention uses)', async () => {
-    const sa = [2, 3, 7, 5], sb = [2, 3, 6, 5];
-    const a = randoms(sa), b = randoms(sb), va = randoms(sa), vb = randoms(sb), r = randoms([2, 3, 7, 6]);
+    const sa = [2, 3, 7, 5],
+      sb = [2, 3, 6, 5];
+    const a = randoms(sa),
+      b = randoms(sb),
+      va = randoms(sa),
+      vb = randoms(sb),
+      r = randoms([2, 3, 7, 6]);
     registerNativeKernels('wasm');
     await tf.setBackend('wasm');
     const loss = (p: Float32Array, q: Float32Array) =>
@@ -220,11 +290,16 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
         return s;
       });
     const [da, db] = tf.tidy(() =>
-      tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.tensor(r, [2, 3, 7, 6]), tf.matMul(p, q, false, true))))([tf.tensor(a, sa), tf.tensor(b, sb)]).map((g) => g.dataSync()),
+      tf
+        .grads((p: tf.Tensor, q: tf.Tensor) =>
+          tf.sum(tf.mul(tf.tensor(r, [2, 3, 7, 6]), tf.matMul(p, q, false, true))),
+        )([tf.tensor(a, sa), tf.tensor(b, sb)])
+        .map((g) => g.dataSync()),
     );
     const eps = 1e-2;
     const shift = (x: Float32Array, v: Float32Array, s: number) => x.map((xi, i) => xi + s * v[i]);
-    const numeric = (loss(shift(a, va, eps), shift(b, vb, eps)) - loss(shift(a, va, -eps), shift(b, vb, -eps))) / (2 * eps);
+    const numeric =
+      (loss(shift(a, va, eps), shift(b, vb, eps)) - loss(shift(a, va, -eps), shift(b, vb, -eps))) / (2 * eps);
     let analytic = 0;
     va.forEach((v, i) => (analytic += v * da[i]));
     vb.forEach((v, i) => (analytic += v * db[i]));
@@ -248,7 +323,10 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     const w = tf.variable(tf.tensor4d(randoms([3, 3, 4, 4]), [3, 3, 4, 4]));
     const x = tf.tensor4d(randoms([2, 8, 8, 4]), [2, 8, 8, 4]);
     const step = () => {
-      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(tf.conv2d(x, w as unknown as tf.Tensor4D, 1, 'same'))) as tf.Scalar, [w]);
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(tf.square(tf.conv2d(x, w as unknown as tf.Tensor4D, 1, 'same'))) as tf.Scalar,
+        [w],
+      );
       const next = tf.tidy(() => tf.sub(w, tf.mul(0.01, grads[w.name])) as tf.Tensor4D);
       w.assign(next);
       next.dispose();
@@ -280,7 +358,11 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
             const y = tf.concat([a, b, c], axis);
             const parts = tf.split(y, [sa[axis], sb[axis], sa[axis]], axis);
             const r = tf.tensor(randoms(y.shape), y.shape);
-            const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(r, tf.concat([p, q, tf.split(tf.concat([p, q], axis), [sa[axis], sb[axis]], axis)[0]], axis))))([a, b]);
+            const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) =>
+              tf.sum(
+                tf.mul(r, tf.concat([p, q, tf.split(tf.concat([p, q], axis), [sa[axis], sb[axis]], axis)[0]], axis)),
+              ),
+            )([a, b]);
             return [y, ...parts, da, db].map((t) => t.dataSync() as Float32Array);
           }),
         ),
@@ -316,17 +398,41 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     unregisterNativeKernels('wasm');
     expect(tf.getKernel(ADAM_UPDATE, 'wasm')).toBeUndefined();
     // Same float32 operations in the same order; fused multiply-adds may move the last bit.
-    got.forEach((g, i) => expect(maxAbsDiff(g, want[i]), `output ${i}`).toBeLessThanOrEqual(1e-6 * Math.max(1, maxAbs(want[i]))));
+    got.forEach((g, i) =>
+      expect(maxAbsDiff(g, want[i]), `output ${i}`).toBeLessThanOrEqual(1e-6 * Math.max(1, maxAbs(want[i]))),
+    );
     await tf.setBackend('cpu');
   });
 
   it('the addon rejects arrays that are too short instead of reading past them', () => {
-    expect(() => loaded.addon!.copyRows(new Float32Array(5), 0, 3, new Float32Array(6), 0, 3, 2, 3)).toThrow(/holds 5 floats, needs 6/);
-    expect(() => loaded.addon!.copyRows(new Float32Array(6), 0, 2, new Float32Array(6), 0, 3, 2, 3)).toThrow(/bad geometry/);
+    expect(() => loaded.addon!.copyRows(new Float32Array(5), 0, 3, new Float32Array(6), 0, 3, 2, 3)).toThrow(
+      /holds 5 floats, needs 6/,
+    );
+    expect(() => loaded.addon!.copyRows(new Float32Array(6), 0, 2, new Float32Array(6), 0, 3, 2, 3)).toThrow(
+      /bad geometry/,
+    );
     const a = loaded.addon!;
-    expect(() => a.gemm(false, false, 4, 4, 4, new Float32Array(15), new Float32Array(16), new Float32Array(16))).toThrow(/holds 15 floats, needs 16/);
-    expect(() => a.conv2d(new Float32Array(4), new Float32Array(9), new Float32Array(4), [1, 2, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, 2])).not.toThrow();
-    expect(() => a.conv2d(new Float32Array(3), new Float32Array(9), new Float32Array(4), [1, 2, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, 2])).toThrow(RangeError);
-    expect(() => a.gemm(false, false, 1, 1, 1, [1] as unknown as Float32Array, new Float32Array(1), new Float32Array(1))).toThrow(/Float32Array/);
+    expect(() =>
+      a.gemm(false, false, 4, 4, 4, new Float32Array(15), new Float32Array(16), new Float32Array(16)),
+    ).toThrow(/holds 15 floats, needs 16/);
+    expect(() =>
+      a.conv2d(
+        new Float32Array(4),
+        new Float32Array(9),
+        new Float32Array(4),
+        [1, 2, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, 2],
+      ),
+    ).not.toThrow();
+    expect(() =>
+      a.conv2d(
+        new Float32Array(3),
+        new Float32Array(9),
+        new Float32Array(4),
+        [1, 2, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, 2],
+      ),
+    ).toThrow(RangeError);
+    expect(() =>
+      a.gemm(false, false, 1, 1, 1, [1] as unknown as Float32Array, new Float32Array(1), new Float32Array(1)),
+    ).toThrow(/Float32Array/);
   });
 });

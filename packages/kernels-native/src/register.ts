@@ -1,5 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ADAM_UPDATE, type AdamUpdateAttrs, CONV_BIAS, CONV_BIAS_FILTER_GRAD, type ConvBiasAttrs, GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, type GroupNormActAttrs, UPSAMPLE_2X, UPSAMPLE_2X_GRAD, markNativeKernels } from '@matryoshka-ts/kernels';
+import {
+  ADAM_UPDATE,
+  type AdamUpdateAttrs,
+  CONV_BIAS,
+  CONV_BIAS_FILTER_GRAD,
+  type ConvBiasAttrs,
+  GROUP_NORM_ACT,
+  GROUP_NORM_ACT_GRAD,
+  type GroupNormActAttrs,
+  UPSAMPLE_2X,
+  UPSAMPLE_2X_GRAD,
+  markNativeKernels,
+} from '@matryoshka-ts/kernels';
 import { type NativeAddon, loadAddon } from './addon.js';
 
 /** The tfjs backends whose kernels this package can replace. */
@@ -10,10 +22,29 @@ export type NativeBase = 'cpu' | 'wasm';
  * residual add, `@matryoshka-ts/kernels`' convBias), matrix products, and
  * the fused GroupNorm(+modulation)(+SiLU) of `@matryoshka-ts/kernels` with its gradient.
  */
-export const NATIVE_KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', CONV_BIAS, CONV_BIAS_FILTER_GRAD, 'BatchMatMul', GROUP_NORM_ACT, GROUP_NORM_ACT_GRAD, UPSAMPLE_2X, UPSAMPLE_2X_GRAD, 'Identity', 'Concat', 'SplitV', ADAM_UPDATE] as const;
+export const NATIVE_KERNELS = [
+  'Conv2D',
+  'Conv2DBackpropInput',
+  'Conv2DBackpropFilter',
+  CONV_BIAS,
+  CONV_BIAS_FILTER_GRAD,
+  'BatchMatMul',
+  GROUP_NORM_ACT,
+  GROUP_NORM_ACT_GRAD,
+  UPSAMPLE_2X,
+  UPSAMPLE_2X_GRAD,
+  'Identity',
+  'Concat',
+  'SplitV',
+  ADAM_UPDATE,
+] as const;
 
 /** Kernels replaced only on some bases: wasm's Identity copies, cpu's already shares data. */
-const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = { Identity: 'wasm', Concat: 'wasm', SplitV: 'wasm' };
+const ONLY_ON: Partial<Record<(typeof NATIVE_KERNELS)[number], NativeBase>> = {
+  Identity: 'wasm',
+  Concat: 'wasm',
+  SplitV: 'wasm',
+};
 const kernelsFor = (base: NativeBase) => NATIVE_KERNELS.filter((name) => (ONLY_ON[name] ?? base) === base);
 
 type TensorInfo = tf.TensorInfo;
@@ -29,12 +60,25 @@ const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
  * cpu backend's typed arrays, or views of the wasm heap (the outputs are allocated first, because
  * growing the heap would detach views made before). A missing input is passed as null.
  */
-function runMany(base: NativeBase, backend: AnyBackend, inputs: (TensorInfo | undefined)[], outShapes: number[][], compute: (ins: (Float32Array | null)[], outs: Float32Array[]) => void): TensorInfo[] {
+function runMany(
+  base: NativeBase,
+  backend: AnyBackend,
+  inputs: (TensorInfo | undefined)[],
+  outShapes: number[][],
+  compute: (ins: (Float32Array | null)[], outs: Float32Array[]) => void,
+): TensorInfo[] {
   const empty = outShapes.some((s) => sizeOf(s) === 0);
   if (base === 'cpu') {
-    const cpu = backend as unknown as { data: { get(id: unknown): { values: Float32Array } }; makeTensorInfo(s: number[], d: 'float32', v: Float32Array): TensorInfo };
+    const cpu = backend as unknown as {
+      data: { get(id: unknown): { values: Float32Array } };
+      makeTensorInfo(s: number[], d: 'float32', v: Float32Array): TensorInfo;
+    };
     const outs = outShapes.map((s) => new Float32Array(sizeOf(s)));
-    if (!empty) compute(inputs.map((t) => (t ? cpu.data.get(t.dataId).values : null)), outs);
+    if (!empty)
+      compute(
+        inputs.map((t) => (t ? cpu.data.get(t.dataId).values : null)),
+        outs,
+      );
     return outShapes.map((s, i) => cpu.makeTensorInfo(s, 'float32', outs[i]));
   }
   const wasm = backend as unknown as {
@@ -46,11 +90,20 @@ function runMany(base: NativeBase, backend: AnyBackend, inputs: (TensorInfo | un
   if (empty) return infos;
   const heap = wasm.wasm.HEAPU8.buffer;
   const view = (t: TensorInfo) => new Float32Array(heap, wasm.dataIdMap.get(t.dataId).memoryOffset, sizeOf(t.shape));
-  compute(inputs.map((t) => (t ? view(t) : null)), infos.map(view));
+  compute(
+    inputs.map((t) => (t ? view(t) : null)),
+    infos.map(view),
+  );
   return infos;
 }
 
-function run(base: NativeBase, backend: AnyBackend, inputs: TensorInfo[], outShape: number[], compute: (ins: Float32Array[], out: Float32Array) => void): TensorInfo {
+function run(
+  base: NativeBase,
+  backend: AnyBackend,
+  inputs: TensorInfo[],
+  outShape: number[],
+  compute: (ins: Float32Array[], out: Float32Array) => void,
+): TensorInfo {
   return runMany(base, backend, inputs, [outShape], (ins, [out]) => compute(ins as Float32Array[], out))[0];
 }
 
@@ -58,7 +111,23 @@ type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
 /** The 15 numbers the addon's convolutions take (native/conv.h ConvGeometry). */
 function geometry(c: Conv2DInfo): number[] {
-  return [c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels, c.strideHeight, c.strideWidth, c.dilationHeight, c.dilationWidth, c.padInfo.top, c.padInfo.left, c.outHeight, c.outWidth];
+  return [
+    c.batchSize,
+    c.inHeight,
+    c.inWidth,
+    c.inChannels,
+    c.filterHeight,
+    c.filterWidth,
+    c.outChannels,
+    c.strideHeight,
+    c.strideWidth,
+    c.dilationHeight,
+    c.dilationWidth,
+    c.padInfo.top,
+    c.padInfo.left,
+    c.outHeight,
+    c.outWidth,
+  ];
 }
 
 interface ConvAttrs {
@@ -71,13 +140,34 @@ interface ConvAttrs {
   filterShape?: [number, number, number, number];
 }
 
-const convInfo = (xShape: number[], filterShape: number[], a: ConvAttrs, dilations: ConvAttrs['dilations'] = 1): Conv2DInfo =>
-  tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number], a.strides, dilations, a.pad, a.dimRoundingMode, false, 'channelsLast');
+const convInfo = (
+  xShape: number[],
+  filterShape: number[],
+  a: ConvAttrs,
+  dilations: ConvAttrs['dilations'] = 1,
+): Conv2DInfo =>
+  tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    dilations,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
 
-function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIVE_KERNELS)[number], (args: KernelArgs, stock?: tf.KernelFunc) => TensorInfo | TensorInfo[]> {
-  const supported = (a: ConvAttrs, ...ts: TensorInfo[]) => a.dataFormat !== 'NCHW' && ts.every((t) => t.dtype === 'float32');
+function kernelFuncs(
+  addon: NativeAddon,
+  base: NativeBase,
+): Record<(typeof NATIVE_KERNELS)[number], (args: KernelArgs, stock?: tf.KernelFunc) => TensorInfo | TensorInfo[]> {
+  const supported = (a: ConvAttrs, ...ts: TensorInfo[]) =>
+    a.dataFormat !== 'NCHW' && ts.every((t) => t.dtype === 'float32');
   const fallback = (name: string, args: KernelArgs, stock?: tf.KernelFunc) => {
-    if (!stock) throw new Error(`${name}: the native kernel supports float32 NHWC only, and ${base} has no kernel of its own for this case.`);
+    if (!stock)
+      throw new Error(
+        `${name}: the native kernel supports float32 NHWC only, and ${base} has no kernel of its own for this case.`,
+      );
     return stock(args);
   };
   return {
@@ -86,7 +176,9 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       const a = args.attrs as unknown as ConvAttrs;
       if (!supported(a, x, filter)) return fallback('Conv2D', args, stock);
       const c = convInfo(x.shape, filter.shape, a, a.dilations);
-      return run(base, args.backend as AnyBackend, [x, filter], c.outShape, ([xv, wv], y) => addon.conv2d(xv, wv, y, geometry(c)));
+      return run(base, args.backend as AnyBackend, [x, filter], c.outShape, ([xv, wv], y) =>
+        addon.conv2d(xv, wv, y, geometry(c)),
+      );
     },
     Conv2DBackpropInput: (args, stock) => {
       const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
@@ -94,7 +186,9 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       if (!supported(a, dy, filter)) return fallback('Conv2DBackpropInput', args, stock);
       const inputShape = [...(a.inputShape as number[])];
       const c = convInfo(inputShape, filter.shape, a);
-      return run(base, args.backend as AnyBackend, [dy, filter], inputShape, ([dyv, wv], dx) => addon.conv2dBackpropInput(dyv, wv, dx, geometry(c)));
+      return run(base, args.backend as AnyBackend, [dy, filter], inputShape, ([dyv, wv], dx) =>
+        addon.conv2dBackpropInput(dyv, wv, dx, geometry(c)),
+      );
     },
     Conv2DBackpropFilter: (args, stock) => {
       const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
@@ -102,37 +196,55 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       if (!supported(a, x, dy)) return fallback('Conv2DBackpropFilter', args, stock);
       const filterShape = [...(a.filterShape as number[])];
       const c = convInfo(x.shape, filterShape, a);
-      return run(base, args.backend as AnyBackend, [x, dy], filterShape, ([xv, dyv], dw) => addon.conv2dBackpropFilter(xv, dyv, dw, geometry(c)));
+      return run(base, args.backend as AnyBackend, [x, dy], filterShape, ([xv, dyv], dw) =>
+        addon.conv2dBackpropFilter(xv, dyv, dw, geometry(c)),
+      );
     },
     [CONV_BIAS]: (args) => {
       const { x, filter, bias, residual } = args.inputs as Record<string, TensorInfo | undefined>;
       const a = args.attrs as unknown as ConvBiasAttrs;
       const c = convInfo(x!.shape, filter!.shape, { strides: a.strides, pad: a.pad });
       const outShape = [c.batchSize, c.outHeight, c.outWidth, c.outChannels];
-      return run(base, args.backend as AnyBackend, residual ? [x!, filter!, bias!, residual] : [x!, filter!, bias!], outShape, ([xv, wv, bv, rv], y) => {
-        addon.conv2d(xv, wv, y, geometry(c));
-        addon.biasAdd(y, bv, rv ?? null, sizeOf(outShape) / c.outChannels, c.outChannels);
-      });
+      return run(
+        base,
+        args.backend as AnyBackend,
+        residual ? [x!, filter!, bias!, residual] : [x!, filter!, bias!],
+        outShape,
+        ([xv, wv, bv, rv], y) => {
+          addon.conv2d(xv, wv, y, geometry(c));
+          addon.biasAdd(y, bv, rv ?? null, sizeOf(outShape) / c.outChannels, c.outChannels);
+        },
+      );
     },
     [CONV_BIAS_FILTER_GRAD]: (args) => {
       const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
       const a = args.attrs as unknown as ConvBiasAttrs;
       const c = convInfo(x.shape, a.filterShape, { strides: a.strides, pad: a.pad });
-      return runMany(base, args.backend as AnyBackend, [x, dy], [[...a.filterShape], [a.filterShape[3]]], ([xv, dyv], [dw, db]) => {
-        addon.conv2dBackpropFilter(xv!, dyv!, dw, geometry(c));
-        addon.biasGrad(dyv!, db, sizeOf(dy.shape) / c.outChannels, c.outChannels);
-      });
+      return runMany(
+        base,
+        args.backend as AnyBackend,
+        [x, dy],
+        [[...a.filterShape], [a.filterShape[3]]],
+        ([xv, dyv], [dw, db]) => {
+          addon.conv2dBackpropFilter(xv!, dyv!, dw, geometry(c));
+          addon.biasGrad(dyv!, db, sizeOf(dy.shape) / c.outChannels, c.outChannels);
+        },
+      );
     },
     BatchMatMul: (args, stock) => {
       const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
       const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
-      if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2) return fallback('BatchMatMul', args, stock);
-      const ra = a.shape.length, rb = b.shape.length;
+      if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2)
+        return fallback('BatchMatMul', args, stock);
+      const ra = a.shape.length,
+        rb = b.shape.length;
       const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
       const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
       const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-      const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
-      const nA = sizeOf(batchA), nB = sizeOf(batchB);
+      const batchA = a.shape.slice(0, -2),
+        batchB = b.shape.slice(0, -2);
+      const nA = sizeOf(batchA),
+        nB = sizeOf(batchB);
       // Equal batch shapes, or one operand shared by every product; other broadcasts go to tfjs.
       let outBatch: number[];
       if (batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i])) outBatch = batchA;
@@ -142,8 +254,21 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       const batch = sizeOf(outBatch);
       return run(base, args.backend as AnyBackend, [a, b], [...outBatch, M, N], ([av, bv], c) =>
         batch === 1
-          ? narrowProduct(addon, transposeA, transposeB, M, N, K, av, bv, c) || addon.gemm(transposeA, transposeB, M, N, K, av, bv, c)
-          : addon.batchGemm(batch, transposeA, transposeB, M, N, K, av, nA === 1 ? 0 : M * K, bv, nB === 1 ? 0 : K * N, c),
+          ? narrowProduct(addon, transposeA, transposeB, M, N, K, av, bv, c) ||
+            addon.gemm(transposeA, transposeB, M, N, K, av, bv, c)
+          : addon.batchGemm(
+              batch,
+              transposeA,
+              transposeB,
+              M,
+              N,
+              K,
+              av,
+              nA === 1 ? 0 : M * K,
+              bv,
+              nB === 1 ? 0 : K * N,
+              c,
+            ),
       );
     },
     // tfjs clones every tensor a gradient saves (and tf.clone / cast to the same dtype) through
@@ -162,7 +287,10 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       const inputs = (args.inputs as unknown as TensorInfo[]).filter((t) => sizeOf(t.shape) > 0);
       if (inputs.length < 2 || inputs.some((t) => t.dtype !== 'float32')) return fallback('Concat', args, stock);
       const axis = tf.util.parseAxisParam((args.attrs as { axis: number | number[] }).axis, inputs[0].shape)[0];
-      const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
+      const outShape = tf.backend_util.computeOutShape(
+        inputs.map((t) => t.shape),
+        axis,
+      );
       const rows = sizeOf(outShape.slice(0, axis));
       const widths = inputs.map((t) => sizeOf(t.shape.slice(axis)));
       const total = widths.reduce((a, b) => a + b, 0);
@@ -177,7 +305,10 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
     SplitV: (args, stock) => {
       const { x } = args.inputs as { x: TensorInfo };
       if (x.dtype !== 'float32') return fallback('SplitV', args, stock);
-      const { numOrSizeSplits, axis: axisAttr } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+      const { numOrSizeSplits, axis: axisAttr } = args.attrs as unknown as {
+        numOrSizeSplits: number | number[];
+        axis: number;
+      };
       const axis = tf.util.parseAxisParam(axisAttr, x.shape)[0];
       const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, axis);
       const rows = sizeOf(x.shape.slice(0, axis));
@@ -195,19 +326,27 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       const { p, g, m, v } = args.inputs as Record<string, TensorInfo>;
       const { lr, beta1, beta2, eps, c1, c2 } = args.attrs as unknown as AdamUpdateAttrs;
       const k = [beta1, 1 - beta1, beta2, 1 - beta2, c2, eps, lr / c1];
-      return runMany(base, args.backend as AnyBackend, [p, g, m, v], [p.shape, p.shape, p.shape], ([pv, gv, mv, vv], [p1, m1, v1]) =>
-        addon.adamUpdate(pv!, gv!, mv!, vv!, p1, m1, v1, sizeOf(p.shape), k),
+      return runMany(
+        base,
+        args.backend as AnyBackend,
+        [p, g, m, v],
+        [p.shape, p.shape, p.shape],
+        ([pv, gv, mv, vv], [p1, m1, v1]) => addon.adamUpdate(pv!, gv!, mv!, vv!, p1, m1, v1, sizeOf(p.shape), k),
       );
     },
     [UPSAMPLE_2X]: (args) => {
       const { x } = args.inputs as { x: TensorInfo };
       const [b, h, w, c] = x.shape;
-      return run(base, args.backend as AnyBackend, [x], [b, 2 * h, 2 * w, c], ([xv], y) => addon.upsample2x(xv, y, b, h, w, c));
+      return run(base, args.backend as AnyBackend, [x], [b, 2 * h, 2 * w, c], ([xv], y) =>
+        addon.upsample2x(xv, y, b, h, w, c),
+      );
     },
     [UPSAMPLE_2X_GRAD]: (args) => {
       const { dy } = args.inputs as { dy: TensorInfo };
       const [b, h2, w2, c] = dy.shape;
-      return run(base, args.backend as AnyBackend, [dy], [b, h2 / 2, w2 / 2, c], ([dyv], dx) => addon.upsample2xGrad(dyv, dx, b, h2 / 2, w2 / 2, c));
+      return run(base, args.backend as AnyBackend, [dy], [b, h2 / 2, w2 / 2, c], ([dyv], dx) =>
+        addon.upsample2xGrad(dyv, dx, b, h2 / 2, w2 / 2, c),
+      );
     },
     // mod is [B, 2C], scale then shift: the addon reads them as two views with a row stride of 2C.
     [GROUP_NORM_ACT]: (args) => {
@@ -215,15 +354,22 @@ function kernelFuncs(addon: NativeAddon, base: NativeBase): Record<(typeof NATIV
       const { groups, eps, silu } = args.attrs as unknown as GroupNormActAttrs;
       const [b, h, w, c] = x.shape;
       const shape = [b, h * w, c, groups, eps, silu ? 1 : 0, 2 * c];
-      return run(base, args.backend as AnyBackend, [x, gamma, beta, mod], x.shape, ([xv, gv, bv, mv], y) => addon.groupNormAct(xv, gv, bv, mv, mv.subarray(c), y, shape));
+      return run(base, args.backend as AnyBackend, [x, gamma, beta, mod], x.shape, ([xv, gv, bv, mv], y) =>
+        addon.groupNormAct(xv, gv, bv, mv, mv.subarray(c), y, shape),
+      );
     },
     [GROUP_NORM_ACT_GRAD]: (args) => {
       const { dy, x, gamma, beta, mod } = args.inputs as Record<string, TensorInfo>;
       const { groups, eps, silu } = args.attrs as unknown as GroupNormActAttrs;
       const [b, h, w, c] = x.shape;
       const shape = [b, h * w, c, groups, eps, silu ? 1 : 0, 2 * c];
-      return runMany(base, args.backend as AnyBackend, [dy, x, gamma, beta, mod], [x.shape, [c], [c], [b, 2 * c]], ([dyv, xv, gv, bv, mv], [dx, dg, db, dm]) =>
-        addon.groupNormActGrad(dyv!, xv!, gv!, bv!, mv!, mv!.subarray(c), dx, dg, db, dm, dm.subarray(c), shape),
+      return runMany(
+        base,
+        args.backend as AnyBackend,
+        [dy, x, gamma, beta, mod],
+        [x.shape, [c], [c], [b, 2 * c]],
+        ([dyv, xv, gv, bv, mv], [dx, dg, db, dm]) =>
+          addon.groupNormActGrad(dyv!, xv!, gv!, bv!, mv!, mv!.subarray(c), dx, dg, db, dm, dm.subarray(c), shape),
       );
     },
   };
@@ -236,11 +382,40 @@ const DIRECT_WIDTHS = new Set([8, 16, 32]);
  * their gradients: M = B·H·W pixels, K and N ≤ 32) are memory-bound and run faster through the
  * direct convolution kernels than through sgemm. Returns false when the shape is not one of them.
  */
-function narrowProduct(addon: NativeAddon, ta: boolean, tb: boolean, M: number, N: number, K: number, a: Float32Array, b: Float32Array, c: Float32Array): boolean {
-  const geometry = (pixels: number, cin: number, cout: number) => [1, pixels, 1, cin, 1, 1, cout, 1, 1, 1, 1, 0, 0, pixels, 1];
-  if (!ta && !tb && DIRECT_WIDTHS.has(N) && K <= 32) addon.conv2d(a, b, c, geometry(M, K, N)); // x·W
-  else if (ta && !tb && DIRECT_WIDTHS.has(N) && M <= 32) addon.conv2dBackpropFilter(a, b, c, geometry(K, M, N)); // xᵀ·dy
-  else if (!ta && tb && DIRECT_WIDTHS.has(N) && K <= 32) addon.conv2dBackpropInput(a, b, c, geometry(M, N, K)); // dy·Wᵀ
+function narrowProduct(
+  addon: NativeAddon,
+  ta: boolean,
+  tb: boolean,
+  M: number,
+  N: number,
+  K: number,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+): boolean {
+  const geometry = (pixels: number, cin: number, cout: number) => [
+    1,
+    pixels,
+    1,
+    cin,
+    1,
+    1,
+    cout,
+    1,
+    1,
+    1,
+    1,
+    0,
+    0,
+    pixels,
+    1,
+  ];
+  if (!ta && !tb && DIRECT_WIDTHS.has(N) && K <= 32)
+    addon.conv2d(a, b, c, geometry(M, K, N)); // x·W
+  else if (ta && !tb && DIRECT_WIDTHS.has(N) && M <= 32)
+    addon.conv2dBackpropFilter(a, b, c, geometry(K, M, N)); // xᵀ·dy
+  else if (!ta && tb && DIRECT_WIDTHS.has(N) && K <= 32)
+    addon.conv2dBackpropInput(a, b, c, geometry(M, N, K)); // dy·Wᵀ
   else return false;
   return true;
 }
@@ -274,13 +449,24 @@ export function registerNativeKernels(base: NativeBase): NativeKernelsInfo {
         saved.push(stock);
         tf.unregisterKernel(name, base);
       }
-      tf.registerKernel({ kernelName: name, backendName: base, kernelFunc: (args) => funcs[name](args, stock?.kernelFunc) });
+      tf.registerKernel({
+        kernelName: name,
+        backendName: base,
+        kernelFunc: (args) => funcs[name](args, stock?.kernelFunc),
+      });
     }
     registeredOn.set(base, saved);
     markNativeKernels(base, true);
   }
   const info = addon.info();
-  return { base, provider: info.provider, convProvider: info.convProvider, onednn: info.onednn, threads: info.threads, kernels: kernelsFor(base) };
+  return {
+    base,
+    provider: info.provider,
+    convProvider: info.convProvider,
+    onednn: info.onednn,
+    threads: info.threads,
+    kernels: kernelsFor(base),
+  };
 }
 
 /** Puts the backend's own kernels back (tests compare both). */

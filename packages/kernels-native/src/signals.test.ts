@@ -34,7 +34,19 @@ describe.skipIf(!info?.onednn)('oneDNN under signals', () => {
   it('the convolutions survive `node --cpu-prof` sampling every 50 µs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mdm-signals-'));
     try {
-      const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-interval', '50', '--cpu-prof-dir', dir, '-e', child((loaded as { path: string }).path)], { encoding: 'utf8', timeout: 120_000 });
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--cpu-prof',
+          '--cpu-prof-interval',
+          '50',
+          '--cpu-prof-dir',
+          dir,
+          '-e',
+          child((loaded as { path: string }).path),
+        ],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^ok \d+/);

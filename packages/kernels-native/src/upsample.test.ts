@@ -36,23 +36,23 @@ afterAll(() => {
 
 describe.skipIf(!haveAddon)('native upsampleNearest2x', () => {
   for (const base of ['wasm', 'cpu'] as NativeBase[])
-    it.each([
-      [[2, 3, 5, 4]],
-      [[1, 1, 1, 3]],
-      [[3, 4, 2, 8]],
-    ] as [[number, number, number, number]][])(`${base}: values and gradient equal tfjs's on cpu, shape %j`, async (shape) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const xs = Float32Array.from({ length: n }, rand), rs = Float32Array.from({ length: 4 * n }, rand);
-      unregisterNativeKernels('cpu');
-      await tf.setBackend('cpu');
-      const want = runCase(shape, xs, rs);
-      registerNativeKernels(base);
-      await tf.setBackend(base);
-      expect(tf.getKernel(UPSAMPLE_2X, base)).toBeDefined();
-      const got = runCase(shape, xs, rs);
-      unregisterNativeKernels(base);
-      expect(got.y).toEqual(want.y);
-      // Sums of 4 values |x| ≤ 1 in another order: a few float32 ulps.
-      got.g.forEach((v, i) => expect(Math.abs(v - want.g[i])).toBeLessThanOrEqual(1e-6));
-    });
+    it.each([[[2, 3, 5, 4]], [[1, 1, 1, 3]], [[3, 4, 2, 8]]] as [[number, number, number, number]][])(
+      `${base}: values and gradient equal tfjs's on cpu, shape %j`,
+      async (shape) => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const xs = Float32Array.from({ length: n }, rand),
+          rs = Float32Array.from({ length: 4 * n }, rand);
+        unregisterNativeKernels('cpu');
+        await tf.setBackend('cpu');
+        const want = runCase(shape, xs, rs);
+        registerNativeKernels(base);
+        await tf.setBackend(base);
+        expect(tf.getKernel(UPSAMPLE_2X, base)).toBeDefined();
+        const got = runCase(shape, xs, rs);
+        unregisterNativeKernels(base);
+        expect(got.y).toEqual(want.y);
+        // Sums of 4 values |x| ≤ 1 in another order: a few float32 ulps.
+        got.g.forEach((v, i) => expect(Math.abs(v - want.g[i])).toBeLessThanOrEqual(1e-6));
+      },
+    );
 });

@@ -18,9 +18,19 @@ export interface AdamUpdateAttrs {
  * Returns [p', m', v']. Backends with the fused kernel (`native`) compute it in one pass; elsewhere
  * it is the same formula in tfjs ops (13 kernels), so results agree to float32 rounding.
  */
-export function adamUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, attrs: AdamUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function adamUpdate(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  attrs: AdamUpdateAttrs,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   if (tf.getKernel(ADAM_UPDATE, tf.getBackend()) && [p, g, m, v].every((t) => t.dtype === 'float32')) {
-    return tf.engine().runKernel(ADAM_UPDATE, { p, g, m, v }, attrs as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+    return tf.engine().runKernel(ADAM_UPDATE, { p, g, m, v }, attrs as unknown as tf.NamedAttrMap) as unknown as [
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+    ];
   }
   const { lr, beta1, beta2, eps, c1, c2 } = attrs;
   return tf.tidy(() => {

@@ -28,11 +28,18 @@ export interface ConvBiasAttrs {
  * kernel for the filter and bias gradients; elsewhere it is tfjs's conv2d and adds (explicit
  * padding as a pad then a 'valid' convolution), so results agree to float32 rounding.
  */
-export function convBias(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, options: ConvBiasOptions = {}): tf.Tensor4D {
+export function convBias(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor,
+  options: ConvBiasOptions = {},
+): tf.Tensor4D {
   const { strides = 1, pad = 'same', residual } = options;
   const s: [number, number] = Array.isArray(strides) ? strides : [strides, strides];
-  if (x.shape[3] !== filter.shape[2]) throw new Error(`convBias: the input has ${x.shape[3]} channels, the filter expects ${filter.shape[2]}`);
-  if (bias.size !== filter.shape[3]) throw new Error(`convBias: ${bias.size} bias values for ${filter.shape[3]} output channels`);
+  if (x.shape[3] !== filter.shape[2])
+    throw new Error(`convBias: the input has ${x.shape[3]} channels, the filter expects ${filter.shape[2]}`);
+  if (bias.size !== filter.shape[3])
+    throw new Error(`convBias: ${bias.size} bias values for ${filter.shape[3]} output channels`);
   if (!tf.getKernel(CONV_BIAS, tf.getBackend())) return composite(x, filter, bias, s, pad, residual);
   const attrs: ConvBiasAttrs = { strides: s, pad, filterShape: filter.shape };
   const inputs: tf.NamedTensorMap = residual ? { x, filter, bias, residual } : { x, filter, bias };
@@ -53,7 +60,14 @@ export const convBiasGradConfig: tf.GradConfig = {
     const [dw, db] = tf.engine().runKernel(CONV_BIAS_FILTER_GRAD, { x, dy: dy as tf.Tensor }, attrs) as tf.Tensor[];
     const conv = { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', inputShape: x.shape };
     return {
-      x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dy as tf.Tensor, filter }, conv as unknown as tf.NamedAttrMap) as tf.Tensor,
+      x: () =>
+        tf
+          .engine()
+          .runKernel(
+            'Conv2DBackpropInput',
+            { dy: dy as tf.Tensor, filter },
+            conv as unknown as tf.NamedAttrMap,
+          ) as tf.Tensor,
       filter: () => dw,
       bias: () => db,
       residual: () => dy as tf.Tensor,
@@ -62,11 +76,21 @@ export const convBiasGradConfig: tf.GradConfig = {
 };
 
 /** The same computation in tfjs ops (any backend); the reference for the fused kernels. */
-function composite(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor, strides: [number, number], pad: ConvPadding, residual?: tf.Tensor4D): tf.Tensor4D {
+function composite(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor,
+  strides: [number, number],
+  pad: ConvPadding,
+  residual?: tf.Tensor4D,
+): tf.Tensor4D {
   return tf.tidy(() => {
     // tfjs's Conv2D gradients on cpu/wasm handle 'same' and 'valid'; explicit padding becomes a pad.
     const input = Array.isArray(pad) ? tf.pad(x, pad) : x;
-    const y = tf.add(tf.conv2d(input, filter, strides, Array.isArray(pad) ? 'valid' : pad), tf.reshape(bias, [filter.shape[3]])) as tf.Tensor4D;
+    const y = tf.add(
+      tf.conv2d(input, filter, strides, Array.isArray(pad) ? 'valid' : pad),
+      tf.reshape(bias, [filter.shape[3]]),
+    ) as tf.Tensor4D;
     return residual ? tf.add(y, residual) : y;
   });
 }

@@ -2,7 +2,15 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { conv2dFilterGradient } from './conv2d-filter-gradient.js';
-import { type ConvGeometry, filterGradDirect, maxAbs, maxAbsDiff, randomF32, samePads, seeded } from './test-helpers.js';
+import {
+  type ConvGeometry,
+  filterGradDirect,
+  maxAbs,
+  maxAbsDiff,
+  randomF32,
+  samePads,
+  seeded,
+} from './test-helpers.js';
 
 type Pad = 'same' | 'valid' | number[][];
 
@@ -12,7 +20,13 @@ beforeAll(async () => {
 });
 
 /** tfjs's own filter gradient kernel (cpu backend). */
-function stockFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [number, number, number, number], strides: number | [number, number], pad: Pad): tf.Tensor {
+function stockFilterGradient(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: Pad,
+): tf.Tensor {
   return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
     strides,
     pad,
@@ -34,9 +48,18 @@ interface Case {
   pad: Pad;
 }
 
-const EXPLICIT: number[][] = [[0, 0], [1, 1], [1, 1], [0, 0]];
+const EXPLICIT: number[][] = [
+  [0, 0],
+  [1, 1],
+  [1, 1],
+  [0, 0],
+];
 const cases: Case[] = [];
-for (const [kh, kw] of [[1, 1], [3, 3], [2, 3]] as const)
+for (const [kh, kw] of [
+  [1, 1],
+  [3, 3],
+  [2, 3],
+] as const)
   for (const stride of [1, 2])
     for (const pad of ['same', 'valid', EXPLICIT] as Pad[])
       for (const batch of [1, 3]) cases.push({ batch, h: 7, w: 5, cin: 3, cout: 4, kh, kw, stride, pad });
@@ -45,18 +68,50 @@ cases.push({ batch: 2, h: 8, w: 6, cin: 5, cout: 2, kh: 3, kw: 3, stride: 2, pad
 cases.push({ batch: 1, h: 9, w: 11, cin: 16, cout: 8, kh: 3, kw: 3, stride: 1, pad: 'same' });
 cases.push({ batch: 2, h: 5, w: 5, cin: 2, cout: 3, kh: 5, kw: 5, stride: 1, pad: 'valid' });
 cases.push({ batch: 3, h: 7, w: 5, cin: 3, cout: 2, kh: 2, kw: 3, stride: [1, 2], pad: 'same' });
-cases.push({ batch: 1, h: 6, w: 7, cin: 1, cout: 1, kh: 3, kw: 2, stride: 3, pad: [[0, 0], [2, 0], [0, 1], [0, 0]] });
+cases.push({
+  batch: 1,
+  h: 6,
+  w: 7,
+  cin: 1,
+  cout: 1,
+  kh: 3,
+  kw: 2,
+  stride: 3,
+  pad: [
+    [0, 0],
+    [2, 0],
+    [0, 1],
+    [0, 0],
+  ],
+});
 
 const padLabel = (p: Pad) => (typeof p === 'string' ? p : JSON.stringify(p));
 
 describe('conv2dFilterGradient equals tfjs Conv2DBackpropFilter (cpu)', () => {
-  it.each(cases.map((c) => [`${c.batch}×${c.h}×${c.w}×${c.cin} k${c.kh}×${c.kw}→${c.cout} s${c.stride} ${padLabel(c.pad)}`, c] as const))('%s', (_label, c) => {
+  it.each(
+    cases.map(
+      (c) =>
+        [`${c.batch}×${c.h}×${c.w}×${c.cin} k${c.kh}×${c.kw}→${c.cout} s${c.stride} ${padLabel(c.pad)}`, c] as const,
+    ),
+  )('%s', (_label, c) => {
     const rand = seeded(c.batch * 1000 + c.kh * 100 + c.kw * 10 + c.cout + c.h);
     const filterShape: [number, number, number, number] = [c.kh, c.kw, c.cin, c.cout];
-    const info = tf.backend_util.computeConv2DInfo([c.batch, c.h, c.w, c.cin], filterShape, c.stride, 1, c.pad as 'same', 'floor');
+    const info = tf.backend_util.computeConv2DInfo(
+      [c.batch, c.h, c.w, c.cin],
+      filterShape,
+      c.stride,
+      1,
+      c.pad as 'same',
+      'floor',
+    );
     tf.tidy(() => {
       const x = tf.tensor4d(randomF32(rand, c.batch * c.h * c.w * c.cin), [c.batch, c.h, c.w, c.cin]);
-      const dy = tf.tensor4d(randomF32(rand, c.batch * info.outHeight * info.outWidth * c.cout), [c.batch, info.outHeight, info.outWidth, c.cout]);
+      const dy = tf.tensor4d(randomF32(rand, c.batch * info.outHeight * info.outWidth * c.cout), [
+        c.batch,
+        info.outHeight,
+        info.outWidth,
+        c.cout,
+      ]);
       const ours = conv2dFilterGradient(x, dy, filterShape, c.stride, c.pad);
       const stock = stockFilterGradient(x, dy, filterShape, c.stride, c.pad);
       expect(ours.shape).toEqual(filterShape);
@@ -75,22 +130,67 @@ describe('conv2dFilterGradient equals tfjs Conv2DBackpropFilter (cpu)', () => {
 
 describe('conv2dFilterGradient against a float64 direct reference', () => {
   const geometries: Array<{ name: string; g: ConvGeometry; pad: Pad; dilations: number | [number, number] }> = [
-    { name: '3×3 same stride 1', g: { xShape: [2, 7, 5, 3], filterShape: [3, 3, 3, 4], stride: [1, 1], pads: samePads(7, 5, 3, 3, 1, 1) }, pad: 'same', dilations: 1 },
-    { name: '2×3 same stride 2 (asymmetric padding)', g: { xShape: [1, 7, 5, 2], filterShape: [2, 3, 2, 3], stride: [2, 2], pads: samePads(7, 5, 2, 3, 2, 2) }, pad: 'same', dilations: 1 },
-    { name: '3×3 valid stride [2, 1]', g: { xShape: [3, 7, 6, 2], filterShape: [3, 3, 2, 2], stride: [2, 1], pads: [0, 0, 0, 0] }, pad: 'valid', dilations: 1 },
-    { name: '3×3 dilation 2 valid', g: { xShape: [1, 9, 8, 2], filterShape: [3, 3, 2, 3], stride: [1, 1], dilation: [2, 2], pads: [0, 0, 0, 0] }, pad: 'valid', dilations: 2 },
-    { name: '3×3 dilation 2 same', g: { xShape: [2, 7, 5, 2], filterShape: [3, 3, 2, 2], stride: [1, 1], dilation: [2, 2], pads: samePads(7, 5, 3, 3, 1, 1, 2, 2) }, pad: 'same', dilations: 2 },
+    {
+      name: '3×3 same stride 1',
+      g: { xShape: [2, 7, 5, 3], filterShape: [3, 3, 3, 4], stride: [1, 1], pads: samePads(7, 5, 3, 3, 1, 1) },
+      pad: 'same',
+      dilations: 1,
+    },
+    {
+      name: '2×3 same stride 2 (asymmetric padding)',
+      g: { xShape: [1, 7, 5, 2], filterShape: [2, 3, 2, 3], stride: [2, 2], pads: samePads(7, 5, 2, 3, 2, 2) },
+      pad: 'same',
+      dilations: 1,
+    },
+    {
+      name: '3×3 valid stride [2, 1]',
+      g: { xShape: [3, 7, 6, 2], filterShape: [3, 3, 2, 2], stride: [2, 1], pads: [0, 0, 0, 0] },
+      pad: 'valid',
+      dilations: 1,
+    },
+    {
+      name: '3×3 dilation 2 valid',
+      g: { xShape: [1, 9, 8, 2], filterShape: [3, 3, 2, 3], stride: [1, 1], dilation: [2, 2], pads: [0, 0, 0, 0] },
+      pad: 'valid',
+      dilations: 2,
+    },
+    {
+      name: '3×3 dilation 2 same',
+      g: {
+        xShape: [2, 7, 5, 2],
+        filterShape: [3, 3, 2, 2],
+        stride: [1, 1],
+        dilation: [2, 2],
+        pads: samePads(7, 5, 3, 3, 1, 1, 2, 2),
+      },
+      pad: 'same',
+      dilations: 2,
+    },
   ];
 
   it.each(geometries.map((c) => [c.name, c] as const))('%s', (_name, { g, pad, dilations }) => {
     const rand = seeded(42);
-    const info = tf.backend_util.computeConv2DInfo(g.xShape, g.filterShape, g.stride, dilations, pad as 'same', 'floor');
+    const info = tf.backend_util.computeConv2DInfo(
+      g.xShape,
+      g.filterShape,
+      g.stride,
+      dilations,
+      pad as 'same',
+      'floor',
+    );
     const [B, H, W, C] = g.xShape;
     const xData = randomF32(rand, B * H * W * C);
     const dyData = randomF32(rand, B * info.outHeight * info.outWidth * g.filterShape[3]);
     const ref = filterGradDirect(xData, dyData, g);
     const ours = tf.tidy(() =>
-      conv2dFilterGradient(tf.tensor4d(xData, g.xShape), tf.tensor4d(dyData, [B, info.outHeight, info.outWidth, g.filterShape[3]]), g.filterShape, g.stride, pad, dilations).dataSync(),
+      conv2dFilterGradient(
+        tf.tensor4d(xData, g.xShape),
+        tf.tensor4d(dyData, [B, info.outHeight, info.outWidth, g.filterShape[3]]),
+        g.filterShape,
+        g.stride,
+        pad,
+        dilations,
+      ).dataSync(),
     );
     expect(ours.length).toBe(ref.grad.length);
     const n = B * info.outHeight * info.outWidth;

@@ -14,7 +14,11 @@ export function conv2dInputGradientSame(dy: tf.Tensor4D, filter: tf.Tensor4D): t
 }
 
 /** True when `conv2dInputGradientSame` computes the input gradient of this convolution. */
-export function isSameStride1OddKernel(filterShape: number[], strides: number | [number, number], pad: unknown): boolean {
+export function isSameStride1OddKernel(
+  filterShape: number[],
+  strides: number | [number, number],
+  pad: unknown,
+): boolean {
   const s = Array.isArray(strides) ? strides : [strides, strides];
   return s[0] === 1 && s[1] === 1 && pad === 'same' && filterShape[0] === filterShape[1] && filterShape[0] % 2 === 1;
 }

@@ -40,10 +40,35 @@ function outSizeOf(g: ConvGeometry): [number, number] {
 }
 
 const problems: Problem[] = [
-  problem('3×3 same stride 1', { xShape: [1, 4, 4, 2], filterShape: [3, 3, 2, 2], stride: [1, 1], pads: samePads(4, 4, 3, 3, 1, 1) }, 'same', 1),
-  problem('2×3 same stride 2, odd sizes', { xShape: [2, 5, 3, 2], filterShape: [2, 3, 2, 3], stride: [2, 2], pads: samePads(5, 3, 2, 3, 2, 2) }, 'same', 2),
-  problem('3×3 valid stride [2, 1]', { xShape: [2, 5, 4, 1], filterShape: [3, 3, 1, 2], stride: [2, 1], pads: [0, 0, 0, 0] }, 'valid', 3),
-  problem('3×3 explicit padding', { xShape: [1, 3, 5, 2], filterShape: [3, 3, 2, 1], stride: [1, 1], pads: [1, 1, 1, 1] }, [[0, 0], [1, 1], [1, 1], [0, 0]], 4),
+  problem(
+    '3×3 same stride 1',
+    { xShape: [1, 4, 4, 2], filterShape: [3, 3, 2, 2], stride: [1, 1], pads: samePads(4, 4, 3, 3, 1, 1) },
+    'same',
+    1,
+  ),
+  problem(
+    '2×3 same stride 2, odd sizes',
+    { xShape: [2, 5, 3, 2], filterShape: [2, 3, 2, 3], stride: [2, 2], pads: samePads(5, 3, 2, 3, 2, 2) },
+    'same',
+    2,
+  ),
+  problem(
+    '3×3 valid stride [2, 1]',
+    { xShape: [2, 5, 4, 1], filterShape: [3, 3, 1, 2], stride: [2, 1], pads: [0, 0, 0, 0] },
+    'valid',
+    3,
+  ),
+  problem(
+    '3×3 explicit padding',
+    { xShape: [1, 3, 5, 2], filterShape: [3, 3, 2, 1], stride: [1, 1], pads: [1, 1, 1, 1] },
+    [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+    4,
+  ),
 ];
 
 /** Loss L = Σ R·c + ½·Σ c², c = conv(x, w): quadratic in w and in x, so central differences are exact. */
@@ -124,19 +149,22 @@ describe('registerKernelOverrides', () => {
     expect(maxAbsDiff(ours.dw, ref.dw)).toBeLessThanOrEqual(1e-5 * maxAbs(ref.dw));
   });
 
-  it.each(problems.map((p) => [p.name, p] as const))('∂L/∂w and ∂L/∂x match float64 central differences: %s', (_name, p) => {
-    const ours = tfGrads(p);
-    const fdW = centralDiff(p, 'w');
-    const fdX = centralDiff(p, 'x');
-    // The loss is quadratic, so central differences have no truncation error; their rounding
-    // error is ≈ ε·|L|/h ≈ 1e-12. What remains is tfjs's float32 arithmetic (forward conv,
-    // square, sums and the two backward convolutions, each a float32 sum of ≲ 50 terms of
-    // size ≲ 10): ≲ 50·u·10 ≈ 3e-5 absolute per sum; 1e-4 of the largest entry (≥ 1 here)
-    // bounds that while rejecting any wrong tap, stride or padding offset.
-    expect(maxAbs(fdW)).toBeGreaterThan(1);
-    expect(maxAbsDiff(ours.dw, fdW)).toBeLessThanOrEqual(1e-4 * maxAbs(fdW));
-    expect(maxAbsDiff(ours.dx, fdX)).toBeLessThanOrEqual(1e-4 * maxAbs(fdX));
-  });
+  it.each(problems.map((p) => [p.name, p] as const))(
+    '∂L/∂w and ∂L/∂x match float64 central differences: %s',
+    (_name, p) => {
+      const ours = tfGrads(p);
+      const fdW = centralDiff(p, 'w');
+      const fdX = centralDiff(p, 'x');
+      // The loss is quadratic, so central differences have no truncation error; their rounding
+      // error is ≈ ε·|L|/h ≈ 1e-12. What remains is tfjs's float32 arithmetic (forward conv,
+      // square, sums and the two backward convolutions, each a float32 sum of ≲ 50 terms of
+      // size ≲ 10): ≲ 50·u·10 ≈ 3e-5 absolute per sum; 1e-4 of the largest entry (≥ 1 here)
+      // bounds that while rejecting any wrong tap, stride or padding offset.
+      expect(maxAbs(fdW)).toBeGreaterThan(1);
+      expect(maxAbsDiff(ours.dw, fdW)).toBeLessThanOrEqual(1e-4 * maxAbs(fdW));
+      expect(maxAbsDiff(ours.dx, fdX)).toBeLessThanOrEqual(1e-4 * maxAbs(fdX));
+    },
+  );
 
   it('d(Σ conv(x, w)·R)/dw equals central differences for a tiny linear loss', () => {
     const p = problems[0];
@@ -187,7 +215,8 @@ describe('registerKernelOverrides', () => {
   });
 
   it('rejects dilated convolutions with a clear message', () => {
-    const f = (w: tf.Tensor) => tf.sum(tf.conv2d(tf.ones([1, 6, 6, 1]) as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid', 'NHWC', 2));
+    const f = (w: tf.Tensor) =>
+      tf.sum(tf.conv2d(tf.ones([1, 6, 6, 1]) as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid', 'NHWC', 2));
     expect(() => tf.tidy(() => tf.grad(f)(tf.ones([3, 3, 1, 1])))).toThrow(/dilations must be 1/);
   });
 });

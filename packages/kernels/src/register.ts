@@ -54,13 +54,13 @@ export function registerKernelOverrides(): void {
         x: () =>
           reexpressed() && isSameStride1OddKernel(filter.shape, strides, pad)
             ? conv2dInputGradientSame(dy, filter)
-            : tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, {
-            strides,
-            pad,
-            dataFormat,
-            dimRoundingMode,
-            inputShape: x.shape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor,
+            : (tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, {
+                strides,
+                pad,
+                dataFormat,
+                dimRoundingMode,
+                inputShape: x.shape,
+              } as unknown as tf.NamedAttrMap) as tf.Tensor),
         filter: () =>
           reexpressed()
             ? conv2dFilterGradient(x, dy, filter.shape, strides, pad, dilations)
@@ -103,9 +103,27 @@ function reduceTo(g: tf.Tensor, shape: number[]): tf.Tensor {
 /** tfjs's own BatchMatMul gradient (any rank, broadcast batch axes), for the other cases. */
 function stockMatMulGradient(dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean) {
   const mm = (p: tf.Tensor, q: tf.Tensor, ta: boolean, tb: boolean) => tf.matMul(p, q, ta, tb);
-  const grads = (da: () => tf.Tensor, db: () => tf.Tensor) => ({ a: () => reduceTo(da(), a.shape), b: () => reduceTo(db(), b.shape) });
-  if (!transposeA && !transposeB) return grads(() => mm(dy, b, false, true), () => mm(a, dy, true, false));
-  if (!transposeA && transposeB) return grads(() => mm(dy, b, false, false), () => mm(dy, a, true, false));
-  if (transposeA && !transposeB) return grads(() => mm(b, dy, false, true), () => mm(a, dy, false, false));
-  return grads(() => mm(b, dy, true, true), () => mm(dy, a, true, true));
+  const grads = (da: () => tf.Tensor, db: () => tf.Tensor) => ({
+    a: () => reduceTo(da(), a.shape),
+    b: () => reduceTo(db(), b.shape),
+  });
+  if (!transposeA && !transposeB)
+    return grads(
+      () => mm(dy, b, false, true),
+      () => mm(a, dy, true, false),
+    );
+  if (!transposeA && transposeB)
+    return grads(
+      () => mm(dy, b, false, false),
+      () => mm(dy, a, true, false),
+    );
+  if (transposeA && !transposeB)
+    return grads(
+      () => mm(b, dy, false, true),
+      () => mm(a, dy, false, false),
+    );
+  return grads(
+    () => mm(b, dy, true, true),
+    () => mm(dy, a, true, true),
+  );
 }

@@ -22,13 +22,30 @@ const cases: Case[] = [
   { name: '3×3 same stride 2', xShape: [1, 7, 5, 3], filterShape: [3, 3, 3, 2], strides: 2, pad: 'same' },
   { name: '2×3 valid stride 1', xShape: [3, 6, 7, 2], filterShape: [2, 3, 2, 3], strides: 1, pad: 'valid' },
   { name: '1×1 valid stride 2', xShape: [2, 5, 5, 4], filterShape: [1, 1, 4, 6], strides: 2, pad: 'valid' },
-  { name: '3×3 explicit padding', xShape: [1, 5, 6, 2], filterShape: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+  {
+    name: '3×3 explicit padding',
+    xShape: [1, 5, 6, 2],
+    filterShape: [3, 3, 2, 2],
+    strides: 1,
+    pad: [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ],
+  },
 ];
 
 function data(c: Case) {
   const rand = seeded(c.xShape.reduce((a, b) => a * 7 + b, c.filterShape[3]));
-  const x = randomF32(rand, c.xShape.reduce((a, b) => a * b, 1));
-  const w = randomF32(rand, c.filterShape.reduce((a, b) => a * b, 1));
+  const x = randomF32(
+    rand,
+    c.xShape.reduce((a, b) => a * b, 1),
+  );
+  const w = randomF32(
+    rand,
+    c.filterShape.reduce((a, b) => a * b, 1),
+  );
   const info = tf.backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad as 'same', 'floor');
   const r = randomF32(rand, info.batchSize * info.outHeight * info.outWidth * info.outChannels);
   return { x, w, r, outShape: [info.batchSize, info.outHeight, info.outWidth, info.outChannels] };
@@ -40,8 +57,13 @@ function grads(c: Case): { dx: Float32Array; dw: Float32Array; loss: number } {
   return tf.tidy(() => {
     const r = tf.tensor4d(d.r, d.outShape as [number, number, number, number]);
     const f = (x: tf.Tensor, w: tf.Tensor) =>
-      tf.sum(tf.mul(r, tf.tanh(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad as 'same')))) as tf.Scalar;
-    const { value, grads: [dx, dw] } = tf.valueAndGrads(f)([tf.tensor4d(d.x, c.xShape), tf.tensor4d(d.w, c.filterShape)]);
+      tf.sum(
+        tf.mul(r, tf.tanh(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad as 'same'))),
+      ) as tf.Scalar;
+    const {
+      value,
+      grads: [dx, dw],
+    } = tf.valueAndGrads(f)([tf.tensor4d(d.x, c.xShape), tf.tensor4d(d.w, c.filterShape)]);
     return { dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array, loss: value.dataSync()[0] };
   });
 }

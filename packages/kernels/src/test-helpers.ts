@@ -25,7 +25,16 @@ export interface ConvGeometry {
 }
 
 /** TensorFlow's 'same' padding: total = max((out−1)·s + k_eff − in, 0), the smaller half on top/left. */
-export function samePads(h: number, w: number, kh: number, kw: number, sh: number, sw: number, dh = 1, dw = 1): [number, number, number, number] {
+export function samePads(
+  h: number,
+  w: number,
+  kh: number,
+  kw: number,
+  sh: number,
+  sw: number,
+  dh = 1,
+  dw = 1,
+): [number, number, number, number] {
   const outH = Math.ceil(h / sh);
   const outW = Math.ceil(w / sw);
   const ph = Math.max((outH - 1) * sh + (kh - 1) * dh + 1 - h, 0);
@@ -38,7 +47,10 @@ export function outSize(g: ConvGeometry): [number, number] {
   const [kh, kw] = g.filterShape;
   const [dh, dw] = g.dilation ?? [1, 1];
   const [pt, pb, pl, pr] = g.pads;
-  return [Math.floor((h + pt + pb - ((kh - 1) * dh + 1)) / g.stride[0]) + 1, Math.floor((w + pl + pr - ((kw - 1) * dw + 1)) / g.stride[1]) + 1];
+  return [
+    Math.floor((h + pt + pb - ((kh - 1) * dh + 1)) / g.stride[0]) + 1,
+    Math.floor((w + pl + pr - ((kw - 1) * dw + 1)) / g.stride[1]) + 1,
+  ];
 }
 
 /** Direct NHWC/HWIO convolution in float64: y[b,oy,ox,o] = Σ x[b, oy·s+i·d−pt, ox·s+j·d−pl, c]·w[i,j,c,o]. */
@@ -71,7 +83,11 @@ export function convDirect(x: ArrayLike<number>, w: ArrayLike<number>, g: ConvGe
  * Direct filter gradient in float64, dW[i,j,c,o] = Σ_{b,oy,ox} x[…]·dy[b,oy,ox,o], and the sum of
  * the absolute values of the same terms (for a rounding-error bound on float32 results).
  */
-export function filterGradDirect(x: ArrayLike<number>, dy: ArrayLike<number>, g: ConvGeometry): { grad: Float64Array; absSum: Float64Array } {
+export function filterGradDirect(
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  g: ConvGeometry,
+): { grad: Float64Array; absSum: Float64Array } {
   const [B, H, W, C] = g.xShape;
   const [kh, kw, , O] = g.filterShape;
   const [dh, dw] = g.dilation ?? [1, 1];

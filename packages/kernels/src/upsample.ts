@@ -18,7 +18,12 @@ export const upsampleNearest2x = tf.customGrad(((x: tf.Tensor, save: tf.GradSave
   save([]);
   const native = fused(x);
   return {
-    value: native ? (tf.engine().runKernel(UPSAMPLE_2X, { x }) as tf.Tensor) : tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w], false, false),
-    gradFunc: (dy: tf.Tensor) => (native ? (tf.engine().runKernel(UPSAMPLE_2X_GRAD, { dy }) as tf.Tensor) : tf.sum(tf.reshape(dy, [b, h, 2, w, 2, c]), [2, 4])),
+    value: native
+      ? (tf.engine().runKernel(UPSAMPLE_2X, { x }) as tf.Tensor)
+      : tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w], false, false),
+    gradFunc: (dy: tf.Tensor) =>
+      native
+        ? (tf.engine().runKernel(UPSAMPLE_2X_GRAD, { dy }) as tf.Tensor)
+        : tf.sum(tf.reshape(dy, [b, h, 2, w, 2, c]), [2, 4]),
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;

@@ -27,11 +27,17 @@ describe('forward process', () => {
     const xt = noisyImage(tx0, teps, tg);
     const v = velocity(tx0, teps, tg);
     const refXt = Array.from(x0, (x, i) => referenceElement('v', 0, x, eps[i], gamma[Math.floor(i / per)]).xt);
-    const refV = Array.from(x0, (x, i) => Math.sqrt(gamma[Math.floor(i / per)]) * eps[i] - Math.sqrt(1 - gamma[Math.floor(i / per)]) * x);
+    const refV = Array.from(
+      x0,
+      (x, i) => Math.sqrt(gamma[Math.floor(i / per)]) * eps[i] - Math.sqrt(1 - gamma[Math.floor(i / per)]) * x,
+    );
     expect(maxAbsDiff(xt.dataSync(), refXt)).toBeLessThanOrEqual(2e-6);
     expect(maxAbsDiff(v.dataSync(), refV)).toBeLessThanOrEqual(2e-6);
     // The pair (x_t, v) is a rotation of (x0, ε): x0 = √γ·x_t − √(1−γ)·v (float32: ≤ 4e-6).
-    const back = tf.sub(tf.mul(tf.reshape(tf.sqrt(tg), [-1, 1, 1, 1]), xt), tf.mul(tf.reshape(tf.sqrt(tf.sub(1, tg)), [-1, 1, 1, 1]), v));
+    const back = tf.sub(
+      tf.mul(tf.reshape(tf.sqrt(tg), [-1, 1, 1, 1]), xt),
+      tf.mul(tf.reshape(tf.sqrt(tf.sub(1, tg)), [-1, 1, 1, 1]), v),
+    );
     expect(maxAbsDiff(back.dataSync(), x0)).toBeLessThanOrEqual(4e-6);
     tf.dispose([tx0, teps, tg, xt, v, back]);
   });

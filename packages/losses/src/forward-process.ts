@@ -39,11 +39,15 @@ export type NoisyLevels = {
 /** Noises every level: x_t,N = √γ_N·x0_N + √(1−γ_N)·ε_N; the inputs are cloned so the result can be disposed as a whole. */
 export function noiseLevels(x0: tf.Tensor4D[], eps: tf.Tensor4D[], gamma: tf.Tensor1D[]): NoisyLevels {
   if (eps.length !== x0.length || gamma.length !== x0.length) {
-    throw new Error(`noiseLevels: ${x0.length} clean images, ${eps.length} noises and ${gamma.length} γ vectors; need one of each per level`);
+    throw new Error(
+      `noiseLevels: ${x0.length} clean images, ${eps.length} noises and ${gamma.length} γ vectors; need one of each per level`,
+    );
   }
   x0.forEach((x, n) => {
-    if (eps[n].shape.join() !== x.shape.join()) throw new Error(`level ${n}: noise [${eps[n].shape}] does not match the image [${x.shape}]`);
-    if (gamma[n].shape[0] !== x.shape[0]) throw new Error(`level ${n}: ${gamma[n].shape[0]} γ values for ${x.shape[0]} samples`);
+    if (eps[n].shape.join() !== x.shape.join())
+      throw new Error(`level ${n}: noise [${eps[n].shape}] does not match the image [${x.shape}]`);
+    if (gamma[n].shape[0] !== x.shape[0])
+      throw new Error(`level ${n}: ${gamma[n].shape[0]} γ values for ${x.shape[0]} samples`);
   });
   return tf.tidy(() => ({
     x0: x0.map((x) => tf.clone(x)),

@@ -23,7 +23,8 @@ function blockMeans(x: ArrayLike<number>, [B, H, W, C]: number[], r: number): nu
       for (let j = 0; j < W / r; j++)
         for (let c = 0; c < C; c++) {
           let s = 0;
-          for (let di = 0; di < r; di++) for (let dj = 0; dj < r; dj++) s += x[((b * H + i * r + di) * W + j * r + dj) * C + c];
+          for (let di = 0; di < r; di++)
+            for (let dj = 0; dj < r; dj++) s += x[((b * H + i * r + di) * W + j * r + dj) * C + c];
           out.push(s / (r * r));
         }
   return out;
@@ -58,7 +59,12 @@ describe('low-resolution targets', () => {
     const half = downsample(x, 4, 'bilinear');
     const quarter = downsample(x, 2, 'bilinear');
     expect(maxAbsDiff(half.dataSync(), blockMeans(values, [1, 8, 8, 1], 2))).toBeLessThanOrEqual(1e-6);
-    const centres = [0, 1].flatMap((i) => [0, 1].map((j) => [1, 2].flatMap((a) => [1, 2].map((b) => values[(4 * i + a) * 8 + 4 * j + b])).reduce((s, v) => s + v, 0) / 4));
+    const centres = [0, 1].flatMap((i) =>
+      [0, 1].map(
+        (j) =>
+          [1, 2].flatMap((a) => [1, 2].map((b) => values[(4 * i + a) * 8 + 4 * j + b])).reduce((s, v) => s + v, 0) / 4,
+      ),
+    );
     expect(maxAbsDiff(quarter.dataSync(), centres)).toBeLessThanOrEqual(1e-6);
     const cascaded = lowResolutionTargets(x, [8, 4, 2], 'bilinear');
     expect(maxAbsDiff(cascaded[2].dataSync(), blockMeans(values, [1, 8, 8, 1], 4))).toBeLessThanOrEqual(1e-6);
@@ -80,7 +86,11 @@ describe('low-resolution targets', () => {
 
   it('leaks no tensors', () => {
     const x = tf.ones([1, 8, 8, 3]) as tf.Tensor4D;
-    expect(leakedBy(() => tf.dispose([lowResolutionTargets(x, [8, 4, 2]), lowResolutionTargets(x, [8, 2], 'bilinear'), downsample(x, 8)]))).toBe(0);
+    expect(
+      leakedBy(() =>
+        tf.dispose([lowResolutionTargets(x, [8, 4, 2]), lowResolutionTargets(x, [8, 2], 'bilinear'), downsample(x, 8)]),
+      ),
+    ).toBe(0);
     expect(leakedBy(() => expect(() => lowResolutionTargets(x, [8, 3])).toThrow())).toBe(0);
     x.dispose();
   });

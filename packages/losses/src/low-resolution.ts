@@ -12,10 +12,12 @@ export type DownsampleMethod = 'avgpool' | 'bilinear';
 export function downsample(image: tf.Tensor4D, size: number, method: DownsampleMethod = 'avgpool'): tf.Tensor4D {
   const [, h, w] = image.shape;
   if (h !== w) throw new Error(`downsample: images must be square, got ${h}×${w}`);
-  if (!(Number.isInteger(size) && size >= 1 && size <= h)) throw new Error(`downsample: cannot make ${size}×${size} from ${h}×${h}`);
+  if (!(Number.isInteger(size) && size >= 1 && size <= h))
+    throw new Error(`downsample: cannot make ${size}×${size} from ${h}×${h}`);
   if (size === h) return tf.clone(image);
   if (method === 'bilinear') return tf.image.resizeBilinear(image, [size, size], false, true);
-  if (method !== 'avgpool') throw new Error(`downsample: unknown method '${String(method)}' (expected avgpool or bilinear)`);
+  if (method !== 'avgpool')
+    throw new Error(`downsample: unknown method '${String(method)}' (expected avgpool or bilinear)`);
   const ratio = h / size;
   if (!Number.isInteger(ratio)) throw new Error(`downsample: average pooling needs ${size} to divide ${h}`);
   // x_low[i, j] = mean of x over the ratio×ratio block at (ratio·i, ratio·j).
@@ -26,13 +28,20 @@ export function downsample(image: tf.Tensor4D, size: number, method: DownsampleM
  * Clean images of every level (NHWC, level 0 first) from the level-0 image: level N is level
  * N−1 downsampled by the ratio of their resolutions (cascaded, as the official pipeline does).
  */
-export function lowResolutionTargets(image: tf.Tensor4D, resolutions: readonly number[], method: DownsampleMethod = 'avgpool'): tf.Tensor4D[] {
+export function lowResolutionTargets(
+  image: tf.Tensor4D,
+  resolutions: readonly number[],
+  method: DownsampleMethod = 'avgpool',
+): tf.Tensor4D[] {
   if (resolutions.length === 0) throw new Error('lowResolutionTargets: need at least one level');
   if (image.shape[1] !== resolutions[0]) {
     throw new Error(`lowResolutionTargets: the image is ${image.shape[1]} px but level 0 is ${resolutions[0]} px`);
   }
   resolutions.forEach((r, n) => {
-    if (n > 0 && !(r <= resolutions[n - 1])) throw new Error(`lowResolutionTargets: level ${n} (${r} px) is larger than level ${n - 1} (${resolutions[n - 1]} px)`);
+    if (n > 0 && !(r <= resolutions[n - 1]))
+      throw new Error(
+        `lowResolutionTargets: level ${n} (${r} px) is larger than level ${n - 1} (${resolutions[n - 1]} px)`,
+      );
   });
   return tf.tidy(() => {
     const levels = [tf.clone(image)];

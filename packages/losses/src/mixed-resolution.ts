@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /** A ratio a:b:… as numbers (one per level, level 0 first), from `'2:1'` or `[2, 1]`. */
 export function parseMixedRatio(ratio: string | readonly number[]): number[] {
-  const parts = typeof ratio === 'string' ? ratio.split(':').map((p) => (p.trim() === '' ? Number.NaN : Number(p))) : [...ratio];
+  const parts =
+    typeof ratio === 'string' ? ratio.split(':').map((p) => (p.trim() === '' ? Number.NaN : Number(p))) : [...ratio];
   if (parts.length === 0 || parts.some((p) => !(Number.isFinite(p) && p >= 0)) || !parts.some((p) => p > 0)) {
     throw new Error(`mixed ratio '${String(ratio)}' must be non-negative numbers, not all zero (e.g. '2:1')`);
   }
@@ -14,7 +15,10 @@ export function mixedFractions(ratio: string | readonly number[]): number[] {
   const parts = parseMixedRatio(ratio);
   const sum = parts.reduce((s, p) => s + p, 0);
   let acc = 0;
-  return parts.map((p) => (acc += p) / sum);
+  return parts.map((p) => {
+    acc += p;
+    return acc / sum;
+  });
 }
 
 /**
@@ -27,12 +31,16 @@ export function samplesPerLevel(ratio: string | readonly number[], batch: number
   const parts = parseMixedRatio(ratio);
   const sum = parts.reduce((s, p) => s + p, 0);
   let acc = 0;
-  return parts.map((p, n) => (n === parts.length - 1 ? batch : Math.floor(((acc += p) * batch) / sum)));
+  return parts.map((p, n) => {
+    acc += p;
+    return n === parts.length - 1 ? batch : Math.floor((acc * batch) / sum);
+  });
 }
 
 /** The first `counts[N]` samples of each level's tensor (batch axis 0), e.g. the network inputs of a mixed-resolution batch. */
 export function firstSamples<T extends tf.Tensor>(tensors: readonly T[], counts: readonly number[]): T[] {
-  if (counts.length !== tensors.length) throw new Error(`firstSamples: ${counts.length} counts for ${tensors.length} levels`);
+  if (counts.length !== tensors.length)
+    throw new Error(`firstSamples: ${counts.length} counts for ${tensors.length} levels`);
   return tf.tidy(() =>
     tensors.map((t, n) => {
       if (!(Number.isInteger(counts[n]) && counts[n] >= 0 && counts[n] <= t.shape[0])) {

@@ -1,11 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PredictionType } from '@matryoshka-ts/core';
+import type { PredictionType } from '@matryoshka-ts/core';
 import { initBackend } from '@matryoshka-ts/backends';
 import { noiseLevels } from './forward-process.js';
 import { mixedFractions, samplesPerLevel } from './mixed-resolution.js';
 import { type MultiResolutionLossOptions, levelMse, multiResolutionLoss } from './multi-resolution-loss.js';
-import { type ReferenceLevel, leakedBy, maxAbs, maxAbsDiff, referenceLoss, rngFor, uniformF32 } from './test-helpers.js';
+import {
+  type ReferenceLevel,
+  leakedBy,
+  maxAbs,
+  maxAbsDiff,
+  referenceLoss,
+  rngFor,
+  uniformF32,
+} from './test-helpers.js';
 import type { LossTarget } from './types.js';
 
 beforeAll(async () => {
@@ -15,7 +23,12 @@ beforeAll(async () => {
 const kinds = ['eps', 'x0', 'v'] as const;
 
 /** A random batch of B samples at levels of the given sizes (C = 2), γ in [0.05, 0.95], outputs for the samples each level sees. */
-function randomBatch(seed: number, batch: number, sizes: number[], options: { mixedRatio?: string; weights?: number[] } = {}) {
+function randomBatch(
+  seed: number,
+  batch: number,
+  sizes: number[],
+  options: { mixedRatio?: string; weights?: number[] } = {},
+) {
   const rng = rngFor(seed);
   const seen = options.mixedRatio ? samplesPerLevel(options.mixedRatio, batch) : sizes.map(() => batch);
   const fractions = options.mixedRatio ? mixedFractions(options.mixedRatio) : sizes.map(() => 1);
@@ -37,7 +50,9 @@ function randomBatch(seed: number, batch: number, sizes: number[], options: { mi
     ref.map((l) => tf.tensor4d(l.eps, l.shape)),
     ref.map((l) => tf.tensor1d(l.gamma)),
   );
-  const outputs = ref.map((l) => tf.tensor4d(Float32Array.from(l.output), [l.seen, ...l.shape.slice(1)] as [number, number, number, number]));
+  const outputs = ref.map((l) =>
+    tf.tensor4d(Float32Array.from(l.output), [l.seen, ...l.shape.slice(1)] as [number, number, number, number]),
+  );
   return { ref, levels, outputs };
 }
 
@@ -53,23 +68,35 @@ const close = (a: number, b: number) => Math.abs(a - b) <= 1e-5 * Math.max(1e-1,
 function expectMatches(result: ReturnType<typeof multiResolutionLoss>, ref: ReturnType<typeof referenceLoss>) {
   result.mse.forEach((m, n) => {
     expect(m.shape).toEqual([ref.mse[n].length]);
-    Array.from(m.dataSync()).forEach((v, i) => expect(close(v, ref.mse[n][i]), `mse level ${n} sample ${i}: ${v} vs ${ref.mse[n][i]}`).toBe(true));
+    Array.from(m.dataSync()).forEach((v, i) =>
+      expect(close(v, ref.mse[n][i]), `mse level ${n} sample ${i}: ${v} vs ${ref.mse[n][i]}`).toBe(true),
+    );
   });
-  Array.from(result.perSample.dataSync()).forEach((v, i) => expect(close(v, ref.perSample[i]), `sample ${i}: ${v} vs ${ref.perSample[i]}`).toBe(true));
+  Array.from(result.perSample.dataSync()).forEach((v, i) =>
+    expect(close(v, ref.perSample[i]), `sample ${i}: ${v} vs ${ref.perSample[i]}`).toBe(true),
+  );
   expect(close(result.loss.dataSync()[0], ref.loss), `loss ${result.loss.dataSync()[0]} vs ${ref.loss}`).toBe(true);
 }
 
 describe('multi-resolution loss', () => {
-  it.each(kinds.flatMap((p) => kinds.map((t) => [p, t] as const)))('%s prediction, %s target, weights [1, 0.5, 2]: matches float64', (prediction, target) => {
-    const b = randomBatch(1, 3, [8, 4, 2], { weights: [1, 0.5, 2] });
-    const result = multiResolutionLoss(b.outputs, b.levels, { prediction, target, weights: [1, 0.5, 2] });
-    expectMatches(result, referenceLoss(b.ref, prediction, target));
-    tf.dispose([result, b.levels, b.outputs]);
-  });
+  it.each(kinds.flatMap((p) => kinds.map((t) => [p, t] as const)))(
+    '%s prediction, %s target, weights [1, 0.5, 2]: matches float64',
+    (prediction, target) => {
+      const b = randomBatch(1, 3, [8, 4, 2], { weights: [1, 0.5, 2] });
+      const result = multiResolutionLoss(b.outputs, b.levels, { prediction, target, weights: [1, 0.5, 2] });
+      expectMatches(result, referenceLoss(b.ref, prediction, target));
+      tf.dispose([result, b.levels, b.outputs]);
+    },
+  );
 
   it('mixed 2:1 with B = 3: level 0 sees 2 samples and counts w·mse/(2/3); sample 2 only gets level 1', () => {
     const b = randomBatch(2, 3, [4, 2], { mixedRatio: '2:1', weights: [1, 3] });
-    const result = multiResolutionLoss(b.outputs, b.levels, { prediction: 'v', target: 'eps', mixedRatio: '2:1', weights: [1, 3] });
+    const result = multiResolutionLoss(b.outputs, b.levels, {
+      prediction: 'v',
+      target: 'eps',
+      mixedRatio: '2:1',
+      weights: [1, 3],
+    });
     const ref = referenceLoss(b.ref, 'v', 'eps');
     expectMatches(result, ref);
     expect(close(ref.perSample[0], ref.mse[0][0] * 1.5 + 3 * ref.mse[1][0])).toBe(true);
@@ -113,48 +140,78 @@ describe('multi-resolution loss', () => {
     ['x0', 'eps', 'none'],
     ['x0', 'v', '2:1'],
     ['eps', 'eps', 'none'],
-  ] as Array<[PredictionType, LossTarget, string]>)('gradient w.r.t. the %s output (%s target, mixed ratio %s) matches float64 finite differences', (prediction, target, ratio) => {
-    const mixedRatio = ratio === 'none' ? undefined : ratio;
-    const b = randomBatch(5, 3, [4, 2], { mixedRatio, weights: [1, 0.5] });
-    const options: MultiResolutionLossOptions = { prediction, target, mixedRatio, weights: [1, 0.5] };
-    const grads = tf.grads((...outs: tf.Tensor[]) => multiResolutionLoss(outs as tf.Tensor4D[], b.levels, options).loss)(b.outputs);
-    b.ref.forEach((level, n) => {
-      const output = Float64Array.from(level.output);
-      const at = (i: number, value: number) => {
-        output[i] = value;
-        const levels = b.ref.map((l, k) => (k === n ? { ...l, output } : l));
-        return referenceLoss(levels, prediction, target).loss;
-      };
-      const h = 1e-4;
-      const fd = Array.from(level.output, (o, i) => {
-        const d = (at(i, o + h) - at(i, o - h)) / (2 * h);
-        output[i] = o;
-        return d;
+  ] as Array<[PredictionType, LossTarget, string]>)(
+    'gradient w.r.t. the %s output (%s target, mixed ratio %s) matches float64 finite differences',
+    (prediction, target, ratio) => {
+      const mixedRatio = ratio === 'none' ? undefined : ratio;
+      const b = randomBatch(5, 3, [4, 2], { mixedRatio, weights: [1, 0.5] });
+      const options: MultiResolutionLossOptions = { prediction, target, mixedRatio, weights: [1, 0.5] };
+      const grads = tf.grads(
+        (...outs: tf.Tensor[]) => multiResolutionLoss(outs as tf.Tensor4D[], b.levels, options).loss,
+      )(b.outputs);
+      b.ref.forEach((level, n) => {
+        const output = Float64Array.from(level.output);
+        const at = (i: number, value: number) => {
+          output[i] = value;
+          const levels = b.ref.map((l, k) => (k === n ? { ...l, output } : l));
+          return referenceLoss(levels, prediction, target).loss;
+        };
+        const h = 1e-4;
+        const fd = Array.from(level.output, (o, i) => {
+          const d = (at(i, o + h) - at(i, o - h)) / (2 * h);
+          output[i] = o;
+          return d;
+        });
+        expect(maxAbs(fd), `level ${n} has a real gradient`).toBeGreaterThan(1e-4);
+        expect(maxAbsDiff(grads[n].dataSync(), fd), `level ${n}`).toBeLessThanOrEqual(1e-4 * maxAbs(fd));
       });
-      expect(maxAbs(fd), `level ${n} has a real gradient`).toBeGreaterThan(1e-4);
-      expect(maxAbsDiff(grads[n].dataSync(), fd), `level ${n}`).toBeLessThanOrEqual(1e-4 * maxAbs(fd));
-    });
-    tf.dispose([grads, b.levels, b.outputs]);
-  });
+      tf.dispose([grads, b.levels, b.outputs]);
+    },
+  );
 
   it('rejects outputs that do not fit the levels', () => {
     const b = randomBatch(6, 3, [4, 2]);
     const o: MultiResolutionLossOptions = { prediction: 'v', target: 'eps' };
     expect(() => multiResolutionLoss(b.outputs.slice(1), b.levels, o)).toThrow(/1 outputs for 2 levels/);
-    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, weights: [1] })).toThrow(/1 level weights for 2 levels/);
-    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, mixedRatio: '2:1' })).toThrow(/level 0: output has shape \[3,4,4,2\], expected \[2,4,4,2\]/);
-    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, mixedRatio: '1:1:1' })).toThrow(/3 parts for 2 levels/);
-    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, sampleWeights: [1, 1] })).toThrow(/2 sample weights for 3 samples/);
+    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, weights: [1] })).toThrow(
+      /1 level weights for 2 levels/,
+    );
+    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, mixedRatio: '2:1' })).toThrow(
+      /level 0: output has shape \[3,4,4,2\], expected \[2,4,4,2\]/,
+    );
+    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, mixedRatio: '1:1:1' })).toThrow(
+      /3 parts for 2 levels/,
+    );
+    expect(() => multiResolutionLoss(b.outputs, b.levels, { ...o, sampleWeights: [1, 1] })).toThrow(
+      /2 sample weights for 3 samples/,
+    );
     expect(() => multiResolutionLoss([b.outputs[1], b.outputs[0]], b.levels, o)).toThrow(/level 0: output has shape/);
     disposeBatch(b);
   });
 
   it('leaks no tensors, with or without gradients', () => {
     const b = randomBatch(7, 3, [4, 2], { mixedRatio: '2:1' });
-    const options: MultiResolutionLossOptions = { prediction: 'v', target: 'eps', mixedRatio: '2:1', sampleWeights: [1, 2, 3] };
+    const options: MultiResolutionLossOptions = {
+      prediction: 'v',
+      target: 'eps',
+      mixedRatio: '2:1',
+      sampleWeights: [1, 2, 3],
+    };
     expect(leakedBy(() => tf.dispose(multiResolutionLoss(b.outputs, b.levels, options)))).toBe(0);
-    expect(leakedBy(() => tf.dispose(tf.grads((...outs: tf.Tensor[]) => multiResolutionLoss(outs as tf.Tensor4D[], b.levels, options).loss)(b.outputs)))).toBe(0);
-    expect(leakedBy(() => expect(() => multiResolutionLoss(b.outputs, b.levels, { ...options, mixedRatio: undefined })).toThrow())).toBe(0);
+    expect(
+      leakedBy(() =>
+        tf.dispose(
+          tf.grads((...outs: tf.Tensor[]) => multiResolutionLoss(outs as tf.Tensor4D[], b.levels, options).loss)(
+            b.outputs,
+          ),
+        ),
+      ),
+    ).toBe(0);
+    expect(
+      leakedBy(() =>
+        expect(() => multiResolutionLoss(b.outputs, b.levels, { ...options, mixedRatio: undefined })).toThrow(),
+      ),
+    ).toBe(0);
     disposeBatch(b);
   });
 });

@@ -48,19 +48,30 @@ export function levelMse(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D {
  * first) for the samples that level sees: all B, or in a mixed batch its first ⌊m_N·B⌋;
  * `levels` holds x0, ε, γ and x_t of the full batch at every level.
  */
-export function multiResolutionLoss(outputs: readonly tf.Tensor4D[], levels: NoisyLevels, options: MultiResolutionLossOptions): MultiResolutionLoss {
+export function multiResolutionLoss(
+  outputs: readonly tf.Tensor4D[],
+  levels: NoisyLevels,
+  options: MultiResolutionLossOptions,
+): MultiResolutionLoss {
   const count = levels.x0.length;
   const batch = levels.x0[0].shape[0];
   const weights = options.weights ?? new Array<number>(count).fill(1);
-  const fractions = options.mixedRatio === undefined ? new Array<number>(count).fill(1) : mixedFractions(options.mixedRatio);
-  const seen = options.mixedRatio === undefined ? new Array<number>(count).fill(batch) : samplesPerLevel(options.mixedRatio, batch);
+  const fractions =
+    options.mixedRatio === undefined ? new Array<number>(count).fill(1) : mixedFractions(options.mixedRatio);
+  const seen =
+    options.mixedRatio === undefined
+      ? new Array<number>(count).fill(batch)
+      : samplesPerLevel(options.mixedRatio, batch);
   checkLevels(outputs, levels, weights, fractions, seen, options.sampleWeights);
 
   return tf.tidy(() => {
     const mse = outputs.map((output, n) => {
       const [xt, x0, eps] = [levels.xt[n], levels.x0[n], levels.eps[n]].map((t) => firstOf(t, seen[n]));
       const gamma = firstOf(levels.gamma[n], seen[n]);
-      return levelMse(predictedTarget(output, xt, gamma, options.prediction, options.target), lossTarget(options.target, x0, eps, gamma));
+      return levelMse(
+        predictedTarget(output, xt, gamma, options.prediction, options.target),
+        lossTarget(options.target, x0, eps, gamma),
+      );
     });
     // Σ_N w_N·mse_N/m_N, where a level contributes 0 for the samples it does not see.
     const terms = mse.map((m, n) => tf.mul(tf.pad(m, [[0, batch - seen[n]]]), weights[n] / fractions[n]));
@@ -92,17 +103,27 @@ function checkLevels(
   const batch = levels.x0[0].shape[0];
   if (count === 0) throw new Error('multiResolutionLoss: no levels');
   if (outputs.length !== count) throw new Error(`multiResolutionLoss: ${outputs.length} outputs for ${count} levels`);
-  if (weights.length !== count) throw new Error(`multiResolutionLoss: ${weights.length} level weights for ${count} levels`);
-  if (fractions.length !== count) throw new Error(`multiResolutionLoss: the mixed ratio has ${fractions.length} parts for ${count} levels`);
-  if (sampleWeights && sampleWeights.length !== batch) throw new Error(`multiResolutionLoss: ${sampleWeights.length} sample weights for ${batch} samples`);
+  if (weights.length !== count)
+    throw new Error(`multiResolutionLoss: ${weights.length} level weights for ${count} levels`);
+  if (fractions.length !== count)
+    throw new Error(`multiResolutionLoss: the mixed ratio has ${fractions.length} parts for ${count} levels`);
+  if (sampleWeights && sampleWeights.length !== batch)
+    throw new Error(`multiResolutionLoss: ${sampleWeights.length} sample weights for ${batch} samples`);
   outputs.forEach((output, n) => {
     const full = levels.x0[n].shape;
-    if (full[0] !== batch || levels.xt[n].shape[0] !== batch || levels.eps[n].shape[0] !== batch || levels.gamma[n].shape[0] !== batch) {
+    if (
+      full[0] !== batch ||
+      levels.xt[n].shape[0] !== batch ||
+      levels.eps[n].shape[0] !== batch ||
+      levels.gamma[n].shape[0] !== batch
+    ) {
       throw new Error(`level ${n}: x0, ε, x_t and γ must hold the full batch of ${batch}`);
     }
     const want = [seen[n], ...full.slice(1)];
     if (output.shape.join() !== want.join()) {
-      throw new Error(`level ${n}: output has shape [${output.shape}], expected [${want}] (the ${seen[n]} samples this level sees)`);
+      throw new Error(
+        `level ${n}: output has shape [${output.shape}], expected [${want}] (the ${seen[n]} samples this level sees)`,
+      );
     }
   });
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PredictionType } from '@matryoshka-ts/core';
+import type { PredictionType } from '@matryoshka-ts/core';
 import { initBackend } from '@matryoshka-ts/backends';
 import { noisyImage, velocity } from './forward-process.js';
 import { lossTarget, predictEps, predictV, predictX0, predictedTarget } from './parameterization.js';
@@ -41,22 +41,25 @@ describe('prediction conversions', () => {
     tf.dispose([x0, eps, v, s.x0, s.eps, s.gamma, s.xt, s.v]);
   });
 
-  it.each(kinds.flatMap((p) => kinds.map((t) => [p, t] as const)))('%s output → %s target matches the float64 closed forms for any output', (prediction, target) => {
-    const s = sample(11);
-    const rng = rngFor(12);
-    const outValues = uniformF32(rng, 4 * per, -2, 2);
-    const output = tf.tensor4d(outValues, shape);
-    const ours = predictedTarget(output, s.xt, s.gamma, prediction, target).dataSync();
-    const [x0, eps, g, xt] = [s.x0.dataSync(), s.eps.dataSync(), s.gamma.dataSync(), s.xt.dataSync()];
-    const ref = Array.from(outValues, (o, i) => {
-      // The tensor code starts from the float32 x_t (within 1e-6 of the float64 one); so does the reference.
-      const r = referenceElement(prediction, o, x0[i], eps[i], g[Math.floor(i / per)], xt[i]);
-      return target === 'x0' ? r.x0Hat : target === 'eps' ? r.epsHat : r.vHat;
-    });
-    // Outputs up to 2 and two divisions by ≥ 0.22: ≤ 5e-5 absolute in float32.
-    expect(maxAbsDiff(ours, ref)).toBeLessThanOrEqual(5e-5);
-    tf.dispose([output, s.x0, s.eps, s.gamma, s.xt, s.v]);
-  });
+  it.each(kinds.flatMap((p) => kinds.map((t) => [p, t] as const)))(
+    '%s output → %s target matches the float64 closed forms for any output',
+    (prediction, target) => {
+      const s = sample(11);
+      const rng = rngFor(12);
+      const outValues = uniformF32(rng, 4 * per, -2, 2);
+      const output = tf.tensor4d(outValues, shape);
+      const ours = predictedTarget(output, s.xt, s.gamma, prediction, target).dataSync();
+      const [x0, eps, g, xt] = [s.x0.dataSync(), s.eps.dataSync(), s.gamma.dataSync(), s.xt.dataSync()];
+      const ref = Array.from(outValues, (o, i) => {
+        // The tensor code starts from the float32 x_t (within 1e-6 of the float64 one); so does the reference.
+        const r = referenceElement(prediction, o, x0[i], eps[i], g[Math.floor(i / per)], xt[i]);
+        return target === 'x0' ? r.x0Hat : target === 'eps' ? r.epsHat : r.vHat;
+      });
+      // Outputs up to 2 and two divisions by ≥ 0.22: ≤ 5e-5 absolute in float32.
+      expect(maxAbsDiff(ours, ref)).toBeLessThanOrEqual(5e-5);
+      tf.dispose([output, s.x0, s.eps, s.gamma, s.xt, s.v]);
+    },
+  );
 
   it('v-prediction with the ε loss: (ε̂ − ε)² = γ·(v̂ − v)² per element (the official identity)', () => {
     const s = sample(13);
@@ -92,7 +95,9 @@ describe('prediction conversions', () => {
   it('rejects unknown prediction types and targets', () => {
     const s = sample(17);
     expect(() => predictX0(s.x0, s.xt, s.gamma, 'score' as PredictionType)).toThrow(/unknown prediction type 'score'/);
-    expect(() => predictedTarget(s.x0, s.xt, s.gamma, 'v', 'noise' as LossTarget)).toThrow(/unknown loss target 'noise'/);
+    expect(() => predictedTarget(s.x0, s.xt, s.gamma, 'v', 'noise' as LossTarget)).toThrow(
+      /unknown loss target 'noise'/,
+    );
     expect(() => lossTarget('noise' as LossTarget, s.x0, s.eps, s.gamma)).toThrow(/unknown loss target/);
     tf.dispose([s.x0, s.eps, s.gamma, s.xt, s.v]);
   });

@@ -8,7 +8,12 @@ import type { LossTarget } from './types.js';
 //   x_t = α·x0 + σ·ε,   v = α·ε − σ·x0,   x0 = α·x_t − σ·v,   ε = (x_t − α·x0)/σ.
 
 /** x̂0 (NHWC) from a network output of the given prediction type. */
-export function predictX0(output: tf.Tensor4D, xt: tf.Tensor4D, gamma: tf.Tensor1D, prediction: PredictionType): tf.Tensor4D {
+export function predictX0(
+  output: tf.Tensor4D,
+  xt: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  prediction: PredictionType,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const { alpha, sigma } = signalAndNoiseScales(gamma);
     switch (prediction) {
@@ -28,7 +33,12 @@ export function predictX0(output: tf.Tensor4D, xt: tf.Tensor4D, gamma: tf.Tensor
  * ε̂ (NHWC) from a network output of the given prediction type. For `x0` and `v` it is
  * ε̂ = (x_t − √γ·x̂0)/√(1−γ), computed in exactly this order as the official code does.
  */
-export function predictEps(output: tf.Tensor4D, xt: tf.Tensor4D, gamma: tf.Tensor1D, prediction: PredictionType): tf.Tensor4D {
+export function predictEps(
+  output: tf.Tensor4D,
+  xt: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  prediction: PredictionType,
+): tf.Tensor4D {
   if (prediction === 'eps') return tf.clone(output);
   return tf.tidy(() => {
     const { alpha, sigma } = signalAndNoiseScales(gamma);
@@ -38,9 +48,16 @@ export function predictEps(output: tf.Tensor4D, xt: tf.Tensor4D, gamma: tf.Tenso
 }
 
 /** v̂ = √γ·ε̂ − √(1−γ)·x̂0 (NHWC) from a network output of the given prediction type. */
-export function predictV(output: tf.Tensor4D, xt: tf.Tensor4D, gamma: tf.Tensor1D, prediction: PredictionType): tf.Tensor4D {
+export function predictV(
+  output: tf.Tensor4D,
+  xt: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  prediction: PredictionType,
+): tf.Tensor4D {
   if (prediction === 'v') return tf.clone(output);
-  return tf.tidy(() => velocity(predictX0(output, xt, gamma, prediction), predictEps(output, xt, gamma, prediction), gamma));
+  return tf.tidy(() =>
+    velocity(predictX0(output, xt, gamma, prediction), predictEps(output, xt, gamma, prediction), gamma),
+  );
 }
 
 /** The network output converted to the loss target's quantity (x̂0, ε̂ or v̂; NHWC). */

@@ -20,8 +20,6 @@ export function rngFor(seed: number): Rng {
   return new Rng(seed);
 }
 
-
-
 /** Runs `body` and returns how many tensors it left behind. */
 export function leakedBy(body: () => void): number {
   const before = tf.memory().numTensors;
@@ -46,7 +44,14 @@ export interface ReferenceLevel {
  * x_t, x̂0, ε̂, v̂ and the true v of one element in float64 from the closed forms, for a network
  * output `o`; `xtGiven` replaces x_t = √γ·x0 + √(1−γ)·ε (e.g. by the float32 value a tensor holds).
  */
-export function referenceElement(prediction: PredictionType, o: number, x0: number, e: number, g: number, xtGiven?: number) {
+export function referenceElement(
+  prediction: PredictionType,
+  o: number,
+  x0: number,
+  e: number,
+  g: number,
+  xtGiven?: number,
+) {
   const a = Math.sqrt(g);
   const s = Math.sqrt(1 - g);
   const xt = xtGiven ?? a * x0 + s * e;
@@ -73,7 +78,8 @@ export function referenceLoss(
       for (let k = 0; k < per; k++) {
         const i = b * per + k;
         const r = referenceElement(prediction, level.output[i], level.x0[i], level.eps[i], level.gamma[b]);
-        const [p, t] = target === 'x0' ? [r.x0Hat, level.x0[i]] : target === 'eps' ? [r.epsHat, level.eps[i]] : [r.vHat, r.v];
+        const [p, t] =
+          target === 'x0' ? [r.x0Hat, level.x0[i]] : target === 'eps' ? [r.epsHat, level.eps[i]] : [r.vHat, r.v];
         sum += (p - t) ** 2;
       }
       out.push(sum / per);

@@ -78,16 +78,34 @@ describe('drawing a training example', () => {
   it('rejects tables that do not fit', () => {
     const x = images(1);
     const rng = new Rng(1);
-    expect(() => drawTrainingExample(x, { schedules: schedules.slice(1), resolutions }, rng)).toThrow(/2 schedules for 3 levels/);
-    expect(() => drawTrainingExample(x, { schedules: [tables[0], tables[1].slice(1), tables[2]].map(scheduleOf), resolutions }, rng)).toThrow(/level 1: table has 1000 entries/);
-    expect(() => drawTrainingExample(x, { schedules: tables.map((t) => scheduleOf(t.slice(1))), resolutions }, rng)).toThrow(/must start with ᾱ = 1/);
+    expect(() => drawTrainingExample(x, { schedules: schedules.slice(1), resolutions }, rng)).toThrow(
+      /2 schedules for 3 levels/,
+    );
+    expect(() =>
+      drawTrainingExample(
+        x,
+        { schedules: [tables[0], tables[1].slice(1), tables[2]].map(scheduleOf), resolutions },
+        rng,
+      ),
+    ).toThrow(/level 1: table has 1000 entries/);
+    expect(() =>
+      drawTrainingExample(x, { schedules: tables.map((t) => scheduleOf(t.slice(1))), resolutions }, rng),
+    ).toThrow(/must start with ᾱ = 1/);
     x.dispose();
   });
 
   it('leaks no tensors', () => {
     const x = images(2);
-    expect(leakedBy(() => tf.dispose(drawTrainingExample(x, { schedules, resolutions, downsample: 'bilinear' }, new Rng(1))))).toBe(0);
-    expect(leakedBy(() => expect(() => drawTrainingExample(x, { schedules, resolutions: [16, 8, 3] }, new Rng(1))).toThrow())).toBe(0);
+    expect(
+      leakedBy(() =>
+        tf.dispose(drawTrainingExample(x, { schedules, resolutions, downsample: 'bilinear' }, new Rng(1))),
+      ),
+    ).toBe(0);
+    expect(
+      leakedBy(() =>
+        expect(() => drawTrainingExample(x, { schedules, resolutions: [16, 8, 3] }, new Rng(1))).toThrow(),
+      ),
+    ).toBe(0);
     x.dispose();
   });
 });

@@ -28,10 +28,12 @@ export interface TrainingExampleOptions {
 export function drawTrainingExample(images: tf.Tensor4D, options: TrainingExampleOptions, rng: Rng): TrainingExample {
   const { resolutions } = options;
   const tables = options.schedules.map((s) => s.gammasF32);
-  if (tables.length !== resolutions.length) throw new Error(`drawTrainingExample: ${tables.length} schedules for ${resolutions.length} levels`);
+  if (tables.length !== resolutions.length)
+    throw new Error(`drawTrainingExample: ${tables.length} schedules for ${resolutions.length} levels`);
   const steps = tables[0].length - 1;
   tables.forEach((table, n) => {
-    if (table.length !== steps + 1) throw new Error(`level ${n}: table has ${table.length} entries, level 0's has ${steps + 1}`);
+    if (table.length !== steps + 1)
+      throw new Error(`level ${n}: table has ${table.length} entries, level 0's has ${steps + 1}`);
     if (table[0] !== 1) throw new Error(`level ${n}: a table must start with ᾱ = 1 (gammas[0] = 1), got ${table[0]}`);
   });
   const batch = images.shape[0];
@@ -39,7 +41,12 @@ export function drawTrainingExample(images: tf.Tensor4D, options: TrainingExampl
   return tf.tidy(() => {
     const x0 = lowResolutionTargets(images, resolutions, options.downsample);
     const eps = x0.map((x) => rng.normalTensor(x.shape) as tf.Tensor4D);
-    const gamma = tables.map((table) => tf.tensor1d(times.map((t) => table[gridTimeOf(t)]), 'float32'));
+    const gamma = tables.map((table) =>
+      tf.tensor1d(
+        times.map((t) => table[gridTimeOf(t)]),
+        'float32',
+      ),
+    );
     return { times, ...noiseLevels(x0, eps, gamma) };
   });
 }

@@ -19,7 +19,11 @@ describe('VDM loss weights', () => {
     const ours = vdmLossWeights(schedule.gammas, times);
     // Two float64 evaluations of the same quantity; the ratio form loses a few digits to the
     // final "− 1" where the step is small (w ≈ 1e-3 at t = 1), hence 1e-9 relative.
-    times.forEach((t, i) => expect(Math.abs(ours[i] - reference(schedule.gammas, t)), `t=${t}`).toBeLessThanOrEqual(1e-9 * Math.abs(reference(schedule.gammas, t))));
+    times.forEach((t, i) =>
+      expect(Math.abs(ours[i] - reference(schedule.gammas, t)), `t=${t}`).toBeLessThanOrEqual(
+        1e-9 * Math.abs(reference(schedule.gammas, t)),
+      ),
+    );
     expect(ours.every((w) => w > 0)).toBe(true); // SNR falls at every step
   });
 
@@ -36,7 +40,9 @@ describe('VDM loss weights', () => {
     for (const factor of [2, 4, 256]) {
       const shifted = vdmLossWeights(shiftSchedule(base, factor).gammas, times);
       // float64 rounding of the shifted table, amplified by 1/w (w ≥ 1e-3): ≤ 1e-9 relative.
-      times.forEach((t) => expect(Math.abs(shifted[t] - plain[t]), `factor ${factor}, t=${t}`).toBeLessThanOrEqual(1e-9 * plain[t]));
+      times.forEach((t) =>
+        expect(Math.abs(shifted[t] - plain[t]), `factor ${factor}, t=${t}`).toBeLessThanOrEqual(1e-9 * plain[t]),
+      );
     }
   });
 

@@ -23,7 +23,8 @@ export function vdmLossWeights(gammas: ArrayLike<number>, times: readonly number
     return (gLast * (1 - g)) / ((1 - gLast) * g) - 1;
   };
   return times.map((t) => {
-    if (!(Number.isInteger(t) && t >= 0 && t < steps)) throw new RangeError(`training index ${t} outside 0…${steps - 1}`);
+    if (!(Number.isInteger(t) && t >= 0 && t < steps))
+      throw new RangeError(`training index ${t} outside 0…${steps - 1}`);
     return weight(Math.max(t, 1));
   });
 }

@@ -43,7 +43,9 @@ console.log(`FeatureStats: ${n} rows of ${d} features in ${a.seconds.toFixed(1)}
 const t = performance.now();
 const parts = frechetDistanceParts(a.mu, a.sigma, b.mu, b.sigma, { method });
 const seconds = (performance.now() - t) / 1000;
-console.log(JSON.stringify({ d, method, seconds: Number(seconds.toFixed(2)), fid: parts.distance, rank1: parts.rank1 }));
+console.log(
+  JSON.stringify({ d, method, seconds: Number(seconds.toFixed(2)), fid: parts.distance, rank1: parts.rank1 }),
+);
 
 if (args.includes('--check')) {
   const dir = mkdtempSync(join(tmpdir(), 'mdm-time-frechet-'));

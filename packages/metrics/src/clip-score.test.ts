@@ -18,7 +18,12 @@ const symbols = bytesToUnicode();
 const vocab: Record<string, number> = {};
 for (const s of symbols) vocab[s] = Object.keys(vocab).length;
 for (const s of symbols) vocab[`${s}</w>`] = Object.keys(vocab).length;
-const merges: Array<[string, string]> = [['c', 'a'], ['ca', 't</w>'], ['d', 'o'], ['do', 'g</w>']];
+const merges: Array<[string, string]> = [
+  ['c', 'a'],
+  ['ca', 't</w>'],
+  ['d', 'o'],
+  ['do', 'g</w>'],
+];
 for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
 vocab['<|startoftext|>'] = Object.keys(vocab).length;
 vocab['<|endoftext|>'] = Object.keys(vocab).length;
@@ -60,7 +65,12 @@ writeFileSync(
 
 function image(seed: number, width: number, height: number): Uint8Image {
   const r = seeded(seed);
-  return { data: Uint8Array.from({ length: width * height * 3 }, () => Math.floor(r() * 256)), width, height, channels: 3 };
+  return {
+    data: Uint8Array.from({ length: width * height * 3 }, () => Math.floor(r() * 256)),
+    width,
+    height,
+    channels: 3,
+  };
 }
 
 /** The tiny towers in float64 loops, from our tokenizer and CLIP preprocessing. */
@@ -101,7 +111,13 @@ describe('CLIP score', () => {
   });
 
   it('refuses mismatched inputs and names missing files', async () => {
-    const fake: ClipModel = { id: 'x', proxy: true, imageEmbeddings: async () => new Float32Array(0), textEmbeddings: async () => new Float32Array(0), dispose: () => {} };
+    const fake: ClipModel = {
+      id: 'x',
+      proxy: true,
+      imageEmbeddings: async () => new Float32Array(0),
+      textEmbeddings: async () => new Float32Array(0),
+      dispose: () => {},
+    };
     await expect(clipScore(fake, [image(1, 4, 4)], [])).rejects.toThrow(/1 images but 0 captions/);
     const empty = mkdtempSync(join(tmpdir(), 'mdm-clip-empty-'));
     await expect(loadOnnxClip(empty)).rejects.toThrow(/missing: vision_model\.onnx, text_model\.onnx/);

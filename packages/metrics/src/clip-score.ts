@@ -64,14 +64,19 @@ export async function clipScore(
   captions: string[],
   options: { definition?: ClipScoreDefinition; batchSize?: number; onBatch?: (done: number) => void } = {},
 ): Promise<ClipScoreResult> {
-  if (images.length !== captions.length) throw new Error(`CLIP score: ${images.length} images but ${captions.length} captions`);
+  if (images.length !== captions.length)
+    throw new Error(`CLIP score: ${images.length} images but ${captions.length} captions`);
   if (!images.length) throw new Error('CLIP score: no images');
   const definition = options.definition ?? 'torchmetrics';
   const batch = options.batchSize ?? 32;
   const perPair = new Float64Array(images.length);
   for (let i = 0; i < images.length; i += batch) {
     const n = Math.min(batch, images.length - i);
-    const cos = cosines(await model.imageEmbeddings(images.slice(i, i + n)), await model.textEmbeddings(captions.slice(i, i + n)), n);
+    const cos = cosines(
+      await model.imageEmbeddings(images.slice(i, i + n)),
+      await model.textEmbeddings(captions.slice(i, i + n)),
+      n,
+    );
     perPair.set(cos, i);
     options.onBatch?.(i + n);
   }
@@ -81,7 +86,8 @@ export async function clipScore(
 }
 
 function findFile(dir: string, names: string[]): string | undefined {
-  for (const sub of ['', 'onnx']) for (const name of names) if (existsSync(join(dir, sub, name))) return join(dir, sub, name);
+  for (const sub of ['', 'onnx'])
+    for (const name of names) if (existsSync(join(dir, sub, name))) return join(dir, sub, name);
   return undefined;
 }
 
@@ -92,11 +98,17 @@ function findFile(dir: string, names: string[]): string | undefined {
  * preprocessed as CLIPImageProcessor does (PIL bicubic shorter side to 224, centre crop, CLIP's
  * mean/std).
  */
-export async function loadOnnxClip(dir: string, options: { imageSize?: number; device?: 'cpu' | 'cuda' } = {}): Promise<ClipModel> {
+export async function loadOnnxClip(
+  dir: string,
+  options: { imageSize?: number; device?: 'cpu' | 'cuda' } = {},
+): Promise<ClipModel> {
   if (!existsSync(dir)) throw new Error(`no CLIP model directory at ${dir}`);
   const visionPath = findFile(dir, ['vision_model.onnx', 'image_model.onnx', 'visual.onnx']);
   const textPath = findFile(dir, ['text_model.onnx', 'textual.onnx']);
-  if (!visionPath || !textPath) throw new Error(`${dir} needs vision_model.onnx and text_model.onnx (directly or under onnx/); missing: ${[!visionPath && 'vision_model.onnx', !textPath && 'text_model.onnx'].filter(Boolean).join(', ')}`);
+  if (!visionPath || !textPath)
+    throw new Error(
+      `${dir} needs vision_model.onnx and text_model.onnx (directly or under onnx/); missing: ${[!visionPath && 'vision_model.onnx', !textPath && 'text_model.onnx'].filter(Boolean).join(', ')}`,
+    );
   const tokenizer = ClipTokenizer.fromDirectory(dir);
   const ort = await onnxRuntime();
   const vision = readOnnxFile(visionPath);
@@ -130,9 +142,18 @@ export async function loadOnnxClip(dir: string, options: { imageSize?: number; d
       const batch = tokenizer.encodeBatch(captions);
       const L = batch.ids.length / captions.length;
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.from(batch.ids, (v) => BigInt(v)), [captions.length, L]),
+        input_ids: new ort.Tensor(
+          'int64',
+          BigInt64Array.from(batch.ids, (v) => BigInt(v)),
+          [captions.length, L],
+        ),
       };
-      if (textSession.inputNames.includes('attention_mask')) feeds.attention_mask = new ort.Tensor('int64', BigInt64Array.from(batch.attentionMask, (v) => BigInt(v)), [captions.length, L]);
+      if (textSession.inputNames.includes('attention_mask'))
+        feeds.attention_mask = new ort.Tensor(
+          'int64',
+          BigInt64Array.from(batch.attentionMask, (v) => BigInt(v)),
+          [captions.length, L],
+        );
       const y = (await textSession.run(feeds, [textOut]))[textOut];
       const data = y.data as Float32Array;
       for (const t of Object.values(feeds)) t.dispose();

@@ -100,7 +100,12 @@ describe('FeatureStats', () => {
   it('refuses bad input with a clear message', () => {
     expect(() => new FeatureStats(0)).toThrow(/dim must be a positive integer/);
     expect(() => new FeatureStats(3).add(new Float64Array(7))).toThrow(/whole rows of 3 values, got 7/);
-    expect(() => new FeatureStats(3).add([[1, 2, 3], [1, 2]])).toThrow(/row 1 has 2 values, expected 3/);
+    expect(() =>
+      new FeatureStats(3).add([
+        [1, 2, 3],
+        [1, 2],
+      ]),
+    ).toThrow(/row 1 has 2 values, expected 3/);
     expect(() => new FeatureStats(2).add([[1, Number.NaN]])).toThrow(/non-finite/);
     expect(() => new FeatureStats(2).add([[1, 2]]).covariance()).toThrow(/at least 2 samples, got 1/);
     expect(() => new FeatureStats(2).mean()).toThrow(/no samples/);

@@ -41,7 +41,8 @@ export class FeatureStats {
     let row: (r: number, out: Float64Array, at: number) => void;
     if (ArrayBuffer.isView(batch)) {
       const flat = batch as Float32Array | Float64Array;
-      if (flat.length % d !== 0) throw new RangeError(`a flat batch must hold whole rows of ${d} values, got ${flat.length}`);
+      if (flat.length % d !== 0)
+        throw new RangeError(`a flat batch must hold whole rows of ${d} values, got ${flat.length}`);
       rows = flat.length / d;
       row = (r, out, at) => {
         for (let i = 0; i < d; i++) out[at + i] = flat[r * d + i];
@@ -61,7 +62,9 @@ export class FeatureStats {
     for (let r0 = 0; r0 < rows; r0 += CHUNK) {
       const m = Math.min(CHUNK, rows - r0);
       for (let r = 0; r < m; r++) row(r0 + r, chunk, r * d);
-      for (let i = 0; i < m * d; i++) if (!Number.isFinite(chunk[i])) throw new RangeError(`feature row ${r0 + Math.floor(i / d)} has a non-finite value (${chunk[i]})`);
+      for (let i = 0; i < m * d; i++)
+        if (!Number.isFinite(chunk[i]))
+          throw new RangeError(`feature row ${r0 + Math.floor(i / d)} has a non-finite value (${chunk[i]})`);
       this.addChunk(chunk, m);
     }
     return this;
@@ -105,7 +108,8 @@ export class FeatureStats {
 
   /** Adds another accumulator's samples (Chan's parallel update); `other` is unchanged. */
   merge(other: FeatureStats): this {
-    if (other.dim !== this.dim) throw new RangeError(`cannot merge statistics of dimension ${other.dim} into ${this.dim}`);
+    if (other.dim !== this.dim)
+      throw new RangeError(`cannot merge statistics of dimension ${other.dim} into ${this.dim}`);
     if (other.n === 0) return this;
     const d = this.dim;
     for (let i = 0; i < d; i++) {

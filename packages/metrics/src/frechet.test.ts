@@ -75,14 +75,19 @@ describe('frechetDistance: closed forms (no reference needed)', () => {
     const want = closedForm(mu1, a, mu2, b);
     for (const method of METHODS) {
       // Diagonal input is factored without rounding except in the final square roots: ~ε·d.
-      expect(Math.abs(frechetDistance(mu1, diagonal(a), mu2, diagonal(b), { method }) - want)).toBeLessThan(1e-13 * want);
+      expect(Math.abs(frechetDistance(mu1, diagonal(a), mu2, diagonal(b), { method }) - want)).toBeLessThan(
+        1e-13 * want,
+      );
     }
     // offset: offset·I added to both inside the square root only (pytorch-fid's fallback):
     // ‖Δμ‖² + Σ a + Σ b − 2·Σ √((a + ε)(b + ε)).
     const eps = 1e-6;
     let withOffset = 0;
-    for (let i = 0; i < d; i++) withOffset += (mu1[i] - mu2[i]) ** 2 + a[i] + b[i] - 2 * Math.sqrt((a[i] + eps) * (b[i] + eps));
-    expect(Math.abs(frechetDistance(mu1, diagonal(a), mu2, diagonal(b), { offset: eps }) - withOffset)).toBeLessThan(1e-13 * withOffset);
+    for (let i = 0; i < d; i++)
+      withOffset += (mu1[i] - mu2[i]) ** 2 + a[i] + b[i] - 2 * Math.sqrt((a[i] + eps) * (b[i] + eps));
+    expect(Math.abs(frechetDistance(mu1, diagonal(a), mu2, diagonal(b), { offset: eps }) - withOffset)).toBeLessThan(
+      1e-13 * withOffset,
+    );
   });
 
   it('covariances sharing a random eigenbasis (not diagonal in the standard one), singular ones included', () => {
@@ -126,7 +131,9 @@ describe('frechetDistance: closed forms (no reference needed)', () => {
   it('refuses inconsistent or invalid input with a clear message', () => {
     const s = diagonal([1, 2]);
     expect(() => frechetDistance([0, 0], s, [0, 0, 0], s)).toThrow(/mu1 and mu2 differ in dimension: 2 vs 3/);
-    expect(() => frechetDistance([0, 0], s, [0, 0], diagonal([1, 2, 3]))).toThrow(/sigma2 has 9 values, expected 2×2 = 4/);
+    expect(() => frechetDistance([0, 0], s, [0, 0], diagonal([1, 2, 3]))).toThrow(
+      /sigma2 has 9 values, expected 2×2 = 4/,
+    );
     expect(() => frechetDistance([0, Number.NaN], s, [0, 0], s)).toThrow(/mu1 has a non-finite value/);
     expect(() => frechetDistance([0, 0], [1, 0.5, 0, 1], [0, 0], s)).toThrow(/sigma1 is not symmetric/);
     expect(() => frechetDistance([0, 0], s, [0, 0], s, { method: 'svd' as 'eigh' })).toThrow(/unknown method 'svd'/);
@@ -137,13 +144,15 @@ describe('frechetDistance: closed forms (no reference needed)', () => {
 const py = pythonWith(['numpy', 'scipy']);
 if (!py.ok) console.warn(py.why);
 
-describe.skipIf(!py.ok)('frechetDistance against pytorch-fid’s formula with scipy.linalg.sqrtm (needs python3 + numpy + scipy)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mdm-metrics-fid-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+describe.skipIf(!py.ok)(
+  'frechetDistance against pytorch-fid’s formula with scipy.linalg.sqrtm (needs python3 + numpy + scipy)',
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mdm-metrics-fid-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  // pytorch-fid's calculate_frechet_distance, verbatim apart from the `disp` argument (deprecated
-  // in scipy 1.16, removed in 1.18; it only chose whether sqrtm prints its error estimate).
-  const script = String.raw`
+    // pytorch-fid's calculate_frechet_distance, verbatim apart from the `disp` argument (deprecated
+    // in scipy 1.16, removed in 1.18; it only chose whether sqrtm prints its error estimate).
+    const script = String.raw`
 import json, sys, warnings
 import numpy as np
 from scipy import linalg
@@ -173,65 +182,68 @@ for a, b in zip(sys.argv[1::2], sys.argv[2::2]):
 print(json.dumps(out))
 `;
 
-  interface Case {
-    name: string;
-    d: number;
-    n1: number;
-    n2: number;
-    /** Constant (dead) features in both sets. */
-    dead?: number;
-    /** Relative error allowed against scipy. */
-    tol: number;
-  }
-  // Full rank: both sides are backward-stable float64 computations of a well-conditioned value
-  // and agree to ~1e-14; 1e-9 still catches any real mistake. Rank-deficient: the product Σ1·Σ2
-  // has exact zero eigenvalues that every float64 method computes as ±ε·‖Σ1‖‖Σ2‖, and their
-  // square roots (~1e-8·‖Σ‖ each) enter the trace, so scipy and we differ by ~1e-8 (measured
-  // against a 40-digit mpmath evaluation, ours is the closer); 1e-6 as in the brief.
-  const cases: Case[] = [
-    { name: 'random full rank, d = 8', d: 8, n1: 100, n2: 120, tol: 1e-9 },
-    { name: 'random full rank, d = 64', d: 64, n1: 500, n2: 400, tol: 1e-9 },
-    { name: 'random full rank, d = 256', d: 256, n1: 1200, n2: 1000, tol: 1e-9 },
-    { name: 'rank-deficient (fewer samples than dims), d = 64', d: 64, n1: 30, n2: 40, tol: 1e-6 },
-    { name: 'rank-deficient, d = 256, n = 100 / 50', d: 256, n1: 100, n2: 50, tol: 1e-6 },
-    { name: 'one side rank-deficient, d = 256, n = 400 / 20', d: 256, n1: 400, n2: 20, tol: 1e-6 },
-    { name: 'dead (constant) features, d = 128, n = 500 / 60', d: 128, n1: 500, n2: 60, dead: 10, tol: 1e-6 },
-  ];
+    interface Case {
+      name: string;
+      d: number;
+      n1: number;
+      n2: number;
+      /** Constant (dead) features in both sets. */
+      dead?: number;
+      /** Relative error allowed against scipy. */
+      tol: number;
+    }
+    // Full rank: both sides are backward-stable float64 computations of a well-conditioned value
+    // and agree to ~1e-14; 1e-9 still catches any real mistake. Rank-deficient: the product Σ1·Σ2
+    // has exact zero eigenvalues that every float64 method computes as ±ε·‖Σ1‖‖Σ2‖, and their
+    // square roots (~1e-8·‖Σ‖ each) enter the trace, so scipy and we differ by ~1e-8 (measured
+    // against a 40-digit mpmath evaluation, ours is the closer); 1e-6 as in the brief.
+    const cases: Case[] = [
+      { name: 'random full rank, d = 8', d: 8, n1: 100, n2: 120, tol: 1e-9 },
+      { name: 'random full rank, d = 64', d: 64, n1: 500, n2: 400, tol: 1e-9 },
+      { name: 'random full rank, d = 256', d: 256, n1: 1200, n2: 1000, tol: 1e-9 },
+      { name: 'rank-deficient (fewer samples than dims), d = 64', d: 64, n1: 30, n2: 40, tol: 1e-6 },
+      { name: 'rank-deficient, d = 256, n = 100 / 50', d: 256, n1: 100, n2: 50, tol: 1e-6 },
+      { name: 'one side rank-deficient, d = 256, n = 400 / 20', d: 256, n1: 400, n2: 20, tol: 1e-6 },
+      { name: 'dead (constant) features, d = 128, n = 500 / 60', d: 128, n1: 500, n2: 60, dead: 10, tol: 1e-6 },
+    ];
 
-  it('relative error per case within tolerance, for both factorisations', () => {
-    const args: string[] = [];
-    const stats = cases.map((c, i) => {
-      const stats = [
-        correlatedSamples(100 + i, c.n1, c.d),
-        correlatedSamples(200 + i, c.n2, c.d, { scale: 1.2, shift: 0.05 }),
-      ].map((x, side) => {
-        if (c.dead) for (let r = 0; r < (side ? c.n2 : c.n1); r++) for (let j = 0; j < c.dead; j++) x[r * c.d + j] = side + 1;
-        return new FeatureStats(c.d).add(x).fidStats();
+    it('relative error per case within tolerance, for both factorisations', () => {
+      const args: string[] = [];
+      const stats = cases.map((c, i) => {
+        const stats = [
+          correlatedSamples(100 + i, c.n1, c.d),
+          correlatedSamples(200 + i, c.n2, c.d, { scale: 1.2, shift: 0.05 }),
+        ].map((x, side) => {
+          if (c.dead)
+            for (let r = 0; r < (side ? c.n2 : c.n1); r++) for (let j = 0; j < c.dead; j++) x[r * c.d + j] = side + 1;
+          return new FeatureStats(c.d).add(x).fidStats();
+        });
+        stats.forEach((s, side) => {
+          const path = join(dir, `case${i}-${side}.npz`);
+          writeFidStats(path, s);
+          args.push(path);
+        });
+        return stats;
       });
-      stats.forEach((s, side) => {
-        const path = join(dir, `case${i}-${side}.npz`);
-        writeFidStats(path, s);
-        args.push(path);
+      const ref = JSON.parse(runPython(script, args)) as { fid: number; fallback: boolean }[];
+      const report: string[] = [];
+      cases.forEach((c, i) => {
+        const [a, b] = stats[i];
+        for (const method of METHODS) {
+          const ours = frechetDistance(a.mu, a.sigma, b.mu, b.sigma, { method });
+          const rel = Math.abs(ours - ref[i].fid) / Math.abs(ref[i].fid);
+          report.push(
+            `${c.name} [${method}]: ours ${ours.toPrecision(12)}, scipy ${ref[i].fid.toPrecision(12)}${ref[i].fallback ? ' (eps fallback)' : ''}, rel ${rel.toExponential(2)}`,
+          );
+          expect(rel, `${c.name} [${method}]`).toBeLessThan(c.tol);
+        }
       });
-      return stats;
-    });
-    const ref = JSON.parse(runPython(script, args)) as { fid: number; fallback: boolean }[];
-    const report: string[] = [];
-    cases.forEach((c, i) => {
-      const [a, b] = stats[i];
-      for (const method of METHODS) {
-        const ours = frechetDistance(a.mu, a.sigma, b.mu, b.sigma, { method });
-        const rel = Math.abs(ours - ref[i].fid) / Math.abs(ref[i].fid);
-        report.push(`${c.name} [${method}]: ours ${ours.toPrecision(12)}, scipy ${ref[i].fid.toPrecision(12)}${ref[i].fallback ? ' (eps fallback)' : ''}, rel ${rel.toExponential(2)}`);
-        expect(rel, `${c.name} [${method}]`).toBeLessThan(c.tol);
-      }
-    });
-    console.log(report.join('\n'));
+      console.log(report.join('\n'));
 
-    // pytorch-fid's fallback, forced: offset·I added to both covariances inside sqrtm, the
-    // traces left alone. Our `offset` option gives the same number: with the offset both are
-    // full rank, so the agreement is that of the full-rank cases (measured ~1e-11 here).
-    const forced = String.raw`
+      // pytorch-fid's fallback, forced: offset·I added to both covariances inside sqrtm, the
+      // traces left alone. Our `offset` option gives the same number: with the offset both are
+      // full rank, so the agreement is that of the full-rank cases (measured ~1e-11 here).
+      const forced = String.raw`
 import sys, numpy as np, warnings
 from scipy import linalg
 warnings.simplefilter('ignore')
@@ -241,12 +253,15 @@ offset = np.eye(s1.shape[0]) * 1e-6
 c = linalg.sqrtm((s1 + offset).dot(s2 + offset)); c = c.real if np.iscomplexobj(c) else c
 print(float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(c)))
 `;
-    const i = cases.findIndex((c) => c.n1 < c.d);
-    const [a, b] = stats[i];
-    const withOffset = Number(runPython(forced, [args[2 * i], args[2 * i + 1]]));
-    const ours = frechetDistance(a.mu, a.sigma, b.mu, b.sigma, { offset: 1e-6 });
-    // Note withOffset − distance: the bias the fallback would bring (~1e-4 relative here).
-    console.log(`${cases[i].name}, offset 1e-6: ours ${ours}, scipy ${withOffset}, rel ${(Math.abs(ours - withOffset) / withOffset).toExponential(2)}; bias of the offset vs none: ${((withOffset - ref[i].fid) / ref[i].fid).toExponential(2)}`);
-    expect(Math.abs(ours - withOffset) / withOffset).toBeLessThan(1e-9);
-  });
-});
+      const i = cases.findIndex((c) => c.n1 < c.d);
+      const [a, b] = stats[i];
+      const withOffset = Number(runPython(forced, [args[2 * i], args[2 * i + 1]]));
+      const ours = frechetDistance(a.mu, a.sigma, b.mu, b.sigma, { offset: 1e-6 });
+      // Note withOffset − distance: the bias the fallback would bring (~1e-4 relative here).
+      console.log(
+        `${cases[i].name}, offset 1e-6: ours ${ours}, scipy ${withOffset}, rel ${(Math.abs(ours - withOffset) / withOffset).toExponential(2)}; bias of the offset vs none: ${((withOffset - ref[i].fid) / ref[i].fid).toExponential(2)}`,
+      );
+      expect(Math.abs(ours - withOffset) / withOffset).toBeLessThan(1e-9);
+    });
+  },
+);

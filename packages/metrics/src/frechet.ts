@@ -70,17 +70,25 @@ export interface FrechetParts {
 function toFloat64(name: string, x: ArrayLike<number>, length: number): Float64Array {
   if (x.length !== length) throw new RangeError(`${name} has ${x.length} values, expected ${length}`);
   const out = Float64Array.from(x);
-  for (let i = 0; i < length; i++) if (!Number.isFinite(out[i])) throw new RangeError(`${name} has a non-finite value (${out[i]}) at index ${i}`);
+  for (let i = 0; i < length; i++)
+    if (!Number.isFinite(out[i])) throw new RangeError(`${name} has a non-finite value (${out[i]}) at index ${i}`);
   return out;
 }
 
 /** Dimension d of the statistics, checking that the four arrays agree. */
-function dimensionOf(mu1: ArrayLike<number>, sigma1: ArrayLike<number>, mu2: ArrayLike<number>, sigma2: ArrayLike<number>): number {
+function dimensionOf(
+  mu1: ArrayLike<number>,
+  sigma1: ArrayLike<number>,
+  mu2: ArrayLike<number>,
+  sigma2: ArrayLike<number>,
+): number {
   const d = mu1.length;
   if (d === 0) throw new RangeError('mu1 is empty');
   if (mu2.length !== d) throw new RangeError(`mu1 and mu2 differ in dimension: ${d} vs ${mu2.length}`);
-  if (sigma1.length !== d * d) throw new RangeError(`sigma1 has ${sigma1.length} values, expected ${d}×${d} = ${d * d}`);
-  if (sigma2.length !== d * d) throw new RangeError(`sigma2 has ${sigma2.length} values, expected ${d}×${d} = ${d * d}`);
+  if (sigma1.length !== d * d)
+    throw new RangeError(`sigma1 has ${sigma1.length} values, expected ${d}×${d} = ${d * d}`);
+  if (sigma2.length !== d * d)
+    throw new RangeError(`sigma2 has ${sigma2.length} values, expected ${d}×${d} = ${d * d}`);
   return d;
 }
 
@@ -96,7 +104,8 @@ function covariance(name: string, sigma: ArrayLike<number>, d: number): Float64A
     }
   }
   // Float32 round trips and summation order leave ~1e-7 relative asymmetry at most.
-  if (maxAsym > 1e-6 * maxAbs) throw new RangeError(`${name} is not symmetric: max |Σ − Σᵀ| = ${maxAsym} (max |Σ| = ${maxAbs})`);
+  if (maxAsym > 1e-6 * maxAbs)
+    throw new RangeError(`${name} is not symmetric: max |Σ − Σᵀ| = ${maxAsym} (max |Σ| = ${maxAbs})`);
   return symmetrized(s, d);
 }
 
@@ -180,7 +189,15 @@ export function frechetDistanceParts(
       else clipped -= eig[i];
     }
   }
-  return { distance: meanTerm + trace1 + trace2 - 2 * traceSqrt, meanTerm, trace1, trace2, traceSqrt, rank1: r, clipped };
+  return {
+    distance: meanTerm + trace1 + trace2 - 2 * traceSqrt,
+    meanTerm,
+    trace1,
+    trace2,
+    traceSqrt,
+    rank1: r,
+    clipped,
+  };
 }
 
 /**

@@ -8,7 +8,17 @@ export { decodeNpz, encodeNpz, fidStatsFromArrays, readFidStats, readNpz, writeF
 export type { FidStats } from './npz.js';
 export { crc32, readZip, writeZip } from './zip.js';
 export type { ZipMember } from './zip.js';
-export { gemmNT, pivotedCholesky, sqrtmPsd, symmetricEigen, symmetricEigenvalues, symmetrized, transpose, tridiagonalEigen, tridiagonalize } from './linalg.js';
+export {
+  gemmNT,
+  pivotedCholesky,
+  sqrtmPsd,
+  symmetricEigen,
+  symmetricEigenvalues,
+  symmetrized,
+  transpose,
+  tridiagonalEigen,
+  tridiagonalize,
+} from './linalg.js';
 export type { GemmOptions, PivotedCholesky, SquareMatrix, SymmetricEigen, Tridiagonal } from './linalg.js';
 export { featureStatsOf, networkInputBatch, quantizeToUint8 } from './feature-extractor.js';
 export type { FeatureExtractor, NetworkInput } from './feature-extractor.js';
@@ -19,5 +29,12 @@ export type { TfjsGraphFeatureOptions } from './tfjs-graph-features.js';
 export { onnxRuntime } from './onnx-runtime.js';
 export { clipScore, clipScoreOfCosine, loadOnnxClip } from './clip-score.js';
 export type { ClipModel, ClipScoreDefinition, ClipScoreResult } from './clip-score.js';
-export { cleanFidResize, clipPreprocess, pytorchFidResize, resizeBicubicPil, resizeBilinearTorch, resizeForFid } from './resize.js';
+export {
+  cleanFidResize,
+  clipPreprocess,
+  pytorchFidResize,
+  resizeBicubicPil,
+  resizeBilinearTorch,
+  resizeForFid,
+} from './resize.js';
 export type { ChwImage, FloatImage, ResizeMethod, Uint8Image } from './resize.js';

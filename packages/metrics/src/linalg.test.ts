@@ -23,7 +23,8 @@ function randomPsd(seed: number, n: number, r: number): Float64Array {
 
 function naiveNT(a: Float64Array, b: Float64Array, m: number, n: number, k: number): Float64Array {
   const c = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) c[i * n + j] += a[i * k + p] * b[j * k + p];
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) c[i * n + j] += a[i * k + p] * b[j * k + p];
   return c;
 }
 
@@ -88,7 +89,8 @@ describe('symmetric eigendecomposition (Householder + implicit QL)', () => {
       const recon = gemmNT(transpose(scaled, n, n), transpose(vectorsT, n, n), n, n, n);
       expect(maxDiff(recon, a)).toBeLessThan(1e-12 * maxAbs(a) * n);
       const gram = gemmNT(vectorsT, vectorsT, n, n, n);
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) expect(Math.abs(gram[i * n + j] - (i === j ? 1 : 0))).toBeLessThan(1e-12 * n);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) expect(Math.abs(gram[i * n + j] - (i === j ? 1 : 0))).toBeLessThan(1e-12 * n);
       const only = symmetricEigenvalues(a, n);
       expect(maxDiff(only, values)).toBeLessThan(1e-12 * maxAbs(values) * n);
     }
@@ -109,7 +111,9 @@ describe('symmetric eigendecomposition (Householder + implicit QL)', () => {
     const n = 40;
     const diag = new Float64Array(n * n);
     for (let i = 0; i < n; i++) diag[i * n + i] = (i % 5) - 2;
-    expect(Array.from(symmetricEigenvalues(diag, n))).toEqual(Array.from({ length: n }, (_, i) => Math.floor(i / 8) - 2));
+    expect(Array.from(symmetricEigenvalues(diag, n))).toEqual(
+      Array.from({ length: n }, (_, i) => Math.floor(i / 8) - 2),
+    );
     expect(Array.from(symmetricEigenvalues(new Float64Array(n * n), n))).toEqual(new Array(n).fill(0));
   });
 
@@ -133,7 +137,8 @@ describe('pivotedCholesky', () => {
     expect(rank).toBe(n);
     const llt = gemmNT(transpose(lt, rank, n), transpose(lt, rank, n), n, n, rank);
     let err = 0;
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) err = Math.max(err, Math.abs(llt[i * n + j] - a[perm[i] * n + perm[j]]));
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) err = Math.max(err, Math.abs(llt[i * n + j] - a[perm[i] * n + perm[j]]));
     expect(err).toBeLessThan(1e-12 * maxAbs(a));
   });
 
@@ -146,7 +151,8 @@ describe('pivotedCholesky', () => {
       if (r === 0) continue;
       const llt = gemmNT(transpose(lt, rank, n), transpose(lt, rank, n), n, n, rank);
       let err = 0;
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) err = Math.max(err, Math.abs(llt[i * n + j] - a[perm[i] * n + perm[j]]));
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) err = Math.max(err, Math.abs(llt[i * n + j] - a[perm[i] * n + perm[j]]));
       expect(err).toBeLessThan(1e-12 * maxAbs(a));
       // Lᵀ row p is zero before column p (the triangular shape the products rely on).
       for (let p = 0; p < rank; p++) for (let i = 0; i < p; i++) expect(lt[p * n + i]).toBe(0);

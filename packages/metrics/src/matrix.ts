@@ -42,7 +42,14 @@ export interface GemmOptions {
 }
 
 /** C (m×n) = A (m×k) · Bᵀ, B being n×k; all row-major. */
-export function gemmNT(a: Float64Array, b: Float64Array, m: number, n: number, k: number, options: GemmOptions = {}): Float64Array {
+export function gemmNT(
+  a: Float64Array,
+  b: Float64Array,
+  m: number,
+  n: number,
+  k: number,
+  options: GemmOptions = {},
+): Float64Array {
   if (a.length < m * k || b.length < n * k) throw new RangeError('gemmNT: operand too short');
   const c = options.out ?? new Float64Array(m * n);
   if (c.length < m * n) throw new RangeError('gemmNT: output too short');
@@ -61,7 +68,8 @@ export function mirrorLower(c: Float64Array, off: number, ld: number, m: number)
     const i1 = Math.min(m, i0 + B);
     for (let j0 = i0; j0 < m; j0 += B) {
       const j1 = Math.min(m, j0 + B);
-      for (let i = i0; i < i1; i++) for (let j = Math.max(j0, i + 1); j < j1; j++) c[off + i * ld + j] = c[off + j * ld + i];
+      for (let i = i0; i < i1; i++)
+        for (let j = Math.max(j0, i + 1); j < j1; j++) c[off + i * ld + j] = c[off + j * ld + i];
     }
   }
 }
@@ -110,14 +118,31 @@ export function gemmNTStrided(
         const j1 = lowerOnly ? Math.min(j1full, i + rows) : j1full;
         if (j1 <= j0) continue;
         if (rows === 4) tile4(alpha, a, aOff + i * lda, lda, b, bOff, ldb, c, cOff + i * ldc, ldc, j0, j1, p0, k1);
-        else for (let r = 0; r < rows; r++) tile1(alpha, a, aOff + (i + r) * lda, b, bOff, ldb, c, cOff + (i + r) * ldc, j0, j1, p0, k1);
+        else
+          for (let r = 0; r < rows; r++)
+            tile1(alpha, a, aOff + (i + r) * lda, b, bOff, ldb, c, cOff + (i + r) * ldc, j0, j1, p0, k1);
       }
     }
   }
 }
 
 /** Four rows of C (starting at c0, stride ldc), columns j0…j1−1, the products over p0…p1−1 added in. */
-function tile4(alpha: number, a: Float64Array, a0: number, lda: number, b: Float64Array, bOff: number, ldb: number, c: Float64Array, r0: number, ldc: number, j0: number, j1: number, p0: number, p1: number): void {
+function tile4(
+  alpha: number,
+  a: Float64Array,
+  a0: number,
+  lda: number,
+  b: Float64Array,
+  bOff: number,
+  ldb: number,
+  c: Float64Array,
+  r0: number,
+  ldc: number,
+  j0: number,
+  j1: number,
+  p0: number,
+  p1: number,
+): void {
   const a1 = a0 + lda;
   const a2 = a1 + lda;
   const a3 = a2 + lda;
@@ -181,7 +206,20 @@ function tile4(alpha: number, a: Float64Array, a0: number, lda: number, b: Float
   }
 }
 
-function tile1(alpha: number, a: Float64Array, a0: number, b: Float64Array, bOff: number, ldb: number, c: Float64Array, r0: number, j0: number, j1: number, p0: number, p1: number): void {
+function tile1(
+  alpha: number,
+  a: Float64Array,
+  a0: number,
+  b: Float64Array,
+  bOff: number,
+  ldb: number,
+  c: Float64Array,
+  r0: number,
+  j0: number,
+  j1: number,
+  p0: number,
+  p1: number,
+): void {
   for (let j = j0; j < j1; j++) {
     const b0 = bOff + j * ldb;
     let s = 0;

@@ -107,14 +107,21 @@ function parsePythonLiteral(text: string): PyValue {
 function dtypeOfDescr(descr: PyValue): NpyDtype {
   if (descr === '<f8') return 'float64';
   if (descr === '<f4') return 'float32';
-  if (typeof descr !== 'string') throw new Error(`unsupported .npy dtype ${JSON.stringify(descr)}: structured arrays are not supported (only '<f8' and '<f4')`);
-  if (descr === '>f8' || descr === '>f4') throw new Error(`unsupported .npy dtype '${descr}': big-endian floats are not supported (only '<f8' and '<f4'); convert with arr.astype('<f8')`);
+  if (typeof descr !== 'string')
+    throw new Error(
+      `unsupported .npy dtype ${JSON.stringify(descr)}: structured arrays are not supported (only '<f8' and '<f4')`,
+    );
+  if (descr === '>f8' || descr === '>f4')
+    throw new Error(
+      `unsupported .npy dtype '${descr}': big-endian floats are not supported (only '<f8' and '<f4'); convert with arr.astype('<f8')`,
+    );
   throw new Error(`unsupported .npy dtype '${descr}': only float64 ('<f8') and float32 ('<f4') arrays are supported`);
 }
 
 /** Decodes a .npy file's bytes. The data is copied (the result owns its buffer). */
 export function decodeNpy(bytes: Uint8Array): NpyArray {
-  if (bytes.byteLength < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new Error('not a .npy file (the magic string \\x93NUMPY is missing)');
+  if (bytes.byteLength < 10 || MAGIC.some((b, i) => bytes[i] !== b))
+    throw new Error('not a .npy file (the magic string \\x93NUMPY is missing)');
   const major = bytes[6];
   const minor = bytes[7];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -134,10 +141,15 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
   if (dataStart > bytes.byteLength) throw new Error('truncated .npy header');
   const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
   const header = parsePythonLiteral(headerText);
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new Error(`invalid .npy header: not a dict: ${headerText.trim()}`);
-  for (const key of ['descr', 'fortran_order', 'shape']) if (!(key in header)) throw new Error(`invalid .npy header: no '${key}': ${headerText.trim()}`);
+  if (header === null || typeof header !== 'object' || Array.isArray(header))
+    throw new Error(`invalid .npy header: not a dict: ${headerText.trim()}`);
+  for (const key of ['descr', 'fortran_order', 'shape'])
+    if (!(key in header)) throw new Error(`invalid .npy header: no '${key}': ${headerText.trim()}`);
   const dtype = dtypeOfDescr(header.descr);
-  if (header.fortran_order !== false) throw new Error("unsupported .npy array: fortran_order is True (only C-order arrays are read); save np.ascontiguousarray(arr)");
+  if (header.fortran_order !== false)
+    throw new Error(
+      'unsupported .npy array: fortran_order is True (only C-order arrays are read); save np.ascontiguousarray(arr)',
+    );
   const shapeValue = header.shape;
   if (!Array.isArray(shapeValue) || !shapeValue.every((s) => typeof s === 'number' && Number.isInteger(s) && s >= 0)) {
     throw new Error(`invalid .npy header: shape ${JSON.stringify(shapeValue)} is not a tuple of non-negative integers`);
@@ -147,7 +159,9 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
   const byteLength = size * ITEMSIZE[dtype];
   const available = bytes.byteLength - dataStart;
   if (available !== byteLength) {
-    throw new Error(`.npy data size mismatch: shape (${shape.join(', ')}) of ${dtype} needs ${byteLength} bytes, the file has ${available}`);
+    throw new Error(
+      `.npy data size mismatch: shape (${shape.join(', ')}) of ${dtype} needs ${byteLength} bytes, the file has ${available}`,
+    );
   }
   const body = bytes.subarray(dataStart, dataStart + byteLength);
   let data: Float64Array | Float32Array;
@@ -156,7 +170,10 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
     data = dtype === 'float64' ? new Float64Array(copy.buffer, 0, size) : new Float32Array(copy.buffer, 0, size);
   } else {
     const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    data = dtype === 'float64' ? Float64Array.from({ length: size }, (_, i) => dv.getFloat64(8 * i, true)) : Float32Array.from({ length: size }, (_, i) => dv.getFloat32(4 * i, true));
+    data =
+      dtype === 'float64'
+        ? Float64Array.from({ length: size }, (_, i) => dv.getFloat64(8 * i, true))
+        : Float32Array.from({ length: size }, (_, i) => dv.getFloat32(4 * i, true));
   }
   return { dtype, shape, data };
 }
@@ -190,11 +207,13 @@ function headerBytes(dtype: NpyDtype, shape: readonly number[]): Uint8Array {
 /** Encodes an array as a .npy file (version 1.0, or 2.0 for headers over 64 KiB). */
 export function encodeNpy(array: NpyInput): Uint8Array {
   const dtype: NpyDtype = array.dtype ?? (array.data instanceof Float32Array ? 'float32' : 'float64');
-  if (!(dtype in DESCR)) throw new Error(`unsupported dtype '${String(dtype)}': only 'float64' and 'float32' are written`);
+  if (!(dtype in DESCR))
+    throw new Error(`unsupported dtype '${String(dtype)}': only 'float64' and 'float32' are written`);
   const shape = array.shape ? [...array.shape] : [array.data.length];
   if (!shape.every((s) => Number.isInteger(s) && s >= 0)) throw new RangeError(`invalid shape [${shape.join(', ')}]`);
   const size = shape.reduce((a, b) => a * b, 1);
-  if (size !== array.data.length) throw new RangeError(`shape [${shape.join(', ')}] holds ${size} values, the data has ${array.data.length}`);
+  if (size !== array.data.length)
+    throw new RangeError(`shape [${shape.join(', ')}] holds ${size} values, the data has ${array.data.length}`);
   const header = headerBytes(dtype, shape);
   const out = new Uint8Array(header.byteLength + size * ITEMSIZE[dtype]);
   out.set(header, 0);

@@ -23,7 +23,14 @@ function sampleArrays(): Map<string, NpyArray> {
     ['vector', { dtype: 'float64', shape: [7], data: random(1, 7) }],
     ['matrix32', { dtype: 'float32', shape: [5, 3], data: Float32Array.from(random(2, 15)) }],
     ['cube', { dtype: 'float64', shape: [2, 3, 4], data: random(3, 24) }],
-    ['special', { dtype: 'float64', shape: [6], data: Float64Array.of(0, -0, Infinity, -Infinity, Number.MIN_VALUE, Number.MAX_VALUE) }],
+    [
+      'special',
+      {
+        dtype: 'float64',
+        shape: [6],
+        data: Float64Array.of(0, -0, Infinity, -Infinity, Number.MIN_VALUE, Number.MAX_VALUE),
+      },
+    ],
   ]);
 }
 
@@ -34,7 +41,10 @@ function expectSameArrays(got: Map<string, NpyArray>, want: Map<string, NpyArray
     expect(g.dtype, key).toBe(w.dtype);
     expect(g.shape, key).toEqual(w.shape);
     expect(g.data.constructor, key).toBe(w.data.constructor);
-    expect(Array.from(g.data).map((v) => Object.is(v, -0) ? '-0' : v), key).toEqual(Array.from(w.data).map((v) => Object.is(v, -0) ? '-0' : v));
+    expect(
+      Array.from(g.data).map((v) => (Object.is(v, -0) ? '-0' : v)),
+      key,
+    ).toEqual(Array.from(w.data).map((v) => (Object.is(v, -0) ? '-0' : v)));
   }
 }
 
@@ -71,16 +81,28 @@ describe('.npy', () => {
       expectSameArrays(new Map([[key, decodeNpy(bytes)]]), new Map([[key, a]]));
     }
     // number[] data is float64; the shape defaults to 1-D; a dtype converts.
-    expect(decodeNpy(encodeNpy({ data: [1, 2, 3] }))).toEqual({ dtype: 'float64', shape: [3], data: Float64Array.of(1, 2, 3) });
-    expect(decodeNpy(encodeNpy({ dtype: 'float32', shape: [1, 2], data: [0.5, 2] }))).toEqual({ dtype: 'float32', shape: [1, 2], data: Float32Array.of(0.5, 2) });
+    expect(decodeNpy(encodeNpy({ data: [1, 2, 3] }))).toEqual({
+      dtype: 'float64',
+      shape: [3],
+      data: Float64Array.of(1, 2, 3),
+    });
+    expect(decodeNpy(encodeNpy({ dtype: 'float32', shape: [1, 2], data: [0.5, 2] }))).toEqual({
+      dtype: 'float32',
+      shape: [1, 2],
+      data: Float32Array.of(0.5, 2),
+    });
   });
 
   it('reads headers as numpy writes them (spare spaces, old "L" suffixes, version 2.0)', () => {
     const body = new Uint8Array(Float64Array.of(1, 2, 3, 4).buffer);
-    const a = decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }                    ", body));
+    const a = decodeNpy(
+      npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }                    ", body),
+    );
     expect(a.shape).toEqual([2, 2]);
     expect(Array.from(a.data)).toEqual([1, 2, 3, 4]);
-    expect(decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (4L,), }", body)).shape).toEqual([4]);
+    expect(decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (4L,), }", body)).shape).toEqual([
+      4,
+    ]);
     // Version 2.0: 4-byte header length.
     const v1 = encodeNpy({ shape: [4], data: Float64Array.of(1, 2, 3, 4) });
     const headerLength = new DataView(v1.buffer).getUint16(8, true);
@@ -94,13 +116,25 @@ describe('.npy', () => {
 
   it('refuses other dtypes, Fortran order, big-endian data and damaged files, saying why', () => {
     const eight = new Uint8Array(8);
-    expect(() => decodeNpy(npyWithHeader("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", eight))).toThrow(/unsupported .npy dtype '<i8': only float64 \('<f8'\) and float32 \('<f4'\)/);
-    expect(() => decodeNpy(npyWithHeader("{'descr': '>f8', 'fortran_order': False, 'shape': (1,), }", eight))).toThrow(/big-endian/);
-    expect(() => decodeNpy(npyWithHeader("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", eight))).toThrow(/structured arrays/);
-    expect(() => decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': True, 'shape': (1,), }", eight))).toThrow(/fortran_order is True/);
-    expect(() => decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", eight))).toThrow(/needs 16 bytes, the file has 8/);
+    expect(() => decodeNpy(npyWithHeader("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", eight))).toThrow(
+      /unsupported .npy dtype '<i8': only float64 \('<f8'\) and float32 \('<f4'\)/,
+    );
+    expect(() => decodeNpy(npyWithHeader("{'descr': '>f8', 'fortran_order': False, 'shape': (1,), }", eight))).toThrow(
+      /big-endian/,
+    );
+    expect(() =>
+      decodeNpy(npyWithHeader("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", eight)),
+    ).toThrow(/structured arrays/);
+    expect(() => decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': True, 'shape': (1,), }", eight))).toThrow(
+      /fortran_order is True/,
+    );
+    expect(() => decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", eight))).toThrow(
+      /needs 16 bytes, the file has 8/,
+    );
     expect(() => decodeNpy(npyWithHeader("{'descr': '<f8', 'shape': (1,), }", eight))).toThrow(/no 'fortran_order'/);
-    expect(() => decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), ", eight))).toThrow(/invalid .npy header/);
+    expect(() => decodeNpy(npyWithHeader("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), ", eight))).toThrow(
+      /invalid .npy header/,
+    );
     expect(() => decodeNpy(new Uint8Array(20))).toThrow(/not a .npy file/);
     expect(() => encodeNpy({ shape: [2, 2], data: [1, 2, 3] })).toThrow(/holds 4 values, the data has 3/);
   });
@@ -147,16 +181,23 @@ describe('.npz', () => {
     const arrays = readNpz(path);
     expect(arrays.get('sigma')?.shape).toEqual([3, 3]);
 
-    expect(() => writeFidStats(path, { mu, sigma: new Float64Array(4) })).toThrow(/sigma has 4 values, expected 3×3 = 9/);
+    expect(() => writeFidStats(path, { mu, sigma: new Float64Array(4) })).toThrow(
+      /sigma has 4 values, expected 3×3 = 9/,
+    );
     const wrongKeys = join(dir, 'keys.npz');
     writeNpz(wrongKeys, { m: { data: [1] }, s: { shape: [1, 1], data: [1] } });
     expect(() => readFidStats(wrongKeys)).toThrow(/lack 'mu' and 'sigma' \(keys found: 'm', 's'\)/);
     const wrongShape = join(dir, 'shape.npz');
     writeNpz(wrongShape, { mu: { data: [1, 2] }, sigma: { shape: [2, 3], data: new Float64Array(6) } });
-    expect(() => readFidStats(wrongShape)).toThrow(/'sigma' must have shape \(2, 2\) to match 'mu' of shape \(2,\), got \(2, 3\)/);
+    expect(() => readFidStats(wrongShape)).toThrow(
+      /'sigma' must have shape \(2, 2\) to match 'mu' of shape \(2,\), got \(2, 3\)/,
+    );
     // float32 statistics (pytorch-fid's mu is float32 when its activations are) read as float64.
     const f32 = join(dir, 'f32.npz');
-    writeNpz(f32, { mu: { dtype: 'float32', data: [0.1, 0.2] }, sigma: { dtype: 'float32', shape: [2, 2], data: [1, 0, 0, 1] } });
+    writeNpz(f32, {
+      mu: { dtype: 'float32', data: [0.1, 0.2] },
+      sigma: { dtype: 'float32', shape: [2, 2], data: [1, 0, 0, 1] },
+    });
     expect(readFidStats(f32).mu).toEqual(Float64Array.of(Math.fround(0.1), Math.fround(0.2)));
   });
 
@@ -189,11 +230,16 @@ describe.skipIf(!py.ok)('.npz interchange with numpy (needs python3 + numpy)', (
         "np.savez(f'{d}/np.npz', **arrays)",
         "np.savez_compressed(f'{d}/np_c.npz', **arrays)",
         "for k, v in arrays.items(): np.asarray(v).tofile(f'{d}/raw_{k}.bin')",
-        "print(json.dumps({k: [str(np.asarray(v).dtype), list(np.shape(v))] for k, v in arrays.items()}))",
+        'print(json.dumps({k: [str(np.asarray(v).dtype), list(np.shape(v))] for k, v in arrays.items()}))',
       ].join('\n'),
       [dir],
     );
-    const meta = JSON.parse(runPython("import json, numpy as np, sys\nf = np.load(sys.argv[1])\nprint(json.dumps({k: [str(f[k].dtype), list(f[k].shape)] for k in f.files}))", [join(dir, 'np.npz')]));
+    const meta = JSON.parse(
+      runPython(
+        'import json, numpy as np, sys\nf = np.load(sys.argv[1])\nprint(json.dumps({k: [str(f[k].dtype), list(f[k].shape)] for k in f.files}))',
+        [join(dir, 'np.npz')],
+      ),
+    );
     for (const file of ['np.npz', 'np_c.npz']) {
       const arrays = readNpz(join(dir, file));
       expect([...arrays.keys()].sort()).toEqual(Object.keys(meta).sort());
@@ -232,7 +278,13 @@ describe.skipIf(!py.ok)('.npz interchange with numpy (needs python3 + numpy)', (
   it('numpy reads what we write (np.load: dtypes, shapes, values)', () => {
     const arrays = sampleArrays();
     writeNpz(join(dir, 'ours.npz'), arrays);
-    writeFileSync(join(dir, 'ours_deflated.npz'), writeZip([...arrays].map(([k, a]) => ({ name: `${k}.npy`, data: encodeNpy(a) })), { deflate: true }));
+    writeFileSync(
+      join(dir, 'ours_deflated.npz'),
+      writeZip(
+        [...arrays].map(([k, a]) => ({ name: `${k}.npy`, data: encodeNpy(a) })),
+        { deflate: true },
+      ),
+    );
     const out = runPython(
       [
         'import numpy as np, sys, json',
@@ -244,7 +296,9 @@ describe.skipIf(!py.ok)('.npz interchange with numpy (needs python3 + numpy)', (
       ].join('\n'),
       [join(dir, 'ours.npz'), join(dir, 'ours_deflated.npz')],
     );
-    for (const [, seen] of Object.entries(JSON.parse(out) as Record<string, Record<string, [string, number[], string]>>)) {
+    for (const [, seen] of Object.entries(
+      JSON.parse(out) as Record<string, Record<string, [string, number[], string]>>,
+    )) {
       expect(Object.keys(seen)).toEqual([...arrays.keys()]);
       for (const [key, a] of arrays) {
         const [dtype, shape, hex] = seen[key];

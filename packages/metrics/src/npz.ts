@@ -50,7 +50,10 @@ export function readNpz(path: string): Map<string, NpyArray> {
  * Writes an .npz file atomically: the archive goes to `<path>.tmp-<pid>`, is flushed to disk, and
  * is then renamed over `path`, so readers never see a half-written file.
  */
-export function writeNpz(path: string, entries: ReadonlyMap<string, NpyInput> | Readonly<Record<string, NpyInput>>): void {
+export function writeNpz(
+  path: string,
+  entries: ReadonlyMap<string, NpyInput> | Readonly<Record<string, NpyInput>>,
+): void {
   writeFileAtomic(path, encodeNpz(entries));
 }
 
@@ -93,18 +96,26 @@ export interface FidStats {
  * Checks the `mu` and `sigma` arrays of an .npz file (pytorch-fid's statistics files: mu of
  * shape (d,), sigma of shape (d, d), float64 or float32) and returns them as float64.
  */
-export function fidStatsFromArrays(arrays: ReadonlyMap<string, NpyArray>, source = 'the statistics'): FidStats & { dim: number } {
+export function fidStatsFromArrays(
+  arrays: ReadonlyMap<string, NpyArray>,
+  source = 'the statistics',
+): FidStats & { dim: number } {
   const keys = [...arrays.keys()];
   const mu = arrays.get('mu');
   const sigma = arrays.get('sigma');
   if (!mu || !sigma) {
     const missing = ['mu', 'sigma'].filter((k) => !arrays.has(k)).join("' and '");
-    throw new Error(`${source} lack '${missing}' (keys found: ${keys.length ? keys.map((k) => `'${k}'`).join(', ') : 'none'}); FID statistics files hold 'mu' and 'sigma'`);
+    throw new Error(
+      `${source} lack '${missing}' (keys found: ${keys.length ? keys.map((k) => `'${k}'`).join(', ') : 'none'}); FID statistics files hold 'mu' and 'sigma'`,
+    );
   }
-  if (mu.shape.length !== 1 || mu.shape[0] < 1) throw new Error(`${source}: 'mu' must have shape (d,), got (${mu.shape.join(', ')})`);
+  if (mu.shape.length !== 1 || mu.shape[0] < 1)
+    throw new Error(`${source}: 'mu' must have shape (d,), got (${mu.shape.join(', ')})`);
   const d = mu.shape[0];
   if (sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {
-    throw new Error(`${source}: 'sigma' must have shape (${d}, ${d}) to match 'mu' of shape (${d},), got (${sigma.shape.join(', ')})`);
+    throw new Error(
+      `${source}: 'sigma' must have shape (${d}, ${d}) to match 'mu' of shape (${d},), got (${sigma.shape.join(', ')})`,
+    );
   }
   return { mu: Float64Array.from(mu.data), sigma: Float64Array.from(sigma.data), dim: d };
 }
@@ -118,7 +129,8 @@ export function readFidStats(path: string): FidStats & { dim: number } {
 export function writeFidStats(path: string, stats: { mu: ArrayLike<number>; sigma: ArrayLike<number> }): void {
   const d = stats.mu.length;
   if (d < 1) throw new RangeError('mu is empty');
-  if (stats.sigma.length !== d * d) throw new RangeError(`sigma has ${stats.sigma.length} values, expected ${d}×${d} = ${d * d} for mu of length ${d}`);
+  if (stats.sigma.length !== d * d)
+    throw new RangeError(`sigma has ${stats.sigma.length} values, expected ${d}×${d} = ${d * d} for mu of length ${d}`);
   writeNpz(path, {
     mu: { dtype: 'float64', shape: [d], data: Float64Array.from(stats.mu) },
     sigma: { dtype: 'float64', shape: [d, d], data: Float64Array.from(stats.sigma) },

@@ -38,7 +38,12 @@ writeFileSync(
 
 function randomImage(seed: number, width: number, height: number): Uint8Image {
   const r = seeded(seed);
-  return { data: Uint8Array.from({ length: width * height * 3 }, () => Math.floor(r() * 256)), width, height, channels: 3 };
+  return {
+    data: Uint8Array.from({ length: width * height * 3 }, () => Math.floor(r() * 256)),
+    width,
+    height,
+    channels: 3,
+  };
 }
 
 /** The tiny network in plain float64 loops over the same prepared NCHW input. */
@@ -67,7 +72,11 @@ describe('loadOnnxFeatureExtractor', () => {
     expect(extractor.id).toMatch(/^onnx:tiny-inception\.onnx#[0-9a-f]{12}\|pytorch-fid@31\|0-1$/);
     const images = [randomImage(1, 20, 20), randomImage(2, 40, 24), randomImage(3, 31, 31)];
     const got = await extractor.features(images);
-    const want = reference(networkInputBatch(images, { size: 31, resize: 'pytorch-fid', range: '0-1', layout: 'nchw' }), 3, 31);
+    const want = reference(
+      networkInputBatch(images, { size: 31, resize: 'pytorch-fid', range: '0-1', layout: 'nchw' }),
+      3,
+      31,
+    );
     // float32 network vs float64 loops over 961 pixels: ~1e-7 relative per sum.
     for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-5);
     await extractor.dispose();
@@ -104,6 +113,8 @@ describe('loadOnnxFeatureExtractor', () => {
 
   it('names what is wrong: a missing file, a wrong output name', async () => {
     await expect(loadOnnxFeatureExtractor(join(dir, 'nope.onnx'))).rejects.toThrow(/no ONNX model at .*nope\.onnx/);
-    await expect(loadOnnxFeatureExtractor(modelPath, { outputName: 'logits' })).rejects.toThrow(/has no output 'logits' \(it has pool3\)/);
+    await expect(loadOnnxFeatureExtractor(modelPath, { outputName: 'logits' })).rejects.toThrow(
+      /has no output 'logits' \(it has pool3\)/,
+    );
   });
 });

@@ -15,7 +15,10 @@ export interface OnnxFeatureOptions extends Partial<NetworkInput> {
  * exported with its 2048-wide pool3 as output (docs/evaluation.md says how). Defaults match that
  * export: 299 px, pytorch-fid's bilinear resize, [0, 1] input, NCHW.
  */
-export async function loadOnnxFeatureExtractor(path: string, options: OnnxFeatureOptions = {}): Promise<FeatureExtractor> {
+export async function loadOnnxFeatureExtractor(
+  path: string,
+  options: OnnxFeatureOptions = {},
+): Promise<FeatureExtractor> {
   const { bytes, tag } = readOnnxFile(path);
   const ort = await onnxRuntime();
   const session = await onnxSession(bytes, options.device);
@@ -27,7 +30,10 @@ export async function loadOnnxFeatureExtractor(path: string, options: OnnxFeatur
   };
   const inputName = options.inputName ?? session.inputNames[0];
   const outputName = options.outputName ?? session.outputNames[0];
-  for (const [kind, name, names] of [['input', inputName, session.inputNames], ['output', outputName, session.outputNames]] as const) {
+  for (const [kind, name, names] of [
+    ['input', inputName, session.inputNames],
+    ['output', outputName, session.outputNames],
+  ] as const) {
     if (!names.includes(name)) throw new Error(`${path} has no ${kind} '${name}' (it has ${names.join(', ')})`);
   }
   const run = async (images: Uint8Image[]): Promise<Float32Array> => {
@@ -47,12 +53,15 @@ export async function loadOnnxFeatureExtractor(path: string, options: OnnxFeatur
   return {
     id: `onnx:${tag}|${input.resize}@${input.size}|${input.range}`,
     dim,
-    resize: `${input.resize} (${input.resize === 'clean-fid' ? "PIL bicubic, antialiased" : 'torch bilinear, align_corners=False'}) to ${input.size}`,
+    resize: `${input.resize} (${input.resize === 'clean-fid' ? 'PIL bicubic, antialiased' : 'torch bilinear, align_corners=False'}) to ${input.size}`,
     proxy: false,
     async features(images) {
       if (!images.length) return new Float32Array(0);
       const out = await run(images);
-      if (out.length !== images.length * dim) throw new Error(`${path}: output ${outputName} has ${out.length / images.length} values per image, expected ${dim}`);
+      if (out.length !== images.length * dim)
+        throw new Error(
+          `${path}: output ${outputName} has ${out.length / images.length} values per image, expected ${dim}`,
+        );
       return out;
     },
     dispose: () => session.release(),

@@ -24,12 +24,20 @@ function probe(modules: string[]): { ok: boolean; why: string } {
   const run = spawnSync(PYTHON, ['-c', check], { encoding: 'utf8', timeout: 60_000 });
   if (run.status === 0) return { ok: true, why: '' };
   const reason = run.error ? run.error.message : `missing ${run.stdout.trim() || run.stderr.trim()}`;
-  return { ok: false, why: `${PYTHON} cannot provide ${modules.join(', ')} (${reason}); the reference checks against it are skipped` };
+  return {
+    ok: false,
+    why: `${PYTHON} cannot provide ${modules.join(', ')} (${reason}); the reference checks against it are skipped`,
+  };
 }
 
 function randomUint8(seed: number, width: number, height: number, channels: number): Uint8Image {
   const u = seeded(seed);
-  return { data: Uint8Array.from({ length: width * height * channels }, () => Math.floor(u() * 256)), width, height, channels };
+  return {
+    data: Uint8Array.from({ length: width * height * channels }, () => Math.floor(u() * 256)),
+    width,
+    height,
+    channels,
+  };
 }
 
 function randomFloat(seed: number, width: number, height: number, channels: number, scale: number): FloatImage {
@@ -110,12 +118,23 @@ function runReferences(tag: string, cases: Case[]): Map<string, Float32Array | U
     writeFileSync(input, new Uint8Array(c.input.data.buffer, c.input.data.byteOffset, c.input.data.byteLength));
     const { width, height, channels } = c.input;
     const dtype = c.input.data instanceof Uint8Array ? 'uint8' : 'float32';
-    return { kind: c.kind, input, output: join(dir, `${tag}-out-${i}.bin`), width, height, channels, dtype, outW: c.outW, outH: c.outH };
+    return {
+      kind: c.kind,
+      input,
+      output: join(dir, `${tag}-out-${i}.bin`),
+      width,
+      height,
+      channels,
+      dtype,
+      outW: c.outW,
+      outH: c.outH,
+    };
   });
   const manifestPath = join(dir, `${tag}-cases.json`);
   writeFileSync(manifestPath, JSON.stringify(manifest));
   const run = spawnSync(PYTHON, ['-c', REFERENCE_SCRIPT, manifestPath], { encoding: 'utf8', timeout: 120_000 });
-  if (run.status !== 0) throw new Error(`reference script failed (${run.status ?? run.error?.message}):\n${run.stderr}`);
+  if (run.status !== 0)
+    throw new Error(`reference script failed (${run.status ?? run.error?.message}):\n${run.stderr}`);
   const results = new Map<string, Float32Array | Uint8Array>();
   cases.forEach((c, i) => {
     const bytes = readFileSync(manifest[i].output);
@@ -189,7 +208,14 @@ referenceSuite(
   1e-5,
   shapes.map(([w, h, ch, outW, outH], i) => {
     const input = randomFloat(100 + i, w, h, ch, 1);
-    return { name: `${w}×${h}×${ch} → ${outW}×${outH}`, kind: 'torch' as const, input, outW, outH, ours: () => resizeBilinearTorch(input, outW, outH).data };
+    return {
+      name: `${w}×${h}×${ch} → ${outW}×${outH}`,
+      kind: 'torch' as const,
+      input,
+      outW,
+      outH,
+      ours: () => resizeBilinearTorch(input, outW, outH).data,
+    };
   }),
 );
 
@@ -201,7 +227,14 @@ referenceSuite(
   1e-3,
   [...shapes, [1000, 700, 1, 101, 73] as const].map(([w, h, ch, outW, outH], i) => {
     const input = randomFloat(200 + i, w, h, ch, 255);
-    return { name: `${w}×${h}×${ch} → ${outW}×${outH}`, kind: 'pil-F' as const, input, outW, outH, ours: () => resizeBicubicPil(input, outW, outH, 'F').data };
+    return {
+      name: `${w}×${h}×${ch} → ${outW}×${outH}`,
+      kind: 'pil-F' as const,
+      input,
+      outW,
+      outH,
+      ours: () => resizeBicubicPil(input, outW, outH, 'F').data,
+    };
   }),
 );
 
@@ -211,16 +244,19 @@ referenceSuite(
   'resizeBicubicPil(uint8) vs PIL Image.resize(BICUBIC) on L/RGB images',
   ['PIL', 'numpy'],
   0,
-  [
-    ...shapes,
-    [500, 333, 3, 336, 224],
-    [333, 500, 3, 224, 336],
-    [1000, 700, 3, 101, 73],
-    [5, 3, 3, 11, 2],
-  ].map(([w, h, ch, outW, outH], i) => {
-    const input = randomUint8(300 + i, w, h, ch);
-    return { name: `${w}×${h}×${ch} → ${outW}×${outH}`, kind: 'pil-uint8' as const, input, outW, outH, ours: () => resizeBicubicPil(input, outW, outH, 'uint8').data };
-  }),
+  [...shapes, [500, 333, 3, 336, 224], [333, 500, 3, 224, 336], [1000, 700, 3, 101, 73], [5, 3, 3, 11, 2]].map(
+    ([w, h, ch, outW, outH], i) => {
+      const input = randomUint8(300 + i, w, h, ch);
+      return {
+        name: `${w}×${h}×${ch} → ${outW}×${outH}`,
+        kind: 'pil-uint8' as const,
+        input,
+        outW,
+        outH,
+        ours: () => resizeBicubicPil(input, outW, outH, 'uint8').data,
+      };
+    },
+  ),
 );
 
 const fidShapes: Array<[number, number]> = [
@@ -236,7 +272,14 @@ referenceSuite(
   1e-3,
   fidShapes.map(([w, h], i) => {
     const input = randomUint8(400 + i, w, h, 3);
-    return { name: `${w}×${h} → 299`, kind: 'clean-fid' as const, input, outW: 299, outH: 299, ours: () => cleanFidResize(input).data };
+    return {
+      name: `${w}×${h} → 299`,
+      kind: 'clean-fid' as const,
+      input,
+      outW: 299,
+      outH: 299,
+      ours: () => cleanFidResize(input).data,
+    };
   }),
 );
 
@@ -246,7 +289,14 @@ referenceSuite(
   1e-5,
   fidShapes.map(([w, h], i) => {
     const input = randomUint8(500 + i, w, h, 3);
-    return { name: `${w}×${h} → 299`, kind: 'pytorch-fid' as const, input, outW: 299, outH: 299, ours: () => pytorchFidResize(input).data };
+    return {
+      name: `${w}×${h} → 299`,
+      kind: 'pytorch-fid' as const,
+      input,
+      outW: 299,
+      outH: 299,
+      ours: () => pytorchFidResize(input).data,
+    };
   }),
 );
 
@@ -265,7 +315,14 @@ referenceSuite(
     ] as const
   ).map(([w, h], i) => {
     const input = randomUint8(600 + i, w, h, 3);
-    return { name: `${w}×${h} → 224`, kind: 'clip' as const, input, outW: 224, outH: 0, ours: () => clipPreprocess(input).data };
+    return {
+      name: `${w}×${h} → 224`,
+      kind: 'clip' as const,
+      input,
+      outW: 224,
+      outH: 0,
+      ours: () => clipPreprocess(input).data,
+    };
   }),
 );
 
@@ -278,9 +335,16 @@ describe('resize: closed forms (no reference needed)', () => {
     ]) {
       expect(resizeBicubicPil(gray, w, h, 'uint8').data.every((v) => v === 77)).toBe(true);
       // Normalised weights sum to 1 only up to double rounding, then float32 storage.
-      expect(maxAbsDiff(resizeBicubicPil({ ...gray, data: Float32Array.from(gray.data) }, w, h, 'F').data, new Float32Array(w * h * 3).fill(77))).toBeLessThan(1e-4);
+      expect(
+        maxAbsDiff(
+          resizeBicubicPil({ ...gray, data: Float32Array.from(gray.data) }, w, h, 'F').data,
+          new Float32Array(w * h * 3).fill(77),
+        ),
+      ).toBeLessThan(1e-4);
       // Torch's λ and 1 − λ are float32 and each blend rounds, so a constant comes back within an ulp.
-      expect(maxAbsDiff(pytorchFidResize(gray, w).data, new Float32Array(w * w * 3).fill(77 / 255))).toBeLessThanOrEqual(6e-8);
+      expect(
+        maxAbsDiff(pytorchFidResize(gray, w).data, new Float32Array(w * w * 3).fill(77 / 255)),
+      ).toBeLessThanOrEqual(6e-8);
     }
   });
 

@@ -74,7 +74,12 @@ interface LinearTaps {
  * Note this is no low-pass filter: when downsampling, each output still reads 2 pixels per axis.
  */
 function torchLinearTaps(inSize: number, outSize: number): LinearTaps {
-  const taps = { i0: new Int32Array(outSize), i1: new Int32Array(outSize), w0: new Float32Array(outSize), w1: new Float32Array(outSize) };
+  const taps = {
+    i0: new Int32Array(outSize),
+    i1: new Int32Array(outSize),
+    w0: new Float32Array(outSize),
+    w1: new Float32Array(outSize),
+  };
   const scale = f32(inSize / outSize);
   for (let i = 0; i < outSize; i++) {
     if (inSize === outSize) {
@@ -137,7 +142,8 @@ export function resizeBilinearTorch(image: FloatImage, outW: number, outH: numbe
       const o = (oy * outW + ox) * ch;
       if (ch === 1) {
         // Channels-last kernel: double sum of float32-weighted pixels, stored as float32.
-        out[o] = f32(h0 * w0) * data[p00] + f32(h0 * w1) * data[p01] + f32(h1 * w0) * data[p10] + f32(h1 * w1) * data[p11];
+        out[o] =
+          f32(h0 * w0) * data[p00] + f32(h0 * w1) * data[p01] + f32(h1 * w0) * data[p10] + f32(h1 * w1) * data[p11];
         continue;
       }
       for (let c = 0; c < ch; c++) {
@@ -184,7 +190,12 @@ function pilBicubicTaps(inSize: number, outSize: number): ConvolutionTaps {
   const filterScale = Math.max(scale, 1);
   const support = 2 * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
-  const taps: ConvolutionTaps = { start: new Int32Array(outSize), count: new Int32Array(outSize), ksize, weights: new Float64Array(outSize * ksize) };
+  const taps: ConvolutionTaps = {
+    start: new Int32Array(outSize),
+    count: new Int32Array(outSize),
+    ksize,
+    weights: new Float64Array(outSize * ksize),
+  };
   const ss = 1 / filterScale;
   for (let i = 0; i < outSize; i++) {
     const center = (i + 0.5) * scale;
@@ -217,7 +228,13 @@ function fixedPointWeights(weights: Float64Array): Int32Array {
  * inner = channels; vertical pass: outer = 1, inner = width × channels). PIL's float path sums in
  * double and stores float32 (the Float32Array store does that rounding).
  */
-function convolveAxisF(src: Float32Array, outer: number, inSize: number, inner: number, taps: ConvolutionTaps): Float32Array {
+function convolveAxisF(
+  src: Float32Array,
+  outer: number,
+  inSize: number,
+  inner: number,
+  taps: ConvolutionTaps,
+): Float32Array {
   const outSize = taps.start.length;
   const dst = new Float32Array(outer * outSize * inner);
   for (let o = 0; o < outer; o++) {
@@ -241,7 +258,13 @@ function convolveAxisF(src: Float32Array, outer: number, inSize: number, inner: 
  * pixel × fixed-point weight, then shift down and clip to 0..255 (PIL's `clip8`) after each pass.
  * The sums stay well within int32 (255 · Σ|w| · 2²² < 2³¹), so JS numbers are exact.
  */
-function convolveAxis8(src: Uint8Array, outer: number, inSize: number, inner: number, taps: ConvolutionTaps): Uint8Array {
+function convolveAxis8(
+  src: Uint8Array,
+  outer: number,
+  inSize: number,
+  inner: number,
+  taps: ConvolutionTaps,
+): Uint8Array {
   const outSize = taps.start.length;
   const weights = fixedPointWeights(taps.weights);
   const dst = new Uint8Array(outer * outSize * inner);
@@ -274,14 +297,28 @@ function convolveAxis8(src: Uint8Array, outer: number, inSize: number, inner: nu
  */
 export function resizeBicubicPil(image: FloatImage, outW: number, outH: number, mode: 'F'): FloatImage;
 export function resizeBicubicPil(image: Uint8Image, outW: number, outH: number, mode: 'uint8'): Uint8Image;
-export function resizeBicubicPil(image: FloatImage | Uint8Image, outW: number, outH: number, mode: 'F' | 'uint8'): FloatImage | Uint8Image {
+export function resizeBicubicPil(
+  image: FloatImage | Uint8Image,
+  outW: number,
+  outH: number,
+  mode: 'F' | 'uint8',
+): FloatImage | Uint8Image {
   checkImage(image);
   checkSize(outW, outH);
   const { width, height, channels: ch } = image;
   const isFloat = image.data instanceof Float32Array;
-  if (isFloat !== (mode === 'F')) throw new Error(`resizeBicubicPil: mode '${mode}' needs ${mode === 'F' ? 'a Float32Array' : 'a Uint8Array'} image`);
-  const pass = (src: Float32Array | Uint8Array, outer: number, inSize: number, inner: number, taps: ConvolutionTaps): Float32Array | Uint8Array =>
-    isFloat ? convolveAxisF(src as Float32Array, outer, inSize, inner, taps) : convolveAxis8(src as Uint8Array, outer, inSize, inner, taps);
+  if (isFloat !== (mode === 'F'))
+    throw new Error(`resizeBicubicPil: mode '${mode}' needs ${mode === 'F' ? 'a Float32Array' : 'a Uint8Array'} image`);
+  const pass = (
+    src: Float32Array | Uint8Array,
+    outer: number,
+    inSize: number,
+    inner: number,
+    taps: ConvolutionTaps,
+  ): Float32Array | Uint8Array =>
+    isFloat
+      ? convolveAxisF(src as Float32Array, outer, inSize, inner, taps)
+      : convolveAxis8(src as Uint8Array, outer, inSize, inner, taps);
   let data: Float32Array | Uint8Array = image.data.slice();
   if (outW !== width) data = pass(data, height, width, ch, pilBicubicTaps(width, outW));
   if (outH !== height) data = pass(data, 1, height, outW * ch, pilBicubicTaps(height, outH));

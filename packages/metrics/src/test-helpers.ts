@@ -29,7 +29,12 @@ export function gaussian(seed: number): () => number {
  * fixed random d×d mixing matrix (scaled by `scale`), so the covariance is AᵀA·scale², full rank
  * when n > d and of rank n − 1 (after centring) when n ≤ d.
  */
-export function correlatedSamples(seed: number, n: number, d: number, options: { scale?: number; shift?: number } = {}): Float64Array {
+export function correlatedSamples(
+  seed: number,
+  n: number,
+  d: number,
+  options: { scale?: number; shift?: number } = {},
+): Float64Array {
   const g = gaussian(seed);
   const scale = options.scale ?? 1;
   const shift = options.shift ?? 0;
@@ -43,7 +48,7 @@ export function correlatedSamples(seed: number, n: number, d: number, options: {
       const row = i * d;
       for (let j = 0; j < d; j++) out[r * d + j] += zi * a[row + j];
     }
-    for (let j = 0; j < d; j++) out[r * d + j] += shift + 0.1 * j / d;
+    for (let j = 0; j < d; j++) out[r * d + j] += shift + (0.1 * j) / d;
   }
   return out;
 }
@@ -59,9 +64,12 @@ export function pythonWith(modules: string[]): { ok: boolean; why: string } {
       chosen = python;
       return { ok: true, why: '' };
     }
-    reason ||= probe.error ? probe.error.message : (probe.stderr || '').trim().split('\n').pop() ?? '';
+    reason ||= probe.error ? probe.error.message : ((probe.stderr || '').trim().split('\n').pop() ?? '');
   }
-  return { ok: false, why: `python3 with ${modules.join(' and ')} is not available (${reason}); the reference checks against it are skipped` };
+  return {
+    ok: false,
+    why: `python3 with ${modules.join(' and ')} is not available (${reason}); the reference checks against it are skipped`,
+  };
 }
 
 /** Runs a python3 script (with the interpreter `pythonWith` found) and arguments; returns its stdout, throwing with its stderr on failure. */

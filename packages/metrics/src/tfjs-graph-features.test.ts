@@ -27,17 +27,40 @@ const modelJson = {
   convertedBy: 'TensorFlow.js Converter v4.22.0',
   modelTopology: {
     node: [
-      { name: 'images', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: dims(-1, 12, 12, 3) } } },
-      { name: 'w', op: 'Const', attr: { value: { tensor: { dtype: 'DT_FLOAT', tensorShape: dims(1, 1, 3, K) } }, dtype: { type: 'DT_FLOAT' } } },
-      { name: 'axes', op: 'Const', attr: { value: { tensor: { dtype: 'DT_INT32', tensorShape: dims(2) } }, dtype: { type: 'DT_INT32' } } },
+      {
+        name: 'images',
+        op: 'Placeholder',
+        attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: dims(-1, 12, 12, 3) } },
+      },
+      {
+        name: 'w',
+        op: 'Const',
+        attr: { value: { tensor: { dtype: 'DT_FLOAT', tensorShape: dims(1, 1, 3, K) } }, dtype: { type: 'DT_FLOAT' } },
+      },
+      {
+        name: 'axes',
+        op: 'Const',
+        attr: { value: { tensor: { dtype: 'DT_INT32', tensorShape: dims(2) } }, dtype: { type: 'DT_INT32' } },
+      },
       {
         name: 'conv',
         op: 'Conv2D',
         input: ['images', 'w'],
-        attr: { T: { type: 'DT_FLOAT' }, strides: { list: { i: ['1', '1', '1', '1'] } }, padding: { s: b64('VALID') }, data_format: { s: b64('NHWC') }, dilations: { list: { i: ['1', '1', '1', '1'] } } },
+        attr: {
+          T: { type: 'DT_FLOAT' },
+          strides: { list: { i: ['1', '1', '1', '1'] } },
+          padding: { s: b64('VALID') },
+          data_format: { s: b64('NHWC') },
+          dilations: { list: { i: ['1', '1', '1', '1'] } },
+        },
       },
       { name: 'relu', op: 'Relu', input: ['conv'], attr: { T: { type: 'DT_FLOAT' } } },
-      { name: 'pool', op: 'Mean', input: ['relu', 'axes'], attr: { T: { type: 'DT_FLOAT' }, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } } },
+      {
+        name: 'pool',
+        op: 'Mean',
+        input: ['relu', 'axes'],
+        attr: { T: { type: 'DT_FLOAT' }, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } },
+      },
     ],
     library: {},
     versions: { producer: 1 },
@@ -53,7 +76,10 @@ const modelJson = {
   ],
 };
 writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
-writeFileSync(join(dir, 'group1-shard1of1.bin'), Buffer.concat([Buffer.from(w.buffer), Buffer.from(new Int32Array([1, 2]).buffer)]));
+writeFileSync(
+  join(dir, 'group1-shard1of1.bin'),
+  Buffer.concat([Buffer.from(w.buffer), Buffer.from(new Int32Array([1, 2]).buffer)]),
+);
 
 describe('loadTfjsGraphFeatureExtractor', () => {
   it('loads a local graph model and computes its features in NHWC, [-1, 1]', async () => {
@@ -61,13 +87,22 @@ describe('loadTfjsGraphFeatureExtractor', () => {
     expect(extractor.dim).toBe(K);
     expect(extractor.id).toMatch(/^tfjs-graph:mdm-tfjs-graph-\w+#[0-9a-f]{12}\|pytorch-fid@12\|-1-1$/);
     const r = seeded(5);
-    const images: Uint8Image[] = [0, 1].map(() => ({ data: Uint8Array.from({ length: 20 * 16 * 3 }, () => Math.floor(r() * 256)), width: 20, height: 16, channels: 3 }));
+    const images: Uint8Image[] = [0, 1].map(() => ({
+      data: Uint8Array.from({ length: 20 * 16 * 3 }, () => Math.floor(r() * 256)),
+      width: 20,
+      height: 16,
+      channels: 3,
+    }));
     const got = await extractor.features(images);
     const x = networkInputBatch(images, { size: 12, resize: 'pytorch-fid', range: '-1-1', layout: 'nhwc' });
     for (let n = 0; n < 2; n++) {
       for (let k = 0; k < K; k++) {
         let sum = 0;
-        for (let p = 0; p < 144; p++) sum += Math.max(0, [0, 1, 2].reduce((s, c) => s + x[(n * 144 + p) * 3 + c] * w[c * K + k], 0));
+        for (let p = 0; p < 144; p++)
+          sum += Math.max(
+            0,
+            [0, 1, 2].reduce((s, c) => s + x[(n * 144 + p) * 3 + c] * w[c * K + k], 0),
+          );
         // float32 graph vs float64 loop over 144 pixels.
         expect(got[n * K + k]).toBeCloseTo(sum / 144, 5);
       }
@@ -79,7 +114,9 @@ describe('loadTfjsGraphFeatureExtractor', () => {
     await expect(loadTfjsGraphFeatureExtractor(join(dir, 'nothing'))).rejects.toThrow(/no TF\.js graph model/);
     const broken = mkdtempSync(join(tmpdir(), 'mdm-tfjs-graph-broken-'));
     writeFileSync(join(broken, 'model.json'), JSON.stringify(modelJson));
-    await expect(loadTfjsGraphFeatureExtractor(broken)).rejects.toThrow(/weight shard group1-shard1of1\.bin, which is missing/);
+    await expect(loadTfjsGraphFeatureExtractor(broken)).rejects.toThrow(
+      /weight shard group1-shard1of1\.bin, which is missing/,
+    );
     rmSync(broken, { recursive: true });
   });
 });

@@ -26,7 +26,9 @@ async function tfjs(): Promise<{ tf: typeof Tf; converter: typeof TfConverter }>
   try {
     return { tf: await import('@tensorflow/tfjs-core'), converter: await import('@tensorflow/tfjs-converter') };
   } catch (error) {
-    throw new Error(`a TF.js graph model needs @tensorflow/tfjs-core and @tensorflow/tfjs-converter (${(error as Error).message})`);
+    throw new Error(
+      `a TF.js graph model needs @tensorflow/tfjs-core and @tensorflow/tfjs-converter (${(error as Error).message})`,
+    );
   }
 }
 
@@ -35,11 +37,15 @@ async function tfjs(): Promise<{ tf: typeof Tf; converter: typeof TfConverter }>
  * `tensorflowjs_converter` writes it), read from a LOCAL directory, run on the active tfjs backend.
  * TF networks are NHWC and usually take [−1, 1]; set `range` and `resize` to the network's.
  */
-export async function loadTfjsGraphFeatureExtractor(path: string, options: TfjsGraphFeatureOptions = {}): Promise<FeatureExtractor> {
+export async function loadTfjsGraphFeatureExtractor(
+  path: string,
+  options: TfjsGraphFeatureOptions = {},
+): Promise<FeatureExtractor> {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'model.json') : path;
   if (!existsSync(file)) throw new Error(`no TF.js graph model at ${path} (expected model.json)`);
   const json = JSON.parse(readFileSync(file, 'utf8')) as ModelJson;
-  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) throw new Error(`${file} is not a TF.js graph model (modelTopology / weightsManifest missing)`);
+  if (!json.modelTopology || !Array.isArray(json.weightsManifest))
+    throw new Error(`${file} is not a TF.js graph model (modelTopology / weightsManifest missing)`);
   const hash = createHash('sha256').update(readFileSync(file));
   const shards: Uint8Array[] = [];
   for (const group of json.weightsManifest) {
@@ -52,7 +58,11 @@ export async function loadTfjsGraphFeatureExtractor(path: string, options: TfjsG
     }
   }
   const weightData = new Uint8Array(shards.reduce((n, s) => n + s.length, 0));
-  shards.reduce((offset, s) => (weightData.set(s, offset), offset + s.length), 0);
+  let offset = 0;
+  for (const s of shards) {
+    weightData.set(s, offset);
+    offset += s.length;
+  }
   const { tf, converter } = await tfjs();
   const model = await converter.loadGraphModel(
     tf.io.fromMemory({
@@ -75,7 +85,8 @@ export async function loadTfjsGraphFeatureExtractor(path: string, options: TfjsG
   const outputName = options.outputName ?? model.outputNodes[0];
   const run = async (images: Uint8Image[]): Promise<Float32Array> => {
     const s = input.size;
-    const shape: [number, number, number, number] = input.layout === 'nchw' ? [images.length, 3, s, s] : [images.length, s, s, 3];
+    const shape: [number, number, number, number] =
+      input.layout === 'nchw' ? [images.length, 3, s, s] : [images.length, s, s, 3];
     const x = tf.tensor4d(networkInputBatch(images, input), shape);
     // execute() is synchronous and quiet; graphs with control flow need executeAsync().
     let y: Tf.Tensor;

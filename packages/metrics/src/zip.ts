@@ -58,7 +58,8 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
     return Number(v);
   };
   const need = (at: number, length: number, what: string) => {
-    if (at < 0 || at + length > bytes.byteLength) throw new Error(`not a valid zip/.npz file: ${what} lies outside the file`);
+    if (at < 0 || at + length > bytes.byteLength)
+      throw new Error(`not a valid zip/.npz file: ${what} lies outside the file`);
   };
 
   // End of central directory: the last END signature (a comment of up to 64 KiB may follow it).
@@ -76,7 +77,8 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
   let cdOffset = u32(end + 16);
   if (entries === 0xffff || cdSize === U32 || cdOffset === U32) {
     const locator = end - 20;
-    if (locator < 0 || u32(locator) !== END64_LOCATOR) throw new Error('not a valid zip/.npz file: ZIP64 end-of-central-directory locator missing');
+    if (locator < 0 || u32(locator) !== END64_LOCATOR)
+      throw new Error('not a valid zip/.npz file: ZIP64 end-of-central-directory locator missing');
     const end64 = u64(locator + 8);
     need(end64, 56, 'the ZIP64 end-of-central-directory record');
     if (u32(end64) !== END64) throw new Error('not a valid zip/.npz file: bad ZIP64 end-of-central-directory record');
@@ -134,8 +136,12 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
     let data: Uint8Array;
     if (method === 0) data = raw;
     else if (method === 8) data = new Uint8Array(zlib.inflateRawSync(raw));
-    else throw new Error(`zip member '${name}' uses compression method ${method} (only stored (0) and deflated (8) are supported)`);
-    if (data.byteLength !== size) throw new Error(`zip member '${name}' has ${data.byteLength} bytes, its header says ${size}`);
+    else
+      throw new Error(
+        `zip member '${name}' uses compression method ${method} (only stored (0) and deflated (8) are supported)`,
+      );
+    if (data.byteLength !== size)
+      throw new Error(`zip member '${name}' has ${data.byteLength} bytes, its header says ${size}`);
     if (crc32(data) !== crc) throw new Error(`zip member '${name}' fails its CRC-32 check (the file is corrupt)`);
     members.push({ name, data });
   }

@@ -31,7 +31,12 @@ export function conditioningSpecs(config: ResolvedConfig): ParamSpec[] {
     specs.push(...linearSpecs(`${p}cond_emb`, width, T, { bias: false }));
   }
   if (config.labels) {
-    specs.push({ name: `${p}label_emb.weight`, shape: [config.labels.numClasses + 1, T], layout: 'table', init: { kind: 'normal', std: 0.02 } });
+    specs.push({
+      name: `${p}label_emb.weight`,
+      shape: [config.labels.numClasses + 1, T],
+      layout: 'table',
+      init: { kind: 'normal', std: 0.02 },
+    });
   }
   return specs;
 }
@@ -42,7 +47,8 @@ export function textProjectionSpecs(config: ResolvedConfig): ParamSpec[] {
   const p = config.levels[config.levels.length - 1].prefix;
   const specs: ParamSpec[] = [];
   if (config.text.projDim > 0) specs.push(...linearSpecs(`${p}lm_proj`, config.text.featureDim, config.text.projDim));
-  for (let i = 0; i < config.text.headLayers; i++) specs.push(...textHeadLayerSpecs(`${p}lm_head.${i}`, config.textWidth));
+  for (let i = 0; i < config.text.headLayers; i++)
+    specs.push(...textHeadLayerSpecs(`${p}lm_head.${i}`, config.textWidth));
   return specs;
 }
 
@@ -53,7 +59,12 @@ export type DebugSink = (name: string, tensor: tf.Tensor) => void;
  * when the mask is not used and a head exists, as in the official code); Linear(P → T, no bias)
  * of the pooled vector. Labels: a learned row per class. Both are summed into one embedding.
  */
-export function sharedConditioning(P: Params, config: ResolvedConfig, input: ConditioningInput, debug?: DebugSink): SharedConditioning {
+export function sharedConditioning(
+  P: Params,
+  config: ResolvedConfig,
+  input: ConditioningInput,
+  debug?: DebugSink,
+): SharedConditioning {
   const p = config.levels[config.levels.length - 1].prefix;
   const result: SharedConditioning = {};
   if (config.text) {
@@ -67,7 +78,8 @@ export function sharedConditioning(P: Params, config: ResolvedConfig, input: Con
     debug?.('lm_proj', tokens);
     const mask = input.mask ? tf.cast(input.mask, 'float32') : undefined;
     const headMask = text.maskedCrossAttention ? mask : undefined;
-    for (let i = 0; i < text.headLayers; i++) tokens = textHeadLayer(P, `${p}lm_head.${i}`, tokens, config.attentionHeads, headMask);
+    for (let i = 0; i < text.headLayers; i++)
+      tokens = textHeadLayer(P, `${p}lm_head.${i}`, tokens, config.attentionHeads, headMask);
     let pooled: tf.Tensor2D;
     if (!mask || (!text.maskedCrossAttention && text.headLayers > 0)) pooled = tf.mean(tokens, 1);
     else pooled = tf.div(tf.sum(tf.mul(tokens, tf.expandDims(mask, 2)), 1), tf.sum(mask, 1, true));
@@ -78,10 +90,16 @@ export function sharedConditioning(P: Params, config: ResolvedConfig, input: Con
     result.text = { tokens, mask: text.maskedCrossAttention ? mask : undefined };
   }
   if (config.labels) {
-    if (!input.labels) throw new Error('this model is class-conditional: pass labels [B] (use the null label for unconditional samples)');
+    if (!input.labels)
+      throw new Error(
+        'this model is class-conditional: pass labels [B] (use the null label for unconditional samples)',
+      );
     const table = P(`${p}label_emb.weight`);
     // one-hot · table instead of gather: its gradient is a matMul, which every backend has.
-    const rows = tf.matMul(tf.oneHot(tf.cast(input.labels, 'int32'), config.labels.numClasses + 1), table) as tf.Tensor2D;
+    const rows = tf.matMul(
+      tf.oneHot(tf.cast(input.labels, 'int32'), config.labels.numClasses + 1),
+      table,
+    ) as tf.Tensor2D;
     result.embedding = result.embedding ? (tf.add(result.embedding, rows) as tf.Tensor2D) : rows;
   }
   return result;

@@ -8,7 +8,9 @@ import { tinyNested } from './test-models.js';
 describe('resolveConfig', () => {
   it('fills defaults and works out the nest', () => {
     const r = resolveConfig(tinyNested());
-    expect(r.levels.map((l) => [l.index, l.prefix, l.resolution, l.bottleneckResolution, l.isInnermost, l.midBlock])).toEqual([
+    expect(
+      r.levels.map((l) => [l.index, l.prefix, l.resolution, l.bottleneckResolution, l.isInnermost, l.midBlock]),
+    ).toEqual([
       [0, '', 16, 8, false, false],
       [1, 'inner_unet.', 8, 4, true, true],
     ]);
@@ -69,7 +71,8 @@ describe('resolveConfig', () => {
 describe('presets', () => {
   it.each(PRESET_NAMES)('%s resolves, and its levels nest by the stated ratios', (name) => {
     const r = resolveConfig(preset(name));
-    for (let i = 0; i + 1 < r.levels.length; i++) expect(r.levels[i + 1].resolution).toBe(r.levels[i].bottleneckResolution);
+    for (let i = 0; i + 1 < r.levels.length; i++)
+      expect(r.levels[i + 1].resolution).toBe(r.levels[i].bottleneckResolution);
     expect(r.levels[r.levels.length - 1].resolution).toBe(64);
     expect(r.levels[r.levels.length - 1].channels).toEqual([256, 512, 768]);
   });
@@ -79,13 +82,15 @@ describe('presets', () => {
       [256, [64, 128, 256], [2, 2, 1]],
       [64, [256, 512, 768], [2, 2, 2]],
     ]);
-    expect(resolveConfig(preset('MDM-S64S128S256S512S1024')).levels.map((l) => l.resolution)).toEqual([1024, 512, 256, 128, 64]);
+    expect(resolveConfig(preset('MDM-S64S128S256S512S1024')).levels.map((l) => l.resolution)).toEqual([
+      1024, 512, 256, 128, 64,
+    ]);
     const text = preset('MDM-S64').text!;
     expect([text.projDim, text.headLayers]).toEqual([1024, 2]);
     expect(preset('MDM-S64', { conditioning: { kind: 'labels' } }).labels).toEqual({ numClasses: 1000 });
   });
 
-  it('schedule shifts are the paper\'s cosine-shiftN', () => {
+  it("schedule shifts are the paper's cosine-shiftN", () => {
     expect(presetShifts('MDM-S64')).toEqual([1]);
     expect(presetShifts('MDM-S64S256')).toEqual([4, 1]);
     expect(presetShifts('MDM-S64S128S256')).toEqual([4, 2, 1]);

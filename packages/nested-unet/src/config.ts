@@ -79,7 +79,9 @@ const levelFields = {
   midBlock: z.boolean().optional(),
 };
 
-const levelSchema: z.ZodType<UNetLevelConfig> = z.lazy(() => z.strictObject({ ...levelFields, inner: levelSchema.optional() }));
+const levelSchema: z.ZodType<UNetLevelConfig> = z.lazy(() =>
+  z.strictObject({ ...levelFields, inner: levelSchema.optional() }),
+);
 
 /** zod schema of `NestedUNetConfig` (recursive through `inner`). */
 export const nestedUNetConfigSchema = z.strictObject({
@@ -159,25 +161,35 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     const bad = (field: string, why: string): never => {
       throw new ConfigError(`model config: ${path}${field}: ${why}`);
     };
-    if (node.resBlocks.length !== stages) bad('resBlocks', `has ${node.resBlocks.length} entries for ${stages} stages (channels)`);
+    if (node.resBlocks.length !== stages)
+      bad('resBlocks', `has ${node.resBlocks.length} entries for ${stages} stages (channels)`);
     const attention = node.attentionLayers ?? new Array(stages).fill(0);
-    if (attention.length !== stages) bad('attentionLayers', `has ${attention.length} entries for ${stages} stages (channels)`);
+    if (attention.length !== stages)
+      bad('attentionLayers', `has ${attention.length} entries for ${stages} stages (channels)`);
     const groups = node.groups ?? 32;
     const factor = 2 ** (stages - 1);
-    if (node.resolution % factor !== 0) bad('resolution', `${node.resolution} is not divisible by 2^(stages−1) = ${factor}`);
+    if (node.resolution % factor !== 0)
+      bad('resolution', `${node.resolution} is not divisible by 2^(stages−1) = ${factor}`);
     const isInnermost = !node.inner;
     if (node.inner) {
       const expected = node.resolution / factor;
       if (node.inner.resolution !== expected) {
-        bad('inner.resolution', `is ${node.inner.resolution}, but this level's bottleneck is ${expected} px (${node.resolution} / 2^${stages - 1})`);
+        bad(
+          'inner.resolution',
+          `is ${node.inner.resolution}, but this level's bottleneck is ${expected} px (${node.resolution} / 2^${stages - 1})`,
+        );
       }
     }
-    if (!isInnermost && node.midBlock) bad('midBlock', 'only the innermost level has a mid block (an inner level takes its place)');
+    if (!isInnermost && node.midBlock)
+      bad('midBlock', 'only the innermost level has a mid block (an inner level takes its place)');
     for (const [s, c] of node.channels.entries()) {
       if (c % groups !== 0) bad(`channels[${s}]`, `${c} is not divisible by groups (${groups})`);
       const hasAttention = attention[s] > 0 || (isInnermost && (node.midBlock ?? true) && s === stages - 1);
       if (hasAttention && (c % 32 !== 0 || c % heads !== 0)) {
-        bad(`channels[${s}]`, `${c} channels cannot carry attention (needs a multiple of 32 for its GroupNorm and of ${heads} heads)`);
+        bad(
+          `channels[${s}]`,
+          `${c} channels cannot carry attention (needs a multiple of 32 for its GroupNorm and of ${heads} heads)`,
+        );
       }
     }
     levels.push({
@@ -213,7 +225,9 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
   if (cfg.text) {
     const width = cfg.text.projDim > 0 ? cfg.text.projDim : cfg.text.featureDim;
     if (cfg.text.headLayers > 0 && width % heads !== 0) {
-      throw new ConfigError(`model config: text: width ${width} is not divisible by ${heads} heads (needed by the text head)`);
+      throw new ConfigError(
+        `model config: text: width ${width} is not divisible by ${heads} heads (needed by the text head)`,
+      );
     }
   }
   return {

@@ -26,8 +26,6 @@ describe('fromMlMdmConfig', () => {
     expect(() => fromMlMdmConfig(video, 32)).toThrow(
       expect.objectContaining({ code: 'CONFIG_INVALID', name: 'ConfigError' }),
     );
-    expect(() => fromMlMdmConfig(video, 32)).toThrow(
-      /^fromMlMdmConfig: temporal \(video\) configs are not supported$/,
-    );
+    expect(() => fromMlMdmConfig(video, 32)).toThrow(/^fromMlMdmConfig: temporal \(video\) configs are not supported$/);
   });
 });

@@ -25,16 +25,26 @@ export interface MlMdmUNetConfig {
 
 function ints(value: number[] | string | number | undefined, stages: number, fallback: number): number[] {
   if (value === undefined || value === null) return new Array(stages).fill(fallback);
-  const list = typeof value === 'number' ? [value] : typeof value === 'string' ? value.split(',').filter((s) => s.trim() !== '').map(Number) : value;
+  const list =
+    typeof value === 'number'
+      ? [value]
+      : typeof value === 'string'
+        ? value
+            .split(',')
+            .filter((s) => s.trim() !== '')
+            .map(Number)
+        : value;
   return list.length === 1 && stages > 1 ? new Array(stages).fill(list[0]) : [...list];
 }
 
 function micro(spec: string | null | undefined): Record<string, number> | undefined {
   if (!spec) return undefined;
-  return Object.fromEntries(spec.split(',').map((pair) => {
-    const [key, value] = pair.split(':');
-    return [key.trim(), Number(value)];
-  }));
+  return Object.fromEntries(
+    spec.split(',').map((pair) => {
+      const [key, value] = pair.split(':');
+      return [key.trim(), Number(value)];
+    }),
+  );
 }
 
 /**

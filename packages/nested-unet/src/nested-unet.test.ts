@@ -13,7 +13,10 @@ describe('NestedUNet', () => {
     const model = new NestedUNet(tinyNested(), { seed: 5 });
     const text = randomText(2, 5, 12);
     const outs = model.forward({ x: randomImages(model, [2, 2]), times: [3, 700], ...text });
-    expect(outs.map((o) => o.shape)).toEqual([[2, 16, 16, 3], [2, 8, 8, 3]]);
+    expect(outs.map((o) => o.shape)).toEqual([
+      [2, 16, 16, 3],
+      [2, 8, 8, 3],
+    ]);
     for (const o of outs) expect(Math.max(...Array.from(o.dataSync(), Math.abs))).toBe(0);
     model.dispose();
   });
@@ -44,7 +47,11 @@ describe('NestedUNet', () => {
       const { inner, ...rest } = tinyNested();
       const standalone = new NestedUNet({ ...inner!, text: rest.text });
       const prefix = 'inner_unet.';
-      standalone.setWeights(new Map([...model.getWeights()].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v])));
+      standalone.setWeights(
+        new Map(
+          [...model.getWeights()].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]),
+        ),
+      );
       const alone = standalone.forward({ x: [x[1]], times: [10, 400, 990], ...text });
       const extra = (t: tf.Tensor4D) => tf.slice(t, 1, 2);
       // float32, same ops in the same order: equal up to rounding.
@@ -72,7 +79,9 @@ describe('NestedUNet', () => {
       const [x0, x1] = randomImages(model, [2, 2]);
       expect(() => model.forward({ x: [x0], times: [1, 2], ...text })).toThrow(/expected 2 images/);
       expect(() => model.forward({ x: [x1, x1], times: [1, 2], ...text })).toThrow(/level 0 image has shape/);
-      expect(() => model.forward({ x: [x0, tf.slice(x1, 0, 1)], times: [1], ...text })).toThrow(/level 0 holds 2 samples/);
+      expect(() => model.forward({ x: [x0, tf.slice(x1, 0, 1)], times: [1], ...text })).toThrow(
+        /level 0 holds 2 samples/,
+      );
       expect(() => model.forward({ x: [x0, x1], times: [1, 2] })).toThrow(/text-conditioned/);
     });
 
@@ -82,13 +91,25 @@ describe('NestedUNet', () => {
       const a = model.forward({ x, times: [30, 30], ...text });
       // Change only the padded token of sample 1 (its last token).
       const bump = tf.concat([tf.zeros([1, 5, 12]), tf.concat([tf.zeros([1, 4, 12]), tf.fill([1, 1, 12], 3)], 1)], 0);
-      const b = model.forward({ x, times: [30, 30], tokens: tf.add(text.tokens, bump) as tf.Tensor3D, mask: text.mask });
+      const b = model.forward({
+        x,
+        times: [30, 30],
+        tokens: tf.add(text.tokens, bump) as tf.Tensor3D,
+        mask: text.mask,
+      });
       a.forEach((out, i) => expect(maxDiff(out, b[i])).toBeLessThan(1e-5));
       // Without the mask (the official configs' setting) the same change does move the outputs.
-      const unmasked = new NestedUNet(tinyNested({ text: { featureDim: 12, projDim: 32, headLayers: 1, maskedCrossAttention: false } }));
+      const unmasked = new NestedUNet(
+        tinyNested({ text: { featureDim: 12, projDim: 32, headLayers: 1, maskedCrossAttention: false } }),
+      );
       unmasked.setWeights(model.getWeights());
       const c = unmasked.forward({ x, times: [30, 30], ...text });
-      const d = unmasked.forward({ x, times: [30, 30], tokens: tf.add(text.tokens, bump) as tf.Tensor3D, mask: text.mask });
+      const d = unmasked.forward({
+        x,
+        times: [30, 30],
+        tokens: tf.add(text.tokens, bump) as tf.Tensor3D,
+        mask: text.mask,
+      });
       expect(maxDiff(c[1], d[1])).toBeGreaterThan(1e-3);
       unmasked.dispose();
     });

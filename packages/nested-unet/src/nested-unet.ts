@@ -35,12 +35,17 @@ export function nestedUNetSpecs(config: NestedUNetConfig | ResolvedConfig): Para
 }
 
 /** Parameters per level, each excluding the levels inside it; the innermost includes the shared text/label layers. */
-export function countParams(config: NestedUNetConfig | ResolvedConfig): { levels: Array<{ resolution: number; params: number }>; total: number } {
+export function countParams(config: NestedUNetConfig | ResolvedConfig): {
+  levels: Array<{ resolution: number; params: number }>;
+  total: number;
+} {
   const resolved = 'levels' in config ? config : resolveConfig(config);
   const specs = levelSpecs(resolved, 0);
   const levels = resolved.levels.map((level) => {
     const deeper = `${level.prefix}inner_unet.`;
-    const own = specs.filter((s) => s.name.startsWith(level.prefix) && !(s.name.startsWith(deeper) && !level.isInnermost));
+    const own = specs.filter(
+      (s) => s.name.startsWith(level.prefix) && !(s.name.startsWith(deeper) && !level.isInnermost),
+    );
     return { resolution: level.resolution, params: own.reduce((n, s) => n + sizeOf(s.shape), 0) };
   });
   return { levels, total: specs.reduce((n, s) => n + sizeOf(s.shape), 0) };
@@ -110,7 +115,10 @@ function runLevel(
     let toInner = level.innerInput ? conv2d(P, `${level.prefix}in_adapter`, h) : undefined;
     if (toInner && innerBatch > b) {
       // Samples the outer level does not see get a zero feature.
-      toInner = tf.concat([toInner, tf.zeros([innerBatch - b, toInner.shape[1], toInner.shape[2], toInner.shape[3]])], 0) as tf.Tensor4D;
+      toInner = tf.concat(
+        [toInner, tf.zeros([innerBatch - b, toInner.shape[1], toInner.shape[2], toInner.shape[3]])],
+        0,
+      ) as tf.Tensor4D;
     }
     const inner = runLevel(P, config, index + 1, inputs, times, shared, toInner, options);
     h = tf.add(h, first(conv2d(P, `${level.prefix}out_adapter`, inner.feature)));
@@ -122,16 +130,23 @@ function runLevel(
 
 function checkInputs(config: ResolvedConfig, inputs: NestedUNetInputs, times: tf.Tensor1D): void {
   const n = config.levels.length;
-  if (inputs.x.length !== n) throw new Error(`expected ${n} images (one per level, highest resolution first), got ${inputs.x.length}`);
+  if (inputs.x.length !== n)
+    throw new Error(`expected ${n} images (one per level, highest resolution first), got ${inputs.x.length}`);
   const batch = times.shape[0];
   config.levels.forEach((level, i) => {
     const shape = inputs.x[i].shape;
     const want = `[b, ${level.resolution}, ${level.resolution}, ${config.imageChannels}]`;
-    if (shape.length !== 4 || shape[1] !== level.resolution || shape[2] !== level.resolution || shape[3] !== config.imageChannels) {
+    if (
+      shape.length !== 4 ||
+      shape[1] !== level.resolution ||
+      shape[2] !== level.resolution ||
+      shape[3] !== config.imageChannels
+    ) {
       throw new Error(`level ${i} image has shape [${shape}], expected NHWC ${want}`);
     }
     const next = i + 1 < n ? inputs.x[i + 1].shape[0] : batch;
-    if (shape[0] > next) throw new Error(`level ${i} holds ${shape[0]} samples, more than the ${next} of the level inside it`);
+    if (shape[0] > next)
+      throw new Error(`level ${i} holds ${shape[0]} samples, more than the ${next} of the level inside it`);
   });
   if (inputs.x[n - 1].shape[0] !== batch) {
     throw new Error(`the innermost level holds ${inputs.x[n - 1].shape[0]} samples but ${batch} times were given`);
@@ -139,7 +154,12 @@ function checkInputs(config: ResolvedConfig, inputs: NestedUNetInputs, times: tf
 }
 
 /** The full NestedUNet forward pass as a pure function of parameters: one output per level (a v-, ε- or x0-prediction). */
-export function nestedUNetForward(P: Params, config: ResolvedConfig, inputs: NestedUNetInputs, options: ForwardOptions = {}): tf.Tensor4D[] {
+export function nestedUNetForward(
+  P: Params,
+  config: ResolvedConfig,
+  inputs: NestedUNetInputs,
+  options: ForwardOptions = {},
+): tf.Tensor4D[] {
   const times = Array.isArray(inputs.times) ? tf.tensor1d(inputs.times, 'float32') : tf.cast(inputs.times, 'float32');
   checkInputs(config, inputs, times);
   const shared = sharedConditioning(P, config, inputs, options.debug);
@@ -172,7 +192,8 @@ export class NestedUNet implements DiffusionModel {
     const rng = new Rng(options.seed ?? 0);
     for (const spec of this.specs) {
       const given = options.weights?.get(spec.name);
-      if (given && given.length !== sizeOf(spec.shape)) throw new Error(`weights for '${spec.name}' have ${given.length} values, expected [${spec.shape}]`);
+      if (given && given.length !== sizeOf(spec.shape))
+        throw new Error(`weights for '${spec.name}' have ${given.length} values, expected [${spec.shape}]`);
       const values = given ?? initialValue(spec, rng);
       // Unnamed: tfjs variable names are global, and several models (EMA, teacher) must coexist.
       const initial = tf.tensor(values, spec.shape, 'float32');
@@ -196,7 +217,9 @@ export class NestedUNet implements DiffusionModel {
     const P = options.params ?? this.P;
     if (!options.debug) return tf.tidy(() => nestedUNetForward(P, this.config, inputs, options));
     const sink = options.debug;
-    return tf.tidy(() => nestedUNetForward(P, this.config, inputs, { ...options, debug: (name, t) => sink(name, tf.keep(t.clone())) }));
+    return tf.tidy(() =>
+      nestedUNetForward(P, this.config, inputs, { ...options, debug: (name, t) => sink(name, tf.keep(t.clone())) }),
+    );
   }
 
   /** Overwrites weights by name (our layouts). Unknown names are an error; absent names keep their values. */

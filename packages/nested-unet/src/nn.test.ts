@@ -15,14 +15,21 @@ describe.each(['cpu', 'wasm'] as const)('upsampleNearest2x on %s', (backend) => 
     const r = rng.normalTensor([2, 6, 10, 4]) as tf.Tensor4D;
     const y = upsampleNearest2x(x).arraySync();
     const xs = x.arraySync();
-    for (let b = 0; b < 2; b++) for (let i = 0; i < 6; i++) for (let j = 0; j < 10; j++) expect(y[b][i][j]).toEqual(xs[b][i >> 1][j >> 1]);
-    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(upsampleNearest2x(v as tf.Tensor4D), r)))(x).arraySync() as number[][][][];
+    for (let b = 0; b < 2; b++)
+      for (let i = 0; i < 6; i++) for (let j = 0; j < 10; j++) expect(y[b][i][j]).toEqual(xs[b][i >> 1][j >> 1]);
+    const g = tf
+      .grad((v: tf.Tensor) => tf.sum(tf.mul(upsampleNearest2x(v as tf.Tensor4D), r)))(x)
+      .arraySync() as number[][][][];
     const rs = r.arraySync();
     for (let b = 0; b < 2; b++)
       for (let i = 0; i < 3; i++)
         for (let j = 0; j < 5; j++)
           for (let c = 0; c < 4; c++) {
-            const want = rs[b][2 * i][2 * j][c] + rs[b][2 * i + 1][2 * j][c] + rs[b][2 * i][2 * j + 1][c] + rs[b][2 * i + 1][2 * j + 1][c];
+            const want =
+              rs[b][2 * i][2 * j][c] +
+              rs[b][2 * i + 1][2 * j][c] +
+              rs[b][2 * i][2 * j + 1][c] +
+              rs[b][2 * i + 1][2 * j + 1][c];
             // float32 sum of four O(1) terms.
             expect(Math.abs(g[b][i][j][c] - want)).toBeLessThan(1e-5);
           }

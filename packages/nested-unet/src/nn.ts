@@ -24,13 +24,28 @@ export function paramsFrom(map: Map<string, tf.Tensor>): Params {
 export function convSpecs(name: string, k: number, cin: number, cout: number, zero = false): ParamSpec[] {
   const fanIn = cin * k * k;
   return [
-    { name: `${name}.weight`, shape: [k, k, cin, cout], layout: 'conv2d', init: zero ? { kind: 'zeros' } : { kind: 'fanInUniform', fanIn } },
-    { name: `${name}.bias`, shape: [cout], layout: 'vector', init: zero ? { kind: 'zeros' } : { kind: 'fanInUniform', fanIn } },
+    {
+      name: `${name}.weight`,
+      shape: [k, k, cin, cout],
+      layout: 'conv2d',
+      init: zero ? { kind: 'zeros' } : { kind: 'fanInUniform', fanIn },
+    },
+    {
+      name: `${name}.bias`,
+      shape: [cout],
+      layout: 'vector',
+      init: zero ? { kind: 'zeros' } : { kind: 'fanInUniform', fanIn },
+    },
   ];
 }
 
 /** A linear layer `cin → cout` (weight [in, out]). */
-export function linearSpecs(name: string, cin: number, cout: number, options: { zero?: boolean; bias?: boolean } = {}): ParamSpec[] {
+export function linearSpecs(
+  name: string,
+  cin: number,
+  cout: number,
+  options: { zero?: boolean; bias?: boolean } = {},
+): ParamSpec[] {
   const init = options.zero ? ({ kind: 'zeros' } as const) : ({ kind: 'fanInUniform', fanIn: cin } as const);
   const specs: ParamSpec[] = [{ name: `${name}.weight`, shape: [cin, cout], layout: 'linear', init }];
   if (options.bias ?? true) specs.push({ name: `${name}.bias`, shape: [cout], layout: 'vector', init });
@@ -51,13 +66,31 @@ export function normSpecs(name: string, c: number): ParamSpec[] {
  * 3×3 (or k×k) convolution + bias, stride 1 or 2, zero padding (k−1)/2 on every side as PyTorch
  * pads, optionally followed by `+ residual`: one fused kernel on the `native` backend.
  */
-export function conv2d(P: Params, name: string, x: tf.Tensor4D, stride: 1 | 2 = 1, residual?: tf.Tensor4D): tf.Tensor4D {
+export function conv2d(
+  P: Params,
+  name: string,
+  x: tf.Tensor4D,
+  stride: 1 | 2 = 1,
+  residual?: tf.Tensor4D,
+): tf.Tensor4D {
   const w = P(`${name}.weight`) as tf.Tensor4D;
   const k = w.shape[0];
   if (k === 1 && stride === 1) return conv1x1(P, name, x, residual);
   const p = (k - 1) / 2;
   // Explicit padding: tfjs's 'same' pads asymmetrically for stride 2 (0 before, 1 after).
-  return convBias(x, w, P(`${name}.bias`), { strides: stride, pad: stride === 1 ? 'same' : [[0, 0], [p, p], [p, p], [0, 0]], residual });
+  return convBias(x, w, P(`${name}.bias`), {
+    strides: stride,
+    pad:
+      stride === 1
+        ? 'same'
+        : [
+            [0, 0],
+            [p, p],
+            [p, p],
+            [0, 0],
+          ],
+    residual,
+  });
 }
 
 /**
@@ -67,7 +100,8 @@ export function conv2d(P: Params, name: string, x: tf.Tensor4D, stride: 1 | 2 = 
  */
 export function conv1x1(P: Params, name: string, x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D {
   const w = P(`${name}.weight`);
-  if (tf.getKernel(CONV_BIAS, tf.getBackend())) return convBias(x, w as tf.Tensor4D, P(`${name}.bias`), { pad: 'valid', residual });
+  if (tf.getKernel(CONV_BIAS, tf.getBackend()))
+    return convBias(x, w as tf.Tensor4D, P(`${name}.bias`), { pad: 'valid', residual });
   const [b, h, wd, c] = x.shape;
   const cout = w.shape[3] as number;
   const y = tf.matMul(tf.reshape(x, [b * h * wd, c]), tf.reshape(w, [c, cout]));
@@ -90,7 +124,13 @@ export function linear(P: Params, name: string, x: tf.Tensor, bias = true): tf.T
  * channels), optionally followed by a per-sample scale/shift and SiLU: one fused kernel on the
  * `native` backend, the same formula in tfjs ops elsewhere (`@matryoshka-ts/kernels`).
  */
-export function groupNorm(P: Params, name: string, x: tf.Tensor4D, groups: number, options: Omit<GroupNormActOptions, 'groups'> = {}): tf.Tensor4D {
+export function groupNorm(
+  P: Params,
+  name: string,
+  x: tf.Tensor4D,
+  groups: number,
+  options: Omit<GroupNormActOptions, 'groups'> = {},
+): tf.Tensor4D {
   return groupNormAct(x, P(`${name}.weight`), P(`${name}.bias`), { groups, ...options });
 }
 
@@ -131,7 +171,13 @@ export function conv1x1Slice(P: Params, name: string, x: tf.Tensor, from: number
  * (more stable in low precision than scaling the product). `keyMask` [B, Nk] (1 = attend)
  * excludes padded keys.
  */
-export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, keyMask?: tf.Tensor2D): tf.Tensor3D {
+export function multiHeadAttention(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  heads: number,
+  keyMask?: tf.Tensor2D,
+): tf.Tensor3D {
   const [b, nq, c] = q.shape;
   const nk = k.shape[1];
   const ch = c / heads;

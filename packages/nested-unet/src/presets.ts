@@ -1,7 +1,10 @@
 import type { NestedUNetConfig, UNetLevelConfig } from './config.js';
 
 /** How a preset is conditioned: text (CC12M, WebVid), class labels (ImageNet) or nothing. */
-export type PresetConditioning = { kind: 'text'; featureDim?: number } | { kind: 'labels'; numClasses?: number } | { kind: 'none' };
+export type PresetConditioning =
+  | { kind: 'text'; featureDim?: number }
+  | { kind: 'labels'; numClasses?: number }
+  | { kind: 'none' };
 
 export interface PresetOptions {
   /** Default: text with FLAN-T5 XL features (width 2048) for the paper presets and the official ones. */
@@ -51,7 +54,12 @@ const paperPresets: Record<string, () => UNetLevelConfig> = {
   'MDM-S64S128S256': () => outer(256, [64, 128], [2, 1], outer(128, [128, 256], [2, 1], s64())),
   'MDM-S64S256S1024': () => outer(1024, [32, 32, 64], [2, 2, 1], outer(256, [64, 128, 256], [2, 2, 1], s64())),
   'MDM-S64S128S256S512S1024': () =>
-    outer(1024, [32, 32], [2, 1], outer(512, [32, 64], [2, 1], outer(256, [64, 128], [2, 1], outer(128, [128, 256], [2, 1], s64())))),
+    outer(
+      1024,
+      [32, 32],
+      [2, 1],
+      outer(512, [32, 64], [2, 1], outer(256, [64, 128], [2, 1], outer(128, [128, 256], [2, 1], s64()))),
+    ),
 };
 
 // ------------------------------------------------------------------ the official code's shipped configs

@@ -27,7 +27,13 @@ export interface ResidualBlockOptions {
  * h = conv2(dropout(h)); out = h + x (x through a 1×1 conv when channels change).
  * `tembAct` is SiLU(temb), which the level computes once for all its blocks.
  */
-export function residualBlock(P: Params, name: string, x: tf.Tensor4D, tembAct: tf.Tensor2D, options: ResidualBlockOptions): tf.Tensor4D {
+export function residualBlock(
+  P: Params,
+  name: string,
+  x: tf.Tensor4D,
+  tembAct: tf.Tensor2D,
+  options: ResidualBlockOptions,
+): tf.Tensor4D {
   let h = conv2d(P, `${name}.conv1`, groupNorm(P, `${name}.norm1`, x, options.groups, { silu: true }));
   const cout = h.shape[3];
   // (a, b) as one [B, 2C] tensor: the fused GroupNorm reads scale and shift from it in place.

@@ -14,7 +14,16 @@ export function tinyNested(overrides: Partial<NestedUNetConfig> = {}): NestedUNe
     groups: 4,
     timeEmbedDim: 32,
     microConditioning: { scale: 16 },
-    inner: { resolution: 8, channels: [32, 32], resBlocks: [1, 1], attentionLayers: [0, 1], groups: 8, attentionFfn: true, timeEmbedDim: 32, microConditioning: { scale: 8 } },
+    inner: {
+      resolution: 8,
+      channels: [32, 32],
+      resBlocks: [1, 1],
+      attentionLayers: [0, 1],
+      groups: 8,
+      attentionFfn: true,
+      timeEmbedDim: 32,
+      microConditioning: { scale: 8 },
+    },
     text: { featureDim: 12, projDim: 32, headLayers: 1, maskedCrossAttention: true },
     ...overrides,
   };
@@ -28,7 +37,10 @@ export function randomizeWeights(model: NestedUNet, seed = 1): void {
   for (const spec of model.specs) {
     const out = new Float32Array(sizeOf(spec.shape));
     const isNorm = norms.has(spec.name.replace(/\.(weight|bias)$/, ''));
-    const fanIn = spec.layout === 'conv2d' ? spec.shape[0] * spec.shape[1] * spec.shape[2] : spec.shape[spec.layout === 'table' ? 1 : 0];
+    const fanIn =
+      spec.layout === 'conv2d'
+        ? spec.shape[0] * spec.shape[1] * spec.shape[2]
+        : spec.shape[spec.layout === 'table' ? 1 : 0];
     for (let i = 0; i < out.length; i++) {
       const z = rng.normal();
       if (isNorm) out[i] = spec.name.endsWith('.weight') ? 1 + 0.1 * z : 0.1 * z;
@@ -43,10 +55,18 @@ export function randomizeWeights(model: NestedUNet, seed = 1): void {
 /** Random NHWC images for every level of a model, `batches[i]` samples at level i. */
 export function randomImages(model: NestedUNet, batches: number[], seed = 2): tf.Tensor4D[] {
   const rng = new Rng(seed);
-  return model.config.levels.map((level, i) => rng.normalTensor([batches[i], level.resolution, level.resolution, model.config.imageChannels]) as tf.Tensor4D);
+  return model.config.levels.map(
+    (level, i) =>
+      rng.normalTensor([batches[i], level.resolution, level.resolution, model.config.imageChannels]) as tf.Tensor4D,
+  );
 }
 
-export function randomText(batch: number, tokens: number, width: number, seed = 3): { tokens: tf.Tensor3D; mask: tf.Tensor2D } {
+export function randomText(
+  batch: number,
+  tokens: number,
+  width: number,
+  seed = 3,
+): { tokens: tf.Tensor3D; mask: tf.Tensor2D } {
   const rng = new Rng(seed);
   const mask = new Float32Array(batch * tokens);
   for (let b = 0; b < batch; b++) for (let t = 0; t < tokens; t++) mask[b * tokens + t] = t < tokens - b ? 1 : 0; // sample b has b padded tokens

@@ -23,12 +23,21 @@ export function sinusoid(t: tf.Tensor1D, timeEmbedDim: number): tf.Tensor2D {
   const args = tf.mul(tf.reshape(t, [-1, 1]), tf.tensor2d(f, [1, f.length]));
   let emb = tf.concat([tf.sin(args), tf.cos(args)], 1) as tf.Tensor2D;
   const width = Math.floor(timeEmbedDim / 4);
-  if (width > emb.shape[1]) emb = tf.pad(emb, [[0, 0], [0, width - emb.shape[1]]]);
+  if (width > emb.shape[1])
+    emb = tf.pad(emb, [
+      [0, 0],
+      [0, width - emb.shape[1]],
+    ]);
   return emb;
 }
 
 /** Parameters of a sinusoid → Linear(T/4 → T) → SiLU → Linear(T → T) MLP. */
-export function embeddingMlpSpecs(first: string, second: string, timeEmbedDim: number, zeroSecond = false): ParamSpec[] {
+export function embeddingMlpSpecs(
+  first: string,
+  second: string,
+  timeEmbedDim: number,
+  zeroSecond = false,
+): ParamSpec[] {
   return [
     ...linearSpecs(first, Math.floor(timeEmbedDim / 4), timeEmbedDim),
     ...linearSpecs(second, timeEmbedDim, timeEmbedDim, { zero: zeroSecond }),
@@ -36,7 +45,13 @@ export function embeddingMlpSpecs(first: string, second: string, timeEmbedDim: n
 }
 
 /** The MLP of a time-like embedding: Linear → SiLU → Linear on the sinusoid of `t`. */
-export function embeddingMlp(P: Params, first: string, second: string, t: tf.Tensor1D, timeEmbedDim: number): tf.Tensor2D {
+export function embeddingMlp(
+  P: Params,
+  first: string,
+  second: string,
+  t: tf.Tensor1D,
+  timeEmbedDim: number,
+): tf.Tensor2D {
   return linear(P, second, silu(linear(P, first, sinusoid(t, timeEmbedDim)))) as tf.Tensor2D;
 }
 
@@ -55,7 +70,9 @@ export function timeEmbedding(P: Params, prefix: string, times: tf.Tensor1D, tim
  * second layer zero-initialised so a new term starts as a no-op.
  */
 export function microConditioningSpecs(prefix: string, names: string[], timeEmbedDim: number): ParamSpec[] {
-  return names.flatMap((name) => embeddingMlpSpecs(`${prefix}cond_layers.${name}.0`, `${prefix}cond_layers.${name}.1`, timeEmbedDim, true));
+  return names.flatMap((name) =>
+    embeddingMlpSpecs(`${prefix}cond_layers.${name}.0`, `${prefix}cond_layers.${name}.1`, timeEmbedDim, true),
+  );
 }
 
 /**
@@ -74,7 +91,8 @@ export function microConditioning(
   let sum: tf.Tensor2D | undefined;
   for (const [name, fallback] of Object.entries(defaults)) {
     const given = values?.[name];
-    let v: tf.Tensor1D = given === undefined ? tf.fill([batch], fallback) : Array.isArray(given) ? tf.tensor1d(given) : given;
+    let v: tf.Tensor1D =
+      given === undefined ? tf.fill([batch], fallback) : Array.isArray(given) ? tf.tensor1d(given) : given;
     v = name === 'scale' ? tf.mul(tf.minimum(tf.div(v, fallback), 1), fallback) : tf.mul(v, 1000);
     const term = embeddingMlp(P, `${prefix}cond_layers.${name}.0`, `${prefix}cond_layers.${name}.1`, v, timeEmbedDim);
     sum = sum ? (tf.add(sum, term) as tf.Tensor2D) : term;

@@ -18,10 +18,14 @@ describe.each(['cpu', 'wasm'] as const)('training steps on %s', (backend) => {
     const optimizer = tf.train.adam(1e-3, 0.9, 0.99, 1e-8);
     const vars = [...model.params.values()];
     const step = () => {
-      const loss = optimizer.minimize(() => {
-        const outs = model.forward({ x, times: [100, 600], ...text }, { training: true });
-        return tf.addN(outs.map((o, i) => tf.mean(tf.square(tf.sub(o, targets[i]))))) as tf.Scalar;
-      }, true, vars)!;
+      const loss = optimizer.minimize(
+        () => {
+          const outs = model.forward({ x, times: [100, 600], ...text }, { training: true });
+          return tf.addN(outs.map((o, i) => tf.mean(tf.square(tf.sub(o, targets[i]))))) as tf.Scalar;
+        },
+        true,
+        vars,
+      )!;
       const value = loss.dataSync()[0];
       loss.dispose();
       return value;
@@ -50,9 +54,14 @@ describe('class-label conditioning', () => {
     randomizeWeights(model, 4);
     expect(model.params.get('inner_unet.label_emb.weight')!.shape).toEqual([6, 32]);
     const x = randomImages(model, [2, 2]);
-    const [a, b, nul] = [[0, 1], [3, 1], [5, 5]].map((labels) => model.forward({ x, times: [50, 50], labels: tf.tensor1d(labels, 'int32') }));
+    const [a, b, nul] = [
+      [0, 1],
+      [3, 1],
+      [5, 5],
+    ].map((labels) => model.forward({ x, times: [50, 50], labels: tf.tensor1d(labels, 'int32') }));
     // Sample 0 changed its label, sample 1 did not.
-    const diff = (p: tf.Tensor, q: tf.Tensor, i: number) => tf.max(tf.abs(tf.sub(tf.slice(p, i, 1), tf.slice(q, i, 1)))).dataSync()[0];
+    const diff = (p: tf.Tensor, q: tf.Tensor, i: number) =>
+      tf.max(tf.abs(tf.sub(tf.slice(p, i, 1), tf.slice(q, i, 1)))).dataSync()[0];
     expect(diff(a[0], b[0], 0)).toBeGreaterThan(1e-4);
     expect(diff(a[0], b[0], 1)).toBe(0);
     expect(diff(a[1], nul[1], 0)).toBeGreaterThan(1e-4);

@@ -51,7 +51,8 @@ export function levelSpecs(config: ResolvedConfig, index: number): ParamSpec[] {
       c = ch[i];
     }
     const L = level.attentionLayers[i];
-    for (let n = 0; n < (level.resBlocks[i] + 1) * L; n++) specs.push(...attention(`${p}up_blocks.${u}.attn.${n}`, ch[i]));
+    for (let n = 0; n < (level.resBlocks[i] + 1) * L; n++)
+      specs.push(...attention(`${p}up_blocks.${u}.attn.${n}`, ch[i]));
     if (i !== 0) specs.push(...convSpecs(`${p}up_blocks.${u}.resample`, 3, ch[i], ch[i]));
   });
   specs.push(

@@ -19,13 +19,25 @@ export function nullCondition(c: Conditioner): { caption: string; label: number 
  * replaced by the null condition with that probability (drawn from `rng`), so the model also
  * learns the unconditional prediction that classifier-free guidance needs.
  */
-export function conditionBatch(c: Conditioner, captions: string[], labels: number[], dropout = 0, rng?: Rng): Conditioning {
+export function conditionBatch(
+  c: Conditioner,
+  captions: string[],
+  labels: number[],
+  dropout = 0,
+  rng?: Rng,
+): Conditioning {
   const drop = captions.map(() => (dropout > 0 && rng ? rng.uniform() < dropout : false));
   if (c.kind === 'text') {
     const { tokens, mask } = c.encoder.encode(captions.map((cap, i) => (drop[i] ? '' : cap)));
     return { tokens, mask };
   }
-  if (c.kind === 'labels') return { labels: tf.tensor1d(labels.map((l, i) => (drop[i] ? c.numClasses : l)), 'int32') };
+  if (c.kind === 'labels')
+    return {
+      labels: tf.tensor1d(
+        labels.map((l, i) => (drop[i] ? c.numClasses : l)),
+        'int32',
+      ),
+    };
   return {};
 }
 

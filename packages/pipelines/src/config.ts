@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BACKEND_NAMES, ConfigError } from '@matryoshka-ts/core';
-import { type NestedUNetConfig, PRESET_NAMES, nestedUNetConfigSchema, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
+import {
+  type NestedUNetConfig,
+  PRESET_NAMES,
+  nestedUNetConfigSchema,
+  preset as modelPreset,
+  resolveConfig,
+} from '@matryoshka-ts/nested-unet';
 import { type LevelSchedules, levelScales, levelSchedules, scheduleByName } from '@matryoshka-ts/schedules';
 
 const pos = z.number().int().positive();
@@ -65,7 +71,11 @@ export const trainConfigSchema = z.strictObject({
        */
       encoder: z
         .union([
-          z.strictObject({ kind: z.literal('hashed-words').default('hashed-words'), width: pos.default(64), maxTokens: pos.default(16) }),
+          z.strictObject({
+            kind: z.literal('hashed-words').default('hashed-words'),
+            width: pos.default(64),
+            maxTokens: pos.default(16),
+          }),
           z.strictObject({
             kind: z.literal('onnx'),
             /** The export's directory (model + tokenizer files). */
@@ -156,7 +166,9 @@ export function modelConfigOf(config: TrainConfig): NestedUNetConfig {
     throw new ConfigError(`config: model: unknown preset '${config.model}' (available: ${PRESET_NAMES.join(', ')})`);
   }
   const kind = config.conditioning.kind;
-  return modelPreset(config.model, { conditioning: kind === 'text' ? { kind, featureDim: config.conditioning.encoder.width } : { kind } });
+  return modelPreset(config.model, {
+    conditioning: kind === 'text' ? { kind, featureDim: config.conditioning.encoder.width } : { kind },
+  });
 }
 
 /**
@@ -180,24 +192,38 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const model = resolveConfig(modelConfigOf(config));
   const resolutions = model.levels.map((l) => l.resolution);
   const kind = config.conditioning.kind;
-  if (kind === 'text' && !model.text) throw new ConfigError('config: conditioning.kind is text but the model has no text conditioning');
+  if (kind === 'text' && !model.text)
+    throw new ConfigError('config: conditioning.kind is text but the model has no text conditioning');
   if (kind === 'text' && model.text!.featureDim !== config.conditioning.encoder.width) {
-    throw new ConfigError(`config: conditioning.encoder.width (${config.conditioning.encoder.width}) must equal the model's text featureDim (${model.text!.featureDim})`);
+    throw new ConfigError(
+      `config: conditioning.encoder.width (${config.conditioning.encoder.width}) must equal the model's text featureDim (${model.text!.featureDim})`,
+    );
   }
-  if (kind === 'labels' && !model.labels) throw new ConfigError('config: conditioning.kind is labels but the model has no label conditioning');
-  if (kind === 'none' && (model.text || model.labels)) throw new ConfigError('config: conditioning.kind is none but the model is conditional');
+  if (kind === 'labels' && !model.labels)
+    throw new ConfigError('config: conditioning.kind is labels but the model has no label conditioning');
+  if (kind === 'none' && (model.text || model.labels))
+    throw new ConfigError('config: conditioning.kind is none but the model is conditional');
   config.phases.forEach((phase, i) => {
-    if (!resolutions.includes(phase.resolution)) throw new ConfigError(`config: phases.${i}.resolution: ${phase.resolution} is not a level of the model (${resolutions.join(', ')})`);
-    if (i > 0 && phase.resolution < config.phases[i - 1].resolution) throw new ConfigError(`config: phases.${i}.resolution: phases must not go down in resolution`);
+    if (!resolutions.includes(phase.resolution))
+      throw new ConfigError(
+        `config: phases.${i}.resolution: ${phase.resolution} is not a level of the model (${resolutions.join(', ')})`,
+      );
+    if (i > 0 && phase.resolution < config.phases[i - 1].resolution)
+      throw new ConfigError(`config: phases.${i}.resolution: phases must not go down in resolution`);
   });
   const levels = model.levels.length;
-  if (config.loss.weights && config.loss.weights.length !== levels) throw new ConfigError(`config: loss.weights: needs ${levels} entries (one per level)`);
-  if (config.loss.mixedRatio && config.loss.mixedRatio.length !== levels) throw new ConfigError(`config: loss.mixedRatio: needs ${levels} entries (one per level)`);
+  if (config.loss.weights && config.loss.weights.length !== levels)
+    throw new ConfigError(`config: loss.weights: needs ${levels} entries (one per level)`);
+  if (config.loss.mixedRatio && config.loss.mixedRatio.length !== levels)
+    throw new ConfigError(`config: loss.mixedRatio: needs ${levels} entries (one per level)`);
   // Every data source decodes RGB images; latent (4-channel) or grey models need their own data.
   if (model.imageChannels !== 3) {
-    throw new ConfigError(`config: model.imageChannels: the data sources give RGB images (3 channels), the model takes ${model.imageChannels}`);
+    throw new ConfigError(
+      `config: model.imageChannels: the data sources give RGB images (3 channels), the model takes ${model.imageChannels}`,
+    );
   }
-  if (config.data.source === 'bundled' && resolutions[0] > 64) throw new ConfigError('config: the bundled emoji images are 64 px; the model\'s top level is larger');
+  if (config.data.source === 'bundled' && resolutions[0] > 64)
+    throw new ConfigError("config: the bundled emoji images are 64 px; the model's top level is larger");
   checkDataConfig(config);
   return config;
 }
@@ -219,14 +245,19 @@ function checkDataConfig(config: TrainConfig): void {
   const data = config.data;
   const fields = SOURCE_FIELDS[data.source];
   for (const field of fields.needs) {
-    if (data[field] === undefined) throw new ConfigError(`config: data.${field}: required for data.source ${data.source}: ${FIELD_HELP[field]}`);
+    if (data[field] === undefined)
+      throw new ConfigError(`config: data.${field}: required for data.source ${data.source}: ${FIELD_HELP[field]}`);
   }
   for (const field of ['path', 'synsets', 'classNames', 'videos', 'format'] as const) {
-    if (data[field] !== undefined && !(fields.accepts as readonly string[]).includes(field)) throw new ConfigError(`config: data.${field}: not used by data.source ${data.source}`);
+    if (data[field] !== undefined && !(fields.accepts as readonly string[]).includes(field))
+      throw new ConfigError(`config: data.${field}: not used by data.source ${data.source}`);
   }
-  if (data.rank >= data.world) throw new ConfigError(`config: data.rank: ${data.rank} must be below data.world (${data.world})`);
+  if (data.rank >= data.world)
+    throw new ConfigError(`config: data.rank: ${data.rank} must be below data.world (${data.world})`);
   if (config.conditioning.kind === 'labels' && (data.source === 'cc12m' || data.source === 'webvid')) {
-    throw new ConfigError(`config: conditioning.kind is labels but data.source ${data.source} has captions, not class labels (use text, or imagenet / bundled)`);
+    throw new ConfigError(
+      `config: conditioning.kind is labels but data.source ${data.source} has captions, not class labels (use text, or imagenet / bundled)`,
+    );
   }
 }
 
@@ -259,6 +290,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw new ConfigError(`${path}: cannot read the config file (${(error as Error).message})`, { cause: error });
   }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`${path}: a config file must hold an object`);
+  if (data === null || typeof data !== 'object' || Array.isArray(data))
+    throw new ConfigError(`${path}: a config file must hold an object`);
   return data as Record<string, unknown>;
 }

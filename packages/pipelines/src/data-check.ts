@@ -31,7 +31,8 @@ export interface DataCheckResult {
  */
 export async function dataCheck(options: DataCheckOptions): Promise<DataCheckResult> {
   const size = options.size ?? 64;
-  if (!(Number.isInteger(size) && size > 0)) throw new ConfigError(`data-check: --size must be a positive integer, got ${size}`);
+  if (!(Number.isInteger(size) && size > 0))
+    throw new ConfigError(`data-check: --size must be a positive integer, got ${size}`);
   const source = await openSource(options);
   const skipped: SkipCounts = {};
   const refs = storedOrder(source, skipped);
@@ -74,7 +75,8 @@ export async function dataCheck(options: DataCheckOptions): Promise<DataCheckRes
         read += 1;
         images += outcome.frames;
       }
-      if (performance.now() - opened > 5000) progress.update(`data-check ${source.id}: ${read} read, ${total(skipped)} skipped, ${rate().toFixed(1)} img/s`);
+      if (performance.now() - opened > 5000)
+        progress.update(`data-check ${source.id}: ${read} read, ${total(skipped)} skipped, ${rate().toFixed(1)} img/s`);
     }
   } finally {
     await refs.return(undefined);

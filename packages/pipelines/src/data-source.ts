@@ -1,10 +1,21 @@
 import type { Batch, DataPosition, ImageDataset, ShardedSource, SkipCounts, StreamPosition } from '@matryoshka-ts/data';
-import { StreamBatcher, bundledSource, cc12mTsvSource, imagenetSource, loadEmojiDataset, nextBatch, shardOrder, webdatasetSource, webvidSource } from '@matryoshka-ts/data';
+import {
+  StreamBatcher,
+  bundledSource,
+  cc12mTsvSource,
+  imagenetSource,
+  loadEmojiDataset,
+  nextBatch,
+  shardOrder,
+  webdatasetSource,
+  webvidSource,
+} from '@matryoshka-ts/data';
 import { ConfigError } from '@matryoshka-ts/core';
 import type { TrainConfig } from './config.js';
 
 /** The `data` fields that name a source and its files (config, or data-check's flags). */
-export type SourceSpec = Pick<TrainConfig['data'], 'source' | 'path' | 'synsets' | 'classNames' | 'videos' | 'format'> & Partial<Pick<TrainConfig['data'], 'skinTones' | 'categories'>>;
+export type SourceSpec = Pick<TrainConfig['data'], 'source' | 'path' | 'synsets' | 'classNames' | 'videos' | 'format'> &
+  Partial<Pick<TrainConfig['data'], 'skinTones' | 'categories'>>;
 
 /**
  * Opens the source a spec names. Each factory checks its files now (a missing
@@ -24,7 +35,8 @@ export async function openSource(spec: SourceSpec): Promise<ShardedSource> {
     case 'cc12m':
       return spec.format === 'tsv' ? cc12mTsvSource({ index: path() }) : webdatasetSource({ path: path() });
     case 'webvid':
-      if (!spec.videos) throw new ConfigError('data source webvid needs the folder of downloaded videos (data.videos, or --videos)');
+      if (!spec.videos)
+        throw new ConfigError('data source webvid needs the folder of downloaded videos (data.videos, or --videos)');
       return webvidSource({ csv: path(), videos: spec.videos });
   }
 }

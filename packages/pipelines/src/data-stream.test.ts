@@ -36,7 +36,10 @@ beforeAll(() => {
     const members = [];
     for (let i = 0; i < 6; i++) {
       const key = `0000${s}_000${i}`;
-      members.push({ name: `${key}.png`, data: s === 1 && i === 0 ? new TextEncoder().encode('not a png at all') : png(s * 6 + i) });
+      members.push({
+        name: `${key}.png`,
+        data: s === 1 && i === 0 ? new TextEncoder().encode('not a png at all') : png(s * 6 + i),
+      });
       if (!(s === 1 && i === 5)) members.push({ name: `${key}.txt`, data: `emoji number ${s * 6 + i}` });
       members.push({ name: `${key}.json`, data: '{}' });
     }
@@ -70,7 +73,10 @@ describe('train on a streamed source', () => {
     expect(wholeRows[6].dataSkipped).toEqual({ 'corrupt image': 1, 'missing caption': 1 });
     const split = join(dir, 'split');
     await train(config, { out: split, steps: 3 });
-    expect(loadCheckpoint(join(split, 'checkpoint.safetensors')).progress.data).toEqual({ epoch: 0, cursor: expect.any(Number) });
+    expect(loadCheckpoint(join(split, 'checkpoint.safetensors')).progress.data).toEqual({
+      epoch: 0,
+      cursor: expect.any(Number),
+    });
     await train(config, { out: split, resume: true, steps: 7 });
     expect(rows(split).map((r) => [r.step, r.loss])).toEqual(wholeRows.map((r) => [r.step, r.loss]));
     // The skip totals continue across the resume: every row as in the uninterrupted run.
@@ -79,14 +85,28 @@ describe('train on a streamed source', () => {
   }, 120_000);
 
   it('refuses a streamed source without its files, naming the field', async () => {
-    expect(() => parseTrainConfig({ ...micro, data: { source: 'imagenet' } })).toThrow(/config: data\.path: required for data\.source imagenet/);
-    expect(() => parseTrainConfig({ ...micro, data: { source: 'webvid', path: 'x.csv' } })).toThrow(/config: data\.videos: required for data\.source webvid/);
-    expect(() => parseTrainConfig({ ...micro, data: { source: 'cc12m', path: shards, synsets: 'x' } })).toThrow(/config: data\.synsets: not used by data\.source cc12m/);
-    expect(() => parseTrainConfig({ ...micro, data: { source: 'cc12m', path: shards, rank: 2, world: 2 } })).toThrow(/data\.rank: 2 must be below data\.world/);
+    expect(() => parseTrainConfig({ ...micro, data: { source: 'imagenet' } })).toThrow(
+      /config: data\.path: required for data\.source imagenet/,
+    );
+    expect(() => parseTrainConfig({ ...micro, data: { source: 'webvid', path: 'x.csv' } })).toThrow(
+      /config: data\.videos: required for data\.source webvid/,
+    );
+    expect(() => parseTrainConfig({ ...micro, data: { source: 'cc12m', path: shards, synsets: 'x' } })).toThrow(
+      /config: data\.synsets: not used by data\.source cc12m/,
+    );
+    expect(() => parseTrainConfig({ ...micro, data: { source: 'cc12m', path: shards, rank: 2, world: 2 } })).toThrow(
+      /data\.rank: 2 must be below data\.world/,
+    );
     expect(() => parseTrainConfig({ ...micro, data: { source: 'mnist' } })).toThrow(/config: data\.source:/);
     // More processes than shards, and a path that does not exist, fail at start with a clear message.
-    await expect(train(parseTrainConfig({ ...micro, data: { ...micro.data, rank: 0, world: 3 } }), { out: join(dir, 'never') })).rejects.toThrow(/3 processes but only 2 shards/);
-    await expect(train(parseTrainConfig({ ...micro, data: { source: 'cc12m', path: join(dir, 'nope') } }), { out: join(dir, 'never') })).rejects.toThrow(/nope/);
+    await expect(
+      train(parseTrainConfig({ ...micro, data: { ...micro.data, rank: 0, world: 3 } }), { out: join(dir, 'never') }),
+    ).rejects.toThrow(/3 processes but only 2 shards/);
+    await expect(
+      train(parseTrainConfig({ ...micro, data: { source: 'cc12m', path: join(dir, 'nope') } }), {
+        out: join(dir, 'never'),
+      }),
+    ).rejects.toThrow(/nope/);
   });
 });
 

@@ -22,17 +22,39 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // each token up in an embedding table (Gather → last_hidden_state [B, L, D]).
 const D = 16;
 const chars = 'abcdefghijklmnopqrstuvwxyz';
-const pieces: Array<[string, number]> = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ['▁', -2], ...[...chars].map((c): [string, number] => [c, -3]), ...[...chars].map((c): [string, number] => [`▁${c}`, -3.5])];
+const pieces: Array<[string, number]> = [
+  ['<pad>', 0],
+  ['</s>', 0],
+  ['<unk>', 0],
+  ['▁', -2],
+  ...[...chars].map((c): [string, number] => [c, -3]),
+  ...[...chars].map((c): [string, number] => [`▁${c}`, -3.5]),
+];
 const encoderDir = join(dir, 'tiny-t5');
 mkdirSync(encoderDir);
 writeFileSync(
   join(encoderDir, 'tokenizer.json'),
   JSON.stringify({
     version: '1.0',
-    added_tokens: [0, 1, 2].map((id) => ({ id, content: pieces[id][0], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
+    added_tokens: [0, 1, 2].map((id) => ({
+      id,
+      content: pieces[id][0],
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }],
+    },
     pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-    post_processor: { type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }], special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } } },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
+    },
     model: { type: 'Unigram', unk_id: 2, vocab: pieces, byte_fallback: false },
   }),
 );
@@ -45,7 +67,9 @@ writeFileSync(
       { name: 'attention_mask', type: ONNX_INT64, shape: ['b', 'l'] },
     ],
     outputs: [{ name: 'last_hidden_state', type: ONNX_FLOAT, shape: ['b', 'l', D] }],
-    initializers: [{ name: 'E', dims: [pieces.length, D], data: Float32Array.from({ length: pieces.length * D }, () => u() - 0.5) }],
+    initializers: [
+      { name: 'E', dims: [pieces.length, D], data: Float32Array.from({ length: pieces.length * D }, () => u() - 0.5) },
+    ],
     nodes: [{ op: 'Gather', inputs: ['E', 'input_ids'], outputs: ['last_hidden_state'], attributes: { axis: 0 } }],
   }),
 );
@@ -55,7 +79,11 @@ const cache = join(dir, 'text-cache');
 const micro: TrainConfigInput = {
   ...TRAIN_PRESETS.micro,
   data: { skinTones: false, categories: ['Smileys & Emotion'] },
-  conditioning: { kind: 'text', dropout: 0.5, encoder: { kind: 'onnx', path: encoderDir, width: D, maxTokens: 12, cache } },
+  conditioning: {
+    kind: 'text',
+    dropout: 0.5,
+    encoder: { kind: 'onnx', path: encoderDir, width: D, maxTokens: 12, cache },
+  },
   phases: [{ resolution: 8, batchSize: 2, steps: 3 }],
   sampling: { n: 2, steps: 2, sampler: 'ddim', threshold: 'clip' },
   backend: 'cpu',
@@ -75,13 +103,32 @@ describe('a frozen ONNX text encoder in training', () => {
     const prompt = 'a brand new prompt';
     expect(() => encoder!.encode([prompt])).toThrow(/not prepared|a brand new prompt/);
     await run.prepare([prompt]);
-    const images = generate(run.model, run.params, run.schedules, run.conditioner, { captions: [prompt], labels: [0], steps: 2, sampler: 'ddim', eta: 0, guidance: 2, threshold: 'clip', prediction: run.config.loss.prediction, seed: 0 });
+    const images = generate(run.model, run.params, run.schedules, run.conditioner, {
+      captions: [prompt],
+      labels: [0],
+      steps: 2,
+      sampler: 'ddim',
+      eta: 0,
+      guidance: 2,
+      threshold: 'clip',
+      prediction: run.config.loss.prediction,
+      seed: 0,
+    });
     expect(images[0].images[0].every((v) => Number.isFinite(v))).toBe(true);
     run.dispose();
   }, 300_000);
 
   it('refuses an encoder whose width is not the configured one', async () => {
-    const config = parseTrainConfig({ ...micro, model: { ...(micro.model as object), text: { featureDim: 8, projDim: 32, headLayers: 1, maskedCrossAttention: true } }, conditioning: { kind: 'text', encoder: { kind: 'onnx', path: encoderDir, width: 8, cache } } } as TrainConfigInput);
-    await expect(train(config, { out: join(dir, 'bad') })).rejects.toThrow(/conditioning\.encoder\.width is 8, but .* gives 16-wide features/);
+    const config = parseTrainConfig({
+      ...micro,
+      model: {
+        ...(micro.model as object),
+        text: { featureDim: 8, projDim: 32, headLayers: 1, maskedCrossAttention: true },
+      },
+      conditioning: { kind: 'text', encoder: { kind: 'onnx', path: encoderDir, width: 8, cache } },
+    } as TrainConfigInput);
+    await expect(train(config, { out: join(dir, 'bad') })).rejects.toThrow(
+      /conditioning\.encoder\.width is 8, but .* gives 16-wide features/,
+    );
   }, 120_000);
 });

@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type DiffusionModel, type ParamLookup, type PredictionType, Rng } from '@matryoshka-ts/core';
-import { type Denoiser, type Threshold, DYNAMIC_DEEPFLOYD, DYNAMIC_IMAGEN, classifierFreeGuidance, networkDenoiser, sample } from '@matryoshka-ts/samplers';
+import {
+  type Denoiser,
+  type Threshold,
+  DYNAMIC_DEEPFLOYD,
+  DYNAMIC_IMAGEN,
+  classifierFreeGuidance,
+  networkDenoiser,
+  sample,
+} from '@matryoshka-ts/samplers';
 import { type LevelSchedules, samplingGrid } from '@matryoshka-ts/schedules';
 import { type Conditioner, concatConditioning, conditionBatch, nullCondition } from './conditioning.js';
 
@@ -22,7 +30,12 @@ export interface GenerateOptions {
   onStep?: (index: number, total: number) => void;
 }
 
-const THRESHOLDS: Record<GenerateOptions['threshold'], Threshold> = { none: 'none', clip: 'clip', dynamic: DYNAMIC_IMAGEN, 'dynamic-deepfloyd': DYNAMIC_DEEPFLOYD };
+const THRESHOLDS: Record<GenerateOptions['threshold'], Threshold> = {
+  none: 'none',
+  clip: 'clip',
+  dynamic: DYNAMIC_IMAGEN,
+  'dynamic-deepfloyd': DYNAMIC_DEEPFLOYD,
+};
 
 /** One level's samples: `images[k]` holds sample k's values, [frames, r, r, channels] in [−1, 1]. */
 export interface LevelSamples {
@@ -47,12 +60,17 @@ export function generate(
   const n = options.captions.length;
   const rng = new Rng(options.seed);
   const levels = model.levels;
-  const noise = levels.map((l) => rng.normalTensor([n * l.frames, l.resolution, l.resolution, l.channels]) as tf.Tensor4D);
+  const noise = levels.map(
+    (l) => rng.normalTensor([n * l.frames, l.resolution, l.resolution, l.channels]) as tf.Tensor4D,
+  );
   const cond = conditionBatch(conditioner, options.captions, options.labels);
   const guided = options.guidance !== 1 && conditioner.kind !== 'none';
   const nul = nullCondition(conditioner);
   const both = guided
-    ? concatConditioning(conditionBatch(conditioner, new Array(n).fill(nul.caption), new Array(n).fill(nul.label)), cond)
+    ? concatConditioning(
+        conditionBatch(conditioner, new Array(n).fill(nul.caption), new Array(n).fill(nul.label)),
+        cond,
+      )
     : cond;
   const run = (x: tf.Tensor4D[], times: number[]) => model.forward({ x, times, ...both }, { params: P });
   const plain: Denoiser = networkDenoiser(run);
@@ -70,8 +88,17 @@ export function generate(
     const data = t.dataSync() as Float32Array;
     const { resolution, channels, frames } = levels[i];
     const size = frames * resolution * resolution * channels;
-    return { resolution, channels, frames, images: Array.from({ length: n }, (_, k) => data.slice(k * size, (k + 1) * size)) };
+    return {
+      resolution,
+      channels,
+      frames,
+      images: Array.from({ length: n }, (_, k) => data.slice(k * size, (k + 1) * size)),
+    };
   });
-  tf.dispose([...out, ...noise, cond.tokens, cond.mask, cond.labels, both.tokens, both.mask, both.labels].filter((t) => t !== undefined) as tf.Tensor[]);
+  tf.dispose(
+    [...out, ...noise, cond.tokens, cond.mask, cond.labels, both.tokens, both.mask, both.labels].filter(
+      (t) => t !== undefined,
+    ) as tf.Tensor[],
+  );
   return result;
 }

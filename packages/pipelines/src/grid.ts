@@ -5,7 +5,9 @@ import type { LevelSamples } from './generate.js';
 function rgbOf(channels: number): (values: Float32Array, at: number, c: number) => number {
   if (channels === 3) return (values, at, c) => values[at + c];
   if (channels === 1) return (values, at) => values[at];
-  throw new Error(`a sample grid shows 1- or 3-channel images, not ${channels} channels (decode latents to images first)`);
+  throw new Error(
+    `a sample grid shows 1- or 3-channel images, not ${channels} channels (decode latents to images first)`,
+  );
 }
 
 /**
@@ -33,7 +35,8 @@ export function sampleGridPng(levels: readonly LevelSamples[]): Uint8Array {
           for (let x = 0; x < size; x++) {
             const src = f * frameSize + (Math.floor(y / scale) * resolution + Math.floor(x / scale)) * channels;
             const dst = ((gap + row * (size + gap) + y) * width + gap + col * (size + gap) + x) * 3;
-            for (let c = 0; c < 3; c++) data[dst + c] = Math.max(0, Math.min(255, Math.round((rgb(img, src, c) + 1) * 127.5)));
+            for (let c = 0; c < 3; c++)
+              data[dst + c] = Math.max(0, Math.min(255, Math.round((rgb(img, src, c) + 1) * 127.5)));
           }
       }
     });

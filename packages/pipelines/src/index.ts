@@ -9,7 +9,14 @@ export { Adam, clipByGlobalNorm, emaDecay, globalNorm, learningRate, updateEma }
 export type { AdamOptions } from './optim.js';
 
 // Runs: their config, presets, progressive phases, training loop, checkpoints and logs.
-export { applyOverride, levelSchedulesOf, modelConfigOf, parseTrainConfig, readConfigFile, trainConfigSchema } from './config.js';
+export {
+  applyOverride,
+  levelSchedulesOf,
+  modelConfigOf,
+  parseTrainConfig,
+  readConfigFile,
+  trainConfigSchema,
+} from './config.js';
 export type { TrainConfig, TrainConfigInput } from './config.js';
 export { TRAIN_PRESETS } from './train-presets.js';
 export { levelsOf, nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';

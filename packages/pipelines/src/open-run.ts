@@ -1,6 +1,12 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BackendName, CheckpointError, ConfigError, type DiffusionModel, type ParamLookup } from '@matryoshka-ts/core';
+import {
+  type BackendName,
+  CheckpointError,
+  ConfigError,
+  type DiffusionModel,
+  type ParamLookup,
+} from '@matryoshka-ts/core';
 import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
 import { NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
@@ -58,7 +64,9 @@ export async function openRun(path: string, options: { ema?: boolean } = {}): Pr
   const ema = options.ema ?? true;
   const weights = ema ? ckpt.values.ema : ckpt.values.params;
   if (weights.size === 0) {
-    throw new CheckpointError(`${file} holds no ${ema ? 'EMA' : 'raw'} weights${ema ? '' : ' (snapshots keep only the EMA weights)'}`);
+    throw new CheckpointError(
+      `${file} holds no ${ema ? 'EMA' : 'raw'} weights${ema ? '' : ' (snapshots keep only the EMA weights)'}`,
+    );
   }
   const model = new NestedUNet(phaseModelConfig(full, from), { weights });
   let dataset: ImageDataset | undefined;
@@ -83,7 +91,11 @@ export async function openRun(path: string, options: { ema?: boolean } = {}): Pr
         );
       }
       // Decoded once per opened run: a sweep asks for it at every guidance weight.
-      dataset ??= loadEmojiDataset({ resolution: all[0], skinTones: config.data.skinTones, categories: config.data.categories });
+      dataset ??= loadEmojiDataset({
+        resolution: all[0],
+        skinTones: config.data.skinTones,
+        categories: config.data.categories,
+      });
       return dataset;
     },
     // The model's variables only: other variables of the process (a run being trained) stay.

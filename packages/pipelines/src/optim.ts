@@ -53,7 +53,10 @@ export class Adam {
   load(step: number, m: Map<string, Float32Array>, v: Map<string, Float32Array>, shapes: Map<string, number[]>): void {
     this.dispose();
     this.step = step;
-    for (const [slots, values] of [[this.m, m], [this.v, v]] as const) {
+    for (const [slots, values] of [
+      [this.m, m],
+      [this.v, v],
+    ] as const) {
       for (const [name, data] of values) slots.set(name, tf.variable(tf.tensor(data, shapes.get(name)!), false));
     }
   }

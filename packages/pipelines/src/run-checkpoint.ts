@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, type RngState } from '@matryoshka-ts/core';
 import { SafetensorsFile, type TensorToWrite, toFloat32, writeSafetensors } from '@matryoshka-ts/checkpoint';
 import type { DataPosition } from '@matryoshka-ts/data';
@@ -39,10 +39,16 @@ const GROUPS = { params: 'model', ema: 'ema', adamM: 'adam.m', adamV: 'adam.v' }
  * Writes weights, EMA weights, optimizer state, progress (step, phase, RNG, data position) and the
  * resolved config into one safetensors file, atomically (temp file + rename).
  */
-export function saveCheckpoint(path: string, tensors: TrainTensors, progress: TrainProgress, config: TrainConfig): void {
+export function saveCheckpoint(
+  path: string,
+  tensors: TrainTensors,
+  progress: TrainProgress,
+  config: TrainConfig,
+): void {
   const out = new Map<string, TensorToWrite>();
   for (const [group, prefix] of Object.entries(GROUPS) as Array<[keyof TrainTensors, string]>) {
-    for (const [name, t] of tensors[group]) out.set(`${prefix}/${name}`, { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array });
+    for (const [name, t] of tensors[group])
+      out.set(`${prefix}/${name}`, { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array });
   }
   writeSafetensors(path, out, { format: FORMAT, progress: JSON.stringify(progress), config: JSON.stringify(config) });
 }
@@ -76,7 +82,9 @@ function openCheckpoint(path: string): SafetensorsFile {
   const file = SafetensorsFile.open(path);
   if (file.metadata.format !== FORMAT) {
     file.close();
-    throw new CheckpointError(`${path} is not a training checkpoint of this version (format ${file.metadata.format ?? 'missing'})`);
+    throw new CheckpointError(
+      `${path} is not a training checkpoint of this version (format ${file.metadata.format ?? 'missing'})`,
+    );
   }
   return file;
 }
@@ -85,7 +93,12 @@ function openCheckpoint(path: string): SafetensorsFile {
 export function loadCheckpoint(path: string): LoadedCheckpoint {
   const file = openCheckpoint(path);
   try {
-    const values = { params: new Map(), ema: new Map(), adamM: new Map(), adamV: new Map() } as LoadedCheckpoint['values'];
+    const values = {
+      params: new Map(),
+      ema: new Map(),
+      adamM: new Map(),
+      adamV: new Map(),
+    } as LoadedCheckpoint['values'];
     const shapes = new Map<string, number[]>();
     for (const key of file.names) {
       const slash = key.indexOf('/');

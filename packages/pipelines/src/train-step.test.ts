@@ -50,7 +50,8 @@ describe('TrainStep', () => {
       const p0 = before.get(name)!;
       const gi = g.get(name)!;
       // m̂ = g and v̂ = g² after one step: Δp = −lr·g/(|g| + ε). float32 rounding of p (|p| ≤ ~1): 1e-7 absolute.
-      for (let i = 0; i < p.length; i++) worst = Math.max(worst, Math.abs(p[i] - p0[i] + (1e-3 * gi[i]) / (Math.abs(gi[i]) + 1e-8)));
+      for (let i = 0; i < p.length; i++)
+        worst = Math.max(worst, Math.abs(p[i] - p0[i] + (1e-3 * gi[i]) / (Math.abs(gi[i]) + 1e-8)));
     }
     expect(worst).toBeLessThan(2e-7);
     step.dispose();
@@ -59,7 +60,11 @@ describe('TrainStep', () => {
 
   it('moves the EMA by d·ema + (1 − d)·p and clips the gradient to clipNorm', () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
-    const step = new TrainStep(model, schedules, options({ ema: { decay: 0.9, warmup: false }, optimizer: { ...options().optimizer, clipNorm: 1e-3 } }));
+    const step = new TrainStep(
+      model,
+      schedules,
+      options({ ema: { decay: 0.9, warmup: false }, optimizer: { ...options().optimizer, clipNorm: 1e-3 } }),
+    );
     const p0 = values(model.params);
     const result = step.run(images, text, new Rng(11));
     expect(result.gradNorm).toBeGreaterThan(1e-3); // so clipping happened (Adam's first step is scale-free, the EMA is not affected)
@@ -93,7 +98,11 @@ describe('TrainStep', () => {
 
   it('keeps the number of live tensors flat across steps, and downsamples larger images to level 0', () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
-    const step = new TrainStep(model, schedules, options({ ema: { decay: 0.99, warmup: true }, loss: { prediction: 'v', target: 'eps', mixedRatio: [1, 2] } }));
+    const step = new TrainStep(
+      model,
+      schedules,
+      options({ ema: { decay: 0.99, warmup: true }, loss: { prediction: 'v', target: 'eps', mixedRatio: [1, 2] } }),
+    );
     const big = tf.tidy(() => tf.image.resizeNearestNeighbor(images, [16, 16]) as tf.Tensor4D);
     const rng = new Rng(2);
     step.run(big, text, rng); // Adam's and the EMA's state are made here

@@ -104,9 +104,15 @@ export class TrainStep {
     const levels = this.model.levels;
     const resolutions = levels.map((l) => l.resolution);
     const top = images.shape[1] === resolutions[0] ? images : downsample(images, resolutions[0], lossOptions.lowRes);
-    const example = drawTrainingExample(top, { schedules: this.schedules, resolutions, downsample: lossOptions.lowRes }, rng);
+    const example = drawTrainingExample(
+      top,
+      { schedules: this.schedules, resolutions, downsample: lossOptions.lowRes },
+      rng,
+    );
     const ratio = lossOptions.mixedRatio;
-    const sampleWeights = lossOptions.vdmWeights ? vdmLossWeights(this.schedules[0].gammasF32, example.times) : undefined;
+    const sampleWeights = lossOptions.vdmWeights
+      ? vdmLossWeights(this.schedules[0].gammasF32, example.times)
+      : undefined;
     let mse: tf.Tensor1D[] = [];
     const { value, grads } = tf.variableGrads(() => {
       // Mixed-resolution batches: level n sees the first samplesPerLevel(ratio)[n] samples.

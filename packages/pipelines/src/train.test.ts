@@ -41,11 +41,16 @@ describe('train', () => {
     await train(config, { out: whole, steps: 6 });
     const split = tempRun();
     await train(config, { out: split, steps: 4 });
-    expect(loadCheckpoint(join(split, 'checkpoint.safetensors')).progress).toMatchObject({ step: 4, phase: 1, phaseStep: 1 });
+    expect(loadCheckpoint(join(split, 'checkpoint.safetensors')).progress).toMatchObject({
+      step: 4,
+      phase: 1,
+      phaseStep: 1,
+    });
     await train(config, { out: split, resume: true, steps: 6 });
     expect(losses(whole)).toHaveLength(6);
     expect(losses(split)).toEqual(losses(whole));
-    for (const file of ['checkpoint.safetensors', 'config.json', 'loss.svg', 'samples.png', 'metrics.jsonl']) expect(existsSync(join(split, file)), file).toBe(true);
+    for (const file of ['checkpoint.safetensors', 'config.json', 'loss.svg', 'samples.png', 'metrics.jsonl'])
+      expect(existsSync(join(split, file)), file).toBe(true);
     const png = readFileSync(join(split, 'samples.png'));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
   }, 300_000);
@@ -84,9 +89,20 @@ describe('train', () => {
   it('skips non-finite steps, then stops with a clear message and leaves the last good checkpoint intact', async () => {
     const dir = tempRun();
     // A learning rate of 1e30 throws the weights to ±1e27 after the first update, so every later loss overflows.
-    const config = parseTrainConfig({ ...micro, optimizer: { lr: 1e30, warmupSteps: 0 }, phases: [{ resolution: 8, batchSize: 2, steps: 50 }], checkpointEvery: 1, maxBadSteps: 3 });
-    await expect(train(config, { out: dir })).rejects.toThrow(/3 non-finite losses in a row at step \d+: stopping\. The last good checkpoint .* is intact/);
-    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as StepMetrics);
+    const config = parseTrainConfig({
+      ...micro,
+      optimizer: { lr: 1e30, warmupSteps: 0 },
+      phases: [{ resolution: 8, batchSize: 2, steps: 50 }],
+      checkpointEvery: 1,
+      maxBadSteps: 3,
+    });
+    await expect(train(config, { out: dir })).rejects.toThrow(
+      /3 non-finite losses in a row at step \d+: stopping\. The last good checkpoint .* is intact/,
+    );
+    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as StepMetrics);
     const skipped = rows.filter((r) => r.skipped);
     expect(skipped.length).toBe(3);
     const last = loadCheckpoint(join(dir, 'checkpoint.safetensors'));
@@ -98,8 +114,12 @@ describe('train', () => {
 describe('config', () => {
   it('rejects a bad config before any work, naming the field', () => {
     expect(() => parseTrainConfig({ ...micro, optimizer: { lr: -1 } })).toThrow(/config: optimizer\.lr:/);
-    expect(() => parseTrainConfig({ ...micro, phases: [{ resolution: 12, batchSize: 2, steps: 1 }] })).toThrow(/phases\.0\.resolution: 12 is not a level of the model \(8, 4\)/);
-    expect(() => parseTrainConfig({ ...micro, conditioning: { kind: 'labels' } })).toThrow(/labels but the model has no label conditioning/);
+    expect(() => parseTrainConfig({ ...micro, phases: [{ resolution: 12, batchSize: 2, steps: 1 }] })).toThrow(
+      /phases\.0\.resolution: 12 is not a level of the model \(8, 4\)/,
+    );
+    expect(() => parseTrainConfig({ ...micro, conditioning: { kind: 'labels' } })).toThrow(
+      /labels but the model has no label conditioning/,
+    );
     expect(() => parseTrainConfig({ ...micro, colour: 'red' })).toThrow(/config: /);
   });
 });

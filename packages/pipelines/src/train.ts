@@ -13,7 +13,13 @@ import { generate } from './generate.js';
 import { sampleGridPng } from './grid.js';
 import { nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
 import { ProgressLine, Throughput, formatDuration } from './progress.js';
-import { type LoadedCheckpoint, type TrainProgress, loadCheckpoint, saveCheckpoint, snapshotPath } from './run-checkpoint.js';
+import {
+  type LoadedCheckpoint,
+  type TrainProgress,
+  loadCheckpoint,
+  saveCheckpoint,
+  snapshotPath,
+} from './run-checkpoint.js';
 import { RunLog, type StepMetrics } from './run-log.js';
 
 export type { StepMetrics } from './run-log.js';
@@ -82,7 +88,9 @@ function variablesOf(values: Map<string, Float32Array>, shapes: Map<string, numb
 /** Fails unless a tfjs backend has been started: libraries never pick one (see @matryoshka-ts/backends). */
 export function requireBackend(): void {
   if (!tf.engine().backendName) {
-    throw new BackendError("no tfjs backend is active: call initBackend({ backend }) from '@matryoshka-ts/backends' first");
+    throw new BackendError(
+      "no tfjs backend is active: call initBackend({ backend }) from '@matryoshka-ts/backends' first",
+    );
   }
 }
 
@@ -116,12 +124,15 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   const schedules = levelSchedulesOf(config);
   const conditioner = await openConditioner(config, full, (line) => progressLine.log(line));
   if (conditioner.kind === 'labels' && data.classNames.length > conditioner.numClasses) {
-    throw new ConfigError(`the data has ${data.classNames.length} classes but the model's label conditioning has ${conditioner.numClasses}`);
+    throw new ConfigError(
+      `the data has ${data.classNames.length} classes but the model's label conditioning has ${conditioner.numClasses}`,
+    );
   }
   progressLine.log(`data: ${data.description}`);
   const preview = await data.preview(config.sampling.n);
   // A frozen ONNX encoder encodes every caption once, before training (later runs read its cache).
-  if (conditioner.kind === 'text' && conditioner.prepare) await conditioner.prepare(['', ...preview.captions, ...(await data.captions())]);
+  if (conditioner.kind === 'text' && conditioner.prepare)
+    await conditioner.prepare(['', ...preview.captions, ...(await data.captions())]);
 
   let progress: TrainProgress;
   let restored: LoadedCheckpoint | undefined;
@@ -133,7 +144,17 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
     log = new RunLog(out, progress.step);
     progressLine.log(`resuming ${out} at step ${progress.step} (phase ${progress.phase + 1}/${config.phases.length})`);
   } else {
-    progress = { step: 0, phase: 0, phaseStep: 0, rng: new Rng(config.seed).getState(), data: { epoch: 0, cursor: 0 }, adamStep: 0, emaUpdates: 0, badInARow: 0, badTotal: 0 };
+    progress = {
+      step: 0,
+      phase: 0,
+      phaseStep: 0,
+      rng: new Rng(config.seed).getState(),
+      data: { epoch: 0, cursor: 0 },
+      adamStep: 0,
+      emaUpdates: 0,
+      badInARow: 0,
+      badTotal: 0,
+    };
     log = new RunLog(out);
   }
   writeFileSync(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -171,7 +192,9 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
         const previousEma = new Map([...previous.step.ema!].map(([n, t]) => [n, t.dataSync() as Float32Array]));
         for (const [k, v] of nestDeeper(previousEma, added)) emaValues.set(k, Float32Array.from(v));
         ema = variablesOf(emaValues, shapes);
-        progressLine.log(`phase ${index + 1}: ${config.phases[index].resolution} px, inner ${resolutions[previous.from]} px initialised from phase ${index}`);
+        progressLine.log(
+          `phase ${index + 1}: ${config.phases[index].resolution} px, inner ${resolutions[previous.from]} px initialised from phase ${index}`,
+        );
       }
       step = new TrainStep(model, phaseSchedules, stepOptions, ema);
       progress.adamStep = 0;
@@ -184,14 +207,29 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
 
   const writeSamples = (tag: string) => {
     if (!current) return;
-    lastSamples = writeSampleGrid(out, tag, current, schedules, conditioner, preview, data.classNames, config, progressLine);
+    lastSamples = writeSampleGrid(
+      out,
+      tag,
+      current,
+      schedules,
+      conditioner,
+      preview,
+      data.classNames,
+      config,
+      progressLine,
+    );
   };
 
   const checkpoint = () => {
     if (!current) return;
     progress.rng = rng.getState();
     const { model, step } = current;
-    saveCheckpoint(checkpointPath, { params: model.params, ema: step.ema!, adamM: step.adam.m, adamV: step.adam.v }, { ...progress, adamStep: step.adam.step }, config);
+    saveCheckpoint(
+      checkpointPath,
+      { params: model.params, ema: step.ema!, adamM: step.adam.m, adamV: step.adam.v },
+      { ...progress, adamStep: step.adam.step },
+      config,
+    );
   };
 
   const snapshot = (stepNo: number) => {
@@ -221,7 +259,9 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
       if (skipped) {
         progress.badInARow += 1;
         progress.badTotal += 1;
-        progressLine.log(`step ${stepNo}: ${skipped} (${loss}); update skipped (${progress.badInARow} in a row, ${progress.badTotal} in total)`);
+        progressLine.log(
+          `step ${stepNo}: ${skipped} (${loss}); update skipped (${progress.badInARow} in a row, ${progress.badTotal} in total)`,
+        );
       } else {
         progress.badInARow = 0;
         progress.emaUpdates = current.step.emaUpdates;
@@ -266,7 +306,8 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
       // A skipped step never overwrites the last good checkpoint.
       if (!skipped && stepNo % config.checkpointEvery === 0) checkpoint();
       if (config.snapshotEvery > 0 && stepNo % config.snapshotEvery === 0) snapshot(stepNo);
-      if (config.sampling.every > 0 && stepNo % config.sampling.every === 0 && stepNo < total) writeSamples(`step${stepNo}`);
+      if (config.sampling.every > 0 && stepNo % config.sampling.every === 0 && stepNo < total)
+        writeSamples(`step${stepNo}`);
     }
   }
   progressLine.done();
@@ -276,7 +317,9 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   current?.step.dispose();
   current?.model.dispose();
   const seconds = (performance.now() - started) / 1000;
-  progressLine.log(`done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}`);
+  progressLine.log(
+    `done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}`,
+  );
   return { steps: progress.step, finalLoss, badSteps: progress.badTotal, seconds, samples: lastSamples };
 }
 
@@ -308,7 +351,9 @@ function writeSampleGrid(
   const path = join(out, 'samples.png');
   writeFileSync(join(out, `samples-${tag}.png`), png);
   writeFileSync(path, png);
-  const names = preview.captions.map((c, i) => `${i + 1}. ${conditioner.kind === 'labels' ? classNames[preview.labels[i]] : c}`);
+  const names = preview.captions.map(
+    (c, i) => `${i + 1}. ${conditioner.kind === 'labels' ? classNames[preview.labels[i]] : c}`,
+  );
   writeFileSync(join(out, 'samples.txt'), `${names.join('\n')}\n`);
   progressLine.log(`samples (${tag}): ${path}`);
   return path;

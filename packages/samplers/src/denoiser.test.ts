@@ -2,7 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '@matryoshka-ts/core';
 import { initBackend } from '@matryoshka-ts/backends';
-import { type Denoiser, classifierFreeGuidance, combineGuidance, networkDenoiser, officialNetworkTime } from './denoiser.js';
+import {
+  type Denoiser,
+  classifierFreeGuidance,
+  combineGuidance,
+  networkDenoiser,
+  officialNetworkTime,
+} from './denoiser.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu', quiet: true });

@@ -60,10 +60,12 @@ export function classifierFreeGuidance(doubled: Denoiser, weight: number): Denoi
         x.map((level) => tf.concat([level, level], 0) as tf.Tensor4D),
         t,
       );
-      if (outputs.length !== x.length) throw new Error(`the guided network returned ${outputs.length} levels for ${x.length} inputs`);
+      if (outputs.length !== x.length)
+        throw new Error(`the guided network returned ${outputs.length} levels for ${x.length} inputs`);
       return outputs.map((out, n) => {
         const batch = x[n].shape[0];
-        if (out.shape[0] !== 2 * batch) throw new Error(`level ${n}: the guided network returned ${out.shape[0]} samples, expected 2·${batch}`);
+        if (out.shape[0] !== 2 * batch)
+          throw new Error(`level ${n}: the guided network returned ${out.shape[0]} samples, expected 2·${batch}`);
         const [uncond, cond] = tf.split(out, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
         return combineGuidance(uncond, cond, weight);
       });

@@ -41,7 +41,9 @@ function perfect(x0: tf.Tensor4D[], type: 'x0' | 'v' | 'eps', calls: number[] = 
         if (type === 'x0') return tf.clone(x0[n]);
         const eps = tf.div(tf.sub(xt, tf.mul(Math.sqrt(g), x0[n])), Math.sqrt(1 - g));
         // v = √γ·ε − √(1−γ)·x0
-        return (type === 'eps' ? eps : tf.sub(tf.mul(Math.sqrt(g), eps), tf.mul(Math.sqrt(1 - g), x0[n]))) as tf.Tensor4D;
+        return (
+          type === 'eps' ? eps : tf.sub(tf.mul(Math.sqrt(g), eps), tf.mul(Math.sqrt(1 - g), x0[n]))
+        ) as tf.Tensor4D;
       }),
     );
   };
@@ -52,7 +54,13 @@ describe('DDIM η = 0 with a perfect predictor', () => {
     it(`x0-prediction on the official ${K}-step grid recovers x0 exactly at s = 0`, () => {
       const { x0, init } = problem(K);
       const [clean, noise] = [tensors(x0), tensors(init)];
-      const out = sample(perfect(clean, 'x0'), noise, samplingGrid(K), { schedules, sampler: 'ddim', eta: 0, threshold: 'none', predictionType: 'x0' });
+      const out = sample(perfect(clean, 'x0'), noise, samplingGrid(K), {
+        schedules,
+        sampler: 'ddim',
+        eta: 0,
+        threshold: 'none',
+        predictionType: 'x0',
+      });
       // s = 0: γ_s = 1, so x_s = 1·x̂0 + 0·ε̂ — bit for bit.
       out.forEach((o, n) => expect(Array.from(o.dataSync()), `level ${n}`).toEqual(Array.from(x0[n])));
       tf.dispose([...out, ...clean, ...noise]);
@@ -63,10 +71,17 @@ describe('DDIM η = 0 with a perfect predictor', () => {
     it(`${type}-prediction recovers x0 at s = 0 to float32 accuracy`, () => {
       const { x0, init } = problem(9);
       const [clean, noise] = [tensors(x0), tensors(init)];
-      const out = sample(perfect(clean, type), noise, samplingGrid(10), { schedules, sampler: 'ddim', threshold: 'clip', predictionType: type });
+      const out = sample(perfect(clean, type), noise, samplingGrid(10), {
+        schedules,
+        sampler: 'ddim',
+        threshold: 'clip',
+        predictionType: type,
+      });
       // Each step rebuilds x̂0 from x_t and the prediction (errors ~1e-7 per op, amplified by
       // 1/√γ_t ≤ 20 for ε at the noisiest grid time on the shifted level): 1e-5.
-      out.forEach((o, n) => o.dataSync().forEach((v, i) => expect(Math.abs(v - x0[n][i]), `level ${n} i ${i}`).toBeLessThanOrEqual(1e-5)));
+      out.forEach((o, n) =>
+        o.dataSync().forEach((v, i) => expect(Math.abs(v - x0[n][i]), `level ${n} i ${i}`).toBeLessThanOrEqual(1e-5)),
+      );
       tf.dispose([...out, ...clean, ...noise]);
     });
   }
@@ -107,7 +122,10 @@ describe('the grid', () => {
         level.forEach((v, k) => {
           const epsHat = (init[n][k] - Math.sqrt(gT) * x0[n][k]) / Math.sqrt(1 - gT);
           // float32 roundings compound over ≤ 4 steps of O(1) values.
-          expect(Math.abs(v - (Math.sqrt(gS) * x0[n][k] + Math.sqrt(1 - gS) * epsHat)), `step ${i} level ${n}`).toBeLessThanOrEqual(5e-6);
+          expect(
+            Math.abs(v - (Math.sqrt(gS) * x0[n][k] + Math.sqrt(1 - gS) * epsHat)),
+            `step ${i} level ${n}`,
+          ).toBeLessThanOrEqual(5e-6);
         });
       }),
     );
@@ -134,18 +152,31 @@ describe('stepFromPrediction', () => {
     const rng = new Rng(32);
     const wide = init.map((l) => Float32Array.from(l, () => 3 * rng.normal())); // x̂0 far outside [−1, 1]
     const [xT, pred] = [tensors(init), tensors(wide)];
-    const out = stepFromPrediction(pred, xT, 600, 400, { schedules, sampler: 'ddim', threshold: 'clip', predictionType: 'x0' });
+    const out = stepFromPrediction(pred, xT, 600, 400, {
+      schedules,
+      sampler: 'ddim',
+      threshold: 'clip',
+      predictionType: 'x0',
+    });
     out.forEach((o, n) => {
       const [gT, gS] = [schedules[n].gammasF32[600], schedules[n].gammasF32[400]];
       o.dataSync().forEach((v, k) => {
         const x0 = Math.min(Math.max(wide[n][k], -1), 1);
         const epsHat = (init[n][k] - Math.sqrt(gT) * x0) / Math.sqrt(1 - gT);
         // A few float32 roundings of O(1) terms.
-        expect(Math.abs(v - (Math.sqrt(gS) * x0 + Math.sqrt(1 - gS) * epsHat)), `level ${n} i ${k}`).toBeLessThanOrEqual(2e-6);
+        expect(
+          Math.abs(v - (Math.sqrt(gS) * x0 + Math.sqrt(1 - gS) * epsHat)),
+          `level ${n} i ${k}`,
+        ).toBeLessThanOrEqual(2e-6);
       });
     });
     // Landing on s = 0 returns the thresholded x̂0 itself: dynamic DeepFloyd maps it into [−1, 1].
-    const last = stepFromPrediction(pred, xT, 167, 0, { schedules, sampler: 'ddim', threshold: DYNAMIC_DEEPFLOYD, predictionType: 'x0' });
+    const last = stepFromPrediction(pred, xT, 167, 0, {
+      schedules,
+      sampler: 'ddim',
+      threshold: DYNAMIC_DEEPFLOYD,
+      predictionType: 'x0',
+    });
     last.forEach((o) => expect(Math.max(...Array.from(o.dataSync(), Math.abs))).toBeCloseTo(1, 6));
     tf.dispose([...out, ...last, ...xT, ...pred]);
   });
@@ -194,7 +225,10 @@ describe('DDPM sampling', () => {
 describe('tensor hygiene', () => {
   it('sampling (DDPM, dynamic thresholding, guidance, two levels) keeps the tensor count flat across steps and leaks nothing', () => {
     const noise = tensors(problem(4).init);
-    const doubled: Denoiser = (x) => tf.tidy(() => x.map((l) => tf.mul(tf.sin(l), tf.reshape(tf.linspace(0.5, 1, l.shape[0]), [-1, 1, 1, 1])) as tf.Tensor4D));
+    const doubled: Denoiser = (x) =>
+      tf.tidy(() =>
+        x.map((l) => tf.mul(tf.sin(l), tf.reshape(tf.linspace(0.5, 1, l.shape[0]), [-1, 1, 1, 1])) as tf.Tensor4D),
+      );
     const start = tf.memory().numTensors;
     const counts: number[] = [];
     const out = sample(classifierFreeGuidance(doubled, 3), noise, samplingGrid(6), {

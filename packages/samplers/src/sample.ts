@@ -44,7 +44,9 @@ function needsNoise(options: StepOptions): boolean {
 function checkLevels(x: readonly tf.Tensor4D[], options: StepOptions, what: string): void {
   if (x.length === 0) throw new Error(`${what}: no levels given`);
   if (options.schedules.length !== x.length) {
-    throw new Error(`${what}: ${x.length} levels but ${options.schedules.length} schedules (one per level, level 0 first)`);
+    throw new Error(
+      `${what}: ${x.length} levels but ${options.schedules.length} schedules (one per level, level 0 first)`,
+    );
   }
 }
 
@@ -63,8 +65,10 @@ export function stepFromPrediction(
   z?: readonly tf.Tensor4D[],
 ): tf.Tensor4D[] {
   checkLevels(x, options, 'stepFromPrediction');
-  if (prediction.length !== x.length) throw new Error(`stepFromPrediction: ${prediction.length} predictions for ${x.length} levels`);
-  if (z && z.length !== x.length) throw new Error(`stepFromPrediction: ${z.length} noise tensors for ${x.length} levels`);
+  if (prediction.length !== x.length)
+    throw new Error(`stepFromPrediction: ${prediction.length} predictions for ${x.length} levels`);
+  if (z && z.length !== x.length)
+    throw new Error(`stepFromPrediction: ${z.length} noise tensors for ${x.length} levels`);
   const sampler = options.sampler ?? 'ddpm';
   const eta = options.eta ?? 0;
   const threshold = options.threshold ?? DYNAMIC_IMAGEN;
@@ -86,14 +90,21 @@ function drawNoise(rng: Rng | undefined, shape: number[]): tf.Tensor4D {
 }
 
 /** One sampling step t → s of every level (NHWC, level 0 first): runs the denoiser at t, then `stepFromPrediction`. */
-export function sampleStep(denoiser: Denoiser, x: readonly tf.Tensor4D[], t: number, s: number, options: StepOptions): tf.Tensor4D[] {
+export function sampleStep(
+  denoiser: Denoiser,
+  x: readonly tf.Tensor4D[],
+  t: number,
+  s: number,
+  options: StepOptions,
+): tf.Tensor4D[] {
   return tf.tidy(() => stepFromPrediction(denoiser([...x], t), x, t, s, options));
 }
 
 function checkGrid(grid: readonly number[]): void {
   if (grid.length < 2) throw new Error(`the grid needs at least two times (one step), got [${grid}]`);
   for (let i = 1; i < grid.length; i++) {
-    if (!(grid[i] < grid[i - 1])) throw new Error(`the grid must decrease strictly (a step goes from grid[i] to grid[i + 1]), got [${grid}]`);
+    if (!(grid[i] < grid[i - 1]))
+      throw new Error(`the grid must decrease strictly (a step goes from grid[i] to grid[i + 1]), got [${grid}]`);
   }
 }
 
@@ -103,16 +114,24 @@ function checkGrid(grid: readonly number[]): void {
  * grid[i] to grid[i + 1] with the same t for every level. Returns the final images per level
  * (clamped to [−1, 1] unless `clampOutput` is false). The noise stays the caller's.
  */
-export function sample(denoiser: Denoiser, noise: readonly tf.Tensor4D[], grid: readonly number[], options: SampleOptions): tf.Tensor4D[] {
+export function sample(
+  denoiser: Denoiser,
+  noise: readonly tf.Tensor4D[],
+  grid: readonly number[],
+  options: SampleOptions,
+): tf.Tensor4D[] {
   checkLevels(noise, options, 'sample');
   checkGrid(grid);
   const batch = noise[0].shape[0];
   noise.forEach((level, n) => {
-    if (level.shape[0] !== batch) throw new Error(`sample: level ${n} holds ${level.shape[0]} samples, level 0 holds ${batch}`);
+    if (level.shape[0] !== batch)
+      throw new Error(`sample: level ${n} holds ${level.shape[0]} samples, level 0 holds ${batch}`);
   });
   // Fail before any work: every grid time must index every level's table.
-  for (let i = 0; i + 1 < grid.length; i++) options.schedules.forEach((schedule) => stepGammas(schedule, grid[i], grid[i + 1]));
-  if (needsNoise(options) && !options.rng) throw new Error('sample: DDPM and DDIM with eta > 0 need options.rng for the fresh noise');
+  for (let i = 0; i + 1 < grid.length; i++)
+    options.schedules.forEach((schedule) => stepGammas(schedule, grid[i], grid[i + 1]));
+  if (needsNoise(options) && !options.rng)
+    throw new Error('sample: DDPM and DDIM with eta > 0 need options.rng for the fresh noise');
 
   const total = grid.length - 1;
   let x: readonly tf.Tensor4D[] = noise;

@@ -100,7 +100,9 @@ describe('DDPM step = the posterior q(x_s | x_t, x0)', () => {
       expect(posteriorVariance(g)).toBeCloseTo(ref[0].variance, 12);
       const [withZ, withoutZ, zeroZ] = tf.tidy(() => {
         const [a, b] = [tf.tensor4d(x0, shape), tf.tensor4d(xT, shape)];
-        return [ddpmStep(a, b, g, tf.tensor4d(z, shape)), ddpmStep(a, b, g), ddpmStep(a, b, g, tf.zeros(shape))].map(values);
+        return [ddpmStep(a, b, g, tf.tensor4d(z, shape)), ddpmStep(a, b, g), ddpmStep(a, b, g, tf.zeros(shape))].map(
+          values,
+        );
       });
       const sd = Math.sqrt(ref[0].variance);
       ref.forEach(({ mean }, i) => {
@@ -115,7 +117,9 @@ describe('DDPM step = the posterior q(x_s | x_t, x0)', () => {
     const [x0, xT, z] = draws(3, 3);
     const g = stepGammas(base, 167, 0);
     expect(posteriorVariance(g)).toBe(0);
-    const got = tf.tidy(() => values(ddpmStep(tf.tensor4d(x0, shape), tf.tensor4d(xT, shape), g, tf.tensor4d(z, shape))));
+    const got = tf.tidy(() =>
+      values(ddpmStep(tf.tensor4d(x0, shape), tf.tensor4d(xT, shape), g, tf.tensor4d(z, shape))),
+    );
     x0.forEach((v, i) => expect(Math.abs(got[i] - v)).toBeLessThanOrEqual(TOL));
   });
 });
@@ -129,7 +133,9 @@ describe('DDIM(η) step', () => {
       const sd = Math.sqrt(ref[0].variance);
       const [eta1Mean, eta1, eta0, eta0z] = tf.tidy(() => {
         const [a, b, zz] = [tf.tensor4d(x0, shape), tf.tensor4d(xT, shape), tf.tensor4d(z, shape)];
-        return [ddimStep(a, b, g, 1), ddimStep(a, b, g, 1, zz), ddimStep(a, b, g, 0), ddimStep(a, b, g, 0, zz)].map(values);
+        return [ddimStep(a, b, g, 1), ddimStep(a, b, g, 1, zz), ddimStep(a, b, g, 0), ddimStep(a, b, g, 0, zz)].map(
+          values,
+        );
       });
       ref.forEach(({ mean }, i) => {
         // Rounding: the ε̂ coefficient √(1−γ_s−β̃) cancels against the x_t term; ε̂ carries 1/√(1−γ_t).
@@ -138,7 +144,10 @@ describe('DDIM(η) step', () => {
         expect(eta0z[i]).toBe(eta0[i]);
         // η = 0: x_s = √γ_s·x̂0 + √(1−γ_s)·ε̂ with ε̂ = (x_t − √γ_t·x̂0)/√(1−γ_t).
         const epsHat = (xT[i] - Math.sqrt(g.gammaT) * x0[i]) / Math.sqrt(1 - g.gammaT);
-        expect(Math.abs(eta0[i] - (Math.sqrt(g.gammaS) * x0[i] + Math.sqrt(1 - g.gammaS) * epsHat)), `η=0 ${i}`).toBeLessThanOrEqual(4 * TOL);
+        expect(
+          Math.abs(eta0[i] - (Math.sqrt(g.gammaS) * x0[i] + Math.sqrt(1 - g.gammaS) * epsHat)),
+          `η=0 ${i}`,
+        ).toBeLessThanOrEqual(4 * TOL);
       });
     });
   }
@@ -147,7 +156,9 @@ describe('DDIM(η) step', () => {
     const [x0, xT, z] = draws(6, 3);
     const g = stepGammas(base, 600, 400);
     const bt = posteriorVariance(g);
-    const got = tf.tidy(() => values(ddimStep(tf.tensor4d(x0, shape), tf.tensor4d(xT, shape), g, 0.5, tf.tensor4d(z, shape))));
+    const got = tf.tidy(() =>
+      values(ddimStep(tf.tensor4d(x0, shape), tf.tensor4d(xT, shape), g, 0.5, tf.tensor4d(z, shape))),
+    );
     x0.forEach((v, i) => {
       const epsHat = (xT[i] - Math.sqrt(g.gammaT) * v) / Math.sqrt(1 - g.gammaT);
       const want = Math.sqrt(g.gammaS) * v + Math.sqrt(1 - g.gammaS - 0.25 * bt) * epsHat + 0.5 * Math.sqrt(bt) * z[i];

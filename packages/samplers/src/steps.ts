@@ -14,9 +14,14 @@ export interface StepGammas {
 /** γ_t and γ_s of one level, read from its float32 table (the values the official sampler uses). */
 export function stepGammas(schedule: Schedule, t: number, s: number): StepGammas {
   const table = schedule.gammasF32;
-  for (const [name, k] of [['t', t], ['s', s]] as const) {
+  for (const [name, k] of [
+    ['t', t],
+    ['s', s],
+  ] as const) {
     if (!Number.isInteger(k) || k < 0 || k >= table.length) {
-      throw new RangeError(`grid time ${name} = ${k} is not an integer index into ${schedule.name}'s table of ${table.length} entries`);
+      throw new RangeError(
+        `grid time ${name} = ${k} is not an integer index into ${schedule.name}'s table of ${table.length} entries`,
+      );
     }
   }
   if (!(s < t)) throw new RangeError(`a step goes down in time, got t = ${t} → s = ${s}`);
@@ -63,7 +68,10 @@ export function ddpmStep(x0: tf.Tensor4D, xT: tf.Tensor4D, gammas: StepGammas, z
   const beta = 1 - alpha;
   const posteriorVar = posteriorVariance(gammas);
   return tf.tidy(() => {
-    const mean = tf.add(tf.mul(x0, (beta * Math.sqrt(gammaS)) / (1 - gammaT)), tf.mul(xT, (Math.sqrt(alpha) * (1 - gammaS)) / (1 - gammaT)));
+    const mean = tf.add(
+      tf.mul(x0, (beta * Math.sqrt(gammaS)) / (1 - gammaT)),
+      tf.mul(xT, (Math.sqrt(alpha) * (1 - gammaS)) / (1 - gammaT)),
+    );
     return (z ? tf.add(mean, tf.mul(Math.sqrt(posteriorVar), z)) : mean) as tf.Tensor4D;
   });
 }
@@ -72,7 +80,13 @@ export function ddpmStep(x0: tf.Tensor4D, xT: tf.Tensor4D, gammas: StepGammas, z
  * DDIM(η) step, NHWC: ε̂ = (x_t − √γ_t·x̂0)/√(1−γ_t) (from the thresholded x̂0),
  * x_s = √γ_s·x̂0 + √(1−γ_s − η²β̃)·ε̂ + η·√β̃·z. η = 0 is deterministic (z unused); without z, the mean.
  */
-export function ddimStep(x0: tf.Tensor4D, xT: tf.Tensor4D, gammas: StepGammas, eta: number, z?: tf.Tensor4D): tf.Tensor4D {
+export function ddimStep(
+  x0: tf.Tensor4D,
+  xT: tf.Tensor4D,
+  gammas: StepGammas,
+  eta: number,
+  z?: tf.Tensor4D,
+): tf.Tensor4D {
   if (!(eta >= 0)) throw new RangeError(`DDIM eta must be ≥ 0, got ${eta}`);
   const { gammaT, gammaS } = gammas;
   const posteriorVar = posteriorVariance(gammas);

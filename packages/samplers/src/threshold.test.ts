@@ -2,7 +2,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '@matryoshka-ts/core';
 import { initBackend } from '@matryoshka-ts/backends';
-import { DYNAMIC_DEEPFLOYD, DYNAMIC_IMAGEN, applyThreshold, dynamicThreshold, quantilePerSample, thresholdByName } from './threshold.js';
+import {
+  DYNAMIC_DEEPFLOYD,
+  DYNAMIC_IMAGEN,
+  applyThreshold,
+  dynamicThreshold,
+  quantilePerSample,
+  thresholdByName,
+} from './threshold.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu', quiet: true });
@@ -69,7 +76,9 @@ describe('quantilePerSample (numpy linear method)', () => {
     for (const q of [0, 0.1, 0.5, 0.95, 0.995, 1]) {
       const got = tf.tidy(() => Array.from(quantilePerSample(x, q).dataSync()));
       const ref = rows(x).map((r) => numpyQuantile(r, q));
-      got.forEach((g, b) => expect(Math.abs(g - ref[b]), `q=${q} sample ${b}`).toBeLessThanOrEqual(lerpTolerance(ref, b)));
+      got.forEach((g, b) =>
+        expect(Math.abs(g - ref[b]), `q=${q} sample ${b}`).toBeLessThanOrEqual(lerpTolerance(ref, b)),
+      );
     }
     x.dispose();
   });
@@ -90,7 +99,9 @@ describe('thresholds', () => {
     tf.tidy(() => {
       const x = tf.tensor4d(data, [2, 4, 4, 3]);
       expect(Array.from(applyThreshold(x, 'none').dataSync())).toEqual(Array.from(data));
-      expect(Array.from(applyThreshold(x, 'clip').dataSync())).toEqual(Array.from(data, (v) => Math.fround(Math.min(Math.max(v, -1), 1))));
+      expect(Array.from(applyThreshold(x, 'clip').dataSync())).toEqual(
+        Array.from(data, (v) => Math.fround(Math.min(Math.max(v, -1), 1))),
+      );
     });
   });
 
@@ -134,11 +145,19 @@ describe('thresholds', () => {
       const s = tf.reshape(tf.clipByValue(q, 1, DYNAMIC_IMAGEN.max), [4, 1, 1, 1]);
       const sv = s.dataSync();
       // Put values at ±s of the unmodified data into each sample too (near the threshold).
-      const withEdges = tf.tensor4d(values.map((v, i) => (i % 97 === 0 ? Math.sign(v) * sv[Math.floor(i / 192)] : v)), [4, 8, 8, 3]);
-      const s2 = tf.reshape(tf.clipByValue(quantilePerSample(tf.abs(withEdges), DYNAMIC_IMAGEN.quantile), 1, DYNAMIC_IMAGEN.max), [4, 1, 1, 1]);
+      const withEdges = tf.tensor4d(
+        values.map((v, i) => (i % 97 === 0 ? Math.sign(v) * sv[Math.floor(i / 192)] : v)),
+        [4, 8, 8, 3],
+      );
+      const s2 = tf.reshape(
+        tf.clipByValue(quantilePerSample(tf.abs(withEdges), DYNAMIC_IMAGEN.quantile), 1, DYNAMIC_IMAGEN.max),
+        [4, 1, 1, 1],
+      );
       const formula = tf.div(tf.minimum(tf.maximum(withEdges, tf.neg(s2)), s2), s2);
       expect(formula.dataSync().some((v) => Math.abs(v) === 1)).toBe(true); // some values were clamped
-      expect(Array.from(dynamicThreshold(withEdges, DYNAMIC_IMAGEN).dataSync())).toEqual(Array.from(formula.dataSync()));
+      expect(Array.from(dynamicThreshold(withEdges, DYNAMIC_IMAGEN).dataSync())).toEqual(
+        Array.from(formula.dataSync()),
+      );
     });
   });
 

@@ -49,7 +49,8 @@ export function thresholdByName(name: string): Threshold {
 export function quantilePerSample(x: tf.Tensor, q: number): tf.Tensor1D {
   if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile must lie in [0, 1], got ${q}`);
   const batch = x.shape[0];
-  if (batch === undefined || x.size === 0) throw new Error(`quantilePerSample needs a non-empty batch, got shape [${x.shape}]`);
+  if (batch === undefined || x.size === 0)
+    throw new Error(`quantilePerSample needs a non-empty batch, got shape [${x.shape}]`);
   const n = x.size / batch;
   const index = q * (n - 1);
   const lo = Math.floor(index);

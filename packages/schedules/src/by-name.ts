@@ -10,8 +10,16 @@ export type ScheduleFamily = 'cosine' | 'cosine-logsnr' | 'linear';
  */
 export function scheduleByName(name: string, steps = 1000): Schedule {
   const m = /^(cosine-logsnr|cosine|linear)(?:-shift(\d+(?:\.\d+)?))?$/.exec(name);
-  if (!m) throw new Error(`Unknown schedule '${name}': expected cosine, cosine-logsnr or linear, optionally with -shiftN (e.g. cosine-shift4)`);
+  if (!m)
+    throw new Error(
+      `Unknown schedule '${name}': expected cosine, cosine-logsnr or linear, optionally with -shiftN (e.g. cosine-shift4)`,
+    );
   const family = m[1] as ScheduleFamily;
-  const base = family === 'cosine' ? squaredCosineSchedule(steps) : family === 'linear' ? linearSchedule(steps) : logSnrCosineSchedule(steps);
+  const base =
+    family === 'cosine'
+      ? squaredCosineSchedule(steps)
+      : family === 'linear'
+        ? linearSchedule(steps)
+        : logSnrCosineSchedule(steps);
   return m[2] ? shiftSchedule(base, Number(m[2])) : base;
 }

@@ -14,7 +14,8 @@ function cosineAlphaBar(t: number): number {
  */
 export function squaredCosineSchedule(steps = 1000): Schedule {
   const betas = new Float64Array(steps);
-  for (let i = 0; i < steps; i++) betas[i] = Math.min(1 - cosineAlphaBar((i + 1) / steps) / cosineAlphaBar(i / steps), 0.999);
+  for (let i = 0; i < steps; i++)
+    betas[i] = Math.min(1 - cosineAlphaBar((i + 1) / steps) / cosineAlphaBar(i / steps), 0.999);
   const a0 = cosineAlphaBar(0);
   return makeSchedule('cosine', gammasFromBetas(betas), (t) => Math.max(cosineAlphaBar(t) / a0, 1e-12));
 }
@@ -42,6 +43,9 @@ export function logSnrCosineSchedule(steps = 1000, logSnrMin = -5, logSnrMax = 5
  */
 export function linearSchedule(steps = 1000, betaStart = 1e-4, betaEnd = 0.02): Schedule {
   const betas = new Float64Array(steps);
-  for (let i = 0; i < steps; i++) betas[i] = steps === 1 ? betaStart : betaStart + ((betaEnd - betaStart) * i) / (steps - 1);
-  return makeSchedule('linear', gammasFromBetas(betas), (t) => Math.exp(-steps * (betaStart * t + ((betaEnd - betaStart) * t * t) / 2)));
+  for (let i = 0; i < steps; i++)
+    betas[i] = steps === 1 ? betaStart : betaStart + ((betaEnd - betaStart) * i) / (steps - 1);
+  return makeSchedule('linear', gammasFromBetas(betas), (t) =>
+    Math.exp(-steps * (betaStart * t + ((betaEnd - betaStart) * t * t) / 2)),
+  );
 }

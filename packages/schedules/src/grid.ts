@@ -10,8 +10,10 @@ export function roundHalfEven(x: number): number {
  * A sampler steps from grid[i] to grid[i + 1].
  */
 export function samplingGrid(numSteps: number, diffusionSteps = 1000): number[] {
-  if (!Number.isInteger(numSteps) || numSteps < 1) throw new RangeError(`numSteps must be a positive integer, got ${numSteps}`);
-  if (numSteps > diffusionSteps) throw new RangeError(`numSteps (${numSteps}) exceeds the schedule's ${diffusionSteps} steps`);
+  if (!Number.isInteger(numSteps) || numSteps < 1)
+    throw new RangeError(`numSteps must be a positive integer, got ${numSteps}`);
+  if (numSteps > diffusionSteps)
+    throw new RangeError(`numSteps (${numSteps}) exceeds the schedule's ${diffusionSteps} steps`);
   const ratio = (diffusionSteps + 1) / (numSteps + 1);
   const grid: number[] = [];
   for (let k = numSteps; k >= 0; k--) grid.push(roundHalfEven(k * ratio));

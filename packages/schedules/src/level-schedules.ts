@@ -26,7 +26,11 @@ export function levelScales(resolutions: readonly number[]): number[] {
  * The resolution-specific schedules of the paper (§3.2): level n, whose size is `scales[n]` times
  * the innermost level's, uses the base schedule with SNR / scales[n]^p; the innermost is unshifted.
  */
-export function levelSchedules(base: Schedule, scales: readonly number[], options: LevelScheduleOptions = {}): Schedule[] {
+export function levelSchedules(
+  base: Schedule,
+  scales: readonly number[],
+  options: LevelScheduleOptions = {},
+): Schedule[] {
   const { power = 1, shifted = true } = options;
   return scales.map((scale) => shiftSchedule(base, shifted ? shiftFactor(scale, power) : 1));
 }

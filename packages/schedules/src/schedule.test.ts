@@ -6,7 +6,9 @@ describe('logSnrOf / gammaOfLogSnr', () => {
     for (const l of [-30, -12.5, -5, -1, -1e-3, 0, 1e-3, 1, 5, 12.5, 30]) {
       // Rounding ᾱ to float64 (≤ ε/2 absolute) moves logit(ᾱ) by ≈ ε/2 / (ᾱ(1−ᾱ)) ≈ ε·e^λ/2 for
       // λ ≫ 0 (e.g. 1e-3 at λ = 30): the inherent conditioning, not a bug. Allow 2ε·max(1, e^λ).
-      expect(Math.abs(logSnrOf(gammaOfLogSnr(l)) - l)).toBeLessThanOrEqual(2 * Number.EPSILON * Math.max(1, Math.exp(l)));
+      expect(Math.abs(logSnrOf(gammaOfLogSnr(l)) - l)).toBeLessThanOrEqual(
+        2 * Number.EPSILON * Math.max(1, Math.exp(l)),
+      );
     }
   });
 

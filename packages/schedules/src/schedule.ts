@@ -32,7 +32,12 @@ export function gammaOfLogSnr(logSnr: number): number {
 }
 
 /** Builds a `Schedule` from a float64 table and a continuous ᾱ(t). */
-export function makeSchedule(name: string, gammas: Float64Array, gamma: (t: number) => number, gammasF32?: Float32Array): Schedule {
+export function makeSchedule(
+  name: string,
+  gammas: Float64Array,
+  gamma: (t: number) => number,
+  gammasF32?: Float32Array,
+): Schedule {
   return {
     name,
     steps: gammas.length - 1,

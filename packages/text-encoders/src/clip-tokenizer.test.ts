@@ -66,7 +66,9 @@ beforeAll(() => {
     'special_tokens_map.json': { bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', pad_token: '<|endoftext|>' },
   });
   jsonDir = writeDir('json', {
-    'tokenizer.json': { model: { type: 'BPE', end_of_word_suffix: '</w>', vocab: VOCAB, merges: MERGES.map((m) => m.join(' ')) } },
+    'tokenizer.json': {
+      model: { type: 'BPE', end_of_word_suffix: '</w>', vocab: VOCAB, merges: MERGES.map((m) => m.join(' ')) },
+    },
   });
   pairDir = writeDir('pairs', {
     'tokenizer.json': { model: { type: 'BPE', vocab: VOCAB, merges: MERGES } },
@@ -104,7 +106,11 @@ describe('ClipTokenizer.encode', () => {
     // c a t</w>: (a, t</w>) outranks (c, a), so "cat" becomes one token.
     expect(tok.encode('cat')).toEqual([517]);
     // With (c, a) ranked first, "ca" forms and (ca, t</w>) has no merge: two tokens.
-    const swapped: Array<[string, string]> = [['c', 'a'], ['a', 't</w>'], ['c', 'at</w>']];
+    const swapped: Array<[string, string]> = [
+      ['c', 'a'],
+      ['a', 't</w>'],
+      ['c', 'at</w>'],
+    ];
     const other = new ClipTokenizer(buildVocab(swapped), swapped);
     expect(other.tokenize('cat')).toEqual(['ca', 't</w>']);
     expect(other.encode('cat')).toEqual([512, ch('t', true)]);
@@ -156,15 +162,32 @@ describe('ClipTokenizer.encodeBatch', () => {
   it('wraps rows in bos/eos, pads with the pad id and masks the padding', () => {
     const { ids, attentionMask, lengths, eosIndex } = tok.encodeBatch(['a photo of a cat', '', 'DOG'], 8);
     expect(Array.from(ids)).toEqual([
-      BOS, 320, 518, 515, 320, 517, EOS, EOS,
-      BOS, EOS, EOS, EOS, EOS, EOS, EOS, EOS,
-      BOS, 525, EOS, EOS, EOS, EOS, EOS, EOS,
+      BOS,
+      320,
+      518,
+      515,
+      320,
+      517,
+      EOS,
+      EOS,
+      BOS,
+      EOS,
+      EOS,
+      EOS,
+      EOS,
+      EOS,
+      EOS,
+      EOS,
+      BOS,
+      525,
+      EOS,
+      EOS,
+      EOS,
+      EOS,
+      EOS,
+      EOS,
     ]);
-    expect(Array.from(attentionMask)).toEqual([
-      1, 1, 1, 1, 1, 1, 1, 0,
-      1, 1, 0, 0, 0, 0, 0, 0,
-      1, 1, 1, 0, 0, 0, 0, 0,
-    ]);
+    expect(Array.from(attentionMask)).toEqual([1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0]);
     expect(lengths).toEqual([7, 2, 3]);
     expect(eosIndex).toEqual([6, 1, 2]);
     expect(ids).toBeInstanceOf(Int32Array);
@@ -241,7 +264,9 @@ describe('ClipTokenizer.fromDirectory', () => {
     const broken = writeDir('broken', { 'tokenizer.json': '{"model": ' });
     expect(() => ClipTokenizer.fromDirectory(broken)).toThrow(/cannot read .*tokenizer\.json/);
     const noSpecials = writeDir('no-specials', { 'vocab.json': { a: 0 }, 'merges.txt': '#version: 0.2\n' });
-    expect(() => ClipTokenizer.fromDirectory(noSpecials)).toThrow(/bos token "<\|startoftext\|>" is not in the vocabulary/);
+    expect(() => ClipTokenizer.fromDirectory(noSpecials)).toThrow(
+      /bos token "<\|startoftext\|>" is not in the vocabulary/,
+    );
   });
 
   it('throws DataError for a bad directory or file and ConfigError for a bad context length', () => {
@@ -260,7 +285,10 @@ describe('ClipTokenizer.fromDirectory', () => {
   });
 
   it('parses merges.txt with or without a header', () => {
-    expect(parseMergesTxt('#version: 0.2\na b\r\nab c</w>\n\n')).toEqual([['a', 'b'], ['ab', 'c</w>']]);
+    expect(parseMergesTxt('#version: 0.2\na b\r\nab c</w>\n\n')).toEqual([
+      ['a', 'b'],
+      ['ab', 'c</w>'],
+    ]);
     expect(parseMergesTxt('a b\n')).toEqual([['a', 'b']]);
     expect(() => parseMergesTxt('a b c\n')).toThrow(/line 1/);
   });
@@ -345,16 +373,47 @@ function randomTexts(count: number): string[] {
   const rand = seeded(20240607);
   const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
   // Entities end with a space so random letters never extend them into another entity name.
-  const words = ['a', 'photo', 'of', 'cat', 'dog', 'the', "it's", "IT'S", "we're", 'café', 'CAFÉ', '😀', '🎉🎉',
-    '&amp; ', '&lt; ', '&#39;s ', '&amp;amp; ', '123', 'x9y', '?!', '...', '<|endoftext|>', 'ΟΔΟΣ', 'İstanbul',
-    'naïve', '東京', 'photophoto', 'ooooo', 'thethe'];
-  const chars = [..."abcdefghijklmnopqrstuvwxyzACTOPHSDG0123456789.,!?'\"-_()[]/:@#$%*+=~`^|<>éÉüßøñçΣ日本😀\u00a0\u3000\u0085\ufeff\u001c"];
+  const words = [
+    'a',
+    'photo',
+    'of',
+    'cat',
+    'dog',
+    'the',
+    "it's",
+    "IT'S",
+    "we're",
+    'café',
+    'CAFÉ',
+    '😀',
+    '🎉🎉',
+    '&amp; ',
+    '&lt; ',
+    '&#39;s ',
+    '&amp;amp; ',
+    '123',
+    'x9y',
+    '?!',
+    '...',
+    '<|endoftext|>',
+    'ΟΔΟΣ',
+    'İstanbul',
+    'naïve',
+    '東京',
+    'photophoto',
+    'ooooo',
+    'thethe',
+  ];
+  const chars = [
+    ...'abcdefghijklmnopqrstuvwxyzACTOPHSDG0123456789.,!?\'"-_()[]/:@#$%*+=~`^|<>éÉüßøñçΣ日本😀\u00a0\u3000\u0085\ufeff\u001c',
+  ];
   const separators = [' ', ' ', ' ', '', '  ', '\t', '\n', ', '];
   return Array.from({ length: count }, () => {
     const n = 1 + Math.floor(rand() * 10);
     let text = rand() < 0.3 ? pick(separators) : '';
     for (let i = 0; i < n; i++) {
-      const piece = rand() < 0.6 ? pick(words) : Array.from({ length: 1 + Math.floor(rand() * 4) }, () => pick(chars)).join('');
+      const piece =
+        rand() < 0.6 ? pick(words) : Array.from({ length: 1 + Math.floor(rand() * 4) }, () => pick(chars)).join('');
       text += piece + pick(separators);
     }
     return text;

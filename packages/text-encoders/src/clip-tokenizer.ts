@@ -83,9 +83,28 @@ const TOKEN_PATTERN = new RegExp(
 );
 
 const NAMED_ENTITIES: Record<string, string> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0',
-  copy: '©', reg: '®', trade: '™', hellip: '…', mdash: '—', ndash: '–', middot: '·', bull: '•',
-  lsquo: '‘', rsquo: '’', ldquo: '“', rdquo: '”', laquo: '«', raquo: '»', deg: '°', times: '×',
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: '\u00a0',
+  copy: '©',
+  reg: '®',
+  trade: '™',
+  hellip: '…',
+  mdash: '—',
+  ndash: '–',
+  middot: '·',
+  bull: '•',
+  lsquo: '‘',
+  rsquo: '’',
+  ldquo: '“',
+  rdquo: '”',
+  laquo: '«',
+  raquo: '»',
+  deg: '°',
+  times: '×',
 };
 
 // Python's html._invalid_charrefs for U+0080..U+009F: read as windows-1252, as browsers do.
@@ -98,19 +117,26 @@ function numericEntity(num: number): string {
   if (num >= 0x80 && num <= 0x9f) return CP1252_C1[num - 0x80];
   if ((num >= 0xd800 && num <= 0xdfff) || num > 0x10ffff) return '\ufffd';
   const dropped =
-    (num >= 0x1 && num <= 0x8) || num === 0xb || (num >= 0xe && num <= 0x1f) || num === 0x7f ||
-    (num >= 0xfdd0 && num <= 0xfdef) || (num & 0xfffe) === 0xfffe;
+    (num >= 0x1 && num <= 0x8) ||
+    num === 0xb ||
+    (num >= 0xe && num <= 0x1f) ||
+    num === 0x7f ||
+    (num >= 0xfdd0 && num <= 0xfdef) ||
+    (num & 0xfffe) === 0xfffe;
   return dropped ? '' : String.fromCodePoint(num);
 }
 
 /** One pass of `html.unescape` (numeric refs and the common named entities above). */
 export function htmlUnescape(text: string): string {
   if (!text.includes('&')) return text;
-  return text.replace(/&(?:#([0-9]+);?|#[xX]([0-9a-fA-F]+);?|([A-Za-z][A-Za-z0-9]{0,31});)/g, (whole, dec, hex, name) => {
-    if (dec !== undefined) return numericEntity(Number.parseInt(dec, 10));
-    if (hex !== undefined) return numericEntity(Number.parseInt(hex, 16));
-    return NAMED_ENTITIES[name] ?? whole;
-  });
+  return text.replace(
+    /&(?:#([0-9]+);?|#[xX]([0-9a-fA-F]+);?|([A-Za-z][A-Za-z0-9]{0,31});)/g,
+    (whole, dec, hex, name) => {
+      if (dec !== undefined) return numericEntity(Number.parseInt(dec, 10));
+      if (hex !== undefined) return numericEntity(Number.parseInt(hex, 16));
+      return NAMED_ENTITIES[name] ?? whole;
+    },
+  );
 }
 
 /** CLIP's text cleanup: unescape HTML twice (as CLIP does), collapse whitespace, trim, lower-case. */
@@ -352,7 +378,10 @@ function readVocabAndMerges(dir: string): VocabAndMerges {
   const hasVocab = existsSync(vocabPath);
   const hasMerges = existsSync(mergesPath);
   if (hasVocab && hasMerges) {
-    return { vocab: asVocab(readJson(vocabPath), vocabPath), merges: parseMergesTxt(readFileSync(mergesPath, 'utf8'), mergesPath) };
+    return {
+      vocab: asVocab(readJson(vocabPath), vocabPath),
+      merges: parseMergesTxt(readFileSync(mergesPath, 'utf8'), mergesPath),
+    };
   }
   if (existsSync(tokenizerPath)) return parseTokenizerJson(readJson(tokenizerPath), tokenizerPath);
   const missing = [!hasVocab && 'vocab.json', !hasMerges && 'merges.txt', 'tokenizer.json'].filter(Boolean).join(', ');
@@ -417,15 +446,24 @@ function tokenContent(value: unknown): string | undefined {
 function readSpecialTokens(dir: string): ClipTokenizerOptions {
   const read = (name: string) => {
     const path = join(dir, name);
-    return existsSync(path) ? (readJson(path) as Record<string, unknown>) ?? {} : {};
+    return existsSync(path) ? ((readJson(path) as Record<string, unknown>) ?? {}) : {};
   };
   const config = read('tokenizer_config.json');
   const map = read('special_tokens_map.json');
   const pick = (key: string) => tokenContent(config[key]) ?? tokenContent(map[key]);
   // model_max_length is 77 for CLIP; HF writes a huge sentinel when it is unset.
   const maxLength = config.model_max_length;
-  const contextLength = Number.isInteger(maxLength) && (maxLength as number) >= 2 && (maxLength as number) <= 65536 ? (maxLength as number) : undefined;
-  return definedOnly({ bos: pick('bos_token'), eos: pick('eos_token'), pad: pick('pad_token'), unk: pick('unk_token'), contextLength });
+  const contextLength =
+    Number.isInteger(maxLength) && (maxLength as number) >= 2 && (maxLength as number) <= 65536
+      ? (maxLength as number)
+      : undefined;
+  return definedOnly({
+    bos: pick('bos_token'),
+    eos: pick('eos_token'),
+    pad: pick('pad_token'),
+    unk: pick('unk_token'),
+    contextLength,
+  });
 }
 
 /** Drops undefined fields so that spreading does not erase defaults. */

@@ -11,14 +11,25 @@ describe('HashedWordEncoder', () => {
   const enc = new HashedWordEncoder({ width: 32, maxTokens: 4 });
 
   it('splits captions into lower-case words', () => {
-    expect(words('Woman Technologist: medium-dark skin tone')).toEqual(['woman', 'technologist', 'medium', 'dark', 'skin', 'tone']);
+    expect(words('Woman Technologist: medium-dark skin tone')).toEqual([
+      'woman',
+      'technologist',
+      'medium',
+      'dark',
+      'skin',
+      'tone',
+    ]);
     expect(words('  ')).toEqual([]);
   });
 
   it('gives [B, L, D] features with a mask; padding is zero; long captions are truncated', () => {
     const { tokens, mask } = enc.encode(['grinning face', 'a b c d e f', '']);
     expect(tokens.shape).toEqual([3, 4, 32]);
-    expect(mask.arraySync()).toEqual([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]);
+    expect(mask.arraySync()).toEqual([
+      [1, 1, 0, 0],
+      [1, 1, 1, 1],
+      [1, 0, 0, 0],
+    ]);
     const t = tokens.arraySync();
     expect(t[0][2].every((v) => v === 0)).toBe(true);
     expect(t[2][0].every((v) => v === 0)).toBe(true); // the empty (null) caption

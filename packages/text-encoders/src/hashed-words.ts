@@ -21,7 +21,12 @@ function fnv1a(text: string): number {
 
 /** Lower-case words and numbers; punctuation splits words. */
 export function words(caption: string): string[] {
-  return caption.toLowerCase().normalize('NFKD').match(/[a-z0-9]+/g) ?? [];
+  return (
+    caption
+      .toLowerCase()
+      .normalize('NFKD')
+      .match(/[a-z0-9]+/g) ?? []
+  );
 }
 
 /**

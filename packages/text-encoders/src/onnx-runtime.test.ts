@@ -8,7 +8,10 @@ vi.mock('onnxruntime-node', () => {
 
 describe('onnxRuntime', () => {
   it('says how to install onnxruntime-node when it cannot be loaded', async () => {
-    const error = await onnxRuntime().then(() => undefined, (e: Error) => e);
+    const error = await onnxRuntime().then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(error?.message).toMatch(/^onnxruntime-node is needed to run ONNX text encoders and could not be loaded/);
     expect(error?.message).toContain('Install it with `ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node`');
   });

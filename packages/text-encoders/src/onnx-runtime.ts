@@ -31,7 +31,9 @@ export async function onnxRuntime(): Promise<typeof Ort> {
 export async function onnxSessionFromFile(path: string, device: 'cpu' | 'cuda' = 'cpu'): Promise<Ort.InferenceSession> {
   const ort = await onnxRuntime();
   try {
-    return await ort.InferenceSession.create(path, { executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'] });
+    return await ort.InferenceSession.create(path, {
+      executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    });
   } catch (error) {
     const message = (error as Error).message;
     if (device === 'cuda' && /cuda|providers_shared|shared library/i.test(message)) {

@@ -67,7 +67,9 @@ const [HELLO, WOR, LD, S, EOS] = ['▁hello', '▁wor', 'ld', 's', '</s>'].map(t
 
 /** Features [B, L, D] as nested arrays, and the mask as rows. */
 function unpack(features: Float32Array, mask: Uint8Array, B: number, L: number) {
-  const f = Array.from({ length: B }, (_, b) => Array.from({ length: L }, (_, t) => Array.from(features.subarray((b * L + t) * D, (b * L + t + 1) * D))));
+  const f = Array.from({ length: B }, (_, b) =>
+    Array.from({ length: L }, (_, t) => Array.from(features.subarray((b * L + t) * D, (b * L + t + 1) * D))),
+  );
   const m = Array.from({ length: B }, (_, b) => Array.from(mask.subarray(b * L, (b + 1) * L)));
   return { f, m };
 }
@@ -82,7 +84,11 @@ describe('loadOnnxTextEncoder with a T5 tokenizer', () => {
     const { features, mask } = await enc.encodeAsync(['hello world', 'hellos', '']);
     expect(features).toHaveLength(3 * 6 * D);
     const { f, m } = unpack(features, mask, 3, 6);
-    expect(m).toEqual([[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]]);
+    expect(m).toEqual([
+      [1, 1, 1, 1, 0, 0],
+      [1, 1, 1, 0, 0, 0],
+      [1, 0, 0, 0, 0, 0],
+    ]);
     const twice = (id: number) => row(id).map((v) => 2 * v);
     const zero = [0, 0, 0];
     expect(f[0]).toEqual([twice(HELLO), twice(WOR), twice(LD), twice(EOS), zero, zero]);
@@ -108,14 +114,20 @@ describe('loadOnnxTextEncoder with a T5 tokenizer', () => {
   });
 
   it('zeroes padding itself, for a fixed-length model without a mask input under onnx/', async () => {
-    const dir = dirWith('t5-fixed', { 'tokenizer.json': tokenizerJson, 'onnx/text_model.onnx': plainEncoder(E, V, 5, 'hidden') });
+    const dir = dirWith('t5-fixed', {
+      'tokenizer.json': tokenizerJson,
+      'onnx/text_model.onnx': plainEncoder(E, V, 5, 'hidden'),
+    });
     // The fixed length 5 becomes maxTokens; the single output is taken whatever its name.
     const enc = await loadOnnxTextEncoder(dir);
     expect(enc.maxTokens).toBe(5);
     expect(enc.width).toBe(D);
     const { features, mask } = await enc.encodeAsync(['hellos', 'hello world']);
     const { f, m } = unpack(features, mask, 2, 5);
-    expect(m).toEqual([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]]);
+    expect(m).toEqual([
+      [1, 1, 1, 0, 0],
+      [1, 1, 1, 1, 0],
+    ]);
     // E[pad] = E[0] is not zero, yet padded positions are.
     expect(row(0).some((v) => v !== 0)).toBe(true);
     expect(f[0]).toEqual([row(HELLO), row(S), row(EOS), [0, 0, 0], [0, 0, 0]]);
@@ -127,16 +139,31 @@ describe('loadOnnxTextEncoder with a T5 tokenizer', () => {
     const missing = join(root, 'nope');
     await expect(loadOnnxTextEncoder(missing)).rejects.toThrow(`no text encoder directory at ${missing}`);
     const noModel = dirWith('no-model', { 'tokenizer.json': tokenizerJson });
-    await expect(loadOnnxTextEncoder(noModel)).rejects.toThrow(/has no ONNX text encoder: looked for encoder_model\.onnx, text_model\.onnx, model\.onnx/);
+    await expect(loadOnnxTextEncoder(noModel)).rejects.toThrow(
+      /has no ONNX text encoder: looked for encoder_model\.onnx, text_model\.onnx, model\.onnx/,
+    );
     const noTokenizer = dirWith('no-tokenizer', { 'model.onnx': maskedEncoder });
     await expect(loadOnnxTextEncoder(noTokenizer)).rejects.toThrow(/has no tokenizer: expected tokenizer\.json/);
-    const wordPiece = dirWith('wordpiece', { 'tokenizer.json': JSON.stringify({ model: { type: 'WordPiece' } }), 'model.onnx': maskedEncoder });
-    await expect(loadOnnxTextEncoder(wordPiece)).rejects.toThrow(/model\.type "WordPiece"; supported: "Unigram" \(T5\) and "BPE" \(CLIP\)/);
+    const wordPiece = dirWith('wordpiece', {
+      'tokenizer.json': JSON.stringify({ model: { type: 'WordPiece' } }),
+      'model.onnx': maskedEncoder,
+    });
+    await expect(loadOnnxTextEncoder(wordPiece)).rejects.toThrow(
+      /model\.type "WordPiece"; supported: "Unigram" \(T5\) and "BPE" \(CLIP\)/,
+    );
     const dir = join(root, 't5-masked');
-    await expect(loadOnnxTextEncoder(dir, { outputName: 'pooled' })).rejects.toThrow(/has no output 'pooled' \(it has last_hidden_state\)/);
-    await expect(loadOnnxTextEncoder(dir, { inputIdsName: 'ids' })).rejects.toThrow(/has no input 'ids' \(it has input_ids, attention_mask\)/);
-    await expect(loadOnnxTextEncoder(dir, { attentionMaskName: 'mask' })).rejects.toThrow(/also needs inputs attention_mask/);
-    await expect(loadOnnxTextEncoder(dir, { modelFile: 'other.onnx' })).rejects.toThrow(`no ONNX model at ${join(dir, 'other.onnx')}`);
+    await expect(loadOnnxTextEncoder(dir, { outputName: 'pooled' })).rejects.toThrow(
+      /has no output 'pooled' \(it has last_hidden_state\)/,
+    );
+    await expect(loadOnnxTextEncoder(dir, { inputIdsName: 'ids' })).rejects.toThrow(
+      /has no input 'ids' \(it has input_ids, attention_mask\)/,
+    );
+    await expect(loadOnnxTextEncoder(dir, { attentionMaskName: 'mask' })).rejects.toThrow(
+      /also needs inputs attention_mask/,
+    );
+    await expect(loadOnnxTextEncoder(dir, { modelFile: 'other.onnx' })).rejects.toThrow(
+      `no ONNX model at ${join(dir, 'other.onnx')}`,
+    );
   });
 
   it('reports a missing directory, model or tokenizer as a DataError and a bad option as a ConfigError', async () => {
@@ -167,9 +194,13 @@ describe('loadOnnxTextEncoder with a T5 tokenizer', () => {
 
   // Where the CUDA provider libraries are installed, 'cuda' may work: nothing to check then.
   const ortDir = dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')));
-  const hasCudaProvider = existsSync(join(ortDir, 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime_providers_cuda.so'));
+  const hasCudaProvider = existsSync(
+    join(ortDir, 'bin', 'napi-v6', 'linux', 'x64', 'libonnxruntime_providers_cuda.so'),
+  );
   it.skipIf(hasCudaProvider)("explains how to get CUDA when device: 'cuda' cannot start", async () => {
-    await expect(loadOnnxTextEncoder(join(root, 't5-masked'), { device: 'cuda' })).rejects.toThrow(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
+    await expect(loadOnnxTextEncoder(join(root, 't5-masked'), { device: 'cuda' })).rejects.toThrow(
+      /ONNXRUNTIME_NODE_INSTALL=cuda12/,
+    );
     const cuda = loadOnnxTextEncoder(join(root, 't5-masked'), { device: 'cuda' });
     await expect(cuda).rejects.toMatchObject({ name: 'BackendError', code: 'BACKEND_UNAVAILABLE' });
   });
@@ -179,7 +210,8 @@ describe('loadOnnxTextEncoder with a CLIP tokenizer', () => {
   // A tiny CLIP vocabulary (byte symbols, their </w> forms, two merges, the specials).
   const symbols = bytesToUnicode();
   const vocab: Record<string, number> = {};
-  for (const s of [...symbols, ...symbols.map((x) => `${x}</w>`), 'ca', 'cat</w>', '<|startoftext|>', '<|endoftext|>']) vocab[s] = Object.keys(vocab).length;
+  for (const s of [...symbols, ...symbols.map((x) => `${x}</w>`), 'ca', 'cat</w>', '<|startoftext|>', '<|endoftext|>'])
+    vocab[s] = Object.keys(vocab).length;
   const CV = Object.keys(vocab).length;
   const table = Float32Array.from({ length: CV * D }, (_, i) => (i % 7) - 3 + Math.floor(i / D) / 100);
 
@@ -196,7 +228,9 @@ describe('loadOnnxTextEncoder with a CLIP tokenizer', () => {
     const { features, mask } = await enc.encodeAsync(['a cat']);
     const expectedIds = [vocab['<|startoftext|>'], vocab['a</w>'], vocab['cat</w>'], vocab['<|endoftext|>']];
     expect(Array.from(mask.subarray(0, 6))).toEqual([1, 1, 1, 1, 0, 0]);
-    expect(Array.from(features.subarray(0, 4 * D))).toEqual(expectedIds.flatMap((id) => Array.from(table.subarray(id * D, (id + 1) * D))));
+    expect(Array.from(features.subarray(0, 4 * D))).toEqual(
+      expectedIds.flatMap((id) => Array.from(table.subarray(id * D, (id + 1) * D))),
+    );
     expect(features.subarray(4 * D).every((v) => v === 0)).toBe(true);
   });
 });

@@ -36,7 +36,10 @@ type OrtTensor = InstanceType<typeof Ort.Tensor>;
  * tokenizer from the files beside it (see tokenizerFromDirectory). Features at padded positions
  * are zero. Nothing is downloaded.
  */
-export async function loadOnnxTextEncoder(dir: string, options: OnnxTextEncoderOptions = {}): Promise<AsyncTextEncoder> {
+export async function loadOnnxTextEncoder(
+  dir: string,
+  options: OnnxTextEncoderOptions = {},
+): Promise<AsyncTextEncoder> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`no text encoder directory at ${dir}`);
   const modelPath = findModelFile(dir, options.modelFile);
   const { tokenizer, defaultMaxTokens } = tokenizerFromDirectory(dir);
@@ -66,7 +69,8 @@ export async function loadOnnxTextEncoder(dir: string, options: OnnxTextEncoderO
     async encodeAsync(captions) {
       if (captions.length === 0) return { features: new Float32Array(0), mask: new Uint8Array(0) };
       const result = await run(captions);
-      if (result.width !== width) throw new Error(`${modelPath} returned features of width ${result.width}, expected ${width}`);
+      if (result.width !== width)
+        throw new Error(`${modelPath} returned features of width ${result.width}, expected ${width}`);
       return { features: result.features, mask: result.mask };
     },
     async dispose() {
@@ -81,7 +85,8 @@ function findModelFile(dir: string, explicit: string | undefined): string {
     if (!existsSync(path)) throw new DataError(`no ONNX model at ${path}`);
     return path;
   }
-  for (const sub of ['', 'onnx']) for (const name of ONNX_TEXT_MODEL_FILES) if (existsSync(join(dir, sub, name))) return join(dir, sub, name);
+  for (const sub of ['', 'onnx'])
+    for (const name of ONNX_TEXT_MODEL_FILES) if (existsSync(join(dir, sub, name))) return join(dir, sub, name);
   const names = ONNX_TEXT_MODEL_FILES.join(', ');
   throw new DataError(`${dir} has no ONNX text encoder: looked for ${names} in it and in onnx/ (or pass modelFile)`);
 }
@@ -163,7 +168,11 @@ async function runBatch(
     const cut = new Int32Array(B * fed);
     for (let b = 0; b < B; b++) cut.set(values.subarray(b * L, b * L + fed), b * fed);
     if (io.intType === 'int32') return new ort.Tensor('int32', cut, [B, fed]);
-    return new ort.Tensor('int64', BigInt64Array.from(cut, (v) => BigInt(v)), [B, fed]);
+    return new ort.Tensor(
+      'int64',
+      BigInt64Array.from(cut, (v) => BigInt(v)),
+      [B, fed],
+    );
   };
   const feeds: Record<string, OrtTensor> = { [io.inputIds]: columns(batch.ids) };
   if (io.attentionMask) feeds[io.attentionMask] = columns(batch.attentionMask);

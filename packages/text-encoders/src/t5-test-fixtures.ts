@@ -51,10 +51,16 @@ export function t5TokenizerJson(): object {
     truncation: null,
     padding: null,
     added_tokens: [0, 1, 2, 18].map(added),
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }],
+    },
     pre_tokenizer: {
       type: 'Sequence',
-      pretokenizers: [{ type: 'WhitespaceSplit' }, { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true }],
+      pretokenizers: [
+        { type: 'WhitespaceSplit' },
+        { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+      ],
     },
     post_processor: {
       type: 'TemplateProcessing',

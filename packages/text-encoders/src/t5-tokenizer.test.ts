@@ -11,7 +11,18 @@ import { T5Tokenizer, t5Normalize } from './t5-tokenizer.js';
 let root: string;
 let dir: string;
 let tok: T5Tokenizer;
-const [HELLO, HE, LLO, WOR, LD, S, SPACE, UNK, EOS, PAD] = ['▁hello', '▁he', 'llo', '▁wor', 'ld', 's', '▁', '<unk>', '</s>', '<pad>'].map(t5Id);
+const [HELLO, , , WOR, LD, S, SPACE, UNK, EOS, PAD] = [
+  '▁hello',
+  '▁he',
+  'llo',
+  '▁wor',
+  'ld',
+  's',
+  '▁',
+  '<unk>',
+  '</s>',
+  '<pad>',
+].map(t5Id);
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 't5-tokenizer-'));
@@ -37,7 +48,18 @@ describe('T5Tokenizer: Viterbi segmentation', () => {
 
   it('matches the worked example of HF tokenizers’ Unigram::encode', () => {
     // From the doc comment of tokenizers' unigram model: "abcdacdxx" → abcd, a, cd, xx (one unk).
-    const pieces: Array<[string, number]> = [['<unk>', 0], ['a', 0], ['b', 0], ['c', 0], ['d', 0], ['cd', 1], ['ab', 2], ['abc', 5], ['abcd', 10], ['</s>', 0]];
+    const pieces: Array<[string, number]> = [
+      ['<unk>', 0],
+      ['a', 0],
+      ['b', 0],
+      ['c', 0],
+      ['d', 0],
+      ['cd', 1],
+      ['ab', 2],
+      ['abc', 5],
+      ['abcd', 10],
+      ['</s>', 0],
+    ];
     const plain = new T5Tokenizer(pieces, { unkId: 0, prependScheme: 'never' });
     expect(plain.encode('abcdacdxx')).toEqual([8, 1, 5, 0]);
   });
@@ -74,11 +96,7 @@ describe('T5Tokenizer.encodeBatch', () => {
     const { ids, attentionMask, lengths } = tok.encodeBatch(['hello world', '', 'hellos'], 5);
     expect(PAD).toBe(0);
     expect(EOS).toBe(1);
-    expect(Array.from(ids)).toEqual([
-      HELLO, WOR, LD, EOS, PAD,
-      EOS, PAD, PAD, PAD, PAD,
-      HELLO, S, EOS, PAD, PAD,
-    ]);
+    expect(Array.from(ids)).toEqual([HELLO, WOR, LD, EOS, PAD, EOS, PAD, PAD, PAD, PAD, HELLO, S, EOS, PAD, PAD]);
     expect(Array.from(attentionMask)).toEqual([1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0]);
     expect(lengths).toEqual([4, 1, 3]);
     expect(ids).toBeInstanceOf(Int32Array);
@@ -166,8 +184,21 @@ const referenceTitle = hasTokenizers
 
 describe('T5Tokenizer against HF tokenizers', () => {
   it.skipIf(!hasTokenizers)(referenceTitle, () => {
-    const texts = ['hello world', 'hellos hellollo', '😀😀x h😀e', 'ﬁne ｈｅｌｌｏ', '  hello \t world ', 'hello</s>', '<extra_id_0> world', '', 'Hello WORLD'];
-    const run = spawnSync(tokenizersPython!, ['-c', PYTHON_REFERENCE, join(dir, 'tokenizer.json')], { input: JSON.stringify(texts), encoding: 'utf8' });
+    const texts = [
+      'hello world',
+      'hellos hellollo',
+      '😀😀x h😀e',
+      'ﬁne ｈｅｌｌｏ',
+      '  hello \t world ',
+      'hello</s>',
+      '<extra_id_0> world',
+      '',
+      'Hello WORLD',
+    ];
+    const run = spawnSync(tokenizersPython!, ['-c', PYTHON_REFERENCE, join(dir, 'tokenizer.json')], {
+      input: JSON.stringify(texts),
+      encoding: 'utf8',
+    });
     expect(run.status, run.stderr).toBe(0);
     const expected = JSON.parse(run.stdout) as number[][];
     expect(texts.map((t) => [...tok.encode(t), EOS])).toEqual(expected);
@@ -211,9 +242,15 @@ describe('T5Tokenizer against sentencepiece', () => {
   it.skipIf(!spPython)(title, () => {
     const run = spawnSync(spPython!, ['-c', SENTENCEPIECE_REFERENCE], { encoding: 'utf8', maxBuffer: 64 << 20 });
     expect(run.status, run.stderr).toBe(0);
-    const { pieces, texts, ids } = JSON.parse(run.stdout) as { pieces: Array<[string, number]>; texts: string[]; ids: number[][] };
+    const { pieces, texts, ids } = JSON.parse(run.stdout) as {
+      pieces: Array<[string, number]>;
+      texts: string[];
+      ids: number[][];
+    };
     const sp = new T5Tokenizer(pieces, { unkId: 2 });
-    const mismatches = texts.map((t, i) => ({ text: t, ours: sp.encode(t), theirs: ids[i] })).filter((m) => JSON.stringify(m.ours) !== JSON.stringify(m.theirs));
+    const mismatches = texts
+      .map((t, i) => ({ text: t, ours: sp.encode(t), theirs: ids[i] }))
+      .filter((m) => JSON.stringify(m.ours) !== JSON.stringify(m.theirs));
     expect(mismatches.slice(0, 5)).toEqual([]);
   });
 });

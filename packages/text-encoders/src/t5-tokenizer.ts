@@ -59,6 +59,7 @@ const MAX_CACHE = 50_000;
 // "▁" (Metaspace splits on it, so in the text it separates words like a space).
 const SPACES = /[\s\u200b\ufeff\u2581]+/gu;
 // Other control characters (C0, DEL, C1) are dropped.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (T5's normaliser drops them).
 const CONTROLS = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/gu;
 
 /** T5's text normalization (see the note above on NFKC): NFKC, controls out, spaces collapsed. */
@@ -309,7 +310,13 @@ function escapeRegExp(text: string): string {
 
 /** The Metaspace pre-tokenizer's prepend scheme, found directly or inside a Sequence. */
 function metaspaceScheme(pre: unknown): T5TokenizerOptions['prependScheme'] {
-  const node = pre as { type?: string; pretokenizers?: unknown[]; prepend_scheme?: string; add_prefix_space?: boolean; replacement?: string } | null;
+  const node = pre as {
+    type?: string;
+    pretokenizers?: unknown[];
+    prepend_scheme?: string;
+    add_prefix_space?: boolean;
+    replacement?: string;
+  } | null;
   if (!node) return undefined;
   if (node.type === 'Sequence') {
     for (const inner of node.pretokenizers ?? []) {
@@ -322,7 +329,8 @@ function metaspaceScheme(pre: unknown): T5TokenizerOptions['prependScheme'] {
   if (node.replacement !== undefined && node.replacement !== SPACE_PIECE) {
     throw new DataError(`T5Tokenizer: Metaspace replacement ${JSON.stringify(node.replacement)} is not "▁"`);
   }
-  if (node.prepend_scheme === 'always' || node.prepend_scheme === 'first' || node.prepend_scheme === 'never') return node.prepend_scheme;
+  if (node.prepend_scheme === 'always' || node.prepend_scheme === 'first' || node.prepend_scheme === 'never')
+    return node.prepend_scheme;
   return node.add_prefix_space === false ? 'never' : 'always';
 }
 

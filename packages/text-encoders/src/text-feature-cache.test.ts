@@ -47,7 +47,8 @@ function expected(captions: string[], width = D): EncodedTextArrays {
     words.forEach((word, t) => {
       if (word === '') return;
       mask[b * L + t] = 1;
-      for (let d = 0; d < width; d++) features[(b * L + t) * width + d] = (word.codePointAt(d % word.length) ?? 0) / 7 + t - d / 3;
+      for (let d = 0; d < width; d++)
+        features[(b * L + t) * width + d] = (word.codePointAt(d % word.length) ?? 0) / 7 + t - d / 3;
     });
   });
   return { features, mask };
@@ -75,16 +76,24 @@ describe('TextFeatureCache', () => {
     expect(cache.id).toBe('fake-encoder-v1');
     expect([cache.width, cache.maxTokens, cache.size]).toEqual([D, L, 0]);
     const progress: Array<[number, number]> = [];
-    const first = await cache.prepare(['a cat', 'a dog', 'a cat'], { onProgress: (done, total) => progress.push([done, total]) });
+    const first = await cache.prepare(['a cat', 'a dog', 'a cat'], {
+      onProgress: (done, total) => progress.push([done, total]),
+    });
     expect(first).toEqual({ encoded: 2, cached: 0 });
     expect(enc.calls).toEqual([['a cat', 'a dog']]);
     expect(progress).toEqual([[2, 2]]);
 
     progress.length = 0;
-    const second = await cache.prepare(['a dog', 'gap', 'one two three four five six', 'a cat'], { batchSize: 1, onProgress: (done, total) => progress.push([done, total]) });
+    const second = await cache.prepare(['a dog', 'gap', 'one two three four five six', 'a cat'], {
+      batchSize: 1,
+      onProgress: (done, total) => progress.push([done, total]),
+    });
     expect(second).toEqual({ encoded: 2, cached: 2 });
     expect(enc.calls.slice(1)).toEqual([['gap'], ['one two three four five six']]);
-    expect(progress).toEqual([[1, 2], [2, 2]]);
+    expect(progress).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
     expect(await cache.prepare(['gap'])).toEqual({ encoded: 0, cached: 1 });
     expect(enc.calls).toHaveLength(3);
     expect(cache.size).toBe(4);
@@ -151,7 +160,9 @@ describe('TextFeatureCache', () => {
 
   it('names a caption that was not prepared', () => {
     const cache = TextFeatureCache.open(dir, new FakeEncoder());
-    expect(() => cache.encode(['a cat', 'a purple bird', 'another'])).toThrow(/caption "a purple bird" \(and 1 more\) was not prepared; run `await cache\.prepare\(captions\)` first/);
+    expect(() => cache.encode(['a cat', 'a purple bird', 'another'])).toThrow(
+      /caption "a purple bird" \(and 1 more\) was not prepared; run `await cache\.prepare\(captions\)` first/,
+    );
   });
 
   it('leaves no tensors behind once the returned ones are disposed', () => {
@@ -170,11 +181,20 @@ describe('TextFeatureCache', () => {
     expect(other.path).not.toBe(TextFeatureCache.open(dir, new FakeEncoder()).path);
     expect(other.size).toBe(0);
     // Same id, another width: the file's header says otherwise.
-    expect(() => TextFeatureCache.open(dir, new FakeEncoder('fake-encoder-v1', 8))).toThrow(/does not hold features of fake-encoder-v1 \(width 8, 5 tokens\); delete it/);
+    expect(() => TextFeatureCache.open(dir, new FakeEncoder('fake-encoder-v1', 8))).toThrow(
+      /does not hold features of fake-encoder-v1 \(width 8, 5 tokens\); delete it/,
+    );
     // An encoder that returns the wrong amount of data is caught before anything is written.
-    const bad: AsyncTextEncoder = { id: 'bad', width: D, maxTokens: L, encodeAsync: async () => ({ features: new Float32Array(3), mask: new Uint8Array(L) }) };
+    const bad: AsyncTextEncoder = {
+      id: 'bad',
+      width: D,
+      maxTokens: L,
+      encodeAsync: async () => ({ features: new Float32Array(3), mask: new Uint8Array(L) }),
+    };
     const badCache = TextFeatureCache.open(dir, bad);
-    await expect(badCache.prepare(['x'])).rejects.toThrow(/returned 3 features and 5 mask values for 1 captions; expected 1×5×4 and 1×5/);
+    await expect(badCache.prepare(['x'])).rejects.toThrow(
+      /returned 3 features and 5 mask values for 1 captions; expected 1×5×4 and 1×5/,
+    );
     expect(badCache.size).toBe(0);
   });
 

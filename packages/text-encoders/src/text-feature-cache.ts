@@ -1,6 +1,17 @@
 import { DataError } from '@matryoshka-ts/core';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -74,8 +85,12 @@ export class TextFeatureCache implements TextEncoder {
     return new TextFeatureCache(dir, encoder);
   }
 
-  private constructor(dir: string, private readonly encoder: AsyncTextEncoder) {
-    if (endianness() !== 'LE') throw new Error('TextFeatureCache: the file format is little-endian; this host is big-endian');
+  private constructor(
+    dir: string,
+    private readonly encoder: AsyncTextEncoder,
+  ) {
+    if (endianness() !== 'LE')
+      throw new Error('TextFeatureCache: the file format is little-endian; this host is big-endian');
     this.id = encoder.id;
     this.width = encoder.width;
     this.maxTokens = encoder.maxTokens;
@@ -116,7 +131,8 @@ export class TextFeatureCache implements TextEncoder {
   /** Runs the encoder on the captions not yet stored, in batches, and appends their features. */
   async prepare(captions: Iterable<string>, options: PrepareOptions = {}): Promise<PrepareResult> {
     const batchSize = options.batchSize ?? 32;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`TextFeatureCache: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new Error(`TextFeatureCache: batchSize must be a positive integer, got ${batchSize}`);
     const distinct = [...new Set(captions)];
     const todo = distinct.filter((c) => !this.has(c));
     for (let i = 0; i < todo.length; i += batchSize) {
@@ -136,7 +152,9 @@ export class TextFeatureCache implements TextEncoder {
     const missing = captions.filter((_, i) => !entries[i]);
     if (missing.length) {
       const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
-      throw new Error(`TextFeatureCache (${this.id}): caption ${JSON.stringify(missing[0])}${more} was not prepared; run \`await cache.prepare(captions)\` first`);
+      throw new Error(
+        `TextFeatureCache (${this.id}): caption ${JSON.stringify(missing[0])}${more} was not prepared; run \`await cache.prepare(captions)\` first`,
+      );
     }
     const tokens = new Float32Array(captions.length * L * D);
     const mask = new Float32Array(captions.length * L);
@@ -149,7 +167,9 @@ export class TextFeatureCache implements TextEncoder {
           throw new DataError(`TextFeatureCache: ${this.path} changed on disk since it was opened; reopen it`);
         }
         // Copy out of the Buffer: its float data need not be 4-byte aligned.
-        const values = new Float32Array(payload.buffer.slice(payload.byteOffset + KEY + L, payload.byteOffset + payload.length));
+        const values = new Float32Array(
+          payload.buffer.slice(payload.byteOffset + KEY + L, payload.byteOffset + payload.length),
+        );
         let row = 0;
         for (let t = 0; t < L; t++) {
           if (!payload[KEY + t]) continue;
@@ -222,7 +242,9 @@ export class TextFeatureCache implements TextEncoder {
     const L = this.maxTokens;
     const D = this.width;
     if (features.length !== B * L * D || mask.length !== B * L) {
-      throw new Error(`TextFeatureCache: encoder ${this.id} returned ${features.length} features and ${mask.length} mask values for ${B} captions; expected ${B}×${L}×${D} and ${B}×${L}`);
+      throw new Error(
+        `TextFeatureCache: encoder ${this.id} returned ${features.length} features and ${mask.length} mask values for ${B} captions; expected ${B}×${L}×${D} and ${B}×${L}`,
+      );
     }
     const records: Buffer[] = [];
     const entries: Array<[string, Entry]> = [];
@@ -232,7 +254,11 @@ export class TextFeatureCache implements TextEncoder {
       const kept: Float32Array[] = [];
       rowMask.forEach((m, t) => m && kept.push(features.subarray((b * L + t) * D, (b * L + t + 1) * D)));
       const key = captionKey(caption);
-      const payload = Buffer.concat([key, Buffer.from(rowMask.map((m) => (m ? 1 : 0))), ...kept.map((f) => Buffer.from(f.buffer, f.byteOffset, f.byteLength))]);
+      const payload = Buffer.concat([
+        key,
+        Buffer.from(rowMask.map((m) => (m ? 1 : 0))),
+        ...kept.map((f) => Buffer.from(f.buffer, f.byteOffset, f.byteLength)),
+      ]);
       const head = Buffer.alloc(RECORD_HEAD);
       head.writeUInt32LE(payload.length, 0);
       checksum(payload).copy(head, 4);
@@ -249,7 +275,8 @@ export class TextFeatureCache implements TextEncoder {
         );
       }
       const data = Buffer.concat(records);
-      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written, this.end + written);
+      for (let written = 0; written < data.length; )
+        written += writeSync(fd, data, written, data.length - written, this.end + written);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -52,12 +52,18 @@ type Settings = {
   outputScale: number;
 };
 
-type CaseConfig = Record<string, unknown> & { samples_per_level?: number[]; batch?: number; times?: number[]; mixed_ratio_cumulative?: number[] | null };
+type CaseConfig = Record<string, unknown> & {
+  samples_per_level?: number[];
+  batch?: number;
+  times?: number[];
+  mixed_ratio_cumulative?: number[] | null;
+};
 
 const kinds = ['eps', 'x0', 'v'];
 
 function kind(value: unknown, field: string): PredictionType {
-  if (typeof value !== 'string' || !kinds.includes(value)) throw new Error(`config.json ${field} = ${JSON.stringify(value)}: expected eps, x0 or v`);
+  if (typeof value !== 'string' || !kinds.includes(value))
+    throw new Error(`config.json ${field} = ${JSON.stringify(value)}: expected eps, x0 or v`);
   return value as PredictionType;
 }
 
@@ -65,7 +71,8 @@ function kind(value: unknown, field: string): PredictionType {
 function levelWeights(value: unknown, levels: number): number[] {
   if (value === null || value === undefined) return new Array<number>(levels).fill(1);
   const weights = typeof value === 'string' ? value.split(':').map(Number) : (value as number[]);
-  if (weights.length !== levels || weights.some((w) => !Number.isFinite(w))) throw new Error(`multi_res_weights ${JSON.stringify(value)} for ${levels} levels`);
+  if (weights.length !== levels || weights.some((w) => !Number.isFinite(w)))
+    throw new Error(`multi_res_weights ${JSON.stringify(value)} for ${levels} levels`);
   return weights;
 }
 
@@ -105,8 +112,6 @@ function caseNames(path: string): string[] {
   }
 }
 
-
-
 /** |ours − ref| ≤ tol, relative to |ref| where |ref| > 1. */
 function expectClose(ours: number, ref: number, tol: number, what: string): void {
   expect(Math.abs(ours - ref), `${what}: ${ours} vs ${ref}`).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(ref)));
@@ -143,11 +148,25 @@ function lossParitySuite(backend: Exclude<BackendName, 'auto'>): void {
       file?.close();
     });
 
-    for (const name of caseNames(fixture.file('loss'))) describe(`case ${name}`, () => caseSuite(backend, fixture, name, () => model, () => file));
+    for (const name of caseNames(fixture.file('loss')))
+      describe(`case ${name}`, () =>
+        caseSuite(
+          backend,
+          fixture,
+          name,
+          () => model,
+          () => file,
+        ));
   });
 }
 
-function caseSuite(backend: string, fixture: FixtureFolder, name: string, getModel: () => NestedUNet, getFile: () => SafetensorsFile): void {
+function caseSuite(
+  backend: string,
+  fixture: FixtureFolder,
+  name: string,
+  getModel: () => NestedUNet,
+  getFile: () => SafetensorsFile,
+): void {
   const levels = fixture.config.num_levels;
   let settings: Settings;
   try {
@@ -182,7 +201,10 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
     tf.dispose(stored);
     const tokens = read('lm_outputs');
     const mask = read('lm_mask');
-    text = { tokens: tf.tensor3d(toFloat32(tokens.data), tokens.shape as [number, number, number]), mask: tf.tensor2d(toFloat32(mask.data), mask.shape as [number, number]) };
+    text = {
+      tokens: tf.tensor3d(toFloat32(tokens.data), tokens.shape as [number, number, number]),
+      mask: tf.tensor2d(toFloat32(mask.data), mask.shape as [number, number]),
+    };
   });
   afterAll(() => {
     tf.dispose([batch, text, result?.outputs ?? []]);
@@ -204,13 +226,19 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
       const outputs = model.forward({ x: inputs, times, ...text }, { params: P });
       const { prediction, target, weights, mixedRatio } = settings;
       const loss = multiResolutionLoss(outputs, batch, { prediction, target, weights, mixedRatio, sampleWeights });
-      kept = { mse: loss.mse.map((m) => tf.keep(m)), perSample: tf.keep(loss.perSample), outputs: outputs.map((o) => tf.keep(o)) };
+      kept = {
+        mse: loss.mse.map((m) => tf.keep(m)),
+        perSample: tf.keep(loss.perSample),
+        outputs: outputs.map((o) => tf.keep(o)),
+      };
       return loss.loss;
-    })(gradNames.map((n) => {
-      const p = model.params.get(n);
-      if (!p) throw new Error(`${name}.grad.${n} names no parameter of the model`);
-      return p;
-    }));
+    })(
+      gradNames.map((n) => {
+        const p = model.params.get(n);
+        if (!p) throw new Error(`${name}.grad.${n} names no parameter of the model`);
+        return p;
+      }),
+    );
     const out = kept!;
     result = {
       mse: out.mse.map((m) => Float32Array.from(m.dataSync())),
@@ -228,9 +256,11 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
   it('settings: samples_per_level and the cumulative fractions are ours, a supported configuration', () => {
     expect(settings.seen[levels - 1], 'batch in config.json = stored times').toBe(read('times').shape[0]);
     if (settings.storedSeen) expect(settings.seen).toEqual(settings.storedSeen);
-    const cumulative = (fixture.config.loss as { cases: Record<string, CaseConfig> }).cases[name].mixed_ratio_cumulative;
+    const cumulative = (fixture.config.loss as { cases: Record<string, CaseConfig> }).cases[name]
+      .mixed_ratio_cumulative;
     // Printed with ~3 decimals in config.json ([0.667, 1.0]): within 1e-3.
-    if (settings.mixedRatio !== undefined && cumulative) expect(maxAbsDiff(mixedFractions(settings.mixedRatio), cumulative)).toBeLessThanOrEqual(1e-3);
+    if (settings.mixedRatio !== undefined && cumulative)
+      expect(maxAbsDiff(mixedFractions(settings.mixedRatio), cumulative)).toBeLessThanOrEqual(1e-3);
     expect(settings.outputScale, 'model_output_scale (tanh squashing) is not implemented').toBe(0);
   });
 
@@ -239,14 +269,17 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
     const ours = lowResolutionTargets(batch.x0[0], resolutions);
     for (let n = 0; n < levels; n++) {
       const mine = nhwcToNchw(ours[n]);
-      expect(maxAbsDiff(mine.dataSync(), values(`x0.level${n}`)), `x0.level${n}`).toBeLessThanOrEqual(n === 0 ? 0 : 1e-6);
+      expect(maxAbsDiff(mine.dataSync(), values(`x0.level${n}`)), `x0.level${n}`).toBeLessThanOrEqual(
+        n === 0 ? 0 : 1e-6,
+      );
       mine.dispose();
     }
     tf.dispose(ours);
   });
 
   it('stored γ is each level’s float32 table at times + 1 (exact)', () => {
-    for (let n = 0; n < levels; n++) expect(Array.from(values(`gamma.level${n}`)), `gamma.level${n}`).toEqual(times.map((t) => tables[n][t + 1]));
+    for (let n = 0; n < levels; n++)
+      expect(Array.from(values(`gamma.level${n}`)), `gamma.level${n}`).toEqual(times.map((t) => tables[n][t + 1]));
   });
 
   it('mse.levelN of the samples each level sees (≤ 1e-4, relative above 1)', () => {
@@ -270,8 +303,16 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
         if (seen === B) continue;
         // The official pipeline runs every sample's x_t and zero-pads the level's network output.
         const padded = tf.tidy(() => {
-          const out = tf.pad(outputs[n], [[0, B - seen], [0, 0], [0, 0], [0, 0]]) as tf.Tensor4D;
-          return levelMse(predictedTarget(out, batch.xt[n], batch.gamma[n], settings.prediction, settings.target), lossTarget(settings.target, batch.x0[n], batch.eps[n], batch.gamma[n]));
+          const out = tf.pad(outputs[n], [
+            [0, B - seen],
+            [0, 0],
+            [0, 0],
+            [0, 0],
+          ]) as tf.Tensor4D;
+          return levelMse(
+            predictedTarget(out, batch.xt[n], batch.gamma[n], settings.prediction, settings.target),
+            lossTarget(settings.target, batch.x0[n], batch.eps[n], batch.gamma[n]),
+          );
         });
         // The README's other reading ("a zero prediction" of the target itself): mean of target².
         const zeroTarget = tf.tidy(() => {
@@ -283,8 +324,13 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
         for (let i = seen; i < B; i++) {
           const dPadded = Math.abs(a[i] - ref[i]) / Math.max(1, Math.abs(ref[i]));
           const dTarget = Math.abs(b[i] - ref[i]) / Math.max(1, Math.abs(ref[i]));
-          console.info(`[parity] ${label} mse.level${n}[${i}] (dropped): zero network output ${dPadded.toExponential(2)}, zero ${settings.target}-prediction ${dTarget.toExponential(2)}`);
-          expect(Math.min(dPadded, dTarget), `mse.level${n}[${i}] = ${ref[i]}: ours ${a[i]} (zero output) / ${b[i]} (zero target prediction)`).toBeLessThanOrEqual(1e-5);
+          console.info(
+            `[parity] ${label} mse.level${n}[${i}] (dropped): zero network output ${dPadded.toExponential(2)}, zero ${settings.target}-prediction ${dTarget.toExponential(2)}`,
+          );
+          expect(
+            Math.min(dPadded, dTarget),
+            `mse.level${n}[${i}] = ${ref[i]}: ours ${a[i]} (zero output) / ${b[i]} (zero target prediction)`,
+          ).toBeLessThanOrEqual(1e-5);
         }
         tf.dispose([padded, zeroTarget]);
       }
@@ -297,7 +343,9 @@ function caseSuite(backend: string, fixture: FixtureFolder, name: string, getMod
     expect(perSample.length).toBe(ref.length);
     perSample.forEach((v, i) => expectClose(v, ref[i], 1e-4, `loss[${i}]`));
     expectClose(lossMean, values('loss_mean')[0], 1e-4, 'loss_mean');
-    console.info(`[parity] ${label} loss max |Δ| ${maxAbsDiff(perSample, ref).toExponential(2)}, loss_mean |Δ| ${Math.abs(lossMean - values('loss_mean')[0]).toExponential(2)}`);
+    console.info(
+      `[parity] ${label} loss max |Δ| ${maxAbsDiff(perSample, ref).toExponential(2)}, loss_mean |Δ| ${Math.abs(lossMean - values('loss_mean')[0]).toExponential(2)}`,
+    );
   });
 
   it('∂loss_mean/∂param for every stored gradient (≤ 1e-3 of its largest entry), no tensors leaked', () => {

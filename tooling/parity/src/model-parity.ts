@@ -2,8 +2,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { nchwToNhwc, nhwcToNchw } from '@matryoshka-ts/core';
 import { type BackendName, initBackend } from '@matryoshka-ts/backends';
-import { SafetensorsFile, type TensorEntry, fromTorchLayout, importMlMdmStateDict, toFloat32, toNumbers } from '@matryoshka-ts/checkpoint';
-import { NestedUNet, type MlMdmUNetConfig, fromMlMdmConfig, paramsFrom, timeFrequencies } from '@matryoshka-ts/nested-unet';
+import {
+  SafetensorsFile,
+  type TensorEntry,
+  fromTorchLayout,
+  importMlMdmStateDict,
+  toFloat32,
+  toNumbers,
+} from '@matryoshka-ts/checkpoint';
+import {
+  NestedUNet,
+  type MlMdmUNetConfig,
+  fromMlMdmConfig,
+  paramsFrom,
+  timeFrequencies,
+} from '@matryoshka-ts/nested-unet';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
 import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
 import { forEachFixture } from './suite.js';
@@ -25,8 +38,6 @@ export function modelFromFixture(fixture: FixtureFolder): NestedUNet {
 export function imageTensor(entry: TensorEntry): tf.Tensor4D {
   return tf.tidy(() => nchwToNhwc(tf.tensor4d(toFloat32(entry.data), entry.shape as [number, number, number, number])));
 }
-
-
 
 /**
  * Forward and backward parity of every fixture's model on one backend. Tolerances (fixture
@@ -84,10 +95,13 @@ export function modelParitySuite(backend: Exclude<BackendName, 'auto'>): void {
       const expected: Array<[string, tf.Tensor, TensorEntry]> = [];
       outputs.forEach((out, n) => expected.push([`out.level${n}`, nhwcToNchw(out), read(`out.level${n}`)]));
       for (let n = 0; n < levels; n++) {
-        if (io.has(`dbg.time_mlp.level${n}`)) expected.push([`time_mlp.level${n}`, debug.get(`time_mlp.level${n}`)!, read(`dbg.time_mlp.level${n}`)]);
-        if (io.has(`dbg.micro_scale_mlp.level${n}`)) expected.push([`micro.level${n}`, debug.get(`micro_mlp.level${n}`)!, read(`dbg.micro_scale_mlp.level${n}`)]);
+        if (io.has(`dbg.time_mlp.level${n}`))
+          expected.push([`time_mlp.level${n}`, debug.get(`time_mlp.level${n}`)!, read(`dbg.time_mlp.level${n}`)]);
+        if (io.has(`dbg.micro_scale_mlp.level${n}`))
+          expected.push([`micro.level${n}`, debug.get(`micro_mlp.level${n}`)!, read(`dbg.micro_scale_mlp.level${n}`)]);
       }
-      for (const name of ['lm_proj', 'pooled_text', 'cond_emb']) if (io.has(`dbg.${name}`)) expected.push([name, debug.get(name)!, read(`dbg.${name}`)]);
+      for (const name of ['lm_proj', 'pooled_text', 'cond_emb'])
+        if (io.has(`dbg.${name}`)) expected.push([name, debug.get(name)!, read(`dbg.${name}`)]);
       for (const [name, ours, ref] of expected) {
         expect(ours, name).toBeDefined();
         expect(ours.shape, name).toEqual(ref.shape);
@@ -121,7 +135,9 @@ export function modelParitySuite(backend: Exclude<BackendName, 'auto'>): void {
         expect(d, `grad.${name}`).toBeLessThanOrEqual(1e-3 * maxAbs(ref));
       });
       const refTokens = toFloat32(read('grad_input.lm_outputs').data);
-      expect(maxAbsDiff(grads[paramNames.length].dataSync(), refTokens), 'lm_outputs').toBeLessThanOrEqual(1e-3 * maxAbs(refTokens));
+      expect(maxAbsDiff(grads[paramNames.length].dataSync(), refTokens), 'lm_outputs').toBeLessThanOrEqual(
+        1e-3 * maxAbs(refTokens),
+      );
       const gx = nhwcToNchw(grads[paramNames.length + 1] as tf.Tensor4D);
       const refX = toFloat32(read(`grad_input.x.level${innermost}`).data);
       expect(maxAbsDiff(gx.dataSync(), refX), 'x innermost').toBeLessThanOrEqual(1e-3 * maxAbs(refX));

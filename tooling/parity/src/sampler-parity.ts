@@ -102,7 +102,8 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
     const read = (name: string) => file.read(name);
     const scalar = (name: string) => toNumbers(read(name).data)[0];
     const ref = (name: string) => toFloat32(read(name).data);
-    const images = (prefix: string) => Array.from({ length: levels }, (_, n) => imageTensor(read(`${prefix}.level${n}`)));
+    const images = (prefix: string) =>
+      Array.from({ length: levels }, (_, n) => imageTensor(read(`${prefix}.level${n}`)));
     /** Compares one tensor per level with `<prefix>.levelN`, records and returns the largest difference. */
     const compare = (label: string, ours: tf.Tensor4D[], prefix: string): number => {
       expect(ours).toHaveLength(levels);
@@ -127,7 +128,10 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
     afterAll(() => {
       model?.dispose();
       file?.close();
-      if (measured.length) console.log(`[parity] sampler ${fixture.name} on ${backend}, max |ours − official|:\n${measured.map(([k, d]) => `  ${k}: ${d.toExponential(2)}`).join('\n')}`);
+      if (measured.length)
+        console.log(
+          `[parity] sampler ${fixture.name} on ${backend}, max |ours − official|:\n${measured.map(([k, d]) => `  ${k}: ${d.toExponential(2)}`).join('\n')}`,
+        );
     });
 
     it('config, file and schedules agree on levels, batch and the grid', () => {
@@ -136,7 +140,10 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
       expect(file.has(`step.x_t.level${levels - 1}`) && !file.has(`step.x_t.level${levels}`)).toBe(true);
       const { t, s } = samplerConfig.single_step;
       expect([scalar('step.t'), scalar('step.s')]).toEqual([t, s]);
-      const grid = samplingGrid(samplerConfig.full_sample.num_inference_steps, fixture.config.schedule.num_diffusion_steps);
+      const grid = samplingGrid(
+        samplerConfig.full_sample.num_inference_steps,
+        fixture.config.schedule.num_diffusion_steps,
+      );
       expect(grid).toEqual(toNumbers(read('sample.timesteps').data));
       expect(grid).toEqual(samplerConfig.full_sample.timesteps);
     });
@@ -156,7 +163,14 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
       for (const thr of thresholds) {
         it(`x̂0 with threshold '${thr}' at every level (≤ ${STEP_TOL})`, () => {
           const [xT, v] = [images('step.x_t'), images('step.v')];
-          const x0 = xT.map((x, n) => tf.tidy(() => applyThreshold(predictX0(v[n], x, stepGammas(schedules[n], t, s).gammaT, predictionType), thresholdByName(thr))));
+          const x0 = xT.map((x, n) =>
+            tf.tidy(() =>
+              applyThreshold(
+                predictX0(v[n], x, stepGammas(schedules[n], t, s).gammaT, predictionType),
+                thresholdByName(thr),
+              ),
+            ),
+          );
           expect(compare(`step.x0.${thr}`, x0, `step.x0.${thr}`)).toBeLessThanOrEqual(STEP_TOL);
           tf.dispose([...xT, ...v, ...x0]);
         });
@@ -167,7 +181,14 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
         it(`x_s for ${variant}${sampler === 'ddpm' ? ' with the stored noise' : ' (η = 0)'} at every level (≤ ${STEP_TOL})`, () => {
           const [xT, v, z] = [images('step.x_t'), images('step.v'), images('step.noise')];
           const start = tf.memory().numTensors;
-          const xS = stepFromPrediction(v, xT, t, s, { schedules, sampler, eta: 0, threshold: thresholdByName(threshold), predictionType }, z);
+          const xS = stepFromPrediction(
+            v,
+            xT,
+            t,
+            s,
+            { schedules, sampler, eta: 0, threshold: thresholdByName(threshold), predictionType },
+            z,
+          );
           expect(tf.memory().numTensors, 'only the new states').toBe(start + levels);
           expect(compare(`step.x_s.${variant}`, xS, `step.x_s.${variant}`)).toBeLessThanOrEqual(STEP_TOL);
           tf.dispose([...xT, ...v, ...z, ...xS]);
@@ -218,18 +239,38 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
           threshold: thresholdByName(samplerConfig.threshold_default),
           predictionType,
           onStep: (i, total, _t, x) => {
-            if (i === 0 || i === total - 1) states.set(i, x.map((l) => tf.clone(l)));
+            if (i === 0 || i === total - 1)
+              states.set(
+                i,
+                x.map((l) => tf.clone(l)),
+              );
           },
         });
-        expect(tf.memory().numTensors, 'the run leaves only its outputs and the two kept states').toBe(start + 3 * levels);
-        expect(compare(`sample.${name}.step1`, states.get(0)!, `sample.${name}.step1`)).toBeLessThanOrEqual(NETWORK_TOL);
-        expect(compare(`sample.${name}.final`, states.get(grid.length - 2)!, `sample.${name}.final`)).toBeLessThanOrEqual(NETWORK_TOL);
+        expect(tf.memory().numTensors, 'the run leaves only its outputs and the two kept states').toBe(
+          start + 3 * levels,
+        );
+        expect(compare(`sample.${name}.step1`, states.get(0)!, `sample.${name}.step1`)).toBeLessThanOrEqual(
+          NETWORK_TOL,
+        );
+        expect(
+          compare(`sample.${name}.final`, states.get(grid.length - 2)!, `sample.${name}.final`),
+        ).toBeLessThanOrEqual(NETWORK_TOL);
         if (result.output_equals_final_level0) {
           const d = diffToFixture(output[0], ref(`sample.${name}.final.level0`));
           measured.push([`sample.${name} output (clamped) level0`, d]);
           expect(d).toBeLessThanOrEqual(NETWORK_TOL);
         }
-        tf.dispose([...output, ...init, ...[...states.values()].flat(), cond.tokens, cond.mask, uncond.tokens, uncond.mask, doubled.tokens, doubled.mask]);
+        tf.dispose([
+          ...output,
+          ...init,
+          ...[...states.values()].flat(),
+          cond.tokens,
+          cond.mask,
+          uncond.tokens,
+          uncond.mask,
+          doubled.tokens,
+          doubled.mask,
+        ]);
       });
     }
   });

@@ -68,8 +68,12 @@ export function discoverFixtures(): FixtureDiscovery {
     const dir = resolve(raw);
     if (isFixtureDir(dir)) folders.push(load(dir));
     else if (existsSync(dir) && statSync(dir).isDirectory()) {
-      const inside = readdirSync(dir).sort().map((e) => join(dir, e)).filter((d) => statSync(d).isDirectory() && isFixtureDir(d));
-      if (inside.length === 0) throw new Error(`MDM_EXTRA_FIXTURES: ${dir} holds no fixture folder (config.json + weights.safetensors)`);
+      const inside = readdirSync(dir)
+        .sort()
+        .map((e) => join(dir, e))
+        .filter((d) => statSync(d).isDirectory() && isFixtureDir(d));
+      if (inside.length === 0)
+        throw new Error(`MDM_EXTRA_FIXTURES: ${dir} holds no fixture folder (config.json + weights.safetensors)`);
       folders.push(...inside.map(load));
     } else {
       throw new Error(`MDM_EXTRA_FIXTURES: ${dir} does not exist`);

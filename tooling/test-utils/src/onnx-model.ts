@@ -115,7 +115,8 @@ function attributeProto(name: string, value: NonNullable<OnnxNode['attributes']>
 
 function valueInfo(v: OnnxValue): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of v.shape) shape.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
+  for (const d of v.shape)
+    shape.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
   const tensorType = new ProtoWriter().varint(1, v.type).message(2, shape);
   return new ProtoWriter().string(1, v.name).message(2, new ProtoWriter().message(1, tensorType));
 }

@@ -8,11 +8,17 @@ import { delimiter, join } from 'node:path';
  * modules (a pyenv shim, a virtualenv) — and Debian's may have packages a pyenv one lacks.
  */
 export function pythonCandidates(): string[] {
-  const onPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'python3'));
+  const onPath = (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter(Boolean)
+    .map((d) => join(d, 'python3'));
   return [...new Set([...onPath, '/usr/bin/python3'])].filter((p) => existsSync(p));
 }
 
 /** The first python3 that imports all `modules`, or undefined (tests then skip with a reason). */
 export function findPython(modules: string[]): string | undefined {
-  return pythonCandidates().find((python) => spawnSync(python, ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore', timeout: 60_000 }).status === 0);
+  return pythonCandidates().find(
+    (python) =>
+      spawnSync(python, ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore', timeout: 60_000 }).status === 0,
+  );
 }

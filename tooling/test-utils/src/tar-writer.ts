@@ -17,7 +17,8 @@ export function tar(members: TarWriterMember[]): Uint8Array {
   for (const m of members) {
     const data = typeof m.data === 'string' ? new TextEncoder().encode(m.data) : (m.data ?? new Uint8Array());
     const header = new Uint8Array(512);
-    const put = (text: string, offset: number, length: number) => header.set(new TextEncoder().encode(text).subarray(0, length), offset);
+    const put = (text: string, offset: number, length: number) =>
+      header.set(new TextEncoder().encode(text).subarray(0, length), offset);
     put(m.name, 0, 100);
     put('0000644\0', 100, 8);
     put(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 12);

@@ -25,7 +25,13 @@ export interface ProxyClipShape {
   maxTokens: number;
 }
 
-export const PROXY_SHAPE: ProxyClipShape = { size: 64, channels: [32, 64, 128, 128], embedDim: 64, textWidth: 64, maxTokens: 12 };
+export const PROXY_SHAPE: ProxyClipShape = {
+  size: 64,
+  channels: [32, 64, 128, 128],
+  embedDim: 64,
+  textWidth: 64,
+  maxTokens: 12,
+};
 
 export type ProxyParams = Map<string, tf.Tensor>;
 
@@ -45,8 +51,15 @@ export function proxySpecs(s: ProxyClipShape): Array<[string, number[]]> {
   });
   specs.push(['image.proj.w', [cin, s.embedDim]]);
   // Training-only head: which degradation (none, blur, noise) an image went through.
-  specs.push(['image.degradation.w', [s.channels.reduce((a, b) => a + b, 0), DEGRADATIONS.length]], ['image.degradation.b', [DEGRADATIONS.length]]);
-  specs.push(['text.fc0.w', [s.textWidth, 2 * s.embedDim]], ['text.fc0.b', [2 * s.embedDim]], ['text.fc1.w', [2 * s.embedDim, s.embedDim]]);
+  specs.push(
+    ['image.degradation.w', [s.channels.reduce((a, b) => a + b, 0), DEGRADATIONS.length]],
+    ['image.degradation.b', [DEGRADATIONS.length]],
+  );
+  specs.push(
+    ['text.fc0.w', [s.textWidth, 2 * s.embedDim]],
+    ['text.fc0.b', [2 * s.embedDim]],
+    ['text.fc1.w', [2 * s.embedDim, s.embedDim]],
+  );
   return specs;
 }
 
@@ -57,7 +70,10 @@ export function initProxyParams(s: ProxyClipShape, normal: () => number): Map<st
     const size = shape.reduce((a, b) => a * b, 1);
     const fanIn = shape.length === 4 ? shape[0] * shape[1] * shape[2] : shape[0];
     const std = name.endsWith('.b') ? 0 : Math.sqrt(2 / fanIn);
-    out.set(name, Float32Array.from({ length: size }, () => normal() * std));
+    out.set(
+      name,
+      Float32Array.from({ length: size }, () => normal() * std),
+    );
   }
   return out;
 }
@@ -86,7 +102,11 @@ export function proxyImageFeatures(P: ProxyParams, x: tf.Tensor4D, s: ProxyClipS
 /** Unit-length image embeddings from the last layer's pooled channels of `features`. */
 export function proxyImageEmbed(P: ProxyParams, features: tf.Tensor2D, s: ProxyClipShape): tf.Tensor2D {
   const last = s.channels[s.channels.length - 1];
-  return tf.tidy(() => normalizeRows(tf.matMul(tf.slice(features, [0, features.shape[1] - last], [-1, last]), P.get('image.proj.w') as tf.Tensor2D)));
+  return tf.tidy(() =>
+    normalizeRows(
+      tf.matMul(tf.slice(features, [0, features.shape[1] - last], [-1, last]), P.get('image.proj.w') as tf.Tensor2D),
+    ),
+  );
 }
 
 /** Unit-length caption embeddings from the encoder's token features. */

@@ -7,7 +7,16 @@ import { SafetensorsFile, toFloat32, writeSafetensors } from '@matryoshka-ts/che
 import { loadEmojiDataset } from '@matryoshka-ts/data';
 import { type ClipModel, type FeatureExtractor, type NetworkInput, networkInputBatch } from '@matryoshka-ts/metrics';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
-import { PROXY_SHAPE, type ProxyClipShape, type ProxyParams, proxyFeatureDim, proxyImageEmbed, proxyImageFeatures, proxySpecs, proxyTextEmbed } from './proxy-clip.js';
+import {
+  PROXY_SHAPE,
+  type ProxyClipShape,
+  type ProxyParams,
+  proxyFeatureDim,
+  proxyImageEmbed,
+  proxyImageFeatures,
+  proxySpecs,
+  proxyTextEmbed,
+} from './proxy-clip.js';
 import { PROXY_TRAINING, type ProxyTrainOptions, trainProxyClip } from './train-proxy.js';
 
 /** Bump when the architecture or training changes: cached weights of another version are not reused. */
@@ -60,25 +69,33 @@ export async function loadProxyClip(options: ProxyOptions = {}): Promise<ProxyCl
     }
   } else {
     const log = options.log ?? (() => {});
-    log(`proxy: training the proxy CLIP on ${dataset.id} (${dataset.size} images, ${training.steps} steps); cached at ${path}`);
+    log(
+      `proxy: training the proxy CLIP on ${dataset.id} (${dataset.size} images, ${training.steps} steps); cached at ${path}`,
+    );
     const started = performance.now();
     const result = trainProxyClip(dataset, encoder, shape, training, (step, loss) => {
-      if (step % 50 === 0 || step === training.steps) log(`proxy: step ${step}/${training.steps} | loss ${loss.toFixed(3)} (contrastive + degradation)`);
+      if (step % 50 === 0 || step === training.steps)
+        log(`proxy: step ${step}/${training.steps} | loss ${loss.toFixed(3)} (contrastive + degradation)`);
     });
     weights = result.weights;
     mkdirSync(dir, { recursive: true });
     writeSafetensors(
       path,
-      new Map(proxySpecs(shape).map(([name, s]) => [name, { dtype: 'F32' as const, shape: s, data: weights.get(name)! }])),
+      new Map(
+        proxySpecs(shape).map(([name, s]) => [name, { dtype: 'F32' as const, shape: s, data: weights.get(name)! }]),
+      ),
       { format: 'matryoshka-ts/proxy-clip/1', recipe },
     );
-    log(`proxy: trained in ${((performance.now() - started) / 1000).toFixed(0)} s, final loss ${result.losses.at(-1)!.toFixed(3)}`);
+    log(
+      `proxy: trained in ${((performance.now() - started) / 1000).toFixed(0)} s, final loss ${result.losses.at(-1)!.toFixed(3)}`,
+    );
   }
   // The id names the exact weights: a proxy trained on another backend differs in the last bits.
   const tag = createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
   const P: ProxyParams = new Map(proxySpecs(shape).map(([name, s]) => [name, tf.tensor(weights.get(name)!, s)]));
   const input: NetworkInput = { size: shape.size, resize: 'pytorch-fid', range: '-1-1', layout: 'nhwc' };
-  const batchTensor = (images: Parameters<FeatureExtractor['features']>[0]) => tf.tensor4d(networkInputBatch(images, input), [images.length, shape.size, shape.size, 3]);
+  const batchTensor = (images: Parameters<FeatureExtractor['features']>[0]) =>
+    tf.tensor4d(networkInputBatch(images, input), [images.length, shape.size, shape.size, 3]);
   const features: FeatureExtractor = {
     id: `proxy-clip-emoji#${tag}`,
     dim: proxyFeatureDim(shape),

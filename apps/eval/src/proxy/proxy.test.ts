@@ -17,7 +17,6 @@ beforeAll(async () => {
   await initBackend({ backend: 'cpu', quiet: true });
 });
 
-
 describe('contrastiveLoss', () => {
   it('equals the closed form for orthonormal matched embeddings: log(1 + (n − 1)·e^(−1/τ))', () => {
     const n = 4;
@@ -45,14 +44,29 @@ describe('the proxy CLIP', () => {
     expect(cached.features.id).toBe(proxy.features.id);
 
     const data = loadEmojiDataset({ resolution: 16, skinTones: false, categories: ['Smileys & Emotion'] });
-    const images = Array.from({ length: data.size }, (_, i) => ({ data: data.get(i).image, width: 16, height: 16, channels: 3 }));
+    const images = Array.from({ length: data.size }, (_, i) => ({
+      data: data.get(i).image,
+      width: 16,
+      height: 16,
+      channels: 3,
+    }));
     const captions = Array.from({ length: data.size }, (_, i) => data.get(i).caption);
-    const stats = async (list: typeof images) => new FeatureStats(proxy.features.dim).add(await proxy.features.features(list));
-    const fid = (a: FeatureStats, b: FeatureStats) => frechetDistance(a.mean(), a.covariance(), b.mean(), b.covariance());
+    const stats = async (list: typeof images) =>
+      new FeatureStats(proxy.features.dim).add(await proxy.features.features(list));
+    const fid = (a: FeatureStats, b: FeatureStats) =>
+      frechetDistance(a.mean(), a.covariance(), b.mean(), b.covariance());
     const even = await stats(images.filter((_, i) => i % 2 === 0));
     const odd = images.filter((_, i) => i % 2 === 1);
     let s = 1;
-    const noisy = odd.map((im) => ({ ...im, data: Uint8Array.from(im.data, (v) => Math.max(0, Math.min(255, v + (((s = (s * 16807) % 2147483647) / 2147483647) - 0.5) * 120))) }));
+    /** A uniform draw in [−0.5, 0.5) from a Lehmer generator (same sequence as before). */
+    const jitter = () => {
+      s = (s * 16807) % 2147483647;
+      return s / 2147483647 - 0.5;
+    };
+    const noisy = odd.map((im) => ({
+      ...im,
+      data: Uint8Array.from(im.data, (v) => Math.max(0, Math.min(255, v + jitter() * 120))),
+    }));
     // Two halves of the same data differ only by sampling; noise on one half must add to that
     // (measured: 0.37 → 0.84).
     const base = fid(even, await stats(odd));
@@ -63,7 +77,8 @@ describe('the proxy CLIP', () => {
     const ie = await proxy.clip.imageEmbeddings(images);
     const te = await proxy.clip.textEmbeddings(captions);
     const d = ie.length / images.length;
-    const cos = (i: number, j: number) => Array.from({ length: d }, (_, k) => ie[i * d + k] * te[j * d + k]).reduce((a, b) => a + b, 0);
+    const cos = (i: number, j: number) =>
+      Array.from({ length: d }, (_, k) => ie[i * d + k] * te[j * d + k]).reduce((a, b) => a + b, 0);
     const matched = images.reduce((sum, _, i) => sum + cos(i, i), 0) / images.length;
     const shifted = images.reduce((sum, _, i) => sum + cos(i, (i + 7) % images.length), 0) / images.length;
     // Measured: 0.34 matched, 0.24 mismatched.

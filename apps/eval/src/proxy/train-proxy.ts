@@ -2,7 +2,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@matryoshka-ts/core';
 import { type ImageDataset, epochOrder } from '@matryoshka-ts/data';
 import type { TextEncoder } from '@matryoshka-ts/text-encoders';
-import { DEGRADATIONS, type ProxyClipShape, initProxyParams, proxyImageEmbed, proxyImageFeatures, proxySpecs, proxyTextEmbed } from './proxy-clip.js';
+import {
+  DEGRADATIONS,
+  type ProxyClipShape,
+  initProxyParams,
+  proxyImageEmbed,
+  proxyImageFeatures,
+  proxySpecs,
+  proxyTextEmbed,
+} from './proxy-clip.js';
 
 export interface ProxyTrainOptions {
   steps: number;
@@ -15,7 +23,14 @@ export interface ProxyTrainOptions {
   seed: number;
 }
 
-export const PROXY_TRAINING: ProxyTrainOptions = { steps: 600, batchSize: 32, lr: 2e-3, temperature: 0.1, maxShift: 4, seed: 0 };
+export const PROXY_TRAINING: ProxyTrainOptions = {
+  steps: 600,
+  batchSize: 32,
+  lr: 2e-3,
+  temperature: 0.1,
+  maxShift: 4,
+  seed: 0,
+};
 
 /** Box blur of radius r (in place, one image of `size`² RGB in [−1, 1]). */
 function boxBlur(pixels: Float32Array, offset: number, size: number, r: number): void {
@@ -50,14 +65,20 @@ function degrade(pixels: Float32Array, n: number, size: number, rng: Rng): numbe
     if (DEGRADATIONS[kind] === 'blur') boxBlur(pixels, b * per, size, 1 + rng.int(2));
     if (DEGRADATIONS[kind] === 'noise') {
       const amplitude = 0.1 + 0.3 * rng.uniform();
-      for (let i = b * per; i < (b + 1) * per; i++) pixels[i] = Math.max(-1, Math.min(1, pixels[i] + amplitude * (2 * rng.uniform() - 1)));
+      for (let i = b * per; i < (b + 1) * per; i++)
+        pixels[i] = Math.max(-1, Math.min(1, pixels[i] + amplitude * (2 * rng.uniform() - 1)));
     }
   }
   return kinds;
 }
 
 /** One batch: shifted, degraded images in [−1, 1], their captions and degradation indices. */
-function batchOf(dataset: ImageDataset, indices: ArrayLike<number>, maxShift: number, rng: Rng): { x: tf.Tensor4D; captions: string[]; kinds: number[] } {
+function batchOf(
+  dataset: ImageDataset,
+  indices: ArrayLike<number>,
+  maxShift: number,
+  rng: Rng,
+): { x: tf.Tensor4D; captions: string[]; kinds: number[] } {
   const r = dataset.resolution;
   const n = indices.length;
   const pixels = new Float32Array(n * r * r * 3).fill(1);
@@ -73,7 +94,8 @@ function batchOf(dataset: ImageDataset, indices: ArrayLike<number>, maxShift: nu
       for (let x = 0; x < r; x++) {
         const sx = x - dx;
         if (sx < 0 || sx >= r) continue;
-        for (let c = 0; c < 3; c++) pixels[((b * r + y) * r + x) * 3 + c] = example.image[(sy * r + sx) * 3 + c] / 127.5 - 1;
+        for (let c = 0; c < 3; c++)
+          pixels[((b * r + y) * r + x) * 3 + c] = example.image[(sy * r + sx) * 3 + c] / 127.5 - 1;
       }
     }
   }
@@ -108,10 +130,13 @@ export function trainProxyClip(
   options: ProxyTrainOptions,
   onStep?: (step: number, loss: number) => void,
 ): { weights: Map<string, Float32Array>; losses: number[] } {
-  if (dataset.resolution !== shape.size) throw new Error(`proxy: data set is ${dataset.resolution} px, the proxy takes ${shape.size} px`);
+  if (dataset.resolution !== shape.size)
+    throw new Error(`proxy: data set is ${dataset.resolution} px, the proxy takes ${shape.size} px`);
   const rng = new Rng(options.seed);
   const init = initProxyParams(shape, () => rng.normal());
-  const vars = new Map(proxySpecs(shape).map(([name, s]) => [name, tf.variable(tf.tensor(init.get(name)!, s), true, `proxy/${name}`)]));
+  const vars = new Map(
+    proxySpecs(shape).map(([name, s]) => [name, tf.variable(tf.tensor(init.get(name)!, s), true, `proxy/${name}`)]),
+  );
   const optimizer = tf.train.adam(options.lr);
   const losses: number[] = [];
   let epoch = 0;
@@ -128,13 +153,21 @@ export function trainProxyClip(
     }
     const { x, captions, kinds } = batchOf(dataset, indices, options.maxShift, rng);
     const target = tf.oneHot(tf.tensor1d(kinds, 'int32'), DEGRADATIONS.length);
-    const cost = optimizer.minimize(() => {
-      const features = proxyImageFeatures(vars, x, shape);
-      const matching = contrastiveLoss(proxyImageEmbed(vars, features, shape), proxyTextEmbed(vars, encoder, captions), options.temperature);
-      const logits = tf.add(tf.matMul(features, vars.get('image.degradation.w')!), vars.get('image.degradation.b')!);
-      const degradation = tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits, 1), target), 1)));
-      return tf.add(matching, degradation) as tf.Scalar;
-    }, true, [...vars.values()]);
+    const cost = optimizer.minimize(
+      () => {
+        const features = proxyImageFeatures(vars, x, shape);
+        const matching = contrastiveLoss(
+          proxyImageEmbed(vars, features, shape),
+          proxyTextEmbed(vars, encoder, captions),
+          options.temperature,
+        );
+        const logits = tf.add(tf.matMul(features, vars.get('image.degradation.w')!), vars.get('image.degradation.b')!);
+        const degradation = tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits, 1), target), 1)));
+        return tf.add(matching, degradation) as tf.Scalar;
+      },
+      true,
+      [...vars.values()],
+    );
     const loss = cost!.dataSync()[0];
     tf.dispose([cost!, x, target]);
     losses.push(loss);

@@ -51,8 +51,17 @@ describe('bundledSource', () => {
     const { items, imageDir } = listEmoji({ skinTones: false });
     const fake = join(dir, 'pkg');
     mkdirSync(join(fake, 'img', 'twitter', '64'), { recursive: true });
-    const entry = (file: string, name: string, sort: number) => ({ name, short_name: name, image: file, category: 'Symbols', sort_order: sort });
-    writeFileSync(join(fake, 'emoji.json'), JSON.stringify([entry(items[0].file, 'first', 1), entry('no-such.png', 'second', 2)]));
+    const entry = (file: string, name: string, sort: number) => ({
+      name,
+      short_name: name,
+      image: file,
+      category: 'Symbols',
+      sort_order: sort,
+    });
+    writeFileSync(
+      join(fake, 'emoji.json'),
+      JSON.stringify([entry(items[0].file, 'first', 1), entry('no-such.png', 'second', 2)]),
+    );
     copyFileSync(join(imageDir, items[0].file), join(fake, 'img', 'twitter', '64', items[0].file));
     const skipped: SkipCounts = {};
     const refs = await samples(await bundledSource({ packageDir: fake }), skipped);

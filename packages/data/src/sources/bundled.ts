@@ -20,7 +20,8 @@ export interface BundledOptions extends Pick<EmojiOptions, 'skinTones' | 'catego
  */
 export async function bundledSource(options: BundledOptions = {}): Promise<ShardedSource> {
   const itemsPerShard = options.itemsPerShard ?? 256;
-  if (!(Number.isInteger(itemsPerShard) && itemsPerShard > 0)) throw new Error(`bundled: itemsPerShard must be a positive integer, got ${itemsPerShard}`);
+  if (!(Number.isInteger(itemsPerShard) && itemsPerShard > 0))
+    throw new Error(`bundled: itemsPerShard must be a positive integer, got ${itemsPerShard}`);
   const { classNames, items, imageDir, keep } = listEmoji(options);
   if (!isDirectory(imageDir)) {
     throw new DataError(`bundled: no image folder ${imageDir} (is emoji-datasource-twitter installed?)`);
@@ -49,6 +50,11 @@ async function* scanBlock(imageDir: string, block: EmojiItem[], skipped: SkipCou
       countSkip(skipped, 'missing file'); // the reason loadEmojiDataset counts
       continue;
     }
-    yield { key: `emoji/${stem(item.file)}`, image: { path, offset: 0, size: info.size }, caption: item.caption, label: item.label };
+    yield {
+      key: `emoji/${stem(item.file)}`,
+      image: { path, offset: 0, size: info.size },
+      caption: item.caption,
+      label: item.label,
+    };
   }
 }

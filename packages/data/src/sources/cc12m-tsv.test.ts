@@ -17,9 +17,16 @@ const work = join(dir, 'work');
 const cc12m = join(work, 'cc12m');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const image = (red: number) => sharp({ create: { width: 20, height: 20, channels: 3, background: { r: red, g: 0, b: 0 } } }).jpeg().toBuffer();
+const image = (red: number) =>
+  sharp({ create: { width: 20, height: 20, channels: 3, background: { r: red, g: 0, b: 0 } } })
+    .jpeg()
+    .toBuffer();
 const tsv = (...rows: Array<Array<string | Uint8Array>>) =>
-  Buffer.concat(rows.map((r) => Buffer.concat([...r.flatMap((f, k) => [Buffer.from(k ? '\t' : ''), Buffer.from(f)]), Buffer.from('\n')])));
+  Buffer.concat(
+    rows.map((r) =>
+      Buffer.concat([...r.flatMap((f, k) => [Buffer.from(k ? '\t' : ''), Buffer.from(f)]), Buffer.from('\n')]),
+    ),
+  );
 
 beforeAll(async () => {
   mkdirSync(cc12m, { recursive: true });
@@ -57,7 +64,11 @@ beforeAll(async () => {
   // Shard TSV with tar paths relative to itself, as the task describes them, and a trailing tab in the header.
   writeFileSync(
     join(cc12m, '00001.tsv'),
-    tsv(['tar', 'file', 'caption', ''], ['00001.tar', '000010000.jpg', 'first of the cut tar', ''], ['00001.tar', '000010001.jpg', 'cut off', '']),
+    tsv(
+      ['tar', 'file', 'caption', ''],
+      ['00001.tar', '000010000.jpg', 'first of the cut tar', ''],
+      ['00001.tar', '000010001.jpg', 'cut off', ''],
+    ),
   );
   writeFileSync(join(work, 'training_0.tsv'), 'filename\ncc12m/00001.tsv\ncc12m/00000.tsv\n\n');
 });
@@ -95,7 +106,7 @@ describe('cc12mTsvSource', () => {
     expect(reds.map((r) => Math.round(r / 10) * 10)).toEqual([10, 20, 40, 50]);
   });
 
-  it("counts a damaged tar again on each scan that uses it, though its listing is cached", async () => {
+  it('counts a damaged tar again on each scan that uses it, though its listing is cached', async () => {
     const source = await cc12mTsvSource({ index: join(work, 'training_0.tsv') });
     for (let pass = 0; pass < 2; pass++) {
       const skipped: SkipCounts = {};
@@ -105,14 +116,22 @@ describe('cc12mTsvSource', () => {
   });
 
   it('fails at start, naming the file, for a missing index, a bad header or a missing shard TSV', async () => {
-    await expect(cc12mTsvSource({ index: join(work, 'nope.tsv') })).rejects.toThrow(`no such index file: ${join(work, 'nope.tsv')}`);
+    await expect(cc12mTsvSource({ index: join(work, 'nope.tsv') })).rejects.toThrow(
+      `no such index file: ${join(work, 'nope.tsv')}`,
+    );
     writeFileSync(join(work, 'bad-index.tsv'), 'file\ncc12m/00000.tsv\n');
-    await expect(cc12mTsvSource({ index: join(work, 'bad-index.tsv') })).rejects.toThrow(`${join(work, 'bad-index.tsv')} is not an index TSV`);
+    await expect(cc12mTsvSource({ index: join(work, 'bad-index.tsv') })).rejects.toThrow(
+      `${join(work, 'bad-index.tsv')} is not an index TSV`,
+    );
     writeFileSync(join(work, 'gone.tsv'), 'filename\ncc12m/00009.tsv\n');
-    await expect(cc12mTsvSource({ index: join(work, 'gone.tsv') })).rejects.toThrow(`not found: ${join(cc12m, '00009.tsv')}`);
+    await expect(cc12mTsvSource({ index: join(work, 'gone.tsv') })).rejects.toThrow(
+      `not found: ${join(cc12m, '00009.tsv')}`,
+    );
     writeFileSync(join(cc12m, 'bad-shard.tsv'), 'url\tcaption\nhttp://x\ty\n');
     writeFileSync(join(work, 'bad-shard-index.tsv'), 'filename\ncc12m/bad-shard.tsv\n');
-    await expect(cc12mTsvSource({ index: join(work, 'bad-shard-index.tsv') })).rejects.toThrow(`${join(cc12m, 'bad-shard.tsv')} is not a shard TSV`);
+    await expect(cc12mTsvSource({ index: join(work, 'bad-shard-index.tsv') })).rejects.toThrow(
+      `${join(cc12m, 'bad-shard.tsv')} is not a shard TSV`,
+    );
     writeFileSync(join(work, 'empty-index.tsv'), 'filename\n\n');
     await expect(cc12mTsvSource({ index: join(work, 'empty-index.tsv') })).rejects.toThrow('lists no shard TSVs');
   });

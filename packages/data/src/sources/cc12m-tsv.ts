@@ -85,7 +85,12 @@ async function shardColumns(tsv: string): Promise<Columns> {
   return { tar, file, caption, end: header.end };
 }
 
-async function* scanShardTsv(tsv: string, indexDir: string, tars: TarListings, skipped: SkipCounts): AsyncGenerator<SampleRef> {
+async function* scanShardTsv(
+  tsv: string,
+  indexDir: string,
+  tars: TarListings,
+  skipped: SkipCounts,
+): AsyncGenerator<SampleRef> {
   let rows: AsyncGenerator<DelimitedRow>;
   let columns: Columns;
   try {
@@ -121,13 +126,23 @@ async function* scanShardTsv(tsv: string, indexDir: string, tars: TarListings, s
 }
 
 /** A row's sample, or undefined (counted) when its member is missing or empty or its caption unusable. */
-function toSample(tar: string, member: TarMember | undefined, captionBytes: Uint8Array, skipped: SkipCounts): SampleRef | undefined {
+function toSample(
+  tar: string,
+  member: TarMember | undefined,
+  captionBytes: Uint8Array,
+  skipped: SkipCounts,
+): SampleRef | undefined {
   if (!member) return void countSkip(skipped, 'missing member');
   if (member.size === 0) return void countSkip(skipped, 'empty image');
   const caption = decodeUtf8(captionBytes);
   if (caption === undefined) return void countSkip(skipped, 'caption not UTF-8');
   if (caption.trim() === '') return void countSkip(skipped, 'missing caption');
-  return { key: stem(member.name), image: { path: tar, offset: member.offset, size: member.size }, caption: caption.trim(), label: -1 };
+  return {
+    key: stem(member.name),
+    image: { path: tar, offset: member.offset, size: member.size },
+    caption: caption.trim(),
+    label: -1,
+  };
 }
 
 /** The tar a row names: absolute as is; else relative to the shard TSV's folder, then to the index's. */
@@ -150,7 +165,8 @@ class TarListings {
 
   get(path: string): Promise<TarListing> {
     let listing = this.cache.get(path);
-    if (listing) this.cache.delete(path); // re-inserted below: Map order is recency
+    if (listing)
+      this.cache.delete(path); // re-inserted below: Map order is recency
     else listing = listTar(path);
     this.cache.set(path, listing);
     if (this.cache.size > this.capacity) this.cache.delete(this.cache.keys().next().value!);

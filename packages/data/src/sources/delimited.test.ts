@@ -13,10 +13,18 @@ function file(name: string, content: string | Uint8Array): string {
   return path;
 }
 
-async function rows(path: string, delimiter: ',' | '\t' = ',', start = 0): Promise<Array<{ offset: number; fields: string[]; malformed?: boolean }>> {
+async function rows(
+  path: string,
+  delimiter: ',' | '\t' = ',',
+  start = 0,
+): Promise<Array<{ offset: number; fields: string[]; malformed?: boolean }>> {
   const out = [];
   for await (const row of readDelimited(path, delimiter, start))
-    out.push({ offset: row.offset, fields: row.fields.map((f) => new TextDecoder().decode(f)), ...(row.malformed ? { malformed: true } : {}) });
+    out.push({
+      offset: row.offset,
+      fields: row.fields.map((f) => new TextDecoder().decode(f)),
+      ...(row.malformed ? { malformed: true } : {}),
+    });
   return out;
 }
 
@@ -45,7 +53,8 @@ describe('readDelimited', () => {
   it('gives offsets from which reading resumes at that record', async () => {
     const csv = 'h1,h2\n"multi\nline",x\n\nb,y\nc,z\n';
     const all = await rows(file('o.csv', csv));
-    for (const [k, row] of all.entries()) expect(fields(await rows(join(dir, 'o.csv'), ',', row.offset))).toEqual(fields(all.slice(k)));
+    for (const [k, row] of all.entries())
+      expect(fields(await rows(join(dir, 'o.csv'), ',', row.offset))).toEqual(fields(all.slice(k)));
   });
 
   it('drops a UTF-8 byte-order mark and keeps bytes that are not UTF-8 for the caller to judge', async () => {
@@ -63,7 +72,11 @@ describe('readDelimited', () => {
     expect(fields(unterminated)).toEqual([['a', 'b'], 'MALFORMED', ['2', 'fine']]);
     const long = `a,b\n1,"${'x'.repeat(MAX_RECORD + 10)}"\n2,fine\n`;
     expect(fields(await rows(file('long.csv', long)))).toEqual([['a', 'b'], 'MALFORMED', ['2', 'fine']]);
-    expect(fields(await rows(file('after-quote.csv', 'a,b\n1,"x"y\n2,z\n')))).toEqual([['a', 'b'], 'MALFORMED', ['2', 'z']]);
+    expect(fields(await rows(file('after-quote.csv', 'a,b\n1,"x"y\n2,z\n')))).toEqual([
+      ['a', 'b'],
+      'MALFORMED',
+      ['2', 'z'],
+    ]);
   });
 
   it('reads many records across read chunks', async () => {

@@ -46,7 +46,10 @@ export async function* recordOffsets(path: string, delimiter: ',' | '\t', start 
  * The first record's fields as trimmed text, for header checks, and where the data starts; reads
  * only the head of the file. Undefined for an empty file; no names for a malformed header.
  */
-export async function readHeader(path: string, delimiter: ',' | '\t'): Promise<{ names: string[]; end: number } | undefined> {
+export async function readHeader(
+  path: string,
+  delimiter: ',' | '\t',
+): Promise<{ names: string[]; end: number } | undefined> {
   const file = await open(path, 'r');
   try {
     const want = 3 + MAX_RECORD + 2; // a byte-order mark, then a whole record and its CRLF
@@ -65,7 +68,12 @@ export async function readHeader(path: string, delimiter: ',' | '\t'): Promise<{
 }
 
 /** Records a buffer at a time (one await per ~2 MiB, not per record); `fields` only when `collect`. */
-async function* batches(path: string, delimiter: ',' | '\t', start: number, collect: boolean): AsyncGenerator<DelimitedRow[]> {
+async function* batches(
+  path: string,
+  delimiter: ',' | '\t',
+  start: number,
+  collect: boolean,
+): AsyncGenerator<DelimitedRow[]> {
   const file = await open(path, 'r');
   try {
     yield* parseFile(file, delimiter.charCodeAt(0), start, collect);
@@ -74,7 +82,12 @@ async function* batches(path: string, delimiter: ',' | '\t', start: number, coll
   }
 }
 
-async function* parseFile(file: FileHandle, delimiter: number, start: number, collect: boolean): AsyncGenerator<DelimitedRow[]> {
+async function* parseFile(
+  file: FileHandle,
+  delimiter: number,
+  start: number,
+  collect: boolean,
+): AsyncGenerator<DelimitedRow[]> {
   let buffer: Uint8Array = new Uint8Array(0);
   let base = start; // file offset of buffer[0]
   let eof = false;
@@ -104,7 +117,8 @@ async function* parseFile(file: FileHandle, delimiter: number, start: number, co
       }
       const next = ends[ends.length - 1];
       const blank = ends.length === 2 && ends[0] === pos;
-      if (!blank) rows.push({ offset: base + pos, end: base + next, fields: collect ? extractFields(buffer, pos, ends) : [] });
+      if (!blank)
+        rows.push({ offset: base + pos, end: base + next, fields: collect ? extractFields(buffer, pos, ends) : [] });
       pos = next;
     }
     if (rows.length > 0) yield rows;

@@ -13,7 +13,10 @@ const dir = mkdtempSync(join(tmpdir(), 'mdm-imagenet-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A flat-colour JPEG whose red channel tells which image it is. */
-const jpeg = (red: number, width = 40, height = 30) => sharp({ create: { width, height, channels: 3, background: { r: red, g: 100, b: 50 } } }).jpeg().toBuffer();
+const jpeg = (red: number, width = 40, height = 30) =>
+  sharp({ create: { width, height, channels: 3, background: { r: red, g: 100, b: 50 } } })
+    .jpeg()
+    .toBuffer();
 
 /** Synset → its images (name → bytes); folders and tars are written from the same table. */
 const synsets: Record<string, Record<string, Buffer>> = {};
@@ -23,15 +26,29 @@ const tars = join(dir, 'tars');
 beforeAll(async () => {
   synsets.n01443537 = { 'n01443537_2.JPEG': await jpeg(200), 'n01443537_1.JPEG': await jpeg(180, 30, 60) };
   synsets.n01440764 = { 'n01440764_10026.JPEG': await jpeg(20), 'n01440764_7.jpeg': await jpeg(40) };
-  synsets.n01484850 = { 'n01484850_5.png': await sharp({ create: { width: 8, height: 8, channels: 4, background: '#00ff0080' } }).png().toBuffer() };
+  synsets.n01484850 = {
+    'n01484850_5.png': await sharp({ create: { width: 8, height: 8, channels: 4, background: '#00ff0080' } })
+      .png()
+      .toBuffer(),
+  };
   for (const [wnid, files] of Object.entries(synsets)) {
     mkdirSync(join(train, wnid), { recursive: true });
     for (const [name, bytes] of Object.entries(files)) writeFileSync(join(train, wnid, name), bytes);
     mkdirSync(tars, { recursive: true });
-    writeFileSync(join(tars, `${wnid}.tar`), tar(Object.entries(files).sort().map(([name, data]) => ({ name: `${wnid}/${name}`, data }))));
+    writeFileSync(
+      join(tars, `${wnid}.tar`),
+      tar(
+        Object.entries(files)
+          .sort()
+          .map(([name, data]) => ({ name: `${wnid}/${name}`, data })),
+      ),
+    );
   }
   writeFileSync(join(train, 'n01440764', 'notes.txt'), 'not an image'); // ignored
-  writeFileSync(join(dir, 'LOC_synset_mapping.txt'), 'n01484850 great white shark, white shark\nn01440764 tench, Tinca tinca\n\nn01443537 goldfish, Carassius auratus\nn09999999 extra, unused\n');
+  writeFileSync(
+    join(dir, 'LOC_synset_mapping.txt'),
+    'n01484850 great white shark, white shark\nn01440764 tench, Tinca tinca\n\nn01443537 goldfish, Carassius auratus\nn09999999 extra, unused\n',
+  );
   writeFileSync(join(dir, 'wnids.txt'), 'n01484850\nn01443537\nn01440764\n');
 });
 
@@ -57,7 +74,11 @@ describe('imagenetSource: synset folders', () => {
       ['n01443537/n01443537_2', 1, ''],
       ['n01484850/n01484850_5', 2, ''],
     ]);
-    expect(refs[0].image).toEqual({ path: join(train, 'n01440764', 'n01440764_10026.JPEG'), offset: 0, size: synsets.n01440764['n01440764_10026.JPEG'].length });
+    expect(refs[0].image).toEqual({
+      path: join(train, 'n01440764', 'n01440764_10026.JPEG'),
+      offset: 0,
+      size: synsets.n01440764['n01440764_10026.JPEG'].length,
+    });
   });
 
   it('decodes the images the references point at', async () => {
@@ -89,9 +110,22 @@ describe('imagenetSource: synset folders', () => {
     expect(byLine.classNames).toEqual(['tench', 'goldfish', 'great white shark']);
     const byMapping = await imagenetSource({ path: train, classNames: join(dir, 'LOC_synset_mapping.txt') });
     expect(byMapping.classNames).toEqual(['tench', 'goldfish', 'great white shark']);
-    writeFileSync(join(dir, 'index.json'), JSON.stringify({ 0: ['n01440764', 'tench'], 1: ['n01443537', 'goldfish'], 2: ['n01484850', 'great_white_shark'] }));
+    writeFileSync(
+      join(dir, 'index.json'),
+      JSON.stringify({
+        0: ['n01440764', 'tench'],
+        1: ['n01443537', 'goldfish'],
+        2: ['n01484850', 'great_white_shark'],
+      }),
+    );
     const byJson = await imagenetSource({ path: train, classNames: join(dir, 'index.json') });
-    expect((await samples(byJson)).map((r) => r.caption)).toEqual(['tench', 'tench', 'goldfish', 'goldfish', 'great white shark']);
+    expect((await samples(byJson)).map((r) => r.caption)).toEqual([
+      'tench',
+      'tench',
+      'goldfish',
+      'goldfish',
+      'great white shark',
+    ]);
   });
 });
 
@@ -132,18 +166,29 @@ describe('imagenetSource: bad input', () => {
   });
 
   it('fails at start, naming the path, for a missing path, an empty pattern, an empty folder or a bad synsets file', async () => {
-    await expect(imagenetSource({ path: join(dir, 'missing') })).rejects.toThrow(`no such file or directory: ${join(dir, 'missing')}`);
-    await expect(imagenetSource({ path: join(tars, '*.zip') })).rejects.toThrow(`pattern matches no directory or .tar file: ${join(tars, '*.zip')}`);
+    await expect(imagenetSource({ path: join(dir, 'missing') })).rejects.toThrow(
+      `no such file or directory: ${join(dir, 'missing')}`,
+    );
+    await expect(imagenetSource({ path: join(tars, '*.zip') })).rejects.toThrow(
+      `pattern matches no directory or .tar file: ${join(tars, '*.zip')}`,
+    );
     mkdirSync(join(dir, 'empty'));
-    await expect(imagenetSource({ path: join(dir, 'empty') })).rejects.toThrow(`no synset folders, synset .tar files or images in ${join(dir, 'empty')}`);
-    await expect(imagenetSource({ path: train, synsets: join(dir, 'nope.txt') })).rejects.toThrow(`no such synsets file: ${join(dir, 'nope.txt')}`);
+    await expect(imagenetSource({ path: join(dir, 'empty') })).rejects.toThrow(
+      `no synset folders, synset .tar files or images in ${join(dir, 'empty')}`,
+    );
+    await expect(imagenetSource({ path: train, synsets: join(dir, 'nope.txt') })).rejects.toThrow(
+      `no such synsets file: ${join(dir, 'nope.txt')}`,
+    );
     writeFileSync(join(dir, 'short.txt'), 'n01440764\n');
     await expect(imagenetSource({ path: train, synsets: join(dir, 'short.txt') })).rejects.toThrow('synset n01443537');
     writeFileSync(join(dir, 'one-name.txt'), 'tench\n');
-    await expect(imagenetSource({ path: train, classNames: join(dir, 'one-name.txt') })).rejects.toThrow('1 names for 3 classes');
+    await expect(imagenetSource({ path: train, classNames: join(dir, 'one-name.txt') })).rejects.toThrow(
+      '1 names for 3 classes',
+    );
   });
 
   it('keeps readFileSync-equal bytes for every folder image (sizes from stat)', async () => {
-    for (const ref of await samples(await imagenetSource({ path: train }))) expect(ref.image.size).toBe(readFileSync(ref.image.path).length);
+    for (const ref of await samples(await imagenetSource({ path: train })))
+      expect(ref.image.size).toBe(readFileSync(ref.image.path).length);
   });
 });

@@ -109,11 +109,15 @@ function readSynsets(path: string): { wnids: string[]; names?: Map<string, strin
 function readClassNames(path: string, wnids: string[]): Map<string, string> {
   const text = readText(path, 'class-name file');
   if (/^\s*[[{]/.test(text)) return classNamesFromJson(text, path, wnids);
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const known = new Set(wnids);
   // Mapping lines start with a wnid (the file may list more synsets than are used); otherwise line k
   // is the name of label k.
-  if (lines.some((l) => known.has(splitFirstWord(l)[0]))) return new Map(lines.map((l) => [splitFirstWord(l)[0], firstName(splitFirstWord(l)[1])]));
+  if (lines.some((l) => known.has(splitFirstWord(l)[0])))
+    return new Map(lines.map((l) => [splitFirstWord(l)[0], firstName(splitFirstWord(l)[1])]));
   if (lines.length < wnids.length) {
     throw new DataError(`imagenet: the class-name file ${path} has ${lines.length} names for ${wnids.length} classes`);
   }
@@ -134,7 +138,9 @@ function classNamesFromJson(text: string, path: string, wnids: string[]): Map<st
     }
     return new Map(wnids.map((w, i) => [w, firstName(String(json[i]))]));
   }
-  const pairs = Object.values(json as Record<string, unknown>).filter((v): v is [string, string] => Array.isArray(v) && v.length >= 2);
+  const pairs = Object.values(json as Record<string, unknown>).filter(
+    (v): v is [string, string] => Array.isArray(v) && v.length >= 2,
+  );
   if (pairs.length === 0) {
     throw new DataError(
       `imagenet: the class-name file ${path} is neither a JSON array of names nor a {"0": [wnid, name]} class index`,
@@ -190,7 +196,12 @@ async function* scanFolder(dir: string, meta: SynsetMeta, skipped: SkipCounts): 
       countSkip(skipped, 'empty image');
       continue;
     }
-    yield { key: `${meta.wnid}/${stem(name)}`, image: { path, offset: 0, size: info.size }, caption: meta.caption, label: meta.label };
+    yield {
+      key: `${meta.wnid}/${stem(name)}`,
+      image: { path, offset: 0, size: info.size },
+      caption: meta.caption,
+      label: meta.label,
+    };
   }
 }
 
@@ -202,6 +213,11 @@ async function* scanSynsetTar(path: string, meta: SynsetMeta, skipped: SkipCount
       countSkip(skipped, 'empty image');
       continue;
     }
-    yield { key: `${meta.wnid}/${stem(member.name)}`, image: { path, offset: member.offset, size: member.size }, caption: meta.caption, label: meta.label };
+    yield {
+      key: `${meta.wnid}/${stem(member.name)}`,
+      image: { path, offset: member.offset, size: member.size },
+      caption: meta.caption,
+      label: meta.label,
+    };
   }
 }

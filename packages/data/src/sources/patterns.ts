@@ -24,7 +24,9 @@ export function expandSources(spec: string, accept: (path: string) => boolean, w
     .map((part) => part.trim())
     .filter((part) => part !== '');
   if (parts.length === 0) throw new DataError(`no ${wording.label ?? 'source'} given: '${spec}'`);
-  return parts.flatMap(expandBraces).flatMap((path) => (path.includes('*') ? expandGlob(path, accept, what) : [checkPath(path, accept, what)]));
+  return parts
+    .flatMap(expandBraces)
+    .flatMap((path) => (path.includes('*') ? expandGlob(path, accept, what) : [checkPath(path, accept, what)]));
 }
 
 /** A stable description of a spec for source ids: each comma-separated part made absolute. */

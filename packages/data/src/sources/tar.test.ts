@@ -44,7 +44,14 @@ describe('scanTar', () => {
       ]),
     );
     const { members, skipped } = await scan(path);
-    expect(members.map((m) => m.name)).toEqual(['dir/one.txt', 'dir/big.txt', longName, 'deep/prefix/two.txt', 'päx/three.txt', 'empty.txt']);
+    expect(members.map((m) => m.name)).toEqual([
+      'dir/one.txt',
+      'dir/big.txt',
+      longName,
+      'deep/prefix/two.txt',
+      'päx/three.txt',
+      'empty.txt',
+    ]);
     expect(skipped).toEqual({});
     const contents = await Promise.all(members.map((m) => readRange({ path, offset: m.offset, size: m.size })));
     expect(contents.map(text)).toEqual(['one', big, 'long', 'two', 'three', '']);

@@ -55,7 +55,8 @@ async function* members(file: FileHandle, size: number, skipped: SkipCounts): As
 
     if (entry.type === 'L') pending = { ...pending, path: cString(await readAt(file, start, entry.size)) };
     else if (entry.type === 'x') pending = { ...pending, ...paxOverrides(await readAt(file, start, entry.size)) };
-    else if (entry.type === 'g') continue; // global pax headers never carry a member's own name
+    else if (entry.type === 'g')
+      continue; // global pax headers never carry a member's own name
     else {
       const name = pending.path ?? entry.name;
       pending = {};
@@ -115,7 +116,12 @@ function parseTarHeader(header: Uint8Array): TarHeader | undefined {
   const size = parseSize(header.subarray(124, 136));
   if (size === undefined) return undefined;
   const flag = String.fromCharCode(header[156]);
-  const type = flag === '0' || flag === '\0' || flag === '7' ? 'file' : flag === 'L' || flag === 'x' || flag === 'g' ? flag : 'other';
+  const type =
+    flag === '0' || flag === '\0' || flag === '7'
+      ? 'file'
+      : flag === 'L' || flag === 'x' || flag === 'g'
+        ? flag
+        : 'other';
   // Only POSIX ustar ("ustar\0") has a prefix field; old GNU headers keep other data at that offset.
   const posix = cString(header.subarray(257, 263)) === 'ustar' && header[262] === 0;
   const prefix = posix ? cString(header.subarray(345, 500)) : '';
@@ -139,7 +145,10 @@ function parseSize(field: Uint8Array): number | undefined {
 }
 
 function parseOctal(field: Uint8Array): number | undefined {
-  const text = new TextDecoder('latin1').decode(field).replace(/[\0 ]+$/, '').trim();
+  const text = new TextDecoder('latin1')
+    .decode(field)
+    .replace(/[\0 ]+$/, '')
+    .trim();
   return /^[0-7]*$/.test(text) ? parseInt(text || '0', 8) : undefined;
 }
 

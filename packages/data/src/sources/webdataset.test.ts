@@ -20,9 +20,13 @@ const image = (red: number, format: 'jpeg' | 'png' | 'webp' = 'jpeg') =>
 const meta = (key: string) => JSON.stringify({ key, status: 'success', url: `https://example.invalid/${key}.jpg` });
 
 /** One img2dataset sample: `<key>.jpg`, `<key>.txt`, `<key>.json`, any of them left out or replaced. */
-function sample(key: string, parts: { jpg?: Uint8Array; png?: Uint8Array; webp?: Uint8Array; txt?: Uint8Array | string; json?: boolean }): TarWriterMember[] {
+function sample(
+  key: string,
+  parts: { jpg?: Uint8Array; png?: Uint8Array; webp?: Uint8Array; txt?: Uint8Array | string; json?: boolean },
+): TarWriterMember[] {
   const members: TarWriterMember[] = [];
-  for (const ext of ['jpg', 'png', 'webp', 'txt'] as const) if (parts[ext] !== undefined) members.push({ name: `${key}.${ext}`, data: parts[ext] });
+  for (const ext of ['jpg', 'png', 'webp', 'txt'] as const)
+    if (parts[ext] !== undefined) members.push({ name: `${key}.${ext}`, data: parts[ext] });
   if (parts.json !== false) members.push({ name: `${key}.json`, data: meta(key) });
   return members;
 }
@@ -62,7 +66,8 @@ beforeAll(async () => {
 
 async function samples(source: ShardedSource, skipped: SkipCounts = {}, only?: number[]): Promise<SampleRef[]> {
   const out: SampleRef[] = [];
-  for (const i of only ?? source.shards.map((_, k) => k)) for await (const ref of source.scan(i, skipped)) out.push(ref);
+  for (const i of only ?? source.shards.map((_, k) => k))
+    for await (const ref of source.scan(i, skipped)) out.push(ref);
   return out;
 }
 
@@ -81,7 +86,13 @@ describe('webdatasetSource', () => {
       ['000010005', 'a webp sample', -1],
       ['000030000', 'kept', -1],
     ]);
-    expect(skipped).toEqual({ 'caption not UTF-8': 1, 'missing caption': 2, 'missing image': 1, 'empty image': 1, 'truncated tar': 1 });
+    expect(skipped).toEqual({
+      'caption not UTF-8': 1,
+      'missing caption': 2,
+      'missing image': 1,
+      'empty image': 1,
+      'truncated tar': 1,
+    });
   });
 
   it('points each sample at its image member (not the .seg.png beside it), which decodes', async () => {
@@ -99,17 +110,36 @@ describe('webdatasetSource', () => {
 
   it('takes brace patterns, globs and comma lists of shards', async () => {
     const keys = async (path: string) => (await samples(await webdatasetSource({ path }))).map((r) => r.key);
-    expect(await keys(join(shards, '{00000..00001}.tar'))).toEqual(['000000000', '000000001', '000000002', '000010000', '000010005']);
+    expect(await keys(join(shards, '{00000..00001}.tar'))).toEqual([
+      '000000000',
+      '000000001',
+      '000000002',
+      '000010000',
+      '000010005',
+    ]);
     expect(await keys(join(shards, '00003*.tar'))).toEqual(['000030000']);
-    expect(await keys(`${join(shards, '00003.tar')},${join(shards, '00000.tar')}`)).toEqual(['000000000', '000000001', '000000002', '000030000']); // sorted
+    expect(await keys(`${join(shards, '00003.tar')},${join(shards, '00000.tar')}`)).toEqual([
+      '000000000',
+      '000000001',
+      '000000002',
+      '000030000',
+    ]); // sorted
   });
 
   it('fails at start for a missing path, a pattern matching nothing, a folder without tars', async () => {
-    await expect(webdatasetSource({ path: join(dir, 'nope') })).rejects.toThrow(`no such file or directory: ${join(dir, 'nope')}`);
-    await expect(webdatasetSource({ path: join(shards, '{00000..00009}.tar') })).rejects.toThrow(join(shards, '00004.tar'));
-    await expect(webdatasetSource({ path: join(shards, '*.tgz') })).rejects.toThrow(`pattern matches no directory or .tar file: ${join(shards, '*.tgz')}`);
+    await expect(webdatasetSource({ path: join(dir, 'nope') })).rejects.toThrow(
+      `no such file or directory: ${join(dir, 'nope')}`,
+    );
+    await expect(webdatasetSource({ path: join(shards, '{00000..00009}.tar') })).rejects.toThrow(
+      join(shards, '00004.tar'),
+    );
+    await expect(webdatasetSource({ path: join(shards, '*.tgz') })).rejects.toThrow(
+      `pattern matches no directory or .tar file: ${join(shards, '*.tgz')}`,
+    );
     mkdirSync(join(dir, 'no-tars'));
-    await expect(webdatasetSource({ path: join(dir, 'no-tars') })).rejects.toThrow(`no .tar files in ${join(dir, 'no-tars')}`);
+    await expect(webdatasetSource({ path: join(dir, 'no-tars') })).rejects.toThrow(
+      `no .tar files in ${join(dir, 'no-tars')}`,
+    );
     await expect(webdatasetSource({ path: join(shards, 'README.md') })).rejects.toThrow('README.md');
   });
 });

@@ -45,7 +45,10 @@ export async function webdatasetSource(options: WebdatasetOptions): Promise<Shar
 /** The `.tar` files of the spec (a folder stands for the tars directly in it), sorted and unique. */
 export function tarShards(spec: string): string[] {
   const isTar = (p: string) => isFile(p) && TAR.test(p);
-  const paths = expandSources(spec, (p) => isDirectory(p) || isTar(p), { what: 'directory or .tar file', label: 'shard path' });
+  const paths = expandSources(spec, (p) => isDirectory(p) || isTar(p), {
+    what: 'directory or .tar file',
+    label: 'shard path',
+  });
   const shards = paths.flatMap((path) => {
     if (!isDirectory(path)) return [path];
     const tars = readdirSync(path)
@@ -89,7 +92,12 @@ async function* scanShard(path: string, skipped: SkipCounts): AsyncGenerator<Sam
 }
 
 /** A sample from a group, or undefined (counted) when its image or caption is missing or bad. */
-async function toSample(path: string, file: FileHandle, group: Group, skipped: SkipCounts): Promise<SampleRef | undefined> {
+async function toSample(
+  path: string,
+  file: FileHandle,
+  group: Group,
+  skipped: SkipCounts,
+): Promise<SampleRef | undefined> {
   const image = IMAGE_EXTENSIONS.map((ext) => group.members.get(ext)).find((m) => m !== undefined);
   if (!image) return void countSkip(skipped, 'missing image');
   if (image.size === 0) return void countSkip(skipped, 'empty image');
@@ -100,5 +108,10 @@ async function toSample(path: string, file: FileHandle, group: Group, skipped: S
   const caption = decodeUtf8(bytes);
   if (caption === undefined) return void countSkip(skipped, 'caption not UTF-8');
   if (caption.trim() === '') return void countSkip(skipped, 'missing caption');
-  return { key: group.key, image: { path, offset: image.offset, size: image.size }, caption: caption.trim(), label: -1 };
+  return {
+    key: group.key,
+    image: { path, offset: image.offset, size: image.size },
+    caption: caption.trim(),
+    label: -1,
+  };
 }

@@ -16,12 +16,30 @@ const csv = join(dir, 'results_2M_train.csv');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const row = (id: string, pageDir: string, name: string | Buffer) =>
-  Buffer.concat([Buffer.from(`${id},https://ak.picdn.net/shutterstock/videos/${id}/preview/stock.mp4,PT00H00M10S,${pageDir},`), Buffer.from(name), Buffer.from('\n')]);
+  Buffer.concat([
+    Buffer.from(`${id},https://ak.picdn.net/shutterstock/videos/${id}/preview/stock.mp4,PT00H00M10S,${pageDir},`),
+    Buffer.from(name),
+    Buffer.from('\n'),
+  ]);
 
 beforeAll(() => {
   mkdirSync(join(videos, '000001_000050'), { recursive: true });
   const clip = join(dir, 'clip.mp4');
-  execFileSync(FFMPEG, ['-y', '-v', 'error', '-nostdin', '-f', 'lavfi', '-i', 'testsrc=size=48x32:rate=25', '-t', '3', '-pix_fmt', 'yuv420p', clip]);
+  execFileSync(FFMPEG, [
+    '-y',
+    '-v',
+    'error',
+    '-nostdin',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=48x32:rate=25',
+    '-t',
+    '3',
+    '-pix_fmt',
+    'yuv420p',
+    clip,
+  ]);
   copyFileSync(clip, join(videos, '000001_000050', '1001.mp4')); // <videos>/<page_dir>/<videoid>.mp4
   copyFileSync(clip, join(videos, '1002.mp4')); // <videos>/<videoid>.mp4
   copyFileSync(clip, join(videos, '1007.mp4'));
@@ -44,7 +62,10 @@ beforeAll(() => {
   );
 });
 
-async function samples(source: Awaited<ReturnType<typeof webvidSource>>, skipped: SkipCounts = {}): Promise<SampleRef[]> {
+async function samples(
+  source: Awaited<ReturnType<typeof webvidSource>>,
+  skipped: SkipCounts = {},
+): Promise<SampleRef[]> {
   const out: SampleRef[] = [];
   for (let i = 0; i < source.shards.length; i++) for await (const ref of source.scan(i, skipped)) out.push(ref);
   return out;
@@ -66,7 +87,13 @@ describe('webvidSource', () => {
     ]);
     expect(refs[0].image.path).toBe(join(videos, '000001_000050', '1001.mp4'));
     expect(refs[1].image.path).toBe(join(videos, '1002.mp4'));
-    expect(skipped).toEqual({ 'missing video': 1, 'caption not UTF-8': 1, 'missing caption': 1, 'malformed row': 1, 'empty video': 1 });
+    expect(skipped).toEqual({
+      'missing video': 1,
+      'caption not UTF-8': 1,
+      'missing caption': 1,
+      'malformed row': 1,
+      'empty video': 1,
+    });
   });
 
   it('scans each block on its own (shards can be shuffled and divided between ranks)', async () => {
@@ -89,12 +116,20 @@ describe('webvidSource', () => {
 
   it('fails at start without ffmpeg, a CSV, the video folder, or the columns', async () => {
     const missingFfmpeg = join(dir, 'no-ffmpeg');
-    await expect(webvidSource({ csv, videos, ffmpeg: missingFfmpeg })).rejects.toThrow('ffmpeg not found: install it (Debian: apt-get install ffmpeg) or set MDM_FFMPEG');
-    await expect(webvidSource({ csv: join(dir, 'nope.csv'), videos, ffmpeg: FFMPEG })).rejects.toThrow(`no such CSV file: ${join(dir, 'nope.csv')}`);
-    await expect(webvidSource({ csv, videos: join(dir, 'nope'), ffmpeg: FFMPEG })).rejects.toThrow(`no such video folder: ${join(dir, 'nope')}`);
+    await expect(webvidSource({ csv, videos, ffmpeg: missingFfmpeg })).rejects.toThrow(
+      'ffmpeg not found: install it (Debian: apt-get install ffmpeg) or set MDM_FFMPEG',
+    );
+    await expect(webvidSource({ csv: join(dir, 'nope.csv'), videos, ffmpeg: FFMPEG })).rejects.toThrow(
+      `no such CSV file: ${join(dir, 'nope.csv')}`,
+    );
+    await expect(webvidSource({ csv, videos: join(dir, 'nope'), ffmpeg: FFMPEG })).rejects.toThrow(
+      `no such video folder: ${join(dir, 'nope')}`,
+    );
     const badHeader = join(dir, 'bad.csv');
     writeFileSync(badHeader, 'id,caption\n1,x\n');
-    await expect(webvidSource({ csv: badHeader, videos, ffmpeg: FFMPEG })).rejects.toThrow(`${badHeader} is not a WebVid CSV`);
+    await expect(webvidSource({ csv: badHeader, videos, ffmpeg: FFMPEG })).rejects.toThrow(
+      `${badHeader} is not a WebVid CSV`,
+    );
     const headerOnly = join(dir, 'header-only.csv');
     writeFileSync(headerOnly, 'videoid,name\n');
     await expect(webvidSource({ csv: headerOnly, videos, ffmpeg: FFMPEG })).rejects.toThrow('has a header but no rows');

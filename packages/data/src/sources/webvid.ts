@@ -39,7 +39,8 @@ interface RowBlock {
  */
 export async function webvidSource(options: WebvidOptions): Promise<WebvidSource> {
   const { csv, videos, rowsPerShard = 1000 } = options;
-  if (!(Number.isInteger(rowsPerShard) && rowsPerShard > 0)) throw new Error(`webvid: rowsPerShard must be a positive integer, got ${rowsPerShard}`);
+  if (!(Number.isInteger(rowsPerShard) && rowsPerShard > 0))
+    throw new Error(`webvid: rowsPerShard must be a positive integer, got ${rowsPerShard}`);
   checkFfmpeg(options.ffmpeg);
   if (!isFile(csv)) throw new DataError(`webvid: no such CSV file: ${csv}`);
   if (!isDirectory(videos)) throw new DataError(`webvid: no such video folder: ${videos}`);
@@ -95,7 +96,13 @@ async function rowBlocks(csv: string, start: number, rowsPerShard: number): Prom
   return blocks;
 }
 
-async function* scanBlock(csv: string, videos: string, columns: Columns, block: RowBlock, skipped: SkipCounts): AsyncGenerator<SampleRef> {
+async function* scanBlock(
+  csv: string,
+  videos: string,
+  columns: Columns,
+  block: RowBlock,
+  skipped: SkipCounts,
+): AsyncGenerator<SampleRef> {
   let left = block.rows;
   if (left === 0) return;
   const rows = readDelimited(csv, ',', block.offset);
@@ -110,22 +117,38 @@ async function* scanBlock(csv: string, videos: string, columns: Columns, block: 
   }
 }
 
-async function toSample(fields: Uint8Array[], videos: string, columns: Columns, skipped: SkipCounts): Promise<SampleRef | undefined> {
+async function toSample(
+  fields: Uint8Array[],
+  videos: string,
+  columns: Columns,
+  skipped: SkipCounts,
+): Promise<SampleRef | undefined> {
   if (fields.length <= Math.max(columns.videoid, columns.name)) return void countSkip(skipped, 'malformed row');
   const videoid = new TextDecoder().decode(fields[columns.videoid]).trim();
   if (videoid === '') return void countSkip(skipped, 'malformed row');
   const caption = decodeUtf8(fields[columns.name]);
   if (caption === undefined) return void countSkip(skipped, 'caption not UTF-8');
   if (caption.trim() === '') return void countSkip(skipped, 'missing caption');
-  const pageDir = columns.pageDir >= 0 && fields[columns.pageDir] ? new TextDecoder().decode(fields[columns.pageDir]).trim() : '';
+  const pageDir =
+    columns.pageDir >= 0 && fields[columns.pageDir] ? new TextDecoder().decode(fields[columns.pageDir]).trim() : '';
   const video = await findVideo(videos, videoid, pageDir);
   if (!video) return void countSkip(skipped, 'missing video');
   if (video.size === 0) return void countSkip(skipped, 'empty video');
-  return { key: videoid, image: { path: video.path, offset: 0, size: video.size }, caption: caption.trim(), label: -1, video: true };
+  return {
+    key: videoid,
+    image: { path: video.path, offset: 0, size: video.size },
+    caption: caption.trim(),
+    label: -1,
+    video: true,
+  };
 }
 
 /** `<videos>/<videoid>.mp4`, else `<videos>/<page_dir>/<videoid>.mp4` (the layouts WebVid downloaders write). */
-async function findVideo(videos: string, videoid: string, pageDir: string): Promise<{ path: string; size: number } | undefined> {
+async function findVideo(
+  videos: string,
+  videoid: string,
+  pageDir: string,
+): Promise<{ path: string; size: number } | undefined> {
   const candidates = [join(videos, `${videoid}.mp4`), ...(pageDir ? [join(videos, pageDir, `${videoid}.mp4`)] : [])];
   for (const path of candidates) {
     const info = await stat(path).catch(() => undefined);

@@ -79,7 +79,8 @@ export class StreamBatcher {
   ) {
     const start = options.position ?? { epoch: 0, cursor: 0 };
     const inClip = (start.frame ?? 0) > 0;
-    if (inClip && start.cursor < 1) throw new Error(`stream batcher: bad position ${JSON.stringify(start)} (a frame needs a clip before the cursor)`);
+    if (inClip && start.cursor < 1)
+      throw new Error(`stream batcher: bad position ${JSON.stringify(start)} (a frame needs a clip before the cursor)`);
     // Inside a clip: re-read that clip (one reference back) and pass over its used frames.
     const streamStart = { epoch: start.epoch, cursor: start.cursor - (inClip ? 1 : 0) };
     this.stream = new SampleStream(source, { ...options, position: streamStart });
@@ -165,7 +166,12 @@ export class StreamBatcher {
         countSkip(this.counted, outcome.reason);
         continue;
       }
-      return { ref: item.ref, pixels: outcome.pixels, frames: outcome.frames, used: Math.min(drop, outcome.frames - 1) };
+      return {
+        ref: item.ref,
+        pixels: outcome.pixels,
+        frames: outcome.frames,
+        used: Math.min(drop, outcome.frames - 1),
+      };
     }
   }
 

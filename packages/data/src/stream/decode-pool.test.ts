@@ -17,7 +17,14 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const imageTask = (ref: SampleRef, size = 8, flip = false): DecodeTask => ({ image: ref.image, video: false, size, flip, frames: 1, stride: 1 });
+const imageTask = (ref: SampleRef, size = 8, flip = false): DecodeTask => ({
+  image: ref.image,
+  video: false,
+  size,
+  flip,
+  frames: 1,
+  stride: 1,
+});
 /** Every reference of every shard of a source, in stored order. */
 async function allRefs(source: ShardedSource): Promise<SampleRef[]> {
   const refs: SampleRef[] = [];
@@ -42,7 +49,11 @@ describe('DecodePool', () => {
     {
       let i = 0;
       const outcomes = [];
-      for await (const { item, outcome } of pool.decodeInOrder(async () => refs[i++], (ref) => imageTask(ref, 8, i % 3 === 0))) outcomes.push({ ref: item, outcome });
+      for await (const { item, outcome } of pool.decodeInOrder(
+        async () => refs[i++],
+        (ref) => imageTask(ref, 8, i % 3 === 0),
+      ))
+        outcomes.push({ ref: item, outcome });
       expect(outcomes.map((o) => o.ref.key)).toEqual(refs.map((r) => r.key));
       for (const [k, { ref, outcome }] of outcomes.entries()) {
         if (ref.key === '5' || ref.key === '17') {
@@ -57,7 +68,9 @@ describe('DecodePool', () => {
         expect(outcome.pixels.byteLength).toBe(outcome.pixels.buffer.byteLength);
       }
       // A missing file is a skip too.
-      const missing = await pool.decode(imageTask({ ...refs[0], image: { path: join(dir, 'gone.png'), offset: 0, size: 10 } }));
+      const missing = await pool.decode(
+        imageTask({ ...refs[0], image: { path: join(dir, 'gone.png'), offset: 0, size: 10 } }),
+      );
       expect(missing).toMatchObject({ ok: false, reason: 'unreadable file' });
       expect(pool.imagesPerSecond).toBeGreaterThan(0);
     }
@@ -67,20 +80,34 @@ describe('DecodePool', () => {
     // A large image first, small ones after: the small ones finish earlier on the other worker.
     const big = join(dir, 'big.png');
     writeFileSync(big, await encodeImage(1200, 1200, 1, 'png'));
-    const order: SampleRef[] = [{ ...refs[0], key: 'big', image: { path: big, offset: 0, size: readFileSync(big).length } }, ...refs.slice(0, 4)];
+    const order: SampleRef[] = [
+      { ...refs[0], key: 'big', image: { path: big, offset: 0, size: readFileSync(big).length } },
+      ...refs.slice(0, 4),
+    ];
     {
       // They finish out of order… (timing: on 2 busy cores the other worker can be descheduled
       // for longer than the big decode takes, so up to 3 tries).
       let outOfOrder = false;
       for (let attempt = 0; attempt < 3 && !outOfOrder; attempt++) {
         const finished: string[] = [];
-        await Promise.all(order.map((ref) => pool.decode(imageTask(ref)).then((o) => (finished.push(ref.key), o))));
+        await Promise.all(
+          order.map((ref) =>
+            pool.decode(imageTask(ref)).then((o) => {
+              finished.push(ref.key);
+              return o;
+            }),
+          ),
+        );
         outOfOrder = finished[0] !== 'big';
       }
       expect(outOfOrder).toBe(true);
       let i = 0;
       const keys: string[] = [];
-      for await (const { item } of pool.decodeInOrder(async () => order[i++], (ref) => imageTask(ref))) keys.push(item.key);
+      for await (const { item } of pool.decodeInOrder(
+        async () => order[i++],
+        (ref) => imageTask(ref),
+      ))
+        keys.push(item.key);
       expect(keys).toEqual(order.map((r) => r.key)); // …and decodeInOrder still yields in input order
     }
   });
@@ -98,9 +125,20 @@ describe('DecodePool', () => {
     const crashing = new DecodePool({ workers: 1 });
     const pending = crashing.decode(imageTask(refs[0]));
     // A worker thread that goes away under the pool (as after an abort in native code).
-    await (crashing as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0].worker.terminate();
-    expect(await pending).toMatchObject({ ok: false, fatal: true, reason: 'decoder crashed', message: expect.stringMatching(/decode worker exited/) });
-    expect(await crashing.decode(imageTask(refs[0]))).toMatchObject({ ok: false, fatal: true, reason: 'decoder crashed' });
+    await (
+      crashing as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }
+    ).slots[0].worker.terminate();
+    expect(await pending).toMatchObject({
+      ok: false,
+      fatal: true,
+      reason: 'decoder crashed',
+      message: expect.stringMatching(/decode worker exited/),
+    });
+    expect(await crashing.decode(imageTask(refs[0]))).toMatchObject({
+      ok: false,
+      fatal: true,
+      reason: 'decoder crashed',
+    });
     await crashing.close();
   });
 });
@@ -164,7 +202,9 @@ describe('StreamBatcher', () => {
   });
 
   it('stops with the message when decoding cannot work at all (ffmpeg missing), instead of skipping every sample', async () => {
-    const video = memorySource([[{ key: 'v', image: { path: join(dir, 'x.mp4'), offset: 0, size: 1 }, caption: 'v', label: -1, video: true }]]);
+    const video = memorySource([
+      [{ key: 'v', image: { path: join(dir, 'x.mp4'), offset: 0, size: 1 }, caption: 'v', label: -1, video: true }],
+    ]);
     const batcher = new StreamBatcher(video, { seed: 0, size: 8, pool, ffmpeg: join(dir, 'no-such-ffmpeg') });
     await expect(batcher.next(1)).rejects.toThrow(/ffmpeg not found/);
     await batcher.close();
@@ -178,9 +218,21 @@ describe('StreamBatcher on video', () => {
     for (let i = 0; i < 3; i++) {
       const path = join(dir, `clip${i}.mp4`);
       await writeTestVideo(path, 12, 16, i === 1 ? 'rgbtestsrc' : 'testsrc');
-      videos.push({ key: `v${i}`, image: { path, offset: 0, size: readFileSync(path).length }, caption: `clip ${i}`, label: -1, video: true });
+      videos.push({
+        key: `v${i}`,
+        image: { path, offset: 0, size: readFileSync(path).length },
+        caption: `clip ${i}`,
+        label: -1,
+        video: true,
+      });
     }
-    videos.push({ key: 'bad', image: { path: join(dir, 'clip-missing.mp4'), offset: 0, size: 1 }, caption: 'bad', label: -1, video: true });
+    videos.push({
+      key: 'bad',
+      image: { path: join(dir, 'clip-missing.mp4'), offset: 0, size: 1 },
+      caption: 'bad',
+      label: -1,
+      video: true,
+    });
     const source = memorySource([videos.slice(0, 2), videos.slice(2)]);
     const options = { seed: 2, size: 8, frames: 4, stride: 2, shuffleBuffer: 0, flip: true, ffmpeg, pool };
     const run = async (batcher: StreamBatcher, n: number) => {
@@ -212,7 +264,15 @@ describe('StreamBatcher on video', () => {
     // A video with fewer frames than the clip needs (3 < 1 + (4 − 1) × 2) is skipped as too short.
     const short = join(dir, 'short.mp4');
     await writeTestVideo(short, 3);
-    const outcome = await pool.decode({ image: { path: short, offset: 0, size: 1 }, video: true, size: 8, flip: false, frames: 4, stride: 2, ffmpeg });
+    const outcome = await pool.decode({
+      image: { path: short, offset: 0, size: 1 },
+      video: true,
+      size: 8,
+      flip: false,
+      frames: 4,
+      stride: 2,
+      ffmpeg,
+    });
     expect(outcome).toMatchObject({ ok: false, reason: 'video too short' });
   });
 });

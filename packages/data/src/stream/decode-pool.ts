@@ -54,8 +54,10 @@ export class DecodePool {
   constructor(options: DecodePoolOptions = {}) {
     this.workers = options.workers ?? defaultWorkers();
     this.prefetch = options.prefetch ?? 32;
-    if (!Number.isInteger(this.workers) || this.workers < 1) throw new Error(`decode pool: workers must be a positive integer, got ${this.workers}`);
-    if (!Number.isInteger(this.prefetch) || this.prefetch < 1) throw new Error(`decode pool: prefetch must be a positive integer, got ${this.prefetch}`);
+    if (!Number.isInteger(this.workers) || this.workers < 1)
+      throw new Error(`decode pool: workers must be a positive integer, got ${this.workers}`);
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 1)
+      throw new Error(`decode pool: prefetch must be a positive integer, got ${this.prefetch}`);
     for (let i = 0; i < this.workers; i++) this.slots.push(this.spawn());
   }
 
@@ -91,7 +93,10 @@ export class DecodePool {
    * Decodes the items `next` returns (until it returns undefined), with at most `prefetch` of them
    * read ahead of the consumer, and yields each item with its outcome in the items' order.
    */
-  async *decodeInOrder<T>(next: () => Promise<T | undefined>, task: (item: T) => DecodeTask): AsyncGenerator<{ item: T; outcome: DecodeOutcome }> {
+  async *decodeInOrder<T>(
+    next: () => Promise<T | undefined>,
+    task: (item: T) => DecodeTask,
+  ): AsyncGenerator<{ item: T; outcome: DecodeOutcome }> {
     const ahead: Array<Promise<{ item: T; outcome: DecodeOutcome }>> = [];
     let exhausted = false;
     for (;;) {
@@ -110,7 +115,12 @@ export class DecodePool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const gone: DecodeOutcome = { ok: false, reason: 'decoder closed', message: 'the decode pool was closed', fatal: true };
+    const gone: DecodeOutcome = {
+      ok: false,
+      reason: 'decoder closed',
+      message: 'the decode pool was closed',
+      fatal: true,
+    };
     for (const pending of this.waiting.splice(0)) pending.resolve(gone);
     for (const { resolve } of this.inFlight.values()) resolve(gone);
     this.inFlight.clear();
@@ -181,7 +191,9 @@ function startWorker(): Worker {
   try {
     tsx = import.meta.resolve('tsx/esm/api');
   } catch {
-    throw new Error(`decode pool: running from TypeScript sources (${fileURLToPath(source)}) needs the tsx package to start decode workers; install it or use the built package`);
+    throw new Error(
+      `decode pool: running from TypeScript sources (${fileURLToPath(source)}) needs the tsx package to start decode workers; install it or use the built package`,
+    );
   }
   const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(source.href)}); });`;
   return new Worker(bootstrap, { eval: true });

@@ -21,7 +21,9 @@ export interface DecodeTask {
  * or why it was skipped. `fatal` marks failures that are not the sample's fault (ffmpeg missing, a
  * crashed worker): every later sample would fail the same way, so the run must stop, not skip.
  */
-export type DecodeOutcome = { ok: true; pixels: Uint8Array; frames: number } | { ok: false; reason: string; message: string; fatal?: boolean };
+export type DecodeOutcome =
+  | { ok: true; pixels: Uint8Array; frames: number }
+  | { ok: false; reason: string; message: string; fatal?: boolean };
 
 /** Decodes one task; never throws: a bad input becomes a skip with its reason. */
 export async function runDecodeTask(task: DecodeTask): Promise<DecodeOutcome> {
@@ -42,7 +44,12 @@ export async function runDecodeTask(task: DecodeTask): Promise<DecodeOutcome> {
 
 async function decodeVideo(task: DecodeTask): Promise<DecodeOutcome> {
   try {
-    const pixels = await decodeVideoClip(task.image.path, task.size, { frames: task.frames, stride: task.stride, flip: task.flip, ffmpeg: task.ffmpeg });
+    const pixels = await decodeVideoClip(task.image.path, task.size, {
+      frames: task.frames,
+      stride: task.stride,
+      flip: task.flip,
+      ffmpeg: task.ffmpeg,
+    });
     return { ok: true, pixels, frames: task.frames };
   } catch (error) {
     const message = messageOf(error);

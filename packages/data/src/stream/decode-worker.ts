@@ -28,7 +28,9 @@ port.on('message', (request: WorkerRequest) => {
     const busy = busyMs + (active > 0 ? performance.now() - busySince : 0);
     if (!outcome.ok) return port.postMessage({ id: request.id, busyMs: busy, ...outcome } satisfies WorkerReply);
     const pixels = ownBuffer(outcome.pixels);
-    port.postMessage({ id: request.id, busyMs: busy, ok: true, pixels, frames: outcome.frames } satisfies WorkerReply, [pixels.buffer as ArrayBuffer]);
+    port.postMessage({ id: request.id, busyMs: busy, ok: true, pixels, frames: outcome.frames } satisfies WorkerReply, [
+      pixels.buffer as ArrayBuffer,
+    ]);
   });
 });
 
@@ -38,6 +40,7 @@ port.on('message', (request: WorkerRequest) => {
  * that would detach memory others use, so only then is a copy made.
  */
 function ownBuffer(pixels: Uint8Array): Uint8Array {
-  const whole = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength && pixels.buffer instanceof ArrayBuffer;
+  const whole =
+    pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength && pixels.buffer instanceof ArrayBuffer;
   return whole ? pixels : pixels.slice();
 }

@@ -29,7 +29,12 @@ afterAll(async () => {
 });
 
 /** Reads `batches` batches of `size` from a source; checks shape, range and that tensors do not pile up. */
-async function readBatches(source: ShardedSource, options: Partial<StreamBatcherOptions>, batches: number, batchSize: number) {
+async function readBatches(
+  source: ShardedSource,
+  options: Partial<StreamBatcherOptions>,
+  batches: number,
+  batchSize: number,
+) {
   const batcher = new StreamBatcher(source, { seed: 1, size: 16, shuffleBuffer: 8, pool, ...options });
   const out: Array<{ captions: string[]; labels: number[] }> = [];
   const before = tf.memory().numTensors;
@@ -58,9 +63,15 @@ describe('every source, from its real format into training batches', () => {
       mkdirSync(join(train, wnid), { recursive: true });
       for (let i = 0; i < 3; i++) writeFileSync(join(train, wnid, `${wnid}_${i}.JPEG`), await jpeg(k * 10 + i));
     }
-    writeFileSync(join(train, 'n01484850.tar'), tar(await Promise.all([0, 1, 2].map(async (i) => ({ name: `n01484850_${i}.JPEG`, data: await jpeg(30 + i) })))));
+    writeFileSync(
+      join(train, 'n01484850.tar'),
+      tar(await Promise.all([0, 1, 2].map(async (i) => ({ name: `n01484850_${i}.JPEG`, data: await jpeg(30 + i) })))),
+    );
     const mapping = join(dir, 'imagenet', 'LOC_synset_mapping.txt');
-    writeFileSync(mapping, 'n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\nn01484850 great white shark, white shark\n');
+    writeFileSync(
+      mapping,
+      'n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\nn01484850 great white shark, white shark\n',
+    );
     const source = await imagenetSource({ path: train, synsets: mapping });
     const { batches } = await readBatches(source, {}, 2, 4);
     const seen = batches.flatMap((b) => b.captions.map((c, i) => `${b.labels[i]}:${c}`));
@@ -75,7 +86,10 @@ describe('every source, from its real format into training batches', () => {
       for (let i = 0; i < 4; i++) {
         const key = `${String(s).padStart(5, '0')}${String(i).padStart(4, '0')}`;
         const corrupt = s === 1 && i === 0; // first of its shard: never the epoch's last (counted once the batch passes it)
-        members.push({ name: `${key}.jpg`, data: corrupt ? new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]) : await jpeg(s * 4 + i, 32, 24) });
+        members.push({
+          name: `${key}.jpg`,
+          data: corrupt ? new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]) : await jpeg(s * 4 + i, 32, 24),
+        });
         members.push({ name: `${key}.txt`, data: `a photo number ${s * 4 + i}` });
         members.push({ name: `${key}.json`, data: JSON.stringify({ key, status: 'success' }) });
       }
@@ -91,13 +105,24 @@ describe('every source, from its real format into training batches', () => {
   it('cc12m (the official TSV index): index → shard TSVs → members of tars', async () => {
     const root = join(dir, 'cc12m-tsv');
     mkdirSync(root, { recursive: true });
-    writeFileSync(join(root, 'images.tar'), tar(await Promise.all([0, 1, 2, 3, 4].map(async (i) => ({ name: `${i}.jpg`, data: await jpeg(50 + i) })))));
-    writeFileSync(join(root, 'shard_0.tsv'), 'tar\tfile\tcaption\nimages.tar\t0.jpg\ta red square\nimages.tar\t1.jpg\ta blue circle\nimages.tar\t9.jpg\tmissing member\n');
-    writeFileSync(join(root, 'shard_1.tsv'), 'tar\tfile\tcaption\nimages.tar\t2.jpg\ta green star\nimages.tar\t3.jpg\t\nimages.tar\t4.jpg\ta yellow moon\n');
+    writeFileSync(
+      join(root, 'images.tar'),
+      tar(await Promise.all([0, 1, 2, 3, 4].map(async (i) => ({ name: `${i}.jpg`, data: await jpeg(50 + i) })))),
+    );
+    writeFileSync(
+      join(root, 'shard_0.tsv'),
+      'tar\tfile\tcaption\nimages.tar\t0.jpg\ta red square\nimages.tar\t1.jpg\ta blue circle\nimages.tar\t9.jpg\tmissing member\n',
+    );
+    writeFileSync(
+      join(root, 'shard_1.tsv'),
+      'tar\tfile\tcaption\nimages.tar\t2.jpg\ta green star\nimages.tar\t3.jpg\t\nimages.tar\t4.jpg\ta yellow moon\n',
+    );
     writeFileSync(join(root, 'training_0.tsv'), 'filename\nshard_0.tsv\nshard_1.tsv\n');
     const source = await cc12mTsvSource({ index: join(root, 'training_0.tsv') });
     const { batches, skipped } = await readBatches(source, {}, 1, 4);
-    expect(new Set(batches[0].captions)).toEqual(new Set(['a red square', 'a blue circle', 'a green star', 'a yellow moon']));
+    expect(new Set(batches[0].captions)).toEqual(
+      new Set(['a red square', 'a blue circle', 'a green star', 'a yellow moon']),
+    );
     expect(skipped).toEqual({ 'missing member': 1, 'missing caption': 1 });
   });
 
@@ -106,9 +131,17 @@ describe('every source, from its real format into training batches', () => {
     mkdirSync(join(root, 'videos', '001'), { recursive: true });
     await writeTestVideo(join(root, 'videos', '11.mp4'), 10);
     await writeTestVideo(join(root, 'videos', '001', '12.mp4'), 10, 16, 'rgbtestsrc');
-    writeFileSync(join(root, 'results.csv'), 'videoid,contentUrl,duration,page_dir,name\n11,http://x/11.mp4,PT00H00M01S,001,"Waves, at dusk"\n12,http://x/12.mp4,PT00H00M01S,001,A cat\n13,http://x/13.mp4,PT00H00M01S,001,Gone\n');
+    writeFileSync(
+      join(root, 'results.csv'),
+      'videoid,contentUrl,duration,page_dir,name\n11,http://x/11.mp4,PT00H00M01S,001,"Waves, at dusk"\n12,http://x/12.mp4,PT00H00M01S,001,A cat\n13,http://x/13.mp4,PT00H00M01S,001,Gone\n',
+    );
     const ffmpeg = await testFfmpeg();
-    const source = await webvidSource({ csv: join(root, 'results.csv'), videos: join(root, 'videos'), rowsPerShard: 2, ffmpeg });
+    const source = await webvidSource({
+      csv: join(root, 'results.csv'),
+      videos: join(root, 'videos'),
+      rowsPerShard: 2,
+      ffmpeg,
+    });
     const { batches, skipped } = await readBatches(source, { frames: 4, stride: 2, ffmpeg, flip: true }, 2, 4);
     const captions = batches.flatMap((b) => b.captions);
     // Two clips of 4 frames: each caption four times in a row.

@@ -19,7 +19,10 @@ describe('SampleStream', () => {
     expect(stream.position).toEqual({ epoch: 0, cursor: 42 });
     const second = await take(stream, 42);
     expect(stream.position).toEqual({ epoch: 1, cursor: 42 });
-    const all = fakeShards(6, 7).flat().map((r) => r.key).sort();
+    const all = fakeShards(6, 7)
+      .flat()
+      .map((r) => r.key)
+      .sort();
     expect([...first].sort()).toEqual(all);
     expect([...second].sort()).toEqual(all);
     expect(second).not.toEqual(first);
@@ -55,7 +58,10 @@ describe('SampleStream', () => {
   });
 
   it('counts bad entries skipped while scanning, and not again when a resumed stream replays them', async () => {
-    const refs: Array<Array<SampleRef | null>> = [[fakeRef(0, 0), null, fakeRef(0, 1)], [null, fakeRef(1, 0)]];
+    const refs: Array<Array<SampleRef | null>> = [
+      [fakeRef(0, 0), null, fakeRef(0, 1)],
+      [null, fakeRef(1, 0)],
+    ];
     const bad = memorySource(refs);
     const stream = new SampleStream(bad, { seed: 1, shuffleBuffer: 0 });
     await take(stream, 3);
@@ -69,9 +75,15 @@ describe('SampleStream', () => {
 
   it('fails with a clear message on an empty source, a source of only bad entries, or a position past the epoch', async () => {
     expect(() => new SampleStream(memorySource([]), options)).toThrow(/no shards/);
-    await expect(new SampleStream(memorySource([[], []]), options).next()).rejects.toThrow(/no samples to read in epoch 0/);
-    await expect(new SampleStream(memorySource([[null, null]]), options).next()).rejects.toThrow(/no samples to read in epoch 0 .*missing caption":2/);
+    await expect(new SampleStream(memorySource([[], []]), options).next()).rejects.toThrow(
+      /no samples to read in epoch 0/,
+    );
+    await expect(new SampleStream(memorySource([[null, null]]), options).next()).rejects.toThrow(
+      /no samples to read in epoch 0 .*missing caption":2/,
+    );
     expect(() => new SampleStream(source, { ...options, world: 7 })).toThrow(/7 processes but only 6 shards/);
-    await expect(new SampleStream(source, { ...options, position: { epoch: 2, cursor: 50 } }).next()).rejects.toThrow(/cannot resume at epoch 2, sample 50: this epoch has only 42 samples/);
+    await expect(new SampleStream(source, { ...options, position: { epoch: 2, cursor: 50 } }).next()).rejects.toThrow(
+      /cannot resume at epoch 2, sample 50: this epoch has only 42 samples/,
+    );
   });
 });

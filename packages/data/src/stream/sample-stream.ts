@@ -23,9 +23,17 @@ export const DEFAULT_SHUFFLE_BUFFER = 1000;
  * (seed, epoch, rank) only. No image data is read, so replaying an epoch is cheap. Bad entries are
  * counted in `skipped` by the sources' `scan`.
  */
-export async function* epochRefs(source: ShardedSource, epoch: number, options: EpochOptions, skipped: SkipCounts): AsyncGenerator<SampleRef> {
+export async function* epochRefs(
+  source: ShardedSource,
+  epoch: number,
+  options: EpochOptions,
+  skipped: SkipCounts,
+): AsyncGenerator<SampleRef> {
   const rank = options.rank ?? 0;
-  const buffer = new ShuffleBuffer<SampleRef>(options.shuffleBuffer ?? DEFAULT_SHUFFLE_BUFFER, derivedRng(options.seed, SAMPLE_SHUFFLE, epoch, rank));
+  const buffer = new ShuffleBuffer<SampleRef>(
+    options.shuffleBuffer ?? DEFAULT_SHUFFLE_BUFFER,
+    derivedRng(options.seed, SAMPLE_SHUFFLE, epoch, rank),
+  );
   for (const shard of shardOrder(source.shards.length, options.seed, epoch, rank, options.world ?? 1)) {
     for await (const ref of source.scan(shard, skipped)) {
       const out = buffer.push(ref);
@@ -73,7 +81,12 @@ export class SampleStream {
     // Fails now, with the message about shards and processes, rather than at the first read.
     shardOrder(source.shards.length, options.seed, 0, options.rank ?? 0, options.world ?? 1);
     const position = options.position ?? { epoch: 0, cursor: 0 };
-    if (!Number.isInteger(position.epoch) || position.epoch < 0 || !Number.isInteger(position.cursor) || position.cursor < 0) {
+    if (
+      !Number.isInteger(position.epoch) ||
+      position.epoch < 0 ||
+      !Number.isInteger(position.cursor) ||
+      position.cursor < 0
+    ) {
       throw new Error(`sample stream: bad position ${JSON.stringify(position)}`);
     }
     this.epoch = position.epoch;
@@ -107,7 +120,8 @@ export class SampleStream {
   takeSkipped(): SkipCounts {
     const now = this.skipped;
     const fresh: SkipCounts = {};
-    for (const [reason, n] of Object.entries(now)) if (n > (this.taken[reason] ?? 0)) fresh[reason] = n - (this.taken[reason] ?? 0);
+    for (const [reason, n] of Object.entries(now))
+      if (n > (this.taken[reason] ?? 0)) fresh[reason] = n - (this.taken[reason] ?? 0);
     this.taken = now;
     return fresh;
   }

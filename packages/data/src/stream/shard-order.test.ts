@@ -4,7 +4,13 @@ import { shardOrder } from './shard-order.js';
 
 describe('shardOrder', () => {
   it('gives the ranks disjoint shards that together cover every shard once per epoch', () => {
-    for (const [shards, world] of [[10, 1], [10, 3], [16, 4], [7, 7], [100, 8]]) {
+    for (const [shards, world] of [
+      [10, 1],
+      [10, 3],
+      [16, 4],
+      [7, 7],
+      [100, 8],
+    ]) {
       for (let epoch = 0; epoch < 3; epoch++) {
         const parts = Array.from({ length: world }, (_, rank) => shardOrder(shards, 42, epoch, rank, world));
         const all = parts.flat();

@@ -11,8 +11,10 @@ import { SHARD_ORDER, derivedRng } from './seeds.js';
  * more; the permutation changes every epoch, so no rank keeps the extra shard.
  */
 export function shardOrder(numShards: number, seed: number, epoch: number, rank = 0, world = 1): number[] {
-  if (!Number.isInteger(world) || world < 1) throw new Error(`shard order: world size must be a positive integer, got ${world}`);
-  if (!Number.isInteger(rank) || rank < 0 || rank >= world) throw new Error(`shard order: rank must be an integer in [0, ${world}), got ${rank}`);
+  if (!Number.isInteger(world) || world < 1)
+    throw new Error(`shard order: world size must be a positive integer, got ${world}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= world)
+    throw new Error(`shard order: rank must be an integer in [0, ${world}), got ${rank}`);
   if (world > numShards) {
     throw new DataError(
       `shard order: ${world} processes but only ${numShards} shard${numShards === 1 ? '' : 's'}: every process needs at least one shard of its own; split the data set into more shards or use fewer processes`,

@@ -16,7 +16,13 @@ function shuffled(n: number, capacity: number, seed: number): number[] {
 
 describe('ShuffleBuffer', () => {
   it('emits a permutation of its input, determined by the seed', () => {
-    for (const [n, k] of [[100, 10], [100, 1000], [5, 5], [1, 3], [0, 4]]) {
+    for (const [n, k] of [
+      [100, 10],
+      [100, 1000],
+      [5, 5],
+      [1, 3],
+      [0, 4],
+    ]) {
       const out = shuffled(n, k, 7);
       expect([...out].sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
       expect(shuffled(n, k, 7)).toEqual(out);

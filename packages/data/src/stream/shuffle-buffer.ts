@@ -17,7 +17,8 @@ export class ShuffleBuffer<T> {
     readonly capacity: number,
     private readonly rng: Rng,
   ) {
-    if (!Number.isInteger(capacity) || capacity < 0) throw new Error(`shuffle buffer: capacity must be a non-negative integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 0)
+      throw new Error(`shuffle buffer: capacity must be a non-negative integer, got ${capacity}`);
   }
 
   get size(): number {

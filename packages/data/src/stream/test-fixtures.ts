@@ -60,7 +60,11 @@ export function encodeImage(w: number, h: number, seed: number, format: 'png' | 
 }
 
 /** Writes image files 0…n−1 into `dir` and returns a one-shard source over them; `corrupt` indices get garbage bytes. */
-export async function imageFileSource(dir: string, n: number, options: { size?: number; format?: 'png' | 'jpeg'; corrupt?: number[]; shards?: number } = {}): Promise<ShardedSource> {
+export async function imageFileSource(
+  dir: string,
+  n: number,
+  options: { size?: number; format?: 'png' | 'jpeg'; corrupt?: number[]; shards?: number } = {},
+): Promise<ShardedSource> {
   mkdirSync(dir, { recursive: true });
   const size = options.size ?? 8;
   const format = options.format ?? 'png';
@@ -68,9 +72,16 @@ export async function imageFileSource(dir: string, n: number, options: { size?: 
   const refs: SampleRef[][] = Array.from({ length: shards }, () => []);
   for (let i = 0; i < n; i++) {
     const path = join(dir, `${String(i).padStart(4, '0')}.${format === 'png' ? 'png' : 'jpg'}`);
-    const bytes = options.corrupt?.includes(i) ? Buffer.from('this is not an image, just some text bytes') : await encodeImage(size, size, i, format);
+    const bytes = options.corrupt?.includes(i)
+      ? Buffer.from('this is not an image, just some text bytes')
+      : await encodeImage(size, size, i, format);
     writeFileSync(path, bytes);
-    refs[i % shards].push({ key: String(i), image: { path, offset: 0, size: bytes.length }, caption: `image ${i}`, label: i });
+    refs[i % shards].push({
+      key: String(i),
+      image: { path, offset: 0, size: bytes.length },
+      caption: `image ${i}`,
+      label: i,
+    });
   }
   return memorySource(refs, `files:${dir}`);
 }
@@ -84,5 +95,18 @@ export async function testFfmpeg(): Promise<string> {
 /** Writes a `frames`-frame `size`×`size` MPEG-4 test pattern (moving, so frames differ) to `path`. */
 export async function writeTestVideo(path: string, frames: number, size = 16, pattern = 'testsrc'): Promise<void> {
   const { execFileSync } = await import('node:child_process');
-  execFileSync(await testFfmpeg(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `${pattern}=size=${size}x${size}:rate=10`, '-frames:v', String(frames), '-pix_fmt', 'yuv420p', path]);
+  execFileSync(await testFfmpeg(), [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    `${pattern}=size=${size}x${size}:rate=10`,
+    '-frames:v',
+    String(frames),
+    '-pix_fmt',
+    'yuv420p',
+    path,
+  ]);
 }

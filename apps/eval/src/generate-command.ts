@@ -100,6 +100,9 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   const level = run.resolutions.indexOf(resolution);
   if (level < 0)
     throw new ConfigError(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
+  const { frames } = run.model.levels[level];
+  // FID and CLIP score measure images: a video level's clips would need per-frame or video metrics.
+  if (frames !== 1) throw new ConfigError(`--resolution ${resolution}: that level holds clips of ${frames} frames`);
   const manifest: SamplesManifest = {
     run: options.run,
     checkpoint: run.checkpoint,
@@ -121,7 +124,8 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     );
     if (differs.length)
       throw new ConfigError(
-        `${options.out} holds samples made with other settings (${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`,
+        `${options.out} holds samples made with other settings ` +
+          `(${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`,
       );
   }
   mkdirSync(join(options.out, 'images'), { recursive: true });
@@ -151,13 +155,15 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
       prediction: config.loss.prediction,
       seed: manifest.seed * 1_000_003 + b,
     });
+    const { channels } = images[level];
     images[level].images.forEach((data, k) =>
-      writePng(imagePath(options.out, first + k), floatToUint8Image(data, resolution)),
+      writePng(imagePath(options.out, first + k), floatToUint8Image(data, resolution, channels)),
     );
     generated += count;
     const rate = generated / ((performance.now() - started) / 1000);
     progress.update(
-      `generate: ${first + count}/${options.n} images | ${rate.toFixed(2)} img/s | ETA ${formatDuration((options.n - first - count) / rate)}`,
+      `generate: ${first + count}/${options.n} images | ${rate.toFixed(2)} img/s | ` +
+        `ETA ${formatDuration((options.n - first - count) / rate)}`,
     );
   }
   progress.done();

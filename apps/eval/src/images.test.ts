@@ -235,6 +235,13 @@ describe('floatToUint8Image', () => {
     expect(Array.from(image.data)).toEqual([0, 128, 255, 0, 255, 191, 0, 255, 1, 128, 128, 128]);
   });
 
+  it('keeps a grey level grey (1 channel), and refuses latent channels', () => {
+    const image = floatToUint8Image(new Float32Array([-1, 0, 1, 0.5]), 2, 1);
+    expect(image).toMatchObject({ width: 2, height: 2, channels: 1 });
+    expect(Array.from(image.data)).toEqual([0, 128, 255, 191]);
+    expect(() => floatToUint8Image(new Float32Array(16), 2, 4)).toThrow(/4-channel samples are not images/);
+  });
+
   it('rejects data that is not size×size×3', () => {
     expect(() => floatToUint8Image(new Float32Array(10), 2)).toThrow('10 values');
   });

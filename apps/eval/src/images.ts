@@ -86,13 +86,19 @@ export function writePng(path: string, image: Uint8Image): void {
 
 const PNG_COLOUR_TYPE: Record<number, ColorType> = { 1: 0, 3: 2, 4: 6 };
 
-/** A size×size RGB model sample with values in [-1, 1] (HWC) as 8-bit pixels: round((x + 1) · 127.5), clamped. */
-export function floatToUint8Image(data: Float32Array, size: number): Uint8Image {
-  if (data.length !== size * size * 3)
-    throw new Error(`floatToUint8Image: ${data.length} values for a ${size}×${size}×3 image`);
+/**
+ * A size×size model sample with values in [-1, 1] (HWC; 1 or 3 channels, as the model's level has)
+ * as 8-bit pixels: round((x + 1) · 127.5), clamped.
+ */
+export function floatToUint8Image(data: Float32Array, size: number, channels = 3): Uint8Image {
+  if (channels !== 1 && channels !== 3) {
+    throw new Error(`floatToUint8Image: ${channels}-channel samples are not images (decode latents first)`);
+  }
+  if (data.length !== size * size * channels)
+    throw new Error(`floatToUint8Image: ${data.length} values for a ${size}×${size}×${channels} image`);
   const out = new Uint8Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = Math.min(255, Math.max(0, Math.round((data[i] + 1) * 127.5)));
-  return { data: out, width: size, height: size, channels: 3 };
+  return { data: out, width: size, height: size, channels };
 }
 
 // ---- decoding ----

@@ -34,14 +34,16 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const cpuName = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`machine: ${cpus().length} × ${cpuName}, Node ${process.version}, load ${loadavg()[0].toFixed(2)}`);
 console.log(
-  `model: preset ${opts.preset}, batch ${opts.batch}; ${opts.rounds} rounds × ${opts.repeats} timed steps (median), tfjs and PyTorch alternating`,
+  `model: preset ${opts.preset}, batch ${opts.batch}; ${opts.rounds} rounds × ${opts.repeats} timed steps (median), ` +
+    'tfjs and PyTorch alternating',
 );
 
 const python = findTorchPython();
 let refDir: string | undefined;
 if (!python) {
   console.log(
-    "PyTorch: not installed. Install Debian's build with `sudo apt-get install -y python3-torch` (it brings OpenBLAS); the reference script needs nothing else.",
+    "PyTorch: not installed. Install Debian's build with `sudo apt-get install -y python3-torch` " +
+      '(it brings OpenBLAS); the reference script needs nothing else.',
   );
 } else {
   refDir = mkdtempSync(join(tmpdir(), 'mdm-bench-'));
@@ -100,7 +102,8 @@ for (const [key, rs] of results) {
   const mem =
     key === 'pytorch'
       ? `peak RSS ${s.last.peak_rss_mib} MiB`
-      : `peak RSS ${s.last.peak_rss_mib} MiB, tf.memory ${s.last.tf_memory_mib} MiB, tensors/step ${s.last.tensors_per_step}`;
+      : `peak RSS ${s.last.peak_rss_mib} MiB, tf.memory ${s.last.tf_memory_mib} MiB, ` +
+        `tensors/step ${s.last.tensors_per_step}`;
   const what =
     key === 'pytorch'
       ? `torch ${s.last.torch}, ${s.last.threads} threads, ${String(s.last.blas).split(' (')[0]}`
@@ -116,6 +119,7 @@ if (!torch) {
 } else {
   console.log(`fastest tfjs path: ${tfjs[0]} (tfjs time / PyTorch time)`);
   console.log(
-    `ratio_train=${(tfjs[1].train / torch.train).toFixed(2)} ratio_sample=${(tfjs[1].sample / torch.sample).toFixed(2)}`,
+    `ratio_train=${(tfjs[1].train / torch.train).toFixed(2)} ` +
+      `ratio_sample=${(tfjs[1].sample / torch.sample).toFixed(2)}`,
   );
 }

@@ -105,7 +105,8 @@ async function main() {
     const refs: SampleRef[] = [];
     for (let s = 0; s < source.shards.length; s++) for await (const ref of source.scan(s, {})) refs.push(ref);
     console.log(
-      `cores=${availableParallelism()} workers=${workers} images=${refs.length} size=${size} batch=${batchSize} source=${source.id}`,
+      `cores=${availableParallelism()} workers=${workers} images=${refs.length} size=${size} ` +
+        `batch=${batchSize} source=${source.id}`,
     );
     const pool = new DecodePool({ workers });
     // Start the workers (and warm the decoders) before timing.

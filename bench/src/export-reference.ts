@@ -2,7 +2,8 @@
 // preset's NestedUNet and check it against ours:
 //   node --conditions=source --import tsx bench/src/export-reference.ts [outDir=/tmp/mdm-reference] [preset=emoji]
 // writes, in outDir:
-//   config.json               the resolved NestedUNetConfig, plus `paramCount` and the `train` settings the benchmark mirrors
+//   config.json               the resolved NestedUNetConfig, plus `paramCount` and the `train` settings the
+//                             benchmark mirrors
 //   weights.safetensors       the initial weights (seed 1), official ml-mdm names and PyTorch layouts (OIHW, [out, in])
 //   check-weights.safetensors the same weights with every zero/one-initialised tensor perturbed, so that the
 //                             forward pass is not trivially 0 (conv_out and the adapters start at zero)
@@ -57,7 +58,10 @@ writeSafetensors(join(outDir, 'weights.safetensors'), exportMlMdmStateDict(model
   seed: '1',
 });
 
-/** A copy of `value` with zero- and one-initialised tensors moved off their constants (uniform noise of the layer's fan-in scale). */
+/**
+ * A copy of `value` with zero- and one-initialised tensors moved off their constants (uniform noise of the layer's
+ * fan-in scale).
+ */
 function perturbed(spec: ParamSpec, value: Float32Array, rng: Rng): Float32Array {
   if (spec.init.kind !== 'zeros' && spec.init.kind !== 'ones') return value;
   const s = spec.shape;
@@ -107,7 +111,8 @@ writeSafetensors(join(outDir, 'io.safetensors'), io, { preset: presetName, capti
 
 const total = model.specs.reduce((n, s) => n + sizeOf(s.shape), 0);
 console.log(
-  `${presetName}: ${levels.map((l) => l.resolution).join('→')} px, ${total.toLocaleString('en')} params → ${outDir}/{config.json, weights.safetensors, check-weights.safetensors, io.safetensors}; ` +
+  `${presetName}: ${levels.map((l) => l.resolution).join('→')} px, ${total.toLocaleString('en')} params → ` +
+    `${outDir}/{config.json, weights.safetensors, check-weights.safetensors, io.safetensors}; ` +
     `output |max| per level: ${outputs.map((o) => tf.max(tf.abs(o)).dataSync()[0].toFixed(3)).join(', ')}`,
 );
 tf.dispose([...x, ...outputs, ...(tokens ? [tokens] : []), ...(mask ? [mask] : [])]);

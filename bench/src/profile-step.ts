@@ -71,7 +71,10 @@ const CATEGORY: [RegExp, string][] = [
   [/MatMul/, 'matmul'],
   [/GroupNorm/, 'GroupNorm (fused)'],
   [
-    /^(Identity|Reshape|Cast|Slice|StridedSlice|Concat|SplitV|Pack|Unpack|Transpose|PadV2|Reverse|Tile|Fill|ZerosLike|OnesLike|GatherV2)$/,
+    new RegExp(
+      '^(Identity|Reshape|Cast|Slice|StridedSlice|Concat|SplitV|Pack|Unpack|Transpose|PadV2|Reverse|Tile|Fill|' +
+        'ZerosLike|OnesLike|GatherV2)$',
+    ),
     'tensor bookkeeping (copies, reshapes, slices)',
   ],
 ];
@@ -108,10 +111,13 @@ for (const [prof, inAdam] of [
   }
 const kernelMs = [...categories.values()].reduce((a, b) => a + b, 0);
 console.log(
-  `${info.description}; preset ${presetName} phase ${phaseIndex + 1} (${levels.map((l) => l.resolution).join('→')} px), batch ${B}`,
+  `${info.description}; preset ${presetName} phase ${phaseIndex + 1} ` +
+    `(${levels.map((l) => l.resolution).join('→')} px), batch ${B}`,
 );
 console.log(
-  `wall ${wallMs.toFixed(0)} ms per ${sampling ? 'sampling' : 'training'} step; kernels ${kernelMs.toFixed(0)} ms in ${total} kernel calls; the rest (${Math.max(0, wallMs - kernelMs).toFixed(0)} ms) is JavaScript: the tape, tensor bookkeeping, dispatch`,
+  `wall ${wallMs.toFixed(0)} ms per ${sampling ? 'sampling' : 'training'} step; ` +
+    `kernels ${kernelMs.toFixed(0)} ms in ${total} kernel calls; ` +
+    `the rest (${Math.max(0, wallMs - kernelMs).toFixed(0)} ms) is JavaScript: the tape, tensor bookkeeping, dispatch`,
 );
 console.log('| category | ms | share of kernel time |\n|---|---:|---:|');
 for (const [cat, ms] of [...categories].sort((a, b) => b[1] - a[1]))

@@ -28,7 +28,9 @@ for (const backend of ['cpu', 'wasm', 'native', 'tensorflow']) {
   }
   console.log(
     `${backend}: ${r.preset} (${r.params.toLocaleString('en')} params), batch ${r.batch}: ` +
-      `train step ${r.train_step_s.toFixed(2)} s (${(1 / r.train_step_s).toFixed(2)} steps/s), sampling step ${r.sample_step_s.toFixed(2)} s (${(1 / r.sample_step_s).toFixed(2)} steps/s); ` +
-      `tensors/step ${r.tensors_per_step >= 0 ? '+' : ''}${r.tensors_per_step}, tf.memory ${r.tf_memory_mib} MiB, peak RSS ${r.peak_rss_mib} MiB`,
+      `train step ${r.train_step_s.toFixed(2)} s (${(1 / r.train_step_s).toFixed(2)} steps/s), ` +
+      `sampling step ${r.sample_step_s.toFixed(2)} s (${(1 / r.sample_step_s).toFixed(2)} steps/s); ` +
+      `tensors/step ${r.tensors_per_step >= 0 ? '+' : ''}${r.tensors_per_step}, ` +
+      `tf.memory ${r.tf_memory_mib} MiB, peak RSS ${r.peak_rss_mib} MiB`,
   );
 }

@@ -48,13 +48,15 @@ import time
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('dir', nargs='?', default='/tmp/mdm-reference', help='output of bench/src/export-reference.ts')
-    p.add_argument('--check', action='store_true', help='compare the forward pass with the tfjs outputs in io.safetensors')
+    p.add_argument('--check', action='store_true',
+                   help='compare the forward pass with the tfjs outputs in io.safetensors')
     p.add_argument('--bench', action='store_true', help='time one training step and one sampling step')
     p.add_argument('--batch', type=int, default=8)
     p.add_argument('--repeats', type=int, default=5, help='timed repeats (the median is reported)')
     p.add_argument('--warmup', type=int, default=1, help='untimed runs before the timed ones')
     p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--no-adam', action='store_true', help='train step without the optimizer update (as bench/src/step-bench.ts times it)')
+    p.add_argument('--no-adam', action='store_true',
+                   help='train step without the optimizer update (as bench/src/step-bench.ts times it)')
     p.add_argument('--tol', type=float, default=1e-4, help='--check fails above this max abs diff')
     return p.parse_args(argv)
 
@@ -149,7 +151,8 @@ class TextContext:
 # ---------------------------------------------------------------- residual-block.ts
 
 class ResidualBlock(nn.Module):
-    """h = conv1(SiLU(GN(x))); (a, b) = Linear(SiLU(temb)); h = SiLU(GN(h)·(1 + a) + b); out = conv2(dropout(h)) + skip(x)."""
+    """h = conv1(SiLU(GN(x))); (a, b) = Linear(SiLU(temb)); h = SiLU(GN(h)·(1 + a) + b);
+    out = conv2(dropout(h)) + skip(x)."""
 
     def __init__(self, cin, cout, temb_dim, groups, dropout=0.0):
         super().__init__()
@@ -184,7 +187,8 @@ class AttentionLayer(nn.Module):
             self.norm_cond = nn.LayerNorm(text_width)
             self.kv_cond = nn.Linear(text_width, 2 * c)
         self.proj_out = nn.Conv2d(c, c, 1)
-        self.ffn = nn.Sequential(nn.GroupNorm(32, c), nn.Conv2d(c, 4 * c, 1), nn.GELU(), nn.Conv2d(4 * c, c, 1)) if ffn else None
+        self.ffn = (nn.Sequential(nn.GroupNorm(32, c), nn.Conv2d(c, 4 * c, 1), nn.GELU(), nn.Conv2d(4 * c, c, 1))
+                    if ffn else None)
 
     def forward(self, x, text=None):
         b, c, h, w = x.shape
@@ -211,7 +215,8 @@ class TextHeadAttention(nn.Module):
 class TextHeadMlp(nn.Module):
     def __init__(self, width):
         super().__init__()
-        self.main = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.main = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.GELU(),
+                                  nn.Linear(4 * width, width))
 
 
 class TextHeadLayer(nn.Module):
@@ -232,7 +237,8 @@ class TextHeadLayer(nn.Module):
 # ---------------------------------------------------------------- unet-level.ts
 
 class DownStage(nn.Module):
-    """`down_blocks.i`: residual blocks, each followed by L attention layers, then a stride-2 3×3 conv (all but the last stage)."""
+    """`down_blocks.i`: residual blocks, each followed by L attention layers, then a stride-2 3×3 conv (all but the
+    last stage)."""
 
     def __init__(self, cin, width, blocks, attn_per_block, resample, make_res, make_attn):
         super().__init__()
@@ -313,19 +319,22 @@ class UNetLevel(nn.Module):
             self.cond_emb = nn.Linear(text_width, T, bias=False)
         if self.innermost and labels:
             self.label_emb = nn.Embedding(labels['numClasses'] + 1, T)
-        self.cond_layers = nn.ModuleDict({name: nn.ModuleList([nn.Linear(T // 4, T), nn.Linear(T, T)]) for name in level['microConditioning']})
+        self.cond_layers = nn.ModuleDict({name: nn.ModuleList([nn.Linear(T // 4, T), nn.Linear(T, T)])
+                                          for name in level['microConditioning']})
         self.conv_in = nn.Conv2d(img, ch[0], 3, padding=1)
 
         # Channel bookkeeping of the skips, as levelSpecs does it.
         c, skips, down = ch[0], [ch[0]], []
         for i, width in enumerate(ch):
             last = i == len(ch) - 1
-            down.append(DownStage(c, width, level['resBlocks'][i], level['attentionLayers'][i], not last, make_res, make_attn))
+            down.append(DownStage(c, width, level['resBlocks'][i], level['attentionLayers'][i], not last, make_res,
+                                  make_attn))
             skips += [width] * level['resBlocks'][i] + ([] if last else [width])
             c = width
         self.down_blocks = nn.ModuleList(down)
         if level['midBlock']:
-            self.mid_blocks = nn.ModuleList([MidStage(c, make_res, make_attn, True), MidStage(c, make_res, make_attn, False)])
+            self.mid_blocks = nn.ModuleList([MidStage(c, make_res, make_attn, True),
+                                             MidStage(c, make_res, make_attn, False)])
         up = []
         for i in reversed(range(len(ch))):
             cins = []
@@ -451,9 +460,11 @@ def load_weights(model, path):
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
-    wrong = [f'{k} {list(weights[k].shape)} vs {list(own[k].shape)}' for k in own if k in weights and weights[k].shape != own[k].shape]
+    wrong = [f'{k} {list(weights[k].shape)} vs {list(own[k].shape)}'
+             for k in own if k in weights and weights[k].shape != own[k].shape]
     if missing or unexpected or wrong:
-        raise SystemExit(f'{path} does not match the model:\n  missing {missing[:20]}\n  unexpected {unexpected[:20]}\n  wrong shapes {wrong[:20]}')
+        raise SystemExit(f'{path} does not match the model:\n  missing {missing[:20]}\n'
+                         f'  unexpected {unexpected[:20]}\n  wrong shapes {wrong[:20]}')
     model.load_state_dict(weights, strict=True)
 
 
@@ -580,7 +591,8 @@ def main(args):
             ref = io[f'out.{n}']
             diff = (out - ref).abs().max().item()
             failed |= not diff <= args.tol
-            print(f'check level {n} ({resolutions[n]} px): max |torch − tfjs| = {diff:.3e} (max |tfjs| = {ref.abs().max().item():.3f})')
+            print(f'check level {n} ({resolutions[n]} px): max |torch − tfjs| = {diff:.3e} '
+                  f'(max |tfjs| = {ref.abs().max().item():.3f})')
 
     if args.bench:
         train_cfg = config['train']
@@ -597,7 +609,8 @@ def main(args):
 
         def train_step():
             ex = draw_training_example(images, tables_f32, resolutions, gen)
-            loss = multi_resolution_loss(model(ex['xt'], ex['times'], tokens, mask), ex, train_cfg['prediction'], train_cfg['target'])
+            loss = multi_resolution_loss(model(ex['xt'], ex['times'], tokens, mask), ex, train_cfg['prediction'],
+                                         train_cfg['target'])
             adam.zero_grad(set_to_none=True)
             loss.backward()
             if not args.no_adam:
@@ -616,7 +629,8 @@ def main(args):
         print(json.dumps({
             'torch': torch.__version__, 'threads': torch.get_num_threads(), 'batch': B, 'preset': train_cfg['preset'],
             'train_step_s': round(train_s, 4), 'sample_step_s': round(sample_s, 4), 'adam': not args.no_adam,
-            'repeats': args.repeats, 'params': params, 'blas': blas_in_use(), 'mkldnn': torch.backends.mkldnn.is_available(),
+            'repeats': args.repeats, 'params': params, 'blas': blas_in_use(),
+            'mkldnn': torch.backends.mkldnn.is_available(),
             'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'), 'loadavg_1min': round(load, 2),
             'peak_rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }))

@@ -70,6 +70,8 @@ it('fails with exit code 1 and a message on stderr for missing files, wrong keys
     expect(run.status, args.join(' ')).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(message);
+    // A user error is one line; a stack trace is printed only for bugs.
+    expect(run.stderr, args.join(' ')).not.toMatch(/\n\s+at /);
   }
 }, 120_000);
 
@@ -88,7 +90,7 @@ it('the built-in help names every command', () => {
     expect(help).toMatch(new RegExp(`\\n  ${command} `));
 });
 
-it('mdm-eval stats with an ONNX feature network prints N, the network id and the resize, and writes .npz + sidecar', () => {
+it('mdm-eval stats with an ONNX feature network prints N, network id and resize, and writes .npz + sidecar', () => {
   const images = join(dir, 'images');
   mkdirSync(images);
   const r = seeded(1);

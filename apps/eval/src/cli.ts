@@ -33,7 +33,8 @@ function networkOptions(cmd: Command, clip: boolean): Command {
   cmd
     .option(
       '--features <model>',
-      "feature network: 'proxy' (trained on the bundled data, labelled as such), an ONNX file (e.g. pytorch-fid's Inception), or a TF.js graph model directory",
+      "feature network: 'proxy' (trained on the bundled data, labelled as such), " +
+        "an ONNX file (e.g. pytorch-fid's Inception), or a TF.js graph model directory",
       'proxy',
     )
     .addOption(
@@ -81,7 +82,8 @@ const networks = (o: Opts): NetworkOptions => ({
 program
   .command('frechet')
   .description(
-    'Print the Fréchet distance (FID) between two feature-statistics files (.npz with mu (d,) and sigma (d, d), as pytorch-fid saves them) as one JSON line: {"fid", "a", "b", "dim"}.',
+    'Print the Fréchet distance (FID) between two feature-statistics files ' +
+      '(.npz with mu (d,) and sigma (d, d), as pytorch-fid saves them) as one JSON line: {"fid", "a", "b", "dim"}.',
   )
   .argument('<a>', 'first statistics file (.npz)')
   .argument('<b>', 'second statistics file (.npz)')
@@ -98,11 +100,13 @@ networkOptions(
   program
     .command('stats')
     .description(
-      'Feature statistics of a set of images as pytorch-fid .npz (mu, sigma) plus a .npz.json sidecar naming the features, N and the resize.',
+      'Feature statistics of a set of images as pytorch-fid .npz (mu, sigma) ' +
+        'plus a .npz.json sidecar naming the features, N and the resize.',
     )
     .requiredOption(
       '--images <source>',
-      "a directory of PNG/JPEG images, .tar shards (a glob or {00000..00009} pattern), or 'bundled' (the default run's data)",
+      'a directory of PNG/JPEG images, .tar shards (a glob or {00000..00009} pattern), ' +
+        "or 'bundled' (the default run's data)",
     )
     .requiredOption('--out <file.npz>', 'statistics file to write'),
   false,
@@ -115,7 +119,8 @@ networkOptions(
   program
     .command('fid')
     .description(
-      'FID of samples against a reference; prints one JSON line with the FID, N, the reference, the feature network and the resize.',
+      'FID of samples against a reference; prints one JSON line with the FID, N, the reference, ' +
+        'the feature network and the resize.',
     )
     .requiredOption('--samples <source>', 'directory (or .tar shards) of sample images')
     .requiredOption('--reference <source>', "statistics (.npz), a directory / shards of real images, or 'bundled'"),
@@ -140,7 +145,8 @@ networkOptions(
 program
   .command('generate')
   .description(
-    'Write N samples of a run (or one checkpoint / snapshot) as PNGs with their captions and settings; resumable: re-running continues where it stopped.',
+    'Write N samples of a run (or one checkpoint / snapshot) as PNGs with their captions and settings; ' +
+      'resumable: re-running continues where it stopped.',
   )
   .requiredOption('--run <path>', 'training run directory, or a checkpoint / snapshot file')
   .requiredOption('--out <dir>', 'samples directory')
@@ -167,7 +173,8 @@ networkOptions(
   program
     .command('sweep')
     .description(
-      "Samples at several guidance weights, their FID against the run's training images and CLIP score: sweep.md table, sweep.json and a FID–CLIP plot (sweep.svg).",
+      "Samples at several guidance weights, their FID against the run's training images and CLIP score: " +
+        'sweep.md table, sweep.json and a FID–CLIP plot (sweep.svg).',
     )
     .requiredOption('--run <path>', 'training run directory (or checkpoint file)')
     .option('--guidance <list>', 'guidance weights', '1,1.5,2,3,5,7')
@@ -219,7 +226,8 @@ networkOptions(
   program
     .command('curves')
     .description(
-      "FID (and CLIP score) vs training step for several runs, from their snapshots and final checkpoints (the paper's Fig. 4 form): curves.md, curves.json, curves-fid.svg, curves-clip.svg.",
+      'FID (and CLIP score) vs training step for several runs, from their snapshots and final checkpoints ' +
+        "(the paper's Fig. 4 form): curves.md, curves.json, curves-fid.svg, curves-clip.svg.",
     )
     .requiredOption('--runs <dirs...>', 'training run directories')
     .option('--n <count>', 'samples per checkpoint', integer('--n'), 32)

@@ -96,7 +96,8 @@ export async function curvesCommand(options: CurvesOptions) {
       }
       points.push({ step: c.step, resolution, fid, clip_score: clipValue });
       log(
-        `curves: ${runDir} step ${c.step}: FID ${fid.toFixed(3)}${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''}`,
+        `curves: ${runDir} step ${c.step}: FID ${fid.toFixed(3)}` +
+          `${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''}`,
       );
     }
     if (skipped.length)
@@ -116,7 +117,9 @@ export async function curvesCommand(options: CurvesOptions) {
   };
   writeFileSync(join(options.out, 'curves.json'), `${JSON.stringify(report, null, 2)}\n`);
   const name = (r: string) => basename(resolve(r));
-  const subtitle = `N = ${options.n} samples per checkpoint · ${extractor.id}${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
+  const subtitle =
+    `N = ${options.n} samples per checkpoint · ${extractor.id}` +
+    `${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
   const plot = (metric: 'fid' | 'clip_score'): PlotSeries[] =>
     series.map((s) => ({
       name: `${name(s.run)} (${s.resolution} px)`,
@@ -155,7 +158,8 @@ export async function curvesCommand(options: CurvesOptions) {
     ...series.flatMap((s) =>
       s.points.map(
         (p) =>
-          `| ${name(s.run)} | ${p.step} | ${p.resolution} | ${p.fid.toFixed(3)} | ${p.clip_score === null ? '–' : p.clip_score.toFixed(3)} |`,
+          `| ${name(s.run)} | ${p.step} | ${p.resolution} | ${p.fid.toFixed(3)} | ` +
+          `${p.clip_score === null ? '–' : p.clip_score.toFixed(3)} |`,
       ),
     ),
     '',

@@ -39,7 +39,7 @@ beforeAll(async () => {
 describe('mdm-eval on a trained run (proxy networks)', () => {
   const samples = join(dir, 'samples');
 
-  it('generate writes N PNGs, captions and settings, and resumes an interrupted generation with the same images', async () => {
+  it('generate writes N PNGs, captions and settings, and resumes an interrupted run with the same images', async () => {
     const first = await generateCommand({ run, out: samples, n: 5, batch: 2, steps: 2 });
     expect(first.generated).toBe(5);
     expect(first.manifest).toMatchObject({ n: 5, resolution: 8, guidance: 2, steps: 2, step: 6 });

@@ -17,7 +17,10 @@ import { ConfigError, DataError } from '@matryoshka-ts/core';
 const progress = new ProgressLine(10);
 const counter = (what: string) => (done: number) => progress.update(`${what}: ${done} images`);
 
-/** `mdm-eval stats`: feature statistics of a set of images, as pytorch-fid's .npz plus a sidecar naming the features. */
+/**
+ * `mdm-eval stats`: feature statistics of a set of images, as pytorch-fid's .npz plus a sidecar naming
+ * the features.
+ */
 export async function statsCommand(options: NetworkOptions & { images: string; out: string }) {
   const extractor = await openFeatures(options);
   const stats = await referenceStats(options.images, extractor, counter('features'));

@@ -27,7 +27,8 @@ export interface NetworkOptions {
 }
 
 export const PROXY_NOTE =
-  'PROXY network trained on the bundled emoji data: numbers rank models of this data set only and are not comparable with published FID or CLIP scores';
+  'PROXY network trained on the bundled emoji data: numbers rank models of this data set only ' +
+  'and are not comparable with published FID or CLIP scores';
 
 const proxies = new Map<string, Promise<ProxyClip>>();
 

@@ -79,14 +79,16 @@ export function lineChartSvg(series: PlotSeries[], options: LineChartOptions): s
   );
   const markers = options.markers ?? true;
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+      `viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     text(width / 2, 24, options.title, 'font-size="16" font-weight="bold" text-anchor="middle"'),
     ...(options.subtitle
       ? [text(width / 2, 44, options.subtitle, 'font-size="12" fill="#555" text-anchor="middle"')]
       : []),
     ...gridAndTicks(x, y, box),
-    `<rect x="${num(box.left)}" y="${num(box.top)}" width="${num(box.right - box.left)}" height="${num(box.bottom - box.top)}" fill="none" stroke="#333"/>`,
+    `<rect x="${num(box.left)}" y="${num(box.top)}" width="${num(box.right - box.left)}" ` +
+      `height="${num(box.bottom - box.top)}" fill="none" stroke="#333"/>`,
     text((box.left + box.right) / 2, height - 14, options.xLabel, 'font-size="13" text-anchor="middle"'),
     text(
       18,
@@ -119,7 +121,10 @@ export function niceTicks(min: number, max: number, target = 5): number[] {
   return ticks;
 }
 
-/** Log-axis ticks from the decade below `min` to the decade above `max` (both > 0): 1, 2, 5 per decade over at most two decades, else powers of ten. */
+/**
+ * Log-axis ticks from the decade below `min` to the decade above `max` (both > 0): 1, 2, 5 per decade
+ * over at most two decades, else powers of ten.
+ */
 export function logTicks(min: number, max: number): number[] {
   let lo = Math.floor(Math.log10(min));
   let hi = Math.ceil(Math.log10(max));
@@ -183,7 +188,8 @@ function seriesSvg(
   const at = s.points.map((p) => ({ px: x.toPixel(p.x), py: y.toPixel(p.y), label: p.label }));
   if (at.length === 0) return []; // still listed in the legend
   return [
-    `<polyline points="${at.map((p) => `${num(p.px)},${num(p.py)}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`,
+    `<polyline points="${at.map((p) => `${num(p.px)},${num(p.py)}`).join(' ')}" ` +
+      `fill="none" stroke="${colour}" stroke-width="2"/>`,
     ...(markers ? at.map((p) => `<circle cx="${num(p.px)}" cy="${num(p.py)}" r="3.5" fill="${colour}"/>`) : []),
     ...at.flatMap((p) => (p.label ? [text(p.px + 6, p.py - 6, p.label, 'font-size="11" fill="#333"')] : [])),
   ];
@@ -199,7 +205,8 @@ function legendEntry(
   const y = top + index * 20;
   const colour = escapeXml(s.colour);
   return [
-    `<line x1="${num(left)}" y1="${num(y)}" x2="${num(left + 22)}" y2="${num(y)}" stroke="${colour}" stroke-width="2"/>`,
+    `<line x1="${num(left)}" y1="${num(y)}" x2="${num(left + 22)}" y2="${num(y)}" ` +
+      `stroke="${colour}" stroke-width="2"/>`,
     ...(markers ? [`<circle cx="${num(left + 11)}" cy="${num(y)}" r="3.5" fill="${colour}"/>`] : []),
     text(left + 28, y, s.name, 'font-size="12" dy="0.32em"'),
   ];

@@ -103,7 +103,8 @@ export async function referenceStats(
     const stats = readLabelledStats(reference);
     if (stats.features !== 'unknown' && stats.features !== extractor.id) {
       throw new DataError(
-        `--reference ${reference} was computed with features ${stats.features}, but these are ${extractor.id}: the distance would mean nothing`,
+        `--reference ${reference} was computed with features ${stats.features}, ` +
+          `but these are ${extractor.id}: the distance would mean nothing`,
       );
     }
     if (stats.mu.length !== extractor.dim)

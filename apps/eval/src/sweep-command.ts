@@ -47,7 +47,8 @@ export async function sweepCommand(options: SweepOptions) {
   const clip = await openClip({ ...options, log });
   const reference = await runReference(run, extractor, options.reference);
   log(
-    `sweep: reference ${reference.source} (${reference.n} images), features ${extractor.id}${clip ? `, CLIP ${clip.id}` : ''}`,
+    `sweep: reference ${reference.source} (${reference.n} images), ` +
+      `features ${extractor.id}${clip ? `, CLIP ${clip.id}` : ''}`,
   );
   const rows: SweepRow[] = [];
   let steps = 0;
@@ -73,7 +74,8 @@ export async function sweepCommand(options: SweepOptions) {
     }
     rows.push({ guidance: w, fid, clip_score: clipValue, n: options.n });
     log(
-      `sweep: w = ${w}: FID ${fid.toFixed(3)}${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''} (${gen.generated} new samples)`,
+      `sweep: w = ${w}: FID ${fid.toFixed(3)}` +
+        `${clipValue !== null ? `, CLIP ${clipValue.toFixed(3)}` : ''} (${gen.generated} new samples)`,
     );
   }
   run.dispose();
@@ -95,7 +97,9 @@ export async function sweepCommand(options: SweepOptions) {
   };
   writeFileSync(join(out, 'sweep.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(out, 'sweep.md'), sweepTable(report));
-  const subtitle = `${run.progress.step} steps, N = ${options.n}, ${steps} sampling steps · ${extractor.id}${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
+  const subtitle =
+    `${run.progress.step} steps, N = ${options.n}, ${steps} sampling steps · ${extractor.id}` +
+    `${proxy ? ' · PROXY: not comparable with published scores' : ''}`;
   const svg = clip
     ? lineChartSvg(
         [
@@ -145,7 +149,9 @@ function sweepTable(report: {
       (r) => `| ${r.guidance} | ${r.fid.toFixed(3)} | ${r.clip_score === null ? '–' : r.clip_score.toFixed(3)} |`,
     ),
     '',
-    `N = ${report.n} samples per weight; reference ${report.reference.source} (${report.reference.n} images); features ${report.features}; CLIP ${report.clip ?? 'none'}${report.definition ? ` (${report.definition})` : ''}.`,
+    `N = ${report.n} samples per weight; reference ${report.reference.source} (${report.reference.n} images); ` +
+      `features ${report.features}; CLIP ${report.clip ?? 'none'}` +
+      `${report.definition ? ` (${report.definition})` : ''}.`,
   ];
   if (report.note) lines.push('', `**${report.note}.**`);
   return `${lines.join('\n')}\n`;

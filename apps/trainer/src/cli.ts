@@ -31,7 +31,8 @@ const collect = (v: string, all: string[]) => [...all, v];
 program
   .command('info')
   .description(
-    "Print a model's parameter counts as one JSON line (per level, each excluding the levels inside it). Allocates no weights.",
+    "Print a model's parameter counts as one JSON line (per level, each excluding the levels inside it). " +
+      'Allocates no weights.',
   )
   .option('--preset <name>', `a preset: ${PRESET_NAMES.join(', ')}`)
   .option('--config <file>', 'a model config (JSON) instead of a preset')
@@ -71,7 +72,8 @@ program
           raw = { model: name, phases: [{ resolution: modelPreset(name).resolution, batchSize: 8, steps: 1000 }] };
         else
           throw new ConfigError(
-            `unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; model presets ${PRESET_NAMES.join(', ')}`,
+            `unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; ` +
+              `model presets ${PRESET_NAMES.join(', ')}`,
           );
       }
       if (options.config) raw = { ...raw, ...readConfigFile(options.config) };
@@ -95,7 +97,8 @@ program
         const { backend: _b, ...saved } = parseTrainConfig(config);
         if (JSON.stringify(wanted) !== JSON.stringify(saved))
           throw new ConfigError(
-            `the run in ${out} was trained with another config; resume it with --resume alone (its config.json is used)`,
+            `the run in ${out} was trained with another config; ` +
+              'resume it with --resume alone (its config.json is used)',
           );
       }
       if (options.backend) config = { ...config, backend: options.backend };
@@ -143,7 +146,9 @@ program
 program
   .command('data-check')
   .description(
-    'Read a whole data set once through the data pipeline (every sample read and decoded in worker threads), without training, and print one JSON line {"read", "skipped": {reason: count}, "images_per_s"} — to validate a data set before a long run.',
+    'Read a whole data set once through the data pipeline (every sample read and decoded in worker threads), ' +
+      'without training, and print one JSON line {"read", "skipped": {reason: count}, "images_per_s"} ' +
+      '— to validate a data set before a long run.',
   )
   .addOption(
     new Option('--source <kind>', 'the data set format')
@@ -152,7 +157,8 @@ program
   )
   .option(
     '--path <dir|pattern>',
-    'imagenet: folder of synset folders or tars; cc12m: folder, glob or {00000..00099} pattern of .tar shards (or the index TSV with --format tsv); webvid: the CSV',
+    'imagenet: folder of synset folders or tars; cc12m: folder, glob or {00000..00099} pattern of .tar shards ' +
+      '(or the index TSV with --format tsv); webvid: the CSV',
   )
   .addOption(
     new Option('--format <kind>', 'cc12m: img2dataset webdataset shards or the official TSV index').choices([

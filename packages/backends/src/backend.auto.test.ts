@@ -29,7 +29,7 @@ afterAll(() => {
 });
 
 describe("initBackend({ backend: 'auto' }) and the choice line", () => {
-  it("'auto' picks native (or wasm without the addon) when tfjs-node is not installed; quiet prints nothing", async () => {
+  it("'auto' picks native (or wasm without the addon) without tfjs-node installed; quiet prints nothing", async () => {
     const info = await initBackend({ backend: 'auto', quiet: true });
     expect(info.name).toBe(expected);
     expect(tf.getBackend()).toBe('wasm');

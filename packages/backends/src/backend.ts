@@ -83,7 +83,8 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
         : `built-in convolutions (install libdnnl2 for more speed), ${blas}`;
     return {
       name,
-      description: `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ${info.threads} threads)`,
+      description:
+        `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ` + `${info.threads} threads)`,
     };
   }
   if (name === 'cpu') {
@@ -99,8 +100,10 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
   const pkg = await loadNative();
   if (!pkg) {
     throw new BackendError(
-      "Backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, and neither is installed. " +
-        'Install one next to your app (`pnpm add @tensorflow/tfjs-node-gpu@4.22.0`; its installer downloads libtensorflow), ' +
+      "Backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, " +
+        'and neither is installed. ' +
+        'Install one next to your app (`pnpm add @tensorflow/tfjs-node-gpu@4.22.0`; ' +
+        'its installer downloads libtensorflow), ' +
         'or choose --backend wasm / cpu.',
     );
   }

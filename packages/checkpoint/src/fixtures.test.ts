@@ -116,7 +116,7 @@ describe('shared ml-mdm fixtures (nested-tiny)', () => {
     });
   });
 
-  it("unet-tiny's weights are nested-tiny's inner_unet.* tensors (sourcePrefix and targetPrefix on real files)", (ctx) => {
+  it("unet-tiny's weights are nested-tiny's inner_unet.* tensors (source/targetPrefix on real files)", (ctx) => {
     requireFixture(ctx, haveNested && haveUnet, haveNested ? unetDir : nestedDir);
     withFile(join(nestedDir, 'weights.safetensors'), (nested) =>
       withFile(join(unetDir, 'weights.safetensors'), (unet) => {

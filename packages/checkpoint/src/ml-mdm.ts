@@ -79,7 +79,10 @@ export interface ImportOptions {
    * out of a nested checkpoint). Applied to the source names, not to ours.
    */
   sourcePrefix?: string;
-  /** Write into our keys under this prefix (e.g. `inner_unet.` to load a 64 px model into the inner part of a 256 px one). */
+  /**
+   * Write into our keys under this prefix (e.g. `inner_unet.` to load a 64 px model into the inner
+   * part of a 256 px one).
+   */
   targetPrefix?: string;
   /** Accept source keys that the model does not have (default false: they are an error). */
   allowUnexpected?: boolean;

@@ -52,7 +52,8 @@ describe('files beyond 2 GiB (sparse)', () => {
       try {
         ftruncateSync(fd, FILE_SIZE);
       } catch (error) {
-        sparseRefused = `the filesystem under ${tmpdir()} refused a ${FILE_SIZE}-byte sparse file (${(error as Error).message})`;
+        sparseRefused =
+          `the filesystem under ${tmpdir()} refused a ${FILE_SIZE}-byte sparse file ` + `(${(error as Error).message})`;
       }
       if (!sparseRefused) {
         const prefix = Buffer.alloc(8);

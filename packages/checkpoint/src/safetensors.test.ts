@@ -199,7 +199,7 @@ describe('round trip', () => {
     expect(metadata).toEqual(sampleMetadata);
   });
 
-  it('writeSafetensors → readSafetensors and SafetensorsFile restore the same, and the file equals the in-memory encoding', () => {
+  it('writeSafetensors → readSafetensors / SafetensorsFile restore the same; file equals in-memory encoding', () => {
     const path = freshPath();
     writeSafetensors(path, sampleTensors(), sampleMetadata);
     const onDisk = new Uint8Array(readFileSync(path));

@@ -79,7 +79,8 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
 // The row kernels, defined twice: for AVX2+FMA and for the baseline x86-64 (SSE2), chosen at run time.
 #define MDM_DIRECT_KERNELS(SUFFIX, ATTR)                                                                           \
   template <int OUT>                                                                                                 \
-  ATTR void directForwardRows##SUFFIX(const float* x, const float* w, float* y, const ConvGeometry& g, long r0, long r1) { \
+  ATTR void directForwardRows##SUFFIX(const float* x, const float* w, float* y, const ConvGeometry& g, long r0,      \
+                                     long r1) {                                                                      \
     constexpr int V = OUT / 8;                                                                                       \
     const int C = g.inC;                                                                                             \
     for (long r = r0; r < r1; r++) { /* r = (b, oy) */                                                              \
@@ -104,7 +105,8 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
     }                                                                                                                \
   }                                                                                                                  \
   template <int OUT>                                                                                                 \
-  ATTR void directFilterRows##SUFFIX(const float* x, const float* dy, float* dw, const ConvGeometry& g, long r0, long r1) { \
+  ATTR void directFilterRows##SUFFIX(const float* x, const float* dy, float* dw, const ConvGeometry& g, long r0,     \
+                                    long r1) {                                                                       \
     constexpr int V = OUT / 8;                                                                                       \
     const int C = g.inC;                                                                                             \
     for (long r = r0; r < r1; r++) {                                                                                 \
@@ -201,8 +203,10 @@ void conv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvG
       for (int j = 0; j < g.kw; j++)
         for (int c = 0; c < g.inC; c++)
           for (int o = 0; o < g.outC; o++)
-            wt[((size_t(i) * g.kw + j) * g.outC + o) * g.inC + c] = w[((size_t(g.kh - 1 - i) * g.kw + (g.kw - 1 - j)) * g.inC + c) * g.outC + o];
-    ConvGeometry t{g.batch, g.outH, g.outW, g.outC, g.kh, g.kw, g.inC, 1, 1, 1, 1, g.kh - 1 - g.padTop, g.kw - 1 - g.padLeft, g.inH, g.inW};
+            wt[((size_t(i) * g.kw + j) * g.outC + o) * g.inC + c] =
+                w[((size_t(g.kh - 1 - i) * g.kw + (g.kw - 1 - j)) * g.inC + c) * g.outC + o];
+    ConvGeometry t{g.batch, g.outH, g.outW, g.outC, g.kh, g.kw, g.inC, 1, 1, 1, 1, g.kh - 1 - g.padTop,
+                   g.kw - 1 - g.padLeft, g.inH, g.inW};
     return directForwardAny(dy, wt.data(), dx, t);
   }
   if (pointwise(g)) return sgemm(false, true, R, g.inC, g.outC, dy, w, 0.f, dx);

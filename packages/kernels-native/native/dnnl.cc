@@ -35,7 +35,8 @@ struct alignas(64) ConvDesc {
   unsigned char bytes[16384];
 };
 
-constexpr int kF32 = 3, kTagAny = 1, kTagNhwc = 20, kTagHwio = 30;  // dnnl_f32, dnnl_format_tag_any, dnnl_nhwc, dnnl_hwio
+// dnnl_f32, dnnl_format_tag_any, dnnl_nhwc, dnnl_hwio
+constexpr int kF32 = 3, kTagAny = 1, kTagNhwc = 20, kTagHwio = 30;
 constexpr int kForwardTraining = 64, kBackwardData = 160, kBackwardWeights = 192, kConvolutionDirect = 1;
 constexpr int kEngineCpu = 1, kStreamDefault = 1;
 constexpr int kQueryImplInfo = 8, kQueryWeightsMd = 131, kQueryDiffWeightsMd = 132;
@@ -50,9 +51,12 @@ struct Api {
   Status (*mdInitByTag)(MemoryDesc*, int, const Dims, int, int);
   int (*mdEqual)(const MemoryDesc*, const MemoryDesc*);
   size_t (*mdGetSize)(const MemoryDesc*);
-  Status (*convForward)(ConvDesc*, int, int, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*, const Dims, const Dims, const Dims, const Dims);
-  Status (*convBackwardData)(ConvDesc*, int, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*, const Dims, const Dims, const Dims, const Dims);
-  Status (*convBackwardWeights)(ConvDesc*, int, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*, const Dims, const Dims, const Dims, const Dims);
+  Status (*convForward)(ConvDesc*, int, int, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*,
+                        const Dims, const Dims, const Dims, const Dims);
+  Status (*convBackwardData)(ConvDesc*, int, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*, const Dims,
+                             const Dims, const Dims, const Dims);
+  Status (*convBackwardWeights)(ConvDesc*, int, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*,
+                                const MemoryDesc*, const Dims, const Dims, const Dims, const Dims);
   Status (*pdCreate)(Handle*, const void*, Handle, Handle, Handle);
   Status (*pdDestroy)(Handle);
   const MemoryDesc* (*pdQueryMd)(Handle, int, int);
@@ -130,7 +134,9 @@ bool describe(const ConvGeometry& g, Descs& d) {
 Handle forwardPd(Descs& d) {
   auto cd = std::make_unique<ConvDesc>();
   Handle pd = nullptr;
-  if (api.convForward(cd.get(), kForwardTraining, kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides, d.dilates, d.padL, d.padR)) return nullptr;
+  if (api.convForward(cd.get(), kForwardTraining, kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides,
+                      d.dilates, d.padL, d.padR))
+    return nullptr;
   if (api.pdCreate(&pd, cd.get(), nullptr, engine, nullptr)) return nullptr;
   return pd;
 }
@@ -155,9 +161,10 @@ std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
     plan->pd = fwd;
   } else {
     auto cd = std::make_unique<ConvDesc>();
-    Status s = dir == BackwardData
-                   ? api.convBackwardData(cd.get(), kConvolutionDirect, &d.src, &d.anyW, &d.dst, d.strides, d.dilates, d.padL, d.padR)
-                   : api.convBackwardWeights(cd.get(), kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides, d.dilates, d.padL, d.padR);
+    Status s = dir == BackwardData ? api.convBackwardData(cd.get(), kConvolutionDirect, &d.src, &d.anyW, &d.dst,
+                                                          d.strides, d.dilates, d.padL, d.padR)
+                                   : api.convBackwardWeights(cd.get(), kConvolutionDirect, &d.src, &d.anyW, nullptr,
+                                                             &d.dst, d.strides, d.dilates, d.padL, d.padR);
     plan->hint = fwd;
     if (!s) s = api.pdCreate(&plan->pd, cd.get(), nullptr, engine, fwd);
     if (s) {
@@ -187,7 +194,8 @@ std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
 }
 
 Plan* planFor(Direction dir, const ConvGeometry& g) {
-  Key key = {dir, g.batch, g.inH, g.inW, g.inC, g.kh, g.kw, g.outC, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft, g.outH, g.outW};
+  Key key = {dir, g.batch, g.inH, g.inW, g.inC, g.kh, g.kw, g.outC, g.strideH, g.strideW, g.dilationH, g.dilationW,
+             g.padTop, g.padLeft, g.outH, g.outW};
   auto it = plans.find(key);
   if (it != plans.end()) return it->second.get();
   // A model has a few dozen geometries; a long-running process that sees many (varying batch
@@ -214,7 +222,8 @@ bool convolve(Direction dir, const ConvGeometry& g, const float* a, const float*
   Handle weights = p->memW ? p->memW : p->memUserW;
   bool ok = set(p->memIn, a);
   if (dir == BackwardWeights) {
-    ok = ok && set(p->memOut, b) && set(p->memUserW, out) && run(p->prim, {{kArgSrc, p->memIn}, {kArgDiffDst, p->memOut}, {kArgDiffWeights, weights}});
+    ok = ok && set(p->memOut, b) && set(p->memUserW, out) &&
+         run(p->prim, {{kArgSrc, p->memIn}, {kArgDiffDst, p->memOut}, {kArgDiffWeights, weights}});
     if (ok && p->memW) ok = run(p->reorder, {{kArgFrom, p->memW}, {kArgTo, p->memUserW}});
   } else {
     ok = ok && set(p->memUserW, b) && set(p->memOut, out);
@@ -238,20 +247,27 @@ bool loadDnnl() {
   if (!lib) return false;
   bool ok = resolve(lib, api.version, "dnnl_version") && resolve(lib, api.engineCreate, "dnnl_engine_create") &&
             resolve(lib, api.streamCreate, "dnnl_stream_create") && resolve(lib, api.streamWait, "dnnl_stream_wait") &&
-            resolve(lib, api.mdInitByTag, "dnnl_memory_desc_init_by_tag") && resolve(lib, api.mdEqual, "dnnl_memory_desc_equal") &&
+            resolve(lib, api.mdInitByTag, "dnnl_memory_desc_init_by_tag") &&
+            resolve(lib, api.mdEqual, "dnnl_memory_desc_equal") &&
             resolve(lib, api.mdGetSize, "dnnl_memory_desc_get_size") &&
             resolve(lib, api.convForward, "dnnl_dilated_convolution_forward_desc_init") &&
             resolve(lib, api.convBackwardData, "dnnl_dilated_convolution_backward_data_desc_init") &&
             resolve(lib, api.convBackwardWeights, "dnnl_dilated_convolution_backward_weights_desc_init") &&
-            resolve(lib, api.pdCreate, "dnnl_primitive_desc_create") && resolve(lib, api.pdDestroy, "dnnl_primitive_desc_destroy") &&
-            resolve(lib, api.pdQueryMd, "dnnl_primitive_desc_query_md") && resolve(lib, api.pdQuery, "dnnl_primitive_desc_query") &&
+            resolve(lib, api.pdCreate, "dnnl_primitive_desc_create") &&
+            resolve(lib, api.pdDestroy, "dnnl_primitive_desc_destroy") &&
+            resolve(lib, api.pdQueryMd, "dnnl_primitive_desc_query_md") &&
+            resolve(lib, api.pdQuery, "dnnl_primitive_desc_query") &&
             resolve(lib, api.reorderPdCreate, "dnnl_reorder_primitive_desc_create") &&
-            resolve(lib, api.primitiveCreate, "dnnl_primitive_create") && resolve(lib, api.primitiveDestroy, "dnnl_primitive_destroy") &&
-            resolve(lib, api.execute, "dnnl_primitive_execute") && resolve(lib, api.memoryCreate, "dnnl_memory_create") &&
-            resolve(lib, api.memorySetDataHandle, "dnnl_memory_set_data_handle") && resolve(lib, api.memoryDestroy, "dnnl_memory_destroy");
+            resolve(lib, api.primitiveCreate, "dnnl_primitive_create") &&
+            resolve(lib, api.primitiveDestroy, "dnnl_primitive_destroy") &&
+            resolve(lib, api.execute, "dnnl_primitive_execute") &&
+            resolve(lib, api.memoryCreate, "dnnl_memory_create") &&
+            resolve(lib, api.memorySetDataHandle, "dnnl_memory_set_data_handle") &&
+            resolve(lib, api.memoryDestroy, "dnnl_memory_destroy");
   resolve(lib, api.ompSetNumThreads, "omp_set_num_threads");  // optional: a TBB or sequential build has none
   const Version* v = ok ? api.version() : nullptr;
-  if (!v || v->major != 2 || api.engineCreate(&engine, kEngineCpu, 0) || api.streamCreate(&stream, engine, kStreamDefault)) {
+  if (!v || v->major != 2 || api.engineCreate(&engine, kEngineCpu, 0) ||
+      api.streamCreate(&stream, engine, kStreamDefault)) {
     dlclose(lib);
     return false;
   }
@@ -272,8 +288,14 @@ void dnnlSetThreads(int n) {
   if (api.ompSetNumThreads) api.ompSetNumThreads(n);
 }
 
-bool dnnlConv2d(const float* x, const float* w, float* y, const ConvGeometry& g) { return convolve(Forward, g, x, w, y); }
-bool dnnlConv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvGeometry& g) { return convolve(BackwardData, g, dy, w, dx); }
-bool dnnlConv2dBackpropFilter(const float* x, const float* dy, float* dw, const ConvGeometry& g) { return convolve(BackwardWeights, g, x, dy, dw); }
+bool dnnlConv2d(const float* x, const float* w, float* y, const ConvGeometry& g) {
+  return convolve(Forward, g, x, w, y);
+}
+bool dnnlConv2dBackpropInput(const float* dy, const float* w, float* dx, const ConvGeometry& g) {
+  return convolve(BackwardData, g, dy, w, dx);
+}
+bool dnnlConv2dBackpropFilter(const float* x, const float* dy, float* dw, const ConvGeometry& g) {
+  return convolve(BackwardWeights, g, x, dy, dw);
+}
 
 }  // namespace mdm

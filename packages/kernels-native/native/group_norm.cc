@@ -92,7 +92,8 @@ const bool gnAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fm
 
 // y = x·A[c] + B[c] (then SiLU), over one sample's pixels: with AVX2 intrinsics 8 channels at a
 // time when C is a multiple of 8, else portable code.
-__attribute__((target("avx2,fma"))) void applyAffineAvx2x8(const float* x, float* y, const float* A, const float* B, long n, int C, bool silu) {
+__attribute__((target("avx2,fma"))) void applyAffineAvx2x8(const float* x, float* y, const float* A, const float* B,
+                                                           long n, int C, bool silu) {
   for (long p = 0; p < n; p++)
     for (int c = 0; c < C; c += 8) {
       __m256 z = _mm256_fmadd_ps(_mm256_loadu_ps(x + p * C + c), _mm256_loadu_ps(A + c), _mm256_loadu_ps(B + c));
@@ -116,8 +117,9 @@ struct Sums {
 // Pass 1 of the backward pass over one sample, portable version. The sums run in float32 over
 // blocks of 64 pixels and are added to the float64 totals after each block, which keeps the
 // accumulated rounding at the float64 level for any image size.
-void backwardPass1Portable(const float* x, const float* dy, float* dx, const float* mean, const float* rstd, const float* gamma,
-                           const float* beta, const float* m, const float* t0, long pixels, int C, bool silu, Sums out) {
+void backwardPass1Portable(const float* x, const float* dy, float* dx, const float* mean, const float* rstd,
+                           const float* gamma, const float* beta, const float* m, const float* t0, long pixels, int C,
+                           bool silu, Sums out) {
   std::vector<float> acc(size_t(6) * C);
   float *fdt = acc.data(), *fds = fdt + C, *fdb = fds + C, *fdg = fdb + C, *f1 = fdg + C, *f2 = f1 + C;
   for (long p0 = 0; p0 < pixels; p0 += 64) {
@@ -152,9 +154,10 @@ void backwardPass1Portable(const float* x, const float* dy, float* dx, const flo
 }
 
 // Pass 1 with intrinsics, 8 channels at a time (C a multiple of 8); the same block scheme.
-__attribute__((target("avx2,fma"))) void backwardPass1Avx2x8(const float* x, const float* dy, float* dx, const float* mean, const float* rstd,
-                                                            const float* gamma, const float* beta, const float* m, const float* t0,
-                                                            long pixels, int C, bool silu, Sums out) {
+__attribute__((target("avx2,fma"))) void backwardPass1Avx2x8(const float* x, const float* dy, float* dx,
+                                                             const float* mean, const float* rstd, const float* gamma,
+                                                             const float* beta, const float* m, const float* t0,
+                                                             long pixels, int C, bool silu, Sums out) {
   std::vector<float> acc(size_t(6) * C);
   float *fdt = acc.data(), *fds = fdt + C, *fdb = fds + C, *fdg = fdb + C, *f1 = fdg + C, *f2 = f1 + C;
   const __m256 one = _mm256_set1_ps(1.f);
@@ -162,7 +165,8 @@ __attribute__((target("avx2,fma"))) void backwardPass1Avx2x8(const float* x, con
     std::fill(acc.begin(), acc.end(), 0.f);
     const long p1 = std::min(pixels, p0 + 64);
     for (int c = 0; c < C; c += 8) {
-      const __m256 mu = _mm256_loadu_ps(mean + c), rs = _mm256_loadu_ps(rstd + c), g = _mm256_loadu_ps(gamma + c), bt = _mm256_loadu_ps(beta + c);
+      const __m256 mu = _mm256_loadu_ps(mean + c), rs = _mm256_loadu_ps(rstd + c), g = _mm256_loadu_ps(gamma + c),
+                   bt = _mm256_loadu_ps(beta + c);
       const __m256 mm = _mm256_loadu_ps(m + c), tt = _mm256_loadu_ps(t0 + c);
       __m256 adt = _mm256_setzero_ps(), ads = adt, adb = adt, adg = adt, a1 = adt, a2 = adt;
       for (long p = p0; p < p1; p++) {
@@ -192,8 +196,8 @@ __attribute__((target("avx2,fma"))) void backwardPass1Avx2x8(const float* x, con
     }
   }
 }
-void backwardPass1(const float* x, const float* dy, float* dx, const float* mean, const float* rstd, const float* gamma, const float* beta,
-                   const float* m, const float* t0, long pixels, int C, bool silu, Sums out) {
+void backwardPass1(const float* x, const float* dy, float* dx, const float* mean, const float* rstd, const float* gamma,
+                   const float* beta, const float* m, const float* t0, long pixels, int C, bool silu, Sums out) {
   if (gnAvx2 && C % 8 == 0) return backwardPass1Avx2x8(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
   backwardPass1Portable(x, dy, dx, mean, rstd, gamma, beta, m, t0, pixels, C, silu, out);
 }
@@ -211,8 +215,8 @@ void forBatches(const GroupNormShape& s, F f) {
 
 }  // namespace
 
-void groupNormAct(const float* x, const float* gamma, const float* beta, const float* scale, const float* shift, float* y,
-                  const GroupNormShape& s) {
+void groupNormAct(const float* x, const float* gamma, const float* beta, const float* scale, const float* shift,
+                  float* y, const GroupNormShape& s) {
   const int C = s.channels;
   forBatches(s, [&](int b0, int b1, int) {
     std::vector<float> A(C), Bc(C);
@@ -230,8 +234,9 @@ void groupNormAct(const float* x, const float* gamma, const float* beta, const f
   });
 }
 
-void groupNormActGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* scale, const float* shift,
-                      float* dx, float* dgamma, float* dbeta, float* dscale, float* dshift, const GroupNormShape& s) {
+void groupNormActGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* scale,
+                      const float* shift, float* dx, float* dgamma, float* dbeta, float* dscale, float* dshift,
+                      const GroupNormShape& s) {
   const int C = s.channels, G = s.groups, cg = C / G;
   const double n = double(s.pixels) * cg;
   const int T = std::max(1, threads());
@@ -253,8 +258,8 @@ void groupNormActGrad(const float* dy, const float* x, const float* gamma, const
       std::fill(ds.begin(), ds.end(), 0.0);
       std::fill(dt.begin(), dt.end(), 0.0);
       // Pass 1: dz through SiLU and the modulation; dx holds dx̂ = du·γ for now.
-      backwardPass1(x + off, dy + off, dx + off, st.mean.data(), st.rstd.data(), gamma, beta, m.data(), t0.data(), s.pixels, C, s.silu,
-                    Sums{dt.data(), ds.data(), db, dg, sum1.data(), sum2.data()});
+      backwardPass1(x + off, dy + off, dx + off, st.mean.data(), st.rstd.data(), gamma, beta, m.data(), t0.data(),
+                    s.pixels, C, s.silu, Sums{dt.data(), ds.data(), db, dg, sum1.data(), sum2.data()});
       std::fill(g1.begin(), g1.end(), 0.0);
       std::fill(g2.begin(), g2.end(), 0.0);
       for (int c = 0; c < C; c++) g1[c / cg] += sum1[c], g2[c / cg] += sum2[c];

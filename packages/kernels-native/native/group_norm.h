@@ -16,10 +16,11 @@ struct GroupNormShape {
 };
 
 // scale/shift may be null (no modulation).
-void groupNormAct(const float* x, const float* gamma, const float* beta, const float* scale, const float* shift, float* y,
-                  const GroupNormShape& s);
+void groupNormAct(const float* x, const float* gamma, const float* beta, const float* scale, const float* shift,
+                  float* y, const GroupNormShape& s);
 // dscale/dshift are written when scale is non-null.
-void groupNormActGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* scale, const float* shift,
-                      float* dx, float* dgamma, float* dbeta, float* dscale, float* dshift, const GroupNormShape& s);
+void groupNormActGrad(const float* dy, const float* x, const float* gamma, const float* beta, const float* scale,
+                      const float* shift, float* dx, float* dgamma, float* dbeta, float* dscale, float* dshift,
+                      const GroupNormShape& s);
 
 }  // namespace mdm

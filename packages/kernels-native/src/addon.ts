@@ -130,7 +130,9 @@ export function loadAddon(): LoadResult {
   if (!existsSync(path)) {
     cached = {
       addon: undefined,
-      reason: `the native addon was not built (${path} is missing; run \`pnpm --filter @matryoshka-ts/kernels-native run build:native\`, which needs g++ and Node's headers)`,
+      reason:
+        `the native addon was not built (${path} is missing; run ` +
+        "`pnpm --filter @matryoshka-ts/kernels-native run build:native`, which needs g++ and Node's headers)",
     };
     return cached;
   }

@@ -272,7 +272,9 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     expect(Math.abs(numeric - analytic)).toBeLessThan(1e-3 * Math.abs(analytic) + 2e-3);
   });
 
-  it('finite differences agree with the native batched matMul gradients (transposed B, as attention uses)', async () => {
+  const transposedGradTitle =
+    'finite differences agree with the native batched matMul gradients (transposed B, as attention uses)';
+  it(transposedGradTitle, async () => {
     const sa = [2, 3, 7, 5],
       sb = [2, 3, 6, 5];
     const a = randoms(sa),

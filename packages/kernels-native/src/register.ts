@@ -424,7 +424,10 @@ export interface NativeKernelsInfo {
   base: NativeBase;
   /** Which matrix product runs underneath: OpenBLAS when installed, else the addon's own. */
   provider: 'openblas' | 'builtin';
-  /** Which convolutions run: oneDNN's (libdnnl.so.2, when installed) or the addon's own; onednn is its version or ''. */
+  /**
+   * Which convolutions run: oneDNN's (libdnnl.so.2, when installed) or the addon's own; onednn is its version
+   * or ''.
+   */
   convProvider: 'onednn' | 'builtin';
   onednn: string;
   threads: number;

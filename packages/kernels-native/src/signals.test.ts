@@ -20,13 +20,15 @@ const shapes = [[8, 16, 32, 32, 3], [8, 32, 16, 16, 3], [4, 16, 64, 32, 1], [2, 
 for (let round = 0; round < 40; round++)
   for (const [B, H, C, O, K] of shapes) {
     const p = K === 3 ? 1 : 0, g = [B, H, H, C, K, K, O, 1, 1, 1, 1, p, p, H, H];
-    const x = new Float32Array(B * H * H * C).fill(0.5), y = new Float32Array(B * H * H * O), w = new Float32Array(K * K * C * O).fill(0.01);
+    const x = new Float32Array(B * H * H * C).fill(0.5), y = new Float32Array(B * H * H * O),
+      w = new Float32Array(K * K * C * O).fill(0.01);
     a.conv2d(x, w, y, g);
     a.conv2dBackpropInput(y, w, x, g);
     a.conv2dBackpropFilter(x, y, w, g);
   }
 const { onednnCalls, onednnDeclined } = a.info();
-if (onednnCalls < 600 || onednnDeclined > 0) throw new Error('oneDNN ran ' + onednnCalls + ' and declined ' + onednnDeclined);
+if (onednnCalls < 600 || onednnDeclined > 0)
+  throw new Error('oneDNN ran ' + onednnCalls + ' and declined ' + onednnDeclined);
 console.log('ok', onednnCalls);
 `;
 

@@ -34,7 +34,10 @@ export const trainConfigSchema = z.strictObject({
        * index; webvid: the WebVid CSV plus downloaded videos (each clip's frames train as images).
        */
       source: z.enum(['bundled', 'imagenet', 'cc12m', 'webvid']).default('bundled'),
-      /** imagenet: folder of synset folders/tars or a pattern; cc12m: shard folder/pattern, or the index TSV (format tsv); webvid: the CSV. */
+      /**
+       * imagenet: folder of synset folders/tars or a pattern; cc12m: shard folder/pattern, or the index
+       * TSV (format tsv); webvid: the CSV.
+       */
       path: z.string().min(1).optional(),
       /** imagenet: file of wnids fixing the label order (LOC_synset_mapping.txt works). */
       synsets: z.string().min(1).optional(),
@@ -196,7 +199,8 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     throw new ConfigError('config: conditioning.kind is text but the model has no text conditioning');
   if (kind === 'text' && model.text!.featureDim !== config.conditioning.encoder.width) {
     throw new ConfigError(
-      `config: conditioning.encoder.width (${config.conditioning.encoder.width}) must equal the model's text featureDim (${model.text!.featureDim})`,
+      `config: conditioning.encoder.width (${config.conditioning.encoder.width}) ` +
+        `must equal the model's text featureDim (${model.text!.featureDim})`,
     );
   }
   if (kind === 'labels' && !model.labels)
@@ -219,7 +223,8 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   // Every data source decodes RGB images; latent (4-channel) or grey models need their own data.
   if (model.imageChannels !== 3) {
     throw new ConfigError(
-      `config: model.imageChannels: the data sources give RGB images (3 channels), the model takes ${model.imageChannels}`,
+      'config: model.imageChannels: the data sources give RGB images (3 channels), ' +
+        `the model takes ${model.imageChannels}`,
     );
   }
   if (config.data.source === 'bundled' && resolutions[0] > 64)
@@ -237,7 +242,9 @@ const SOURCE_FIELDS = {
 } as const;
 
 const FIELD_HELP: Record<string, string> = {
-  path: 'the data set (imagenet: folder of synset folders or tars; cc12m: folder or pattern of .tar shards, or the index TSV with format tsv; webvid: the CSV)',
+  path:
+    'the data set (imagenet: folder of synset folders or tars; cc12m: folder or pattern of .tar shards, ' +
+    'or the index TSV with format tsv; webvid: the CSV)',
   videos: 'the folder of downloaded WebVid videos',
 };
 
@@ -256,7 +263,8 @@ function checkDataConfig(config: TrainConfig): void {
     throw new ConfigError(`config: data.rank: ${data.rank} must be below data.world (${data.world})`);
   if (config.conditioning.kind === 'labels' && (data.source === 'cc12m' || data.source === 'webvid')) {
     throw new ConfigError(
-      `config: conditioning.kind is labels but data.source ${data.source} has captions, not class labels (use text, or imagenet / bundled)`,
+      `config: conditioning.kind is labels but data.source ${data.source} has captions, ` +
+        'not class labels (use text, or imagenet / bundled)',
     );
   }
 }

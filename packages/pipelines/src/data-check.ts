@@ -26,8 +26,8 @@ export interface DataCheckResult {
  * and decoded in the worker pool — without training, so a data set can be validated before a long
  * run. One pass in stored order: no shuffling is needed to see every sample. `read` counts samples
  * that decoded (images, or video clips); `images_per_s` counts decoded images (a clip's frames each)
- * per second of wall time, from the first decoded sample on (worker start-up excluded). The source is opened first, so a missing path fails at once with
- * the source's message.
+ * per second of wall time, from the first decoded sample on (worker start-up excluded). The source
+ * is opened first, so a missing path fails at once with the source's message.
  */
 export async function dataCheck(options: DataCheckOptions): Promise<DataCheckResult> {
   const size = options.size ?? 64;

@@ -73,7 +73,9 @@ export async function openTrainingData(config: TrainConfig, resolution: number):
     const dataset = loadEmojiDataset({ resolution, skinTones: data.skinTones, categories: data.categories });
     const skipped = Object.values(dataset.skipped).reduce((a, b) => a + b, 0);
     return {
-      description: `${dataset.id}, ${dataset.size} images${skipped ? `, ${skipped} skipped ${JSON.stringify(dataset.skipped)}` : ''}`,
+      description:
+        `${dataset.id}, ${dataset.size} images` +
+        `${skipped ? `, ${skipped} skipped ${JSON.stringify(dataset.skipped)}` : ''}`,
       classNames: dataset.classNames,
       next: async (batchSize, position) => nextBatch(dataset, batchSize, config.seed, position),
       preview: async (n) => previewConditions(dataset, n),
@@ -87,7 +89,9 @@ export async function openTrainingData(config: TrainConfig, resolution: number):
   shardOrder(source.shards.length, config.seed, 0, data.rank, data.world);
   let batcher: StreamBatcher | undefined;
   return {
-    description: `${source.id}, ${source.shards.length} shards${data.world > 1 ? ` (rank ${data.rank} of ${data.world})` : ''}, decoded at ${resolution} px`,
+    description:
+      `${source.id}, ${source.shards.length} shards` +
+      `${data.world > 1 ? ` (rank ${data.rank} of ${data.world})` : ''}, decoded at ${resolution} px`,
     classNames: source.classNames,
     async next(batchSize, position) {
       // Created at the first batch, from the position the run starts (or resumes) at.

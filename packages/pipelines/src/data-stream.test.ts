@@ -63,7 +63,7 @@ const rows = (run: string) =>
     .map((l) => JSON.parse(l) as StepMetrics);
 
 describe('train on a streamed source', () => {
-  it('trains through the corrupt image (counted in metrics.jsonl) and resumes with exactly the losses of an uninterrupted run', async () => {
+  it('trains past the corrupt image (counted in metrics.jsonl); resumed losses equal uninterrupted ones', async () => {
     const config = parseTrainConfig(micro);
     const whole = join(dir, 'whole');
     // 7 steps × 2 = 14 images: past the 10 good ones of epoch 0, so the corrupt one was passed.

@@ -90,7 +90,7 @@ const micro: TrainConfigInput = {
 };
 
 describe('a frozen ONNX text encoder in training', () => {
-  it('encodes every caption once into the disk cache, trains on it, and samples new prompts after preparing them', async () => {
+  it('encodes every caption once into the disk cache, trains on it, samples new prompts once prepared', async () => {
     const out = join(dir, 'run');
     const result = await train(parseTrainConfig(micro), { out });
     expect(Number.isFinite(result.finalLoss)).toBe(true);

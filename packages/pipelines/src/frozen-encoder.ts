@@ -43,7 +43,8 @@ export async function openConditioner(
       });
       if (result.encoded)
         log(
-          `text encoder: encoded ${result.encoded} captions in ${((performance.now() - started) / 1000).toFixed(1)} s (${result.cached} were cached)`,
+          `text encoder: encoded ${result.encoded} captions in ` +
+            `${((performance.now() - started) / 1000).toFixed(1)} s (${result.cached} were cached)`,
         );
     },
   };

@@ -87,7 +87,8 @@ export async function openRun(path: string, options: { ema?: boolean } = {}): Pr
       // A streamed source (ImageNet, CC12M, WebVid) is not loaded whole: prompts and references must be given.
       if (config.data.source !== 'bundled') {
         throw new ConfigError(
-          `the run trained on data.source ${config.data.source}, which is not loaded as a whole: give prompts (--prompt / --prompts) and a reference (--reference) explicitly`,
+          `the run trained on data.source ${config.data.source}, which is not loaded as a whole: ` +
+            'give prompts (--prompt / --prompts) and a reference (--reference) explicitly',
         );
       }
       // Decoded once per opened run: a sweep asks for it at every guidance weight.

@@ -24,7 +24,10 @@ export function phaseModelConfig(full: NestedUNetConfig, from: number): NestedUN
   return config;
 }
 
-/** Where each phase starts and ends in global steps, for a run of `total` steps (the last phase absorbs the difference). */
+/**
+ * Where each phase starts and ends in global steps, for a run of `total` steps (the last phase absorbs
+ * the difference).
+ */
 export function phaseBounds(config: TrainConfig, total: number): Array<{ start: number; end: number }> {
   const bounds: Array<{ start: number; end: number }> = [];
   let start = 0;
@@ -37,7 +40,10 @@ export function phaseBounds(config: TrainConfig, total: number): Array<{ start: 
   return bounds;
 }
 
-/** Renames weights of a smaller model for the model `added` levels larger: each key gains `inner_unet.` per added level. */
+/**
+ * Renames weights of a smaller model for the model `added` levels larger: each key gains `inner_unet.`
+ * per added level.
+ */
 export function nestDeeper(values: Map<string, Float32Array>, added: number): Map<string, Float32Array> {
   const prefix = 'inner_unet.'.repeat(added);
   return new Map([...values].map(([k, v]) => [prefix + k, v]));

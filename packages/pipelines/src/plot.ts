@@ -34,7 +34,8 @@ export function lineChartSvg(
   const px = (x: number) => m.left + ((x - x0) / Math.max(x1 - x0, 1e-9)) * (width - m.left - m.right);
   const py = (y: number) => height - m.bottom - ((Math.log10(y) - y0) / (y1 - y0)) * (height - m.top - m.bottom);
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+      `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(options.title)}</text>`,
   ];
@@ -50,18 +51,22 @@ export function lineChartSvg(
     parts.push(`<text x="${px(x)}" y="${height - m.bottom + 18}" text-anchor="middle">${Math.round(x)}</text>`);
   }
   parts.push(
-    `<rect x="${m.left}" y="${m.top}" width="${width - m.left - m.right}" height="${height - m.top - m.bottom}" fill="none" stroke="#444"/>`,
+    `<rect x="${m.left}" y="${m.top}" width="${width - m.left - m.right}" ` +
+      `height="${height - m.top - m.bottom}" fill="none" stroke="#444"/>`,
     `<text x="${width / 2}" y="${height - 12}" text-anchor="middle">${escapeXml(options.xLabel)}</text>`,
-    `<text x="16" y="${height / 2}" text-anchor="middle" transform="rotate(-90 16 ${height / 2})">${escapeXml(options.yLabel)}</text>`,
+    `<text x="16" y="${height / 2}" text-anchor="middle" transform="rotate(-90 16 ${height / 2})">` +
+      `${escapeXml(options.yLabel)}</text>`,
   );
   series.forEach((s, i) => {
     const pts = s.points.filter(([, y]) => y > 0 && Number.isFinite(y));
     if (pts.length)
       parts.push(
-        `<polyline fill="none" stroke="${s.colour}" stroke-width="1.5" points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`,
+        `<polyline fill="none" stroke="${s.colour}" stroke-width="1.5" ` +
+          `points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`,
       );
     parts.push(
-      `<text x="${width - m.right - 8}" y="${m.top + 16 + 16 * i}" text-anchor="end" fill="${s.colour}">${escapeXml(s.name)}</text>`,
+      `<text x="${width - m.right - 8}" y="${m.top + 16 + 16 * i}" text-anchor="end" fill="${s.colour}">` +
+        `${escapeXml(s.name)}</text>`,
     );
   });
   parts.push('</svg>');

@@ -67,7 +67,8 @@ describe('TrainStep', () => {
     );
     const p0 = values(model.params);
     const result = step.run(images, text, new Rng(11));
-    expect(result.gradNorm).toBeGreaterThan(1e-3); // so clipping happened (Adam's first step is scale-free, the EMA is not affected)
+    // so clipping happened (Adam's first step is scale-free, the EMA is not affected)
+    expect(result.gradNorm).toBeGreaterThan(1e-3);
     expect(step.emaUpdates).toBe(1);
     const p1 = values(model.params);
     for (const [name, e] of values(step.ema!)) {

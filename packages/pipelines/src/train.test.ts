@@ -14,7 +14,8 @@ beforeAll(async () => {
   await initBackend({ backend: 'cpu', quiet: true });
 });
 
-// The micro preset (2 levels, 8 → 4 px) on the pure-JS cpu backend (deterministic); the resumed run below crosses its phase boundary.
+// The micro preset (2 levels, 8 → 4 px) on the pure-JS cpu backend (deterministic); the resumed run
+// below crosses its phase boundary.
 const micro: TrainConfigInput = { ...TRAIN_PRESETS.micro, backend: 'cpu' };
 
 const dirs: string[] = [];

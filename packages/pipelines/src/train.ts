@@ -193,7 +193,8 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
         for (const [k, v] of nestDeeper(previousEma, added)) emaValues.set(k, Float32Array.from(v));
         ema = variablesOf(emaValues, shapes);
         progressLine.log(
-          `phase ${index + 1}: ${config.phases[index].resolution} px, inner ${resolutions[previous.from]} px initialised from phase ${index}`,
+          `phase ${index + 1}: ${config.phases[index].resolution} px, ` +
+            `inner ${resolutions[previous.from]} px initialised from phase ${index}`,
         );
       }
       step = new TrainStep(model, phaseSchedules, stepOptions, ema);
@@ -260,7 +261,8 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
         progress.badInARow += 1;
         progress.badTotal += 1;
         progressLine.log(
-          `step ${stepNo}: ${skipped} (${loss}); update skipped (${progress.badInARow} in a row, ${progress.badTotal} in total)`,
+          `step ${stepNo}: ${skipped} (${loss}); ` +
+            `update skipped (${progress.badInARow} in a row, ${progress.badTotal} in total)`,
         );
       } else {
         progress.badInARow = 0;
@@ -290,16 +292,20 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
       options.onStep?.(metrics, tf.memory().numTensors);
       const rate = speed.perSecond();
       const speedText = Number.isFinite(rate)
-        ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ETA ${formatDuration((total - stepNo) / rate)}`
+        ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ` +
+          `ETA ${formatDuration((total - stepNo) / rate)}`
         : 'measuring speed…';
       progressLine.update(
-        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | loss ${loss.toFixed(4)} | ${speedText}` +
-          `${progress.badTotal ? ` | skipped ${progress.badTotal} steps` : ''}${dataProgress(dataStats?.imagesPerSecond, runSkipped)}`,
+        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | ` +
+          `loss ${loss.toFixed(4)} | ${speedText}` +
+          `${progress.badTotal ? ` | skipped ${progress.badTotal} steps` : ''}` +
+          `${dataProgress(dataStats?.imagesPerSecond, runSkipped)}`,
       );
       if (progress.badInARow >= config.maxBadSteps) {
         progressLine.done();
         throw new TrainingDivergedError(
-          `${progress.badInARow} non-finite losses in a row at step ${stepNo}: stopping. The last good checkpoint (${checkpointPath}) is intact; lower optimizer.lr or check the data.`,
+          `${progress.badInARow} non-finite losses in a row at step ${stepNo}: stopping. ` +
+            `The last good checkpoint (${checkpointPath}) is intact; lower optimizer.lr or check the data.`,
         );
       }
       if (stepNo % config.plotEvery === 0) log.plot();
@@ -318,7 +324,8 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   current?.model.dispose();
   const seconds = (performance.now() - started) / 1000;
   progressLine.log(
-    `done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}`,
+    `done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}` +
+      `${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}`,
   );
   return { steps: progress.step, finalLoss, badSteps: progress.badTotal, seconds, samples: lastSamples };
 }

@@ -210,7 +210,10 @@ function caseSuite(
     tf.dispose([batch, text, result?.outputs ?? []]);
   });
 
-  /** One forward and backward pass: loss_mean's value and parameter gradients; mse, per-sample loss and outputs leave the gradient scope through tf.keep. */
+  /**
+   * One forward and backward pass: loss_mean's value and parameter gradients; mse, per-sample loss and outputs leave
+   * the gradient scope through tf.keep.
+   */
   const run = (): CaseResult => {
     if (result) return result;
     const model = getModel();
@@ -325,7 +328,8 @@ function caseSuite(
           const dPadded = Math.abs(a[i] - ref[i]) / Math.max(1, Math.abs(ref[i]));
           const dTarget = Math.abs(b[i] - ref[i]) / Math.max(1, Math.abs(ref[i]));
           console.info(
-            `[parity] ${label} mse.level${n}[${i}] (dropped): zero network output ${dPadded.toExponential(2)}, zero ${settings.target}-prediction ${dTarget.toExponential(2)}`,
+            `[parity] ${label} mse.level${n}[${i}] (dropped): zero network output ${dPadded.toExponential(2)}, ` +
+              `zero ${settings.target}-prediction ${dTarget.toExponential(2)}`,
           );
           expect(
             Math.min(dPadded, dTarget),
@@ -344,7 +348,8 @@ function caseSuite(
     perSample.forEach((v, i) => expectClose(v, ref[i], 1e-4, `loss[${i}]`));
     expectClose(lossMean, values('loss_mean')[0], 1e-4, 'loss_mean');
     console.info(
-      `[parity] ${label} loss max |Δ| ${maxAbsDiff(perSample, ref).toExponential(2)}, loss_mean |Δ| ${Math.abs(lossMean - values('loss_mean')[0]).toExponential(2)}`,
+      `[parity] ${label} loss max |Δ| ${maxAbsDiff(perSample, ref).toExponential(2)}, ` +
+        `loss_mean |Δ| ${Math.abs(lossMean - values('loss_mean')[0]).toExponential(2)}`,
     );
   });
 

@@ -85,7 +85,9 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
   forEachFixture(`sampler parity on ${backend}`, (fixture) => {
     const samplerConfig = fixture.config.sampler as SamplerConfig | undefined;
     if (!existsSync(fixture.file('sampler')) || !samplerConfig) {
-      const reason = `${fixture.name} has no sampler.safetensors (or no sampler section in config.json): sampler parity skipped`;
+      const reason =
+        `${fixture.name} has no sampler.safetensors (or no sampler section in config.json): ` +
+        'sampler parity skipped';
       it('sampler fixture present', (ctx) => {
         console.warn(`[parity] ${reason}`);
         ctx.skip(reason);
@@ -130,7 +132,8 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
       file?.close();
       if (measured.length)
         console.log(
-          `[parity] sampler ${fixture.name} on ${backend}, max |ours − official|:\n${measured.map(([k, d]) => `  ${k}: ${d.toExponential(2)}`).join('\n')}`,
+          `[parity] sampler ${fixture.name} on ${backend}, max |ours − official|:\n` +
+            measured.map(([k, d]) => `  ${k}: ${d.toExponential(2)}`).join('\n'),
         );
     });
 
@@ -178,7 +181,10 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
 
       for (const variant of variants) {
         const { sampler, threshold } = parseVariant(variant);
-        it(`x_s for ${variant}${sampler === 'ddpm' ? ' with the stored noise' : ' (η = 0)'} at every level (≤ ${STEP_TOL})`, () => {
+        const stepTitle =
+          `x_s for ${variant}${sampler === 'ddpm' ? ' with the stored noise' : ' (η = 0)'} ` +
+          `at every level (≤ ${STEP_TOL})`;
+        it(stepTitle, () => {
           const [xT, v, z] = [images('step.x_t'), images('step.v'), images('step.noise')];
           const start = tf.memory().numTensors;
           const xS = stepFromPrediction(
@@ -213,7 +219,11 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
 
     for (const [name, result] of Object.entries(samplerConfig.full_sample.results)) {
       const weight = result.guidance_scale;
-      it(`complete ${samplerConfig.full_sample.num_inference_steps}-step run '${name}' (DDIM η = ${samplerConfig.full_sample.ddim_eta}, guidance ${weight}): step 1 and final state at every level (≤ ${NETWORK_TOL})`, () => {
+      const runTitle =
+        `complete ${samplerConfig.full_sample.num_inference_steps}-step run '${name}' ` +
+        `(DDIM η = ${samplerConfig.full_sample.ddim_eta}, guidance ${weight}): ` +
+        `step 1 and final state at every level (≤ ${NETWORK_TOL})`;
+      it(runTitle, () => {
         const cond = text('');
         const uncond = text('_uncond');
         // Guidance: one network call on [x; x] with the unconditional text first.

@@ -1,4 +1,7 @@
-/** One member for `tar()`: a regular file unless `type` says otherwise ('5' directory, 'L' GNU long name, 'x' pax header, '2' symlink …). */
+/**
+ * One member for `tar()`: a regular file unless `type` says otherwise ('5' directory, 'L' GNU long name, 'x' pax
+ * header, '2' symlink …).
+ */
 export interface TarWriterMember {
   name: string;
   data?: Uint8Array | string;

@@ -70,7 +70,8 @@ export async function loadProxyClip(options: ProxyOptions = {}): Promise<ProxyCl
   } else {
     const log = options.log ?? (() => {});
     log(
-      `proxy: training the proxy CLIP on ${dataset.id} (${dataset.size} images, ${training.steps} steps); cached at ${path}`,
+      `proxy: training the proxy CLIP on ${dataset.id} (${dataset.size} images, ${training.steps} steps); ` +
+        `cached at ${path}`,
     );
     const started = performance.now();
     const result = trainProxyClip(dataset, encoder, shape, training, (step, loss) => {
@@ -87,7 +88,8 @@ export async function loadProxyClip(options: ProxyOptions = {}): Promise<ProxyCl
       { format: 'matryoshka-ts/proxy-clip/1', recipe },
     );
     log(
-      `proxy: trained in ${((performance.now() - started) / 1000).toFixed(0)} s, final loss ${result.losses.at(-1)!.toFixed(3)}`,
+      `proxy: trained in ${((performance.now() - started) / 1000).toFixed(0)} s, ` +
+        `final loss ${result.losses.at(-1)!.toFixed(3)}`,
     );
   }
   // The id names the exact weights: a proxy trained on another backend differs in the last bits.

@@ -28,7 +28,7 @@ describe('contrastiveLoss', () => {
 });
 
 describe('the proxy CLIP', () => {
-  it('trains once, is then read from the cache, and its features see noise and its embeddings match captions', async () => {
+  it('trains once, is then read from the cache, its features see noise and its embeddings match captions', async () => {
     const lines: string[] = [];
     const proxy = await loadProxyClip({ cacheDir: cache, ...SMALL_PROXY, log: (l) => lines.push(l) });
     expect(lines.some((l) => l.startsWith('proxy: training'))).toBe(true);

@@ -77,7 +77,9 @@ export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
   }
   if (examples.length === 0) throw new DataError(`emoji: no readable image under ${imageDir}`);
   return {
-    id: `emoji-twitter-16.0.0@${resolution}${options.skinTones === false ? '-noskin' : ''}${keep ? `[${[...keep].join('|')}]` : ''}`,
+    id:
+      `emoji-twitter-16.0.0@${resolution}${options.skinTones === false ? '-noskin' : ''}` +
+      `${keep ? `[${[...keep].join('|')}]` : ''}`,
     size: examples.length,
     resolution,
     classNames,

@@ -56,7 +56,8 @@ export function conv2dFilterGradient(
     if (xp.shape[1] !== usedH || xp.shape[2] !== usedW) xp = tf.slice(xp, [0, 0, 0, 0], [-1, usedH, usedW, -1]);
     const xt = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [C, H, W, B]
     const f = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [Ho, Wo, B, Co]
-    let out = sh === sw ? tf.conv2d(xt, f, 1, 'valid', 'NHWC', sh) : tf.conv2d(xt, f, 1, 'valid', 'NHWC', [sh, sw]); // [C, (kh−1)·dh + 1, …, Co]
+    // [C, (kh−1)·dh + 1, …, Co]
+    let out = sh === sw ? tf.conv2d(xt, f, 1, 'valid', 'NHWC', sh) : tf.conv2d(xt, f, 1, 'valid', 'NHWC', [sh, sw]);
     if (dh > 1 || dw > 1)
       out = tf.stridedSlice(
         out,

@@ -36,11 +36,15 @@ export type NoisyLevels = {
   xt: tf.Tensor4D[];
 };
 
-/** Noises every level: x_t,N = √γ_N·x0_N + √(1−γ_N)·ε_N; the inputs are cloned so the result can be disposed as a whole. */
+/**
+ * Noises every level: x_t,N = √γ_N·x0_N + √(1−γ_N)·ε_N; the inputs are cloned so the result can be disposed as a
+ * whole.
+ */
 export function noiseLevels(x0: tf.Tensor4D[], eps: tf.Tensor4D[], gamma: tf.Tensor1D[]): NoisyLevels {
   if (eps.length !== x0.length || gamma.length !== x0.length) {
     throw new Error(
-      `noiseLevels: ${x0.length} clean images, ${eps.length} noises and ${gamma.length} γ vectors; need one of each per level`,
+      `noiseLevels: ${x0.length} clean images, ${eps.length} noises and ${gamma.length} γ vectors; ` +
+        `need one of each per level`,
     );
   }
   x0.forEach((x, n) => {

@@ -37,7 +37,10 @@ export function samplesPerLevel(ratio: string | readonly number[], batch: number
   });
 }
 
-/** The first `counts[N]` samples of each level's tensor (batch axis 0), e.g. the network inputs of a mixed-resolution batch. */
+/**
+ * The first `counts[N]` samples of each level's tensor (batch axis 0), e.g. the network inputs of a mixed-resolution
+ * batch.
+ */
 export function firstSamples<T extends tf.Tensor>(tensors: readonly T[], counts: readonly number[]): T[] {
   if (counts.length !== tensors.length)
     throw new Error(`firstSamples: ${counts.length} counts for ${tensors.length} levels`);

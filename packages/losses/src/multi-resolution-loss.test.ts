@@ -22,7 +22,10 @@ beforeAll(async () => {
 
 const kinds = ['eps', 'x0', 'v'] as const;
 
-/** A random batch of B samples at levels of the given sizes (C = 2), γ in [0.05, 0.95], outputs for the samples each level sees. */
+/**
+ * A random batch of B samples at levels of the given sizes (C = 2), γ in [0.05, 0.95], outputs for the samples each
+ * level sees.
+ */
 function randomBatch(
   seed: number,
   batch: number,
@@ -118,7 +121,8 @@ describe('multi-resolution loss', () => {
     const result = multiResolutionLoss(b.outputs, b.levels, { prediction: 'v', target: 'eps', sampleWeights: w });
     const ref = referenceLoss(b.ref, 'v', 'eps', w);
     expectMatches(result, ref);
-    expect(Math.abs(ref.loss - ref.perSample.reduce((s, l) => s + l, 0) / 4)).toBeGreaterThan(1e-3); // not the plain mean
+    // not the plain mean
+    expect(Math.abs(ref.loss - ref.perSample.reduce((s, l) => s + l, 0) / 4)).toBeGreaterThan(1e-3);
     tf.dispose([result, b.levels, b.outputs]);
   });
 

@@ -27,7 +27,10 @@ export interface MultiResolutionLossOptions {
   sampleWeights?: readonly number[];
 }
 
-/** The loss of one training batch; the caller disposes it (`tf.dispose(result)`), or takes `loss` inside a gradient scope. */
+/**
+ * The loss of one training batch; the caller disposes it (`tf.dispose(result)`), or takes `loss` inside a gradient
+ * scope.
+ */
 export type MultiResolutionLoss = {
   /** The batch loss: the mean over the B samples of `perSample` (Σ w·l / Σ w with sample weights); scalar. */
   loss: tf.Scalar;

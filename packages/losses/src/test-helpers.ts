@@ -27,7 +27,10 @@ export function leakedBy(body: () => void): number {
   return tf.memory().numTensors - before;
 }
 
-/** One level of a float64 reference batch: flat NHWC values, per-sample γ, the network output of the first `seen` samples. */
+/**
+ * One level of a float64 reference batch: flat NHWC values, per-sample γ, the network output of the first `seen`
+ * samples.
+ */
 export interface ReferenceLevel {
   /** [B, H, W, C] */
   shape: [number, number, number, number];

@@ -4,14 +4,23 @@ import { type LevelSchedules, gridTimeOf } from '@matryoshka-ts/schedules';
 import { type NoisyLevels, noiseLevels } from './forward-process.js';
 import { type DownsampleMethod, lowResolutionTargets } from './low-resolution.js';
 
-/** One training batch, noised at every level (level 0 first; NHWC), with the times the network receives; `tf.dispose(example)` frees it. */
+/**
+ * One training batch, noised at every level (level 0 first; NHWC), with the times the network receives;
+ * `tf.dispose(example)` frees it.
+ */
 export type TrainingExample = NoisyLevels & {
-  /** The 0-based training index t per sample (the network's time input); γ_N = level N's table at `gridTimeOf(t)` = t + 1. */
+  /**
+   * The 0-based training index t per sample (the network's time input); γ_N = level N's table at
+   * `gridTimeOf(t)` = t + 1.
+   */
   times: number[];
 };
 
 export interface TrainingExampleOptions {
-  /** Each level's schedule, level 0 first (`levelSchedules`); γ is read from its float32 table, as the official code does. */
+  /**
+   * Each level's schedule, level 0 first (`levelSchedules`); γ is read from its float32 table, as the official code
+   * does.
+   */
   schedules: LevelSchedules;
   /** Each level's resolution, level 0 first (level 0 = the image's). */
   resolutions: readonly number[];

@@ -107,7 +107,8 @@ export async function loadOnnxClip(
   const textPath = findFile(dir, ['text_model.onnx', 'textual.onnx']);
   if (!visionPath || !textPath)
     throw new Error(
-      `${dir} needs vision_model.onnx and text_model.onnx (directly or under onnx/); missing: ${[!visionPath && 'vision_model.onnx', !textPath && 'text_model.onnx'].filter(Boolean).join(', ')}`,
+      `${dir} needs vision_model.onnx and text_model.onnx (directly or under onnx/); missing: ` +
+        `${[!visionPath && 'vision_model.onnx', !textPath && 'text_model.onnx'].filter(Boolean).join(', ')}`,
     );
   const tokenizer = ClipTokenizer.fromDirectory(dir);
   const ort = await onnxRuntime();

@@ -233,7 +233,9 @@ print(json.dumps(out))
           const ours = frechetDistance(a.mu, a.sigma, b.mu, b.sigma, { method });
           const rel = Math.abs(ours - ref[i].fid) / Math.abs(ref[i].fid);
           report.push(
-            `${c.name} [${method}]: ours ${ours.toPrecision(12)}, scipy ${ref[i].fid.toPrecision(12)}${ref[i].fallback ? ' (eps fallback)' : ''}, rel ${rel.toExponential(2)}`,
+            `${c.name} [${method}]: ours ${ours.toPrecision(12)}, ` +
+              `scipy ${ref[i].fid.toPrecision(12)}${ref[i].fallback ? ' (eps fallback)' : ''}, ` +
+              `rel ${rel.toExponential(2)}`,
           );
           expect(rel, `${c.name} [${method}]`).toBeLessThan(c.tol);
         }
@@ -259,7 +261,9 @@ print(float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(c)))
       const ours = frechetDistance(a.mu, a.sigma, b.mu, b.sigma, { offset: 1e-6 });
       // Note withOffset − distance: the bias the fallback would bring (~1e-4 relative here).
       console.log(
-        `${cases[i].name}, offset 1e-6: ours ${ours}, scipy ${withOffset}, rel ${(Math.abs(ours - withOffset) / withOffset).toExponential(2)}; bias of the offset vs none: ${((withOffset - ref[i].fid) / ref[i].fid).toExponential(2)}`,
+        `${cases[i].name}, offset 1e-6: ours ${ours}, scipy ${withOffset}, ` +
+          `rel ${(Math.abs(ours - withOffset) / withOffset).toExponential(2)}; ` +
+          `bias of the offset vs none: ${((withOffset - ref[i].fid) / ref[i].fid).toExponential(2)}`,
       );
       expect(Math.abs(ours - withOffset) / withOffset).toBeLessThan(1e-9);
     });

@@ -113,7 +113,8 @@ function dtypeOfDescr(descr: PyValue): NpyDtype {
     );
   if (descr === '>f8' || descr === '>f4')
     throw new Error(
-      `unsupported .npy dtype '${descr}': big-endian floats are not supported (only '<f8' and '<f4'); convert with arr.astype('<f8')`,
+      `unsupported .npy dtype '${descr}': big-endian floats are not supported (only '<f8' and '<f4'); ` +
+        `convert with arr.astype('<f8')`,
     );
   throw new Error(`unsupported .npy dtype '${descr}': only float64 ('<f8') and float32 ('<f4') arrays are supported`);
 }
@@ -160,7 +161,8 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
   const available = bytes.byteLength - dataStart;
   if (available !== byteLength) {
     throw new Error(
-      `.npy data size mismatch: shape (${shape.join(', ')}) of ${dtype} needs ${byteLength} bytes, the file has ${available}`,
+      `.npy data size mismatch: shape (${shape.join(', ')}) of ${dtype} needs ${byteLength} bytes, ` +
+        `the file has ${available}`,
     );
   }
   const body = bytes.subarray(dataStart, dataStart + byteLength);

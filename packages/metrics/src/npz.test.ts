@@ -226,7 +226,8 @@ describe.skipIf(!py.ok)('.npz interchange with numpy (needs python3 + numpy)', (
         'import numpy as np, sys, json',
         'd = sys.argv[1]',
         'rng = np.random.default_rng(0)',
-        "arrays = {'mu': rng.standard_normal(300).astype('<f4'), 'sigma': rng.standard_normal((300, 300)), 'scalar': np.float64(2.5), 'empty': np.zeros((0, 4)), 'cube': rng.standard_normal((2, 3, 5)).astype('<f4')}",
+        "arrays = {'mu': rng.standard_normal(300).astype('<f4'), 'sigma': rng.standard_normal((300, 300)), " +
+          "'scalar': np.float64(2.5), 'empty': np.zeros((0, 4)), 'cube': rng.standard_normal((2, 3, 5)).astype('<f4')}",
         "np.savez(f'{d}/np.npz', **arrays)",
         "np.savez_compressed(f'{d}/np_c.npz', **arrays)",
         "for k, v in arrays.items(): np.asarray(v).tofile(f'{d}/raw_{k}.bin')",
@@ -236,7 +237,8 @@ describe.skipIf(!py.ok)('.npz interchange with numpy (needs python3 + numpy)', (
     );
     const meta = JSON.parse(
       runPython(
-        'import json, numpy as np, sys\nf = np.load(sys.argv[1])\nprint(json.dumps({k: [str(f[k].dtype), list(f[k].shape)] for k in f.files}))',
+        'import json, numpy as np, sys\nf = np.load(sys.argv[1])\n' +
+          'print(json.dumps({k: [str(f[k].dtype), list(f[k].shape)] for k in f.files}))',
         [join(dir, 'np.npz')],
       ),
     );
@@ -291,7 +293,8 @@ describe.skipIf(!py.ok)('.npz interchange with numpy (needs python3 + numpy)', (
         'res = {}',
         'for path in sys.argv[1:]:',
         '    f = np.load(path)',
-        "    res[path] = {k: [str(f[k].dtype), list(f[k].shape), f[k].astype('<f8').ravel().tobytes().hex()] for k in f.files}",
+        '    res[path] = {k: [str(f[k].dtype), list(f[k].shape), ' +
+          "f[k].astype('<f8').ravel().tobytes().hex()] for k in f.files}",
         'print(json.dumps(res))',
       ].join('\n'),
       [join(dir, 'ours.npz'), join(dir, 'ours_deflated.npz')],

@@ -106,7 +106,9 @@ export function fidStatsFromArrays(
   if (!mu || !sigma) {
     const missing = ['mu', 'sigma'].filter((k) => !arrays.has(k)).join("' and '");
     throw new Error(
-      `${source} lack '${missing}' (keys found: ${keys.length ? keys.map((k) => `'${k}'`).join(', ') : 'none'}); FID statistics files hold 'mu' and 'sigma'`,
+      `${source} lack '${missing}' ` +
+        `(keys found: ${keys.length ? keys.map((k) => `'${k}'`).join(', ') : 'none'}); ` +
+        `FID statistics files hold 'mu' and 'sigma'`,
     );
   }
   if (mu.shape.length !== 1 || mu.shape[0] < 1)

@@ -53,7 +53,10 @@ export async function loadOnnxFeatureExtractor(
   return {
     id: `onnx:${tag}|${input.resize}@${input.size}|${input.range}`,
     dim,
-    resize: `${input.resize} (${input.resize === 'clean-fid' ? 'PIL bicubic, antialiased' : 'torch bilinear, align_corners=False'}) to ${input.size}`,
+    resize:
+      `${input.resize} ` +
+      `(${input.resize === 'clean-fid' ? 'PIL bicubic, antialiased' : 'torch bilinear, align_corners=False'}) ` +
+      `to ${input.size}`,
     proxy: false,
     async features(images) {
       if (!images.length) return new Float32Array(0);

@@ -13,7 +13,9 @@ export async function onnxRuntime(): Promise<typeof Ort> {
     return (await import('onnxruntime-node')) as typeof Ort;
   } catch (error) {
     throw new Error(
-      `onnxruntime-node is needed to run ONNX models and could not be loaded (${(error as Error).message}). Install it with \`ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node\` (the CPU build is in the npm package; the skip avoids its CUDA download).`,
+      `onnxruntime-node is needed to run ONNX models and could not be loaded (${(error as Error).message}). ` +
+        `Install it with \`ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node\` ` +
+        `(the CPU build is in the npm package; the skip avoids its CUDA download).`,
     );
   }
 }

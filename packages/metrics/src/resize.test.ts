@@ -20,7 +20,10 @@ const PYTHON = '/usr/bin/python3';
 
 /** Whether PYTHON has these modules, found without importing them (importing torch alone takes ~2 s). */
 function probe(modules: string[]): { ok: boolean; why: string } {
-  const check = `import importlib.util, sys; missing = [m for m in ${JSON.stringify(modules)} if importlib.util.find_spec(m) is None]; print(', '.join(missing)); sys.exit(1 if missing else 0)`;
+  const check =
+    `import importlib.util, sys; ` +
+    `missing = [m for m in ${JSON.stringify(modules)} if importlib.util.find_spec(m) is None]; ` +
+    `print(', '.join(missing)); sys.exit(1 if missing else 0)`;
   const run = spawnSync(PYTHON, ['-c', check], { encoding: 'utf8', timeout: 60_000 });
   if (run.status === 0) return { ok: true, why: '' };
   const reason = run.error ? run.error.message : `missing ${run.stdout.trim() || run.stderr.trim()}`;
@@ -88,7 +91,8 @@ def hf_clip(x, size, _):  # transformers CLIPImageProcessor, step by step
     std = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
     return ((a - mean) / std).transpose(2, 0, 1)
 
-KINDS = {'pil-F': pil_f, 'pil-uint8': pil_u8, 'torch': torch_bilinear, 'clean-fid': clean_fid, 'pytorch-fid': pytorch_fid, 'clip': hf_clip}
+KINDS = {'pil-F': pil_f, 'pil-uint8': pil_u8, 'torch': torch_bilinear,
+         'clean-fid': clean_fid, 'pytorch-fid': pytorch_fid, 'clip': hf_clip}
 for case in json.load(open(sys.argv[1])):
     dtype = np.uint8 if case['dtype'] == 'uint8' else np.float32
     x = np.fromfile(case['input'], dtype=dtype).reshape(case['height'], case['width'], case['channels'])

@@ -67,7 +67,8 @@ interface LinearTaps {
 /**
  * torch's `compute_source_index_and_lambda` (CPU). The scale is a float32 (`(float)in / out`), but
  * the source index `scale * (dst + 0.5) - 0.5` is evaluated and kept in double (as measured against
- * torch 1.13: CPU math on the float kernel's accumulate type), clamped at 0 below so the first outputs copy the edge; index 0 is its truncation,
+ * torch 1.13: CPU math on the float kernel's accumulate type), clamped at 0 below so the first outputs
+ * copy the edge; index 0 is its truncation,
  * index 1 the next pixel unless that would leave the image, and only the lambdas are rounded to
  * float32. Rounding the source index to float32 first (as a float-only reading of the C++ suggests)
  * moves lambdas by up to half an ulp of the index, ~1e-5 near 300: measurable against torch.
@@ -160,7 +161,10 @@ export function resizeBilinearTorch(image: FloatImage, outW: number, outH: numbe
 // PIL bicubic (libImaging/Resample.c, Pillow 9.4)
 // ---------------------------------------------------------------------------------------------
 
-/** PIL's 8-bit fixed point: 32 bits minus 8 for the value minus 2 because sums of weights can exceed 1 or go negative. */
+/**
+ * PIL's 8-bit fixed point: 32 bits minus 8 for the value minus 2 because sums of weights can exceed 1 or go
+ * negative.
+ */
 const PRECISION_BITS = 32 - 8 - 2;
 
 /** Keys' cubic convolution kernel with a = -0.5 (PIL's `bicubic_filter`), support 2. */
@@ -172,7 +176,10 @@ function bicubic(x: number): number {
   return 0;
 }
 
-/** For each output index: the first source index, how many source pixels it reads, and their weights (row `ksize` wide). */
+/**
+ * For each output index: the first source index, how many source pixels it reads, and their weights (row `ksize`
+ * wide).
+ */
 interface ConvolutionTaps {
   start: Int32Array;
   count: Int32Array;

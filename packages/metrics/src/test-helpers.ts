@@ -55,7 +55,10 @@ export function correlatedSamples(
 
 let chosen = 'python3';
 
-/** Whether a python3 on PATH can import these modules (it is then used by `runPython`); `why` says what is missing when not. */
+/**
+ * Whether a python3 on PATH can import these modules (it is then used by `runPython`); `why` says what is missing
+ * when not.
+ */
 export function pythonWith(modules: string[]): { ok: boolean; why: string } {
   let reason = '';
   for (const python of pythonCandidates()) {
@@ -68,11 +71,16 @@ export function pythonWith(modules: string[]): { ok: boolean; why: string } {
   }
   return {
     ok: false,
-    why: `python3 with ${modules.join(' and ')} is not available (${reason}); the reference checks against it are skipped`,
+    why:
+      `python3 with ${modules.join(' and ')} is not available (${reason}); ` +
+      `the reference checks against it are skipped`,
   };
 }
 
-/** Runs a python3 script (with the interpreter `pythonWith` found) and arguments; returns its stdout, throwing with its stderr on failure. */
+/**
+ * Runs a python3 script (with the interpreter `pythonWith` found) and arguments; returns its stdout, throwing with its
+ * stderr on failure.
+ */
 export function runPython(script: string, args: string[] = []): string {
   const run = spawnSync(chosen, ['-c', script, ...args], { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
   if (run.status !== 0) throw new Error(`python3 failed (${run.status ?? run.error?.message}):\n${run.stderr}`);

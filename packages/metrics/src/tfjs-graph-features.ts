@@ -102,7 +102,9 @@ export async function loadTfjsGraphFeatureExtractor(
   };
   const dim = (await run([{ data: new Uint8Array(8 * 8 * 3), width: 8, height: 8, channels: 3 }])).length;
   return {
-    id: `tfjs-graph:${basename(dirname(file))}#${hash.digest('hex').slice(0, 12)}|${input.resize}@${input.size}|${input.range}`,
+    id:
+      `tfjs-graph:${basename(dirname(file))}#${hash.digest('hex').slice(0, 12)}` +
+      `|${input.resize}@${input.size}|${input.range}`,
     dim,
     resize: `${input.resize} to ${input.size}`,
     proxy: false,

@@ -13,7 +13,10 @@ import {
   normSpecs,
 } from './nn.js';
 
-/** Parameters of a spatial attention layer over `c` channels, with cross-attention to text of width `textWidth` (0 = none). */
+/**
+ * Parameters of a spatial attention layer over `c` channels, with cross-attention to text of width `textWidth`
+ * (0 = none).
+ */
 export function attentionLayerSpecs(name: string, c: number, textWidth: number, ffn: boolean): ParamSpec[] {
   return [
     ...normSpecs(`${name}.norm`, c),

@@ -10,7 +10,10 @@ import { textHeadLayer, textHeadLayerSpecs } from './text-head.js';
  * official code), so a low-resolution checkpoint carries them into a nested model.
  */
 export interface SharedConditioning {
-  /** Added to every level's time embedding: Linear(pooled text) + label embedding, [B, T]; undefined when unconditional. */
+  /**
+   * Added to every level's time embedding: Linear(pooled text) + label embedding, [B, T]; undefined when
+   * unconditional.
+   */
   embedding?: tf.Tensor2D;
   /** Tokens for cross-attention. */
   text?: TextContext;

@@ -176,7 +176,8 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
       if (node.inner.resolution !== expected) {
         bad(
           'inner.resolution',
-          `is ${node.inner.resolution}, but this level's bottleneck is ${expected} px (${node.resolution} / 2^${stages - 1})`,
+          `is ${node.inner.resolution}, but this level's bottleneck is ` +
+            `${expected} px (${node.resolution} / 2^${stages - 1})`,
         );
       }
     }
@@ -216,7 +217,8 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     for (const level of levels) {
       if (level.timeEmbedDim !== innermost.timeEmbedDim) {
         throw new ConfigError(
-          `model config: ${levelPath(level.index)}timeEmbedDim: ${level.timeEmbedDim} differs from the innermost level's ${innermost.timeEmbedDim}; ` +
+          `model config: ${levelPath(level.index)}timeEmbedDim: ${level.timeEmbedDim} ` +
+            `differs from the innermost level's ${innermost.timeEmbedDim}; ` +
             'the conditioning embedding is added to every level, so they must match',
         );
       }

@@ -39,27 +39,31 @@ describe('NestedUNet', () => {
     });
     afterAll(() => model.dispose());
 
-    it('the inner level is a standalone UNet: same weights without the prefix give the same inner output when the outer feature is absent', () => {
-      // Mixed batch: level 0 holds 1 sample, the inner level 3; samples 1 and 2 get a zero adapter feature.
-      const x = randomImages(model, [1, 3]);
-      const text = randomText(3, 5, 12);
-      const nested = model.forward({ x, times: [10, 400, 990], ...text });
-      const { inner, ...rest } = tinyNested();
-      const standalone = new NestedUNet({ ...inner!, text: rest.text });
-      const prefix = 'inner_unet.';
-      standalone.setWeights(
-        new Map(
-          [...model.getWeights()].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]),
-        ),
-      );
-      const alone = standalone.forward({ x: [x[1]], times: [10, 400, 990], ...text });
-      const extra = (t: tf.Tensor4D) => tf.slice(t, 1, 2);
-      // float32, same ops in the same order: equal up to rounding.
-      expect(maxDiff(extra(nested[1]), extra(alone[0]))).toBeLessThan(1e-5);
-      // The first sample did receive the outer feature, so it differs.
-      expect(maxDiff(tf.slice(nested[1], 0, 1), tf.slice(alone[0], 0, 1))).toBeGreaterThan(1e-3);
-      standalone.dispose();
-    });
+    it(
+      'the inner level is a standalone UNet: same weights without the prefix give the same inner output ' +
+        'when the outer feature is absent',
+      () => {
+        // Mixed batch: level 0 holds 1 sample, the inner level 3; samples 1 and 2 get a zero adapter feature.
+        const x = randomImages(model, [1, 3]);
+        const text = randomText(3, 5, 12);
+        const nested = model.forward({ x, times: [10, 400, 990], ...text });
+        const { inner, ...rest } = tinyNested();
+        const standalone = new NestedUNet({ ...inner!, text: rest.text });
+        const prefix = 'inner_unet.';
+        standalone.setWeights(
+          new Map(
+            [...model.getWeights()].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]),
+          ),
+        );
+        const alone = standalone.forward({ x: [x[1]], times: [10, 400, 990], ...text });
+        const extra = (t: tf.Tensor4D) => tf.slice(t, 1, 2);
+        // float32, same ops in the same order: equal up to rounding.
+        expect(maxDiff(extra(nested[1]), extra(alone[0]))).toBeLessThan(1e-5);
+        // The first sample did receive the outer feature, so it differs.
+        expect(maxDiff(tf.slice(nested[1], 0, 1), tf.slice(alone[0], 0, 1))).toBeGreaterThan(1e-3);
+        standalone.dispose();
+      },
+    );
 
     it('mixed-resolution batches: the outer level sees the first b samples, exactly as in a full batch', () => {
       const full = randomImages(model, [3, 3]);

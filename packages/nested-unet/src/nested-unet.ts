@@ -153,7 +153,10 @@ function checkInputs(config: ResolvedConfig, inputs: NestedUNetInputs, times: tf
   }
 }
 
-/** The full NestedUNet forward pass as a pure function of parameters: one output per level (a v-, ε- or x0-prediction). */
+/**
+ * The full NestedUNet forward pass as a pure function of parameters: one output per level (a v-, ε- or
+ * x0-prediction).
+ */
 export function nestedUNetForward(
   P: Params,
   config: ResolvedConfig,

@@ -155,7 +155,10 @@ export function gelu<T extends tf.Tensor>(x: T): T {
 /** Nearest-neighbour 2× upsampling (PyTorch's `interpolate(scale_factor=2)`), from `@matryoshka-ts/kernels`. */
 export { upsampleNearest2x } from '@matryoshka-ts/kernels';
 
-/** A 1×1 convolution (or linear layer) restricted to output channels [from, from + n): y = x·W[:, from:from+n] + b[from:from+n]. */
+/**
+ * A 1×1 convolution (or linear layer) restricted to output channels [from, from + n):
+ * y = x·W[:, from:from+n] + b[from:from+n].
+ */
 export function conv1x1Slice(P: Params, name: string, x: tf.Tensor, from: number, n: number): tf.Tensor {
   const w = P(`${name}.weight`);
   const cin = x.shape[x.rank - 1] as number;

@@ -29,7 +29,10 @@ export function tinyNested(overrides: Partial<NestedUNetConfig> = {}): NestedUNe
   };
 }
 
-/** Overwrites every weight: matrices N(0,1)/√fan_in, biases 0.05·N(0,1), norm scales 1 + 0.1·N(0,1), as the fixtures do. */
+/**
+ * Overwrites every weight: matrices N(0,1)/√fan_in, biases 0.05·N(0,1), norm scales 1 + 0.1·N(0,1), as the fixtures
+ * do.
+ */
 export function randomizeWeights(model: NestedUNet, seed = 1): void {
   const rng = new Rng(seed);
   const norms = new Set(model.specs.filter((s) => s.init.kind === 'ones').map((s) => s.name.replace(/\.weight$/, '')));
@@ -69,7 +72,8 @@ export function randomText(
 ): { tokens: tf.Tensor3D; mask: tf.Tensor2D } {
   const rng = new Rng(seed);
   const mask = new Float32Array(batch * tokens);
-  for (let b = 0; b < batch; b++) for (let t = 0; t < tokens; t++) mask[b * tokens + t] = t < tokens - b ? 1 : 0; // sample b has b padded tokens
+  // sample b has b padded tokens
+  for (let b = 0; b < batch; b++) for (let t = 0; t < tokens; t++) mask[b * tokens + t] = t < tokens - b ? 1 : 0;
   return { tokens: rng.normalTensor([batch, tokens, width]) as tf.Tensor3D, mask: tf.tensor2d(mask, [batch, tokens]) };
 }
 

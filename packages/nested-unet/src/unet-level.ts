@@ -131,7 +131,10 @@ export function midBlock(ctx: LevelContext, x: tf.Tensor4D): tf.Tensor4D {
   return residualBlock(P, `${p}mid_blocks.1.resnets.0`, h, tembAct, opts);
 }
 
-/** Up path: per stage (deepest first) N+1 residual blocks on concat(h, most recent skip), then ×2 nearest + 3×3 conv. */
+/**
+ * Up path: per stage (deepest first) N+1 residual blocks on concat(h, most recent skip), then ×2 nearest + 3×3
+ * conv.
+ */
 export function upPath(ctx: LevelContext, x: tf.Tensor4D, skips: tf.Tensor4D[]): tf.Tensor4D {
   const { P, level, tembAct } = ctx;
   const p = level.prefix;

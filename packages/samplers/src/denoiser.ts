@@ -22,7 +22,10 @@ export interface NetworkDenoiserOptions {
   networkTime?: (t: number) => number;
 }
 
-/** The official discrete convention (`networkTimeOf` in @matryoshka-ts/schedules): at grid time t the network receives t − 1. */
+/**
+ * The official discrete convention (`networkTimeOf` in @matryoshka-ts/schedules): at grid time t the network
+ * receives t − 1.
+ */
 export function officialNetworkTime(t: number): number {
   return networkTimeOf(t);
 }

@@ -88,49 +88,53 @@ describe('DDIM η = 0 with a perfect predictor', () => {
 });
 
 describe('the grid', () => {
-  it('step i goes from grid[i] to grid[i + 1], calling the denoiser at each grid t in order, every level with its own γ', () => {
-    const grid = [900, 700, 650, 300, 0]; // irregular: no stride could produce it
-    const { x0, init } = problem(21);
-    const [clean, noise] = [tensors(x0), tensors(init)];
-    const calls: number[] = [];
-    const progress: Array<[number, number, number]> = [];
-    const states: Float32Array[][] = [];
-    const out = sample(perfect(clean, 'x0', calls), noise, grid, {
-      schedules,
-      sampler: 'ddim',
-      threshold: 'none',
-      predictionType: 'x0',
-      clampOutput: false,
-      onStep: (i, total, t, x) => {
-        progress.push([i, total, t]);
-        states.push(x.map((l) => Float32Array.from(l.dataSync())));
-      },
-    });
-    expect(calls).toEqual([900, 700, 650, 300]);
-    expect(progress).toEqual([
-      [0, 4, 900],
-      [1, 4, 700],
-      [2, 4, 650],
-      [3, 4, 300],
-    ]);
-    // With x̂0 = x0 at every step, DDIM(0) keeps ε̂ = (x_900 − √γ_900·x0)/√(1−γ_900) and the state
-    // after step i is √γ_s·x0 + √(1−γ_s)·ε̂ with s = grid[i + 1] (float64 reference).
-    states.forEach((state, i) =>
-      state.forEach((level, n) => {
-        const g = schedules[n].gammasF32;
-        const [gT, gS] = [g[grid[0]], g[grid[i + 1]]];
-        level.forEach((v, k) => {
-          const epsHat = (init[n][k] - Math.sqrt(gT) * x0[n][k]) / Math.sqrt(1 - gT);
-          // float32 roundings compound over ≤ 4 steps of O(1) values.
-          expect(
-            Math.abs(v - (Math.sqrt(gS) * x0[n][k] + Math.sqrt(1 - gS) * epsHat)),
-            `step ${i} level ${n}`,
-          ).toBeLessThanOrEqual(5e-6);
-        });
-      }),
-    );
-    tf.dispose([...out, ...clean, ...noise]);
-  });
+  it(
+    'step i goes from grid[i] to grid[i + 1], calling the denoiser at each grid t in order, ' +
+      'every level with its own γ',
+    () => {
+      const grid = [900, 700, 650, 300, 0]; // irregular: no stride could produce it
+      const { x0, init } = problem(21);
+      const [clean, noise] = [tensors(x0), tensors(init)];
+      const calls: number[] = [];
+      const progress: Array<[number, number, number]> = [];
+      const states: Float32Array[][] = [];
+      const out = sample(perfect(clean, 'x0', calls), noise, grid, {
+        schedules,
+        sampler: 'ddim',
+        threshold: 'none',
+        predictionType: 'x0',
+        clampOutput: false,
+        onStep: (i, total, t, x) => {
+          progress.push([i, total, t]);
+          states.push(x.map((l) => Float32Array.from(l.dataSync())));
+        },
+      });
+      expect(calls).toEqual([900, 700, 650, 300]);
+      expect(progress).toEqual([
+        [0, 4, 900],
+        [1, 4, 700],
+        [2, 4, 650],
+        [3, 4, 300],
+      ]);
+      // With x̂0 = x0 at every step, DDIM(0) keeps ε̂ = (x_900 − √γ_900·x0)/√(1−γ_900) and the state
+      // after step i is √γ_s·x0 + √(1−γ_s)·ε̂ with s = grid[i + 1] (float64 reference).
+      states.forEach((state, i) =>
+        state.forEach((level, n) => {
+          const g = schedules[n].gammasF32;
+          const [gT, gS] = [g[grid[0]], g[grid[i + 1]]];
+          level.forEach((v, k) => {
+            const epsHat = (init[n][k] - Math.sqrt(gT) * x0[n][k]) / Math.sqrt(1 - gT);
+            // float32 roundings compound over ≤ 4 steps of O(1) values.
+            expect(
+              Math.abs(v - (Math.sqrt(gS) * x0[n][k] + Math.sqrt(1 - gS) * epsHat)),
+              `step ${i} level ${n}`,
+            ).toBeLessThanOrEqual(5e-6);
+          });
+        }),
+      );
+      tf.dispose([...out, ...clean, ...noise]);
+    },
+  );
 
   it('rejects grids that do not decrease, times outside a table, and missing schedules or noise sources', () => {
     const noise = shapes.map((s) => tf.zeros(s) as tf.Tensor4D);
@@ -223,29 +227,33 @@ describe('DDPM sampling', () => {
 });
 
 describe('tensor hygiene', () => {
-  it('sampling (DDPM, dynamic thresholding, guidance, two levels) keeps the tensor count flat across steps and leaks nothing', () => {
-    const noise = tensors(problem(4).init);
-    const doubled: Denoiser = (x) =>
-      tf.tidy(() =>
-        x.map((l) => tf.mul(tf.sin(l), tf.reshape(tf.linspace(0.5, 1, l.shape[0]), [-1, 1, 1, 1])) as tf.Tensor4D),
-      );
-    const start = tf.memory().numTensors;
-    const counts: number[] = [];
-    const out = sample(classifierFreeGuidance(doubled, 3), noise, samplingGrid(6), {
-      schedules,
-      rng: new Rng(1),
-      onStep: () => counts.push(tf.memory().numTensors),
-    });
-    expect(counts).toHaveLength(6);
-    // During each callback only the current state (one tensor per level) exists besides the inputs.
-    expect(new Set(counts)).toEqual(new Set([start + shapes.length]));
-    expect(tf.memory().numTensors).toBe(start + out.length);
-    tf.dispose(out);
-    expect(tf.memory().numTensors).toBe(start);
-    // The caller's noise is untouched.
-    noise.forEach((l) => expect(l.isDisposed).toBe(false));
-    tf.dispose(noise);
-  });
+  it(
+    'sampling (DDPM, dynamic thresholding, guidance, two levels) ' +
+      'keeps the tensor count flat across steps and leaks nothing',
+    () => {
+      const noise = tensors(problem(4).init);
+      const doubled: Denoiser = (x) =>
+        tf.tidy(() =>
+          x.map((l) => tf.mul(tf.sin(l), tf.reshape(tf.linspace(0.5, 1, l.shape[0]), [-1, 1, 1, 1])) as tf.Tensor4D),
+        );
+      const start = tf.memory().numTensors;
+      const counts: number[] = [];
+      const out = sample(classifierFreeGuidance(doubled, 3), noise, samplingGrid(6), {
+        schedules,
+        rng: new Rng(1),
+        onStep: () => counts.push(tf.memory().numTensors),
+      });
+      expect(counts).toHaveLength(6);
+      // During each callback only the current state (one tensor per level) exists besides the inputs.
+      expect(new Set(counts)).toEqual(new Set([start + shapes.length]));
+      expect(tf.memory().numTensors).toBe(start + out.length);
+      tf.dispose(out);
+      expect(tf.memory().numTensors).toBe(start);
+      // The caller's noise is untouched.
+      noise.forEach((l) => expect(l.isDisposed).toBe(false));
+      tf.dispose(noise);
+    },
+  );
 
   it('a throwing denoiser leaves no tensors behind', () => {
     const noise = tensors(problem(5).init);

@@ -62,26 +62,29 @@ describe('quantilePerSample (numpy linear method)', () => {
     }
   });
 
-  it('equals a float64 reference per sample for random data, with repeated values, at the thresholds’ quantiles', () => {
-    const rng = new Rng(11);
-    // 3 samples of 2×5×3: normal values; values rounded to 1 decimal (many ties); a constant sample.
-    const n = 30;
-    const data = new Float32Array(3 * n);
-    for (let i = 0; i < n; i++) {
-      data[i] = rng.normal() * 2;
-      data[n + i] = Math.round(rng.normal() * 10) / 10;
-      data[2 * n + i] = 0.25;
-    }
-    const x = tf.tensor4d(data, [3, 2, 5, 3]);
-    for (const q of [0, 0.1, 0.5, 0.95, 0.995, 1]) {
-      const got = tf.tidy(() => Array.from(quantilePerSample(x, q).dataSync()));
-      const ref = rows(x).map((r) => numpyQuantile(r, q));
-      got.forEach((g, b) =>
-        expect(Math.abs(g - ref[b]), `q=${q} sample ${b}`).toBeLessThanOrEqual(lerpTolerance(ref, b)),
-      );
-    }
-    x.dispose();
-  });
+  it(
+    'equals a float64 reference per sample for random data, ' + 'with repeated values, at the thresholds’ quantiles',
+    () => {
+      const rng = new Rng(11);
+      // 3 samples of 2×5×3: normal values; values rounded to 1 decimal (many ties); a constant sample.
+      const n = 30;
+      const data = new Float32Array(3 * n);
+      for (let i = 0; i < n; i++) {
+        data[i] = rng.normal() * 2;
+        data[n + i] = Math.round(rng.normal() * 10) / 10;
+        data[2 * n + i] = 0.25;
+      }
+      const x = tf.tensor4d(data, [3, 2, 5, 3]);
+      for (const q of [0, 0.1, 0.5, 0.95, 0.995, 1]) {
+        const got = tf.tidy(() => Array.from(quantilePerSample(x, q).dataSync()));
+        const ref = rows(x).map((r) => numpyQuantile(r, q));
+        got.forEach((g, b) =>
+          expect(Math.abs(g - ref[b]), `q=${q} sample ${b}`).toBeLessThanOrEqual(lerpTolerance(ref, b)),
+        );
+      }
+      x.dispose();
+    },
+  );
 
   it('rejects q outside [0, 1]', () => {
     expect(() => quantilePerSample(tf.zeros([1, 4]), 1.5)).toThrow(/quantile/);

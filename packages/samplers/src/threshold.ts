@@ -68,7 +68,10 @@ export function quantilePerSample(x: tf.Tensor, q: number): tf.Tensor1D {
   });
 }
 
-/** Dynamic thresholding of x̂0 [B, H, W, C]: s = clamp(quantile(|x̂0|), 1, max) per sample, x̂0 ← clamp(x̂0, −s, s)/s. */
+/**
+ * Dynamic thresholding of x̂0 [B, H, W, C]: s = clamp(quantile(|x̂0|), 1, max) per sample,
+ * x̂0 ← clamp(x̂0, −s, s)/s.
+ */
 export function dynamicThreshold(x0: tf.Tensor4D, { quantile, max }: DynamicThreshold): tf.Tensor4D {
   if (!(max >= 1)) throw new RangeError(`dynamic threshold max must be ≥ 1, got ${max}`);
   return tf.tidy(() => {

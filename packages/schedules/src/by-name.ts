@@ -12,7 +12,8 @@ export function scheduleByName(name: string, steps = 1000): Schedule {
   const m = /^(cosine-logsnr|cosine|linear)(?:-shift(\d+(?:\.\d+)?))?$/.exec(name);
   if (!m)
     throw new Error(
-      `Unknown schedule '${name}': expected cosine, cosine-logsnr or linear, optionally with -shiftN (e.g. cosine-shift4)`,
+      `Unknown schedule '${name}': ` +
+        `expected cosine, cosine-logsnr or linear, optionally with -shiftN (e.g. cosine-shift4)`,
     );
   const family = m[1] as ScheduleFamily;
   const base =

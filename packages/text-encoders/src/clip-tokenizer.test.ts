@@ -259,7 +259,8 @@ describe('ClipTokenizer.fromDirectory', () => {
     expect(() => ClipTokenizer.fromDirectory(missing)).toThrow(`model directory not found: ${missing}`);
     const onlyVocab = writeDir('only-vocab', { 'vocab.json': VOCAB });
     expect(() => ClipTokenizer.fromDirectory(onlyVocab)).toThrow(
-      `ClipTokenizer: ${onlyVocab} needs vocab.json + merges.txt or tokenizer.json; missing: merges.txt, tokenizer.json`,
+      `ClipTokenizer: ${onlyVocab} needs vocab.json + merges.txt or tokenizer.json; ` +
+        `missing: merges.txt, tokenizer.json`,
     );
     const broken = writeDir('broken', { 'tokenizer.json': '{"model": ' });
     expect(() => ClipTokenizer.fromDirectory(broken)).toThrow(/cannot read .*tokenizer\.json/);
@@ -319,7 +320,8 @@ merges = [tuple(l.split()) for l in lines[1:] if l]
 bpe_ranks = dict(zip(merges, range(len(merges))))
 byte_encoder = bytes_to_unicode()
 cache = {"<|startoftext|>": "<|startoftext|>", "<|endoftext|>": "<|endoftext|>"}
-pat = re.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", re.IGNORECASE)
+pat = re.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
+                 re.IGNORECASE)
 
 def bpe(token):
     if token in cache:
@@ -405,7 +407,8 @@ function randomTexts(count: number): string[] {
     'thethe',
   ];
   const chars = [
-    ...'abcdefghijklmnopqrstuvwxyzACTOPHSDG0123456789.,!?\'"-_()[]/:@#$%*+=~`^|<>éÉüßøñçΣ日本😀\u00a0\u3000\u0085\ufeff\u001c',
+    ...('abcdefghijklmnopqrstuvwxyzACTOPHSDG0123456789' +
+      '.,!?\'"-_()[]/:@#$%*+=~`^|<>éÉüßøñçΣ日本😀\u00a0\u3000\u0085\ufeff\u001c'),
   ];
   const separators = [' ', ' ', ' ', '', '  ', '\t', '\n', ', '];
   return Array.from({ length: count }, () => {
@@ -422,7 +425,8 @@ function randomTexts(count: number): string[] {
 
 describe('ClipTokenizer against a Python reference', () => {
   it.skipIf(!hasPythonRegex)(
-    `matches simple_tokenizer.py (minus ftfy) on 60 random captions${hasPythonRegex ? '' : ' [skipped: python3 with the regex module not found]'}`,
+    `matches simple_tokenizer.py (minus ftfy) on 60 random captions` +
+      `${hasPythonRegex ? '' : ' [skipped: python3 with the regex module not found]'}`,
     () => {
       const texts = randomTexts(60);
       const script = join(root, 'reference.py');

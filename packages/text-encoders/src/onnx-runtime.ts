@@ -5,7 +5,8 @@ import type * as Ort from 'onnxruntime-node';
 // package cannot import it from there.
 
 const INSTALL_HINT =
-  'Install it with `ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node` (the CPU build is in the npm package; the skip avoids its CUDA download).';
+  'Install it with `ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node` ' +
+  '(the CPU build is in the npm package; the skip avoids its CUDA download).';
 
 /**
  * ONNX Runtime for Node, imported on first use: it is an optional peer dependency, needed only
@@ -38,7 +39,11 @@ export async function onnxSessionFromFile(path: string, device: 'cpu' | 'cuda' =
     const message = (error as Error).message;
     if (device === 'cuda' && /cuda|providers_shared|shared library/i.test(message)) {
       throw new BackendError(
-        `ONNX Runtime could not start CUDA for ${path} (${message.split('\n')[0]}). The npm package ships the CPU build only; the CUDA provider libraries (libonnxruntime_providers_cuda.so, libonnxruntime_providers_shared.so) are fetched by its install script with ONNXRUNTIME_NODE_INSTALL=cuda12 and need CUDA 12 + cuDNN 9 on the machine. Use device: 'cpu' otherwise.`,
+        `ONNX Runtime could not start CUDA for ${path} (${message.split('\n')[0]}). ` +
+          `The npm package ships the CPU build only; ` +
+          `the CUDA provider libraries (libonnxruntime_providers_cuda.so, libonnxruntime_providers_shared.so) ` +
+          `are fetched by its install script with ONNXRUNTIME_NODE_INSTALL=cuda12 ` +
+          `and need CUDA 12 + cuDNN 9 on the machine. Use device: 'cpu' otherwise.`,
       );
     }
     throw new DataError(`ONNX Runtime could not load ${path}: ${message}`);

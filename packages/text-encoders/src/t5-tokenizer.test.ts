@@ -180,7 +180,8 @@ const tokenizersPython = findPython(['tokenizers']);
 const hasTokenizers = tokenizersPython !== undefined;
 const referenceTitle = hasTokenizers
   ? 'matches HF tokenizers on the same tokenizer.json'
-  : 'matches HF tokenizers on the same tokenizer.json (skipped: python3 has no `tokenizers` module, nor `sentencepiece`)';
+  : 'matches HF tokenizers on the same tokenizer.json ' +
+    '(skipped: python3 has no `tokenizers` module, nor `sentencepiece`)';
 
 describe('T5Tokenizer against HF tokenizers', () => {
   it.skipIf(!hasTokenizers)(referenceTitle, () => {
@@ -214,7 +215,8 @@ import io, json, random
 import sentencepiece as spm
 random.seed(7)
 pre = ["", "", "un", "re", "pre"]
-stems = ["photo", "cat", "dog", "run", "walk", "talk", "jump", "smile", "grin", "play", "read", "paint", "draw", "sing", "look"]
+stems = ["photo", "cat", "dog", "run", "walk", "talk", "jump", "smile",
+         "grin", "play", "read", "paint", "draw", "sing", "look"]
 suf = ["", "", "s", "ing", "ed", "er", "ers", "ly", "ful", "ness"]
 def word():
     return random.choice(pre) + random.choice(stems) + random.choice(suf)
@@ -238,7 +240,8 @@ const spPython = findPython(['sentencepiece']);
 describe('T5Tokenizer against sentencepiece', () => {
   const title = spPython
     ? 'segments like sentencepiece on 300 random captions'
-    : 'segments like sentencepiece on 300 random captions (skipped: no python3 with `sentencepiece`; apt-get install python3-sentencepiece)';
+    : 'segments like sentencepiece on 300 random captions ' +
+      '(skipped: no python3 with `sentencepiece`; apt-get install python3-sentencepiece)';
   it.skipIf(!spPython)(title, () => {
     const run = spawnSync(spPython!, ['-c', SENTENCEPIECE_REFERENCE], { encoding: 'utf8', maxBuffer: 64 << 20 });
     expect(run.status, run.stderr).toBe(0);

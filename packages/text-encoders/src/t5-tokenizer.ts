@@ -59,7 +59,8 @@ const MAX_CACHE = 50_000;
 // "▁" (Metaspace splits on it, so in the text it separates words like a space).
 const SPACES = /[\s\u200b\ufeff\u2581]+/gu;
 // Other control characters (C0, DEL, C1) are dropped.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (T5's normaliser drops them).
+/* biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+   (T5's normaliser drops them). */
 const CONTROLS = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/gu;
 
 /** T5's text normalization (see the note above on NFKC): NFKC, controls out, spaces collapsed. */

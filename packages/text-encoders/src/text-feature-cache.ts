@@ -153,7 +153,8 @@ export class TextFeatureCache implements TextEncoder {
     if (missing.length) {
       const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
       throw new Error(
-        `TextFeatureCache (${this.id}): caption ${JSON.stringify(missing[0])}${more} was not prepared; run \`await cache.prepare(captions)\` first`,
+        `TextFeatureCache (${this.id}): caption ${JSON.stringify(missing[0])}${more} was not prepared; ` +
+          `run \`await cache.prepare(captions)\` first`,
       );
     }
     const tokens = new Float32Array(captions.length * L * D);
@@ -243,7 +244,9 @@ export class TextFeatureCache implements TextEncoder {
     const D = this.width;
     if (features.length !== B * L * D || mask.length !== B * L) {
       throw new Error(
-        `TextFeatureCache: encoder ${this.id} returned ${features.length} features and ${mask.length} mask values for ${B} captions; expected ${B}×${L}×${D} and ${B}×${L}`,
+        `TextFeatureCache: encoder ${this.id} returned ${features.length} features ` +
+          `and ${mask.length} mask values for ${B} captions; ` +
+          `expected ${B}×${L}×${D} and ${B}×${L}`,
       );
     }
     const records: Buffer[] = [];

@@ -30,7 +30,9 @@ export async function bundledSource(options: BundledOptions = {}): Promise<Shard
   for (let i = 0; i < items.length; i += itemsPerShard) blocks.push(items.slice(i, i + itemsPerShard));
   const shards = blocks.map((b, k) => `${imageDir}#items=${k * itemsPerShard}-${k * itemsPerShard + b.length - 1}`);
   return {
-    id: `bundled:emoji-twitter-16.0.0${options.skinTones === false ? '-noskin' : ''}${keep ? `[${[...keep].join('|')}]` : ''}`,
+    id:
+      `bundled:emoji-twitter-16.0.0${options.skinTones === false ? '-noskin' : ''}` +
+      `${keep ? `[${[...keep].join('|')}]` : ''}`,
     kind: 'bundled',
     shards,
     classNames,

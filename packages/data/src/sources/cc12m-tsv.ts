@@ -9,7 +9,10 @@ import { type TarMember, scanTar } from './tar.js';
 import { decodeUtf8 } from './text.js';
 
 export interface Cc12mTsvOptions {
-  /** The index TSV (header `filename`; one shard TSV per row, relative to the index's folder), e.g. `training_0.tsv`. */
+  /**
+   * The index TSV (header `filename`; one shard TSV per row, relative to the index's folder), e.g.
+   * `training_0.tsv`.
+   */
   index: string;
 }
 

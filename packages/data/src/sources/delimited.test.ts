@@ -31,16 +31,20 @@ async function rows(
 const fields = (r: Awaited<ReturnType<typeof rows>>) => r.map((x) => (x.malformed ? 'MALFORMED' : x.fields));
 
 describe('readDelimited', () => {
-  it('reads RFC 4180 quoting: delimiters, quotes and newlines inside quoted fields; CRLF; blank lines skipped', async () => {
-    const csv = 'videoid,name\r\n1,"a, b"\r\n\r\n2,"say ""hi""\nnext line"\n3,plain "quote" inside\n4,last-no-newline';
-    expect(fields(await rows(file('q.csv', csv)))).toEqual([
-      ['videoid', 'name'],
-      ['1', 'a, b'],
-      ['2', 'say "hi"\nnext line'],
-      ['3', 'plain "quote" inside'],
-      ['4', 'last-no-newline'],
-    ]);
-  });
+  it(
+    'reads RFC 4180 quoting: delimiters, quotes and newlines inside quoted fields; ' + 'CRLF; blank lines skipped',
+    async () => {
+      const csv =
+        'videoid,name\r\n1,"a, b"\r\n\r\n2,"say ""hi""\nnext line"\n3,plain "quote" inside\n4,last-no-newline';
+      expect(fields(await rows(file('q.csv', csv)))).toEqual([
+        ['videoid', 'name'],
+        ['1', 'a, b'],
+        ['2', 'say "hi"\nnext line'],
+        ['3', 'plain "quote" inside'],
+        ['4', 'last-no-newline'],
+      ]);
+    },
+  );
 
   it('reads tab-separated files the way pandas writes them, tabs in captions quoted', async () => {
     const tsv = 'tar\tfile\tcaption\t\nx.tar\t1.jpg\t"a\tb"\n';

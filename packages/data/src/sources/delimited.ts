@@ -174,7 +174,10 @@ function plainEnd(buffer: Uint8Array, start: number, limit: number, delimiter: n
   return limit === buffer.length ? i : -1;
 }
 
-/** End of a quoted field, just past its closing quote (`""` inside is an escaped quote); -1 when not closed within `limit`. */
+/**
+ * End of a quoted field, just past its closing quote (`""` inside is an escaped quote); -1 when not closed
+ * within `limit`.
+ */
 function quotedEnd(buffer: Uint8Array, start: number, limit: number): number {
   for (let i = buffer.indexOf(QUOTE, start + 1); i >= 0 && i < limit; i = buffer.indexOf(QUOTE, i + 2)) {
     if (buffer[i + 1] !== QUOTE || i + 1 >= limit) return i + 1;

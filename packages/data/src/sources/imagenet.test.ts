@@ -47,7 +47,8 @@ beforeAll(async () => {
   writeFileSync(join(train, 'n01440764', 'notes.txt'), 'not an image'); // ignored
   writeFileSync(
     join(dir, 'LOC_synset_mapping.txt'),
-    'n01484850 great white shark, white shark\nn01440764 tench, Tinca tinca\n\nn01443537 goldfish, Carassius auratus\nn09999999 extra, unused\n',
+    'n01484850 great white shark, white shark\nn01440764 tench, Tinca tinca\n\n' +
+      'n01443537 goldfish, Carassius auratus\nn09999999 extra, unused\n',
   );
   writeFileSync(join(dir, 'wnids.txt'), 'n01484850\nn01443537\nn01440764\n');
 });
@@ -61,25 +62,28 @@ async function samples(source: ShardedSource, skipped: SkipCounts = {}): Promise
 const summary = (refs: SampleRef[]) => refs.map((r) => [r.key, r.label, r.caption]);
 
 describe('imagenetSource: synset folders', () => {
-  it('lists one shard per synset, images in name order, labels in sorted wnid order, no captions without names', async () => {
-    const source = await imagenetSource({ path: train });
-    expect(source.kind).toBe('imagenet');
-    expect(source.shards).toEqual(['n01440764', 'n01443537', 'n01484850'].map((w) => join(train, w)));
-    expect(source.classNames).toEqual(['n01440764', 'n01443537', 'n01484850']);
-    const refs = await samples(source);
-    expect(summary(refs)).toEqual([
-      ['n01440764/n01440764_10026', 0, ''],
-      ['n01440764/n01440764_7', 0, ''],
-      ['n01443537/n01443537_1', 1, ''],
-      ['n01443537/n01443537_2', 1, ''],
-      ['n01484850/n01484850_5', 2, ''],
-    ]);
-    expect(refs[0].image).toEqual({
-      path: join(train, 'n01440764', 'n01440764_10026.JPEG'),
-      offset: 0,
-      size: synsets.n01440764['n01440764_10026.JPEG'].length,
-    });
-  });
+  it(
+    'lists one shard per synset, images in name order, ' + 'labels in sorted wnid order, no captions without names',
+    async () => {
+      const source = await imagenetSource({ path: train });
+      expect(source.kind).toBe('imagenet');
+      expect(source.shards).toEqual(['n01440764', 'n01443537', 'n01484850'].map((w) => join(train, w)));
+      expect(source.classNames).toEqual(['n01440764', 'n01443537', 'n01484850']);
+      const refs = await samples(source);
+      expect(summary(refs)).toEqual([
+        ['n01440764/n01440764_10026', 0, ''],
+        ['n01440764/n01440764_7', 0, ''],
+        ['n01443537/n01443537_1', 1, ''],
+        ['n01443537/n01443537_2', 1, ''],
+        ['n01484850/n01484850_5', 2, ''],
+      ]);
+      expect(refs[0].image).toEqual({
+        path: join(train, 'n01440764', 'n01440764_10026.JPEG'),
+        offset: 0,
+        size: synsets.n01440764['n01440764_10026.JPEG'].length,
+      });
+    },
+  );
 
   it('decodes the images the references point at', async () => {
     const refs = await samples(await imagenetSource({ path: train }));
@@ -147,45 +151,55 @@ describe('imagenetSource: synset tars', () => {
 });
 
 describe('imagenetSource: bad input', () => {
-  it('skips and counts empty files and truncated tars; an empty tar is an empty shard; corrupt bytes fail at decode', async () => {
-    const bad = join(dir, 'bad');
-    mkdirSync(join(bad, 'n00000001'), { recursive: true });
-    writeFileSync(join(bad, 'n00000001', 'empty.JPEG'), '');
-    writeFileSync(join(bad, 'n00000001', 'corrupt.JPEG'), (await jpeg(10)).subarray(0, 200));
-    const whole = tar([
-      { name: 'a.JPEG', data: await jpeg(1) },
-      { name: 'b.JPEG', data: await jpeg(2) },
-    ]);
-    writeFileSync(join(bad, 'n00000002.tar'), whole.subarray(0, 512 + (await jpeg(1)).length + 600)); // cut inside b's data
-    writeFileSync(join(bad, 'n00000003.tar'), tar([]));
-    const skipped: SkipCounts = {};
-    const refs = await samples(await imagenetSource({ path: bad }), skipped);
-    expect(refs.map((r) => r.key)).toEqual(['n00000001/corrupt', 'n00000002/a']);
-    expect(skipped).toEqual({ 'empty image': 1, 'truncated tar': 1 });
-    await expect(decodeImage(await readRange(refs[0].image), 8)).rejects.toThrow();
-  });
+  it(
+    'skips and counts empty files and truncated tars; ' +
+      'an empty tar is an empty shard; corrupt bytes fail at decode',
+    async () => {
+      const bad = join(dir, 'bad');
+      mkdirSync(join(bad, 'n00000001'), { recursive: true });
+      writeFileSync(join(bad, 'n00000001', 'empty.JPEG'), '');
+      writeFileSync(join(bad, 'n00000001', 'corrupt.JPEG'), (await jpeg(10)).subarray(0, 200));
+      const whole = tar([
+        { name: 'a.JPEG', data: await jpeg(1) },
+        { name: 'b.JPEG', data: await jpeg(2) },
+      ]);
+      // cut inside b's data
+      writeFileSync(join(bad, 'n00000002.tar'), whole.subarray(0, 512 + (await jpeg(1)).length + 600));
+      writeFileSync(join(bad, 'n00000003.tar'), tar([]));
+      const skipped: SkipCounts = {};
+      const refs = await samples(await imagenetSource({ path: bad }), skipped);
+      expect(refs.map((r) => r.key)).toEqual(['n00000001/corrupt', 'n00000002/a']);
+      expect(skipped).toEqual({ 'empty image': 1, 'truncated tar': 1 });
+      await expect(decodeImage(await readRange(refs[0].image), 8)).rejects.toThrow();
+    },
+  );
 
-  it('fails at start, naming the path, for a missing path, an empty pattern, an empty folder or a bad synsets file', async () => {
-    await expect(imagenetSource({ path: join(dir, 'missing') })).rejects.toThrow(
-      `no such file or directory: ${join(dir, 'missing')}`,
-    );
-    await expect(imagenetSource({ path: join(tars, '*.zip') })).rejects.toThrow(
-      `pattern matches no directory or .tar file: ${join(tars, '*.zip')}`,
-    );
-    mkdirSync(join(dir, 'empty'));
-    await expect(imagenetSource({ path: join(dir, 'empty') })).rejects.toThrow(
-      `no synset folders, synset .tar files or images in ${join(dir, 'empty')}`,
-    );
-    await expect(imagenetSource({ path: train, synsets: join(dir, 'nope.txt') })).rejects.toThrow(
-      `no such synsets file: ${join(dir, 'nope.txt')}`,
-    );
-    writeFileSync(join(dir, 'short.txt'), 'n01440764\n');
-    await expect(imagenetSource({ path: train, synsets: join(dir, 'short.txt') })).rejects.toThrow('synset n01443537');
-    writeFileSync(join(dir, 'one-name.txt'), 'tench\n');
-    await expect(imagenetSource({ path: train, classNames: join(dir, 'one-name.txt') })).rejects.toThrow(
-      '1 names for 3 classes',
-    );
-  });
+  it(
+    'fails at start, naming the path, for a missing path, ' + 'an empty pattern, an empty folder or a bad synsets file',
+    async () => {
+      await expect(imagenetSource({ path: join(dir, 'missing') })).rejects.toThrow(
+        `no such file or directory: ${join(dir, 'missing')}`,
+      );
+      await expect(imagenetSource({ path: join(tars, '*.zip') })).rejects.toThrow(
+        `pattern matches no directory or .tar file: ${join(tars, '*.zip')}`,
+      );
+      mkdirSync(join(dir, 'empty'));
+      await expect(imagenetSource({ path: join(dir, 'empty') })).rejects.toThrow(
+        `no synset folders, synset .tar files or images in ${join(dir, 'empty')}`,
+      );
+      await expect(imagenetSource({ path: train, synsets: join(dir, 'nope.txt') })).rejects.toThrow(
+        `no such synsets file: ${join(dir, 'nope.txt')}`,
+      );
+      writeFileSync(join(dir, 'short.txt'), 'n01440764\n');
+      await expect(imagenetSource({ path: train, synsets: join(dir, 'short.txt') })).rejects.toThrow(
+        'synset n01443537',
+      );
+      writeFileSync(join(dir, 'one-name.txt'), 'tench\n');
+      await expect(imagenetSource({ path: train, classNames: join(dir, 'one-name.txt') })).rejects.toThrow(
+        '1 names for 3 classes',
+      );
+    },
+  );
 
   it('keeps readFileSync-equal bytes for every folder image (sizes from stat)', async () => {
     for (const ref of await samples(await imagenetSource({ path: train })))

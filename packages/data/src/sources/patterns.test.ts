@@ -16,21 +16,24 @@ const isTar = (p: string) => isFile(p) && p.endsWith('.tar');
 const names = (paths: string[]) => paths.map((p) => p.slice(dir.length + 1));
 
 describe('expandSources', () => {
-  it('expands numeric brace ranges (zero-padded, either direction), alternatives, globs and comma lists in order', () => {
-    expect(names(expandSources(join(dir, '{00009..00011}.tar'), isTar))).toEqual([
-      '00009.tar',
-      '00010.tar',
-      '00011.tar',
-    ]);
-    expect(names(expandSources(join(dir, '{00001..00000}.tar'), isTar))).toEqual(['00001.tar', '00000.tar']);
-    expect(names(expandSources(join(dir, '0000{3,1}.tar'), isTar))).toEqual(['00003.tar', '00001.tar']);
-    expect(expandSources(join(dir, '*.tar'), isTar)).toHaveLength(12); // sorted; the dangling link is passed over
-    expect(names(expandSources(`${join(dir, '00002.tar')}, ${join(dir, '0001*.tar')}`, isTar))).toEqual([
-      '00002.tar',
-      '00010.tar',
-      '00011.tar',
-    ]);
-  });
+  it(
+    'expands numeric brace ranges (zero-padded, either direction), ' + 'alternatives, globs and comma lists in order',
+    () => {
+      expect(names(expandSources(join(dir, '{00009..00011}.tar'), isTar))).toEqual([
+        '00009.tar',
+        '00010.tar',
+        '00011.tar',
+      ]);
+      expect(names(expandSources(join(dir, '{00001..00000}.tar'), isTar))).toEqual(['00001.tar', '00000.tar']);
+      expect(names(expandSources(join(dir, '0000{3,1}.tar'), isTar))).toEqual(['00003.tar', '00001.tar']);
+      expect(expandSources(join(dir, '*.tar'), isTar)).toHaveLength(12); // sorted; the dangling link is passed over
+      expect(names(expandSources(`${join(dir, '00002.tar')}, ${join(dir, '0001*.tar')}`, isTar))).toEqual([
+        '00002.tar',
+        '00010.tar',
+        '00011.tar',
+      ]);
+    },
+  );
 
   it('passes over glob matches that are not accepted, but refuses a named one', () => {
     expect(names(expandSources(join(dir, '*'), isDirectory))).toEqual(['sub']);

@@ -59,7 +59,8 @@ beforeAll(async () => {
   const first = sample('000030000', { jpg: await image(90), txt: 'kept' });
   const whole = tar([...first, ...sample('000030001', { jpg: await image(100), txt: 'lost' })]);
   const secondHeader = tar(first).length - 1024; // tar() ends with two zero blocks
-  writeFileSync(join(shards, '00003.tar'), whole.subarray(0, secondHeader + 512 + 100)); // 100 bytes into the second jpg
+  // 100 bytes into the second jpg
+  writeFileSync(join(shards, '00003.tar'), whole.subarray(0, secondHeader + 512 + 100));
   // What img2dataset leaves beside the shards.
   for (const other of ['00000.parquet', '00000_stats.json', 'README.md']) writeFileSync(join(shards, other), '{}');
 });
@@ -72,28 +73,31 @@ async function samples(source: ShardedSource, skipped: SkipCounts = {}, only?: n
 }
 
 describe('webdatasetSource', () => {
-  it('reads img2dataset shards: samples grouped by key in stored order, captions from .txt, bad samples counted', async () => {
-    const source = await webdatasetSource({ path: shards });
-    expect(source.kind).toBe('cc12m');
-    expect(source.shards).toEqual(['00000', '00001', '00002', '00003'].map((n) => join(shards, `${n}.tar`)));
-    const skipped: SkipCounts = {};
-    const refs = await samples(source, skipped);
-    expect(refs.map((r) => [r.key, r.caption, r.label])).toEqual([
-      ['000000000', 'a dog on a beach', -1],
-      ['000000001', 'a caption with spaces', -1],
-      ['000000002', 'a png sample', -1],
-      ['000010000', 'café ☕ 東京', -1],
-      ['000010005', 'a webp sample', -1],
-      ['000030000', 'kept', -1],
-    ]);
-    expect(skipped).toEqual({
-      'caption not UTF-8': 1,
-      'missing caption': 2,
-      'missing image': 1,
-      'empty image': 1,
-      'truncated tar': 1,
-    });
-  });
+  it(
+    'reads img2dataset shards: samples grouped by key in stored order, ' + 'captions from .txt, bad samples counted',
+    async () => {
+      const source = await webdatasetSource({ path: shards });
+      expect(source.kind).toBe('cc12m');
+      expect(source.shards).toEqual(['00000', '00001', '00002', '00003'].map((n) => join(shards, `${n}.tar`)));
+      const skipped: SkipCounts = {};
+      const refs = await samples(source, skipped);
+      expect(refs.map((r) => [r.key, r.caption, r.label])).toEqual([
+        ['000000000', 'a dog on a beach', -1],
+        ['000000001', 'a caption with spaces', -1],
+        ['000000002', 'a png sample', -1],
+        ['000010000', 'café ☕ 東京', -1],
+        ['000010005', 'a webp sample', -1],
+        ['000030000', 'kept', -1],
+      ]);
+      expect(skipped).toEqual({
+        'caption not UTF-8': 1,
+        'missing caption': 2,
+        'missing image': 1,
+        'empty image': 1,
+        'truncated tar': 1,
+      });
+    },
+  );
 
   it('points each sample at its image member (not the .seg.png beside it), which decodes', async () => {
     const refs = await samples(await webdatasetSource({ path: shards }));

@@ -104,7 +104,8 @@ describe('webvidSource', () => {
       return out;
     };
     expect([await keys(2), await keys(0), await keys(1)]).toEqual([['1007'], ['1001', '1002'], ['1006']]);
-    expect((await webvidSource({ csv, videos, ffmpeg: FFMPEG })).shards).toEqual([`${csv}#rows=0-8`]); // default 1000 rows
+    // default 1000 rows
+    expect((await webvidSource({ csv, videos, ffmpeg: FFMPEG })).shards).toEqual([`${csv}#rows=0-8`]);
   });
 
   it('gives clips that decode, and references to corrupt videos whose decode throws', async () => {

@@ -8,7 +8,10 @@ import { type SampleRef, type ShardedSource, type SkipCounts, countSkip } from '
 import { decodeUtf8 } from './text.js';
 
 export interface WebvidOptions {
-  /** The WebVid CSV (`results_2M_train.csv`): header with `videoid` and `name` (the caption); `page_dir` used if present. */
+  /**
+   * The WebVid CSV (`results_2M_train.csv`): header with `videoid` and `name` (the caption); `page_dir` used if
+   * present.
+   */
   csv: string;
   /** Folder of the downloaded videos: `<videos>/<videoid>.mp4` or `<videos>/<page_dir>/<videoid>.mp4`. */
   videos: string;

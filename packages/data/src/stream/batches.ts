@@ -118,7 +118,10 @@ export class StreamBatcher {
     return this.pool.imagesPerSecond;
   }
 
-  /** The next `batchSize` images with their captions and labels; the caller disposes `images`. Await one call before the next. */
+  /**
+   * The next `batchSize` images with their captions and labels; the caller disposes `images`. Await one call before
+   * the next.
+   */
   async next(batchSize: number): Promise<Batch> {
     const r = this.options.size;
     const imageSize = r * r * 3;

@@ -45,36 +45,40 @@ beforeAll(async () => {
 });
 
 describe('DecodePool', () => {
-  it('decodes in worker threads exactly as on the main thread, delivers results in order, and counts a corrupt image instead of throwing', async () => {
-    {
-      let i = 0;
-      const outcomes = [];
-      for await (const { item, outcome } of pool.decodeInOrder(
-        async () => refs[i++],
-        (ref) => imageTask(ref, 8, i % 3 === 0),
-      ))
-        outcomes.push({ ref: item, outcome });
-      expect(outcomes.map((o) => o.ref.key)).toEqual(refs.map((r) => r.key));
-      for (const [k, { ref, outcome }] of outcomes.entries()) {
-        if (ref.key === '5' || ref.key === '17') {
-          expect(outcome).toMatchObject({ ok: false, reason: 'corrupt image' });
-          continue;
+  it(
+    'decodes in worker threads exactly as on the main thread, delivers results in order, ' +
+      'and counts a corrupt image instead of throwing',
+    async () => {
+      {
+        let i = 0;
+        const outcomes = [];
+        for await (const { item, outcome } of pool.decodeInOrder(
+          async () => refs[i++],
+          (ref) => imageTask(ref, 8, i % 3 === 0),
+        ))
+          outcomes.push({ ref: item, outcome });
+        expect(outcomes.map((o) => o.ref.key)).toEqual(refs.map((r) => r.key));
+        for (const [k, { ref, outcome }] of outcomes.entries()) {
+          if (ref.key === '5' || ref.key === '17') {
+            expect(outcome).toMatchObject({ ok: false, reason: 'corrupt image' });
+            continue;
+          }
+          expect(outcome.ok).toBe(true);
+          if (!outcome.ok) continue;
+          const expected = await decodeImage(readFileSync(ref.image.path), 8, { flip: (k + 1) % 3 === 0 });
+          expect(outcome.pixels).toEqual(expected);
+          // The pixels arrive in a buffer of their own (transferred from the worker, not a view into a shared one).
+          expect(outcome.pixels.byteLength).toBe(outcome.pixels.buffer.byteLength);
         }
-        expect(outcome.ok).toBe(true);
-        if (!outcome.ok) continue;
-        const expected = await decodeImage(readFileSync(ref.image.path), 8, { flip: (k + 1) % 3 === 0 });
-        expect(outcome.pixels).toEqual(expected);
-        // The pixels arrive in a buffer of their own (transferred from the worker, not a view into a shared one).
-        expect(outcome.pixels.byteLength).toBe(outcome.pixels.buffer.byteLength);
+        // A missing file is a skip too.
+        const missing = await pool.decode(
+          imageTask({ ...refs[0], image: { path: join(dir, 'gone.png'), offset: 0, size: 10 } }),
+        );
+        expect(missing).toMatchObject({ ok: false, reason: 'unreadable file' });
+        expect(pool.imagesPerSecond).toBeGreaterThan(0);
       }
-      // A missing file is a skip too.
-      const missing = await pool.decode(
-        imageTask({ ...refs[0], image: { path: join(dir, 'gone.png'), offset: 0, size: 10 } }),
-      );
-      expect(missing).toMatchObject({ ok: false, reason: 'unreadable file' });
-      expect(pool.imagesPerSecond).toBeGreaterThan(0);
-    }
-  });
+    },
+  );
 
   it('keeps order when later tasks finish first', async () => {
     // A large image first, small ones after: the small ones finish earlier on the other worker.
@@ -144,33 +148,37 @@ describe('DecodePool', () => {
 });
 
 describe('StreamBatcher', () => {
-  it('packs decoded images into [B, r, r, 3] batches in [−1, 1], skipping corrupt ones, with tf.memory flat', async () => {
-    const batcher = new StreamBatcher(source, { seed: 3, size: 8, shuffleBuffer: 4, pool });
-    try {
-      const counts: number[] = [];
-      const seen: string[] = [];
-      for (let step = 0; step < 6; step++) {
-        const batch = await batcher.next(5);
-        expect(batch.images.shape).toEqual([5, 8, 8, 3]);
-        const v = batch.images.dataSync();
-        expect(Math.min(...v)).toBeGreaterThanOrEqual(-1);
-        expect(Math.max(...v)).toBeLessThanOrEqual(1);
-        seen.push(...batch.captions);
-        expect(batch.labels).toEqual(batch.captions.map((c) => Number(c.split(' ')[1])));
-        tf.dispose(batch.images);
-        counts.push(tf.memory().numTensors);
+  it(
+    'packs decoded images into [B, r, r, 3] batches in [−1, 1], ' + 'skipping corrupt ones, with tf.memory flat',
+    async () => {
+      const batcher = new StreamBatcher(source, { seed: 3, size: 8, shuffleBuffer: 4, pool });
+      try {
+        const counts: number[] = [];
+        const seen: string[] = [];
+        for (let step = 0; step < 6; step++) {
+          const batch = await batcher.next(5);
+          expect(batch.images.shape).toEqual([5, 8, 8, 3]);
+          const v = batch.images.dataSync();
+          expect(Math.min(...v)).toBeGreaterThanOrEqual(-1);
+          expect(Math.max(...v)).toBeLessThanOrEqual(1);
+          seen.push(...batch.captions);
+          expect(batch.labels).toEqual(batch.captions.map((c) => Number(c.split(' ')[1])));
+          tf.dispose(batch.images);
+          counts.push(tf.memory().numTensors);
+        }
+        expect(new Set(counts).size).toBe(1);
+        // 30 images read: the first epoch's 22 good ones, then 8 of the second; each corrupt one skipped once per
+        // epoch.
+        expect(new Set(seen.slice(0, 22)).size).toBe(22);
+        expect(seen).not.toContain('image 5');
+        expect(batcher.skipped['corrupt image']).toBeGreaterThanOrEqual(2);
+        expect(batcher.imagesRead).toBe(30);
+        expect(batcher.imagesPerSecond).toBeGreaterThan(0);
+      } finally {
+        await batcher.close();
       }
-      expect(new Set(counts).size).toBe(1);
-      // 30 images read: the first epoch's 22 good ones, then 8 of the second; each corrupt one skipped once per epoch.
-      expect(new Set(seen.slice(0, 22)).size).toBe(22);
-      expect(seen).not.toContain('image 5');
-      expect(batcher.skipped['corrupt image']).toBeGreaterThanOrEqual(2);
-      expect(batcher.imagesRead).toBe(30);
-      expect(batcher.imagesPerSecond).toBeGreaterThan(0);
-    } finally {
-      await batcher.close();
-    }
-  });
+    },
+  );
 
   it('resumes exactly from its position: the batches after equal those of an uninterrupted run', async () => {
     const options = { seed: 9, size: 8, shuffleBuffer: 6, flip: true, pool };
@@ -201,14 +209,17 @@ describe('StreamBatcher', () => {
     await second.close();
   });
 
-  it('stops with the message when decoding cannot work at all (ffmpeg missing), instead of skipping every sample', async () => {
-    const video = memorySource([
-      [{ key: 'v', image: { path: join(dir, 'x.mp4'), offset: 0, size: 1 }, caption: 'v', label: -1, video: true }],
-    ]);
-    const batcher = new StreamBatcher(video, { seed: 0, size: 8, pool, ffmpeg: join(dir, 'no-such-ffmpeg') });
-    await expect(batcher.next(1)).rejects.toThrow(/ffmpeg not found/);
-    await batcher.close();
-  });
+  it(
+    'stops with the message when decoding cannot work at all (ffmpeg missing), ' + 'instead of skipping every sample',
+    async () => {
+      const video = memorySource([
+        [{ key: 'v', image: { path: join(dir, 'x.mp4'), offset: 0, size: 1 }, caption: 'v', label: -1, video: true }],
+      ]);
+      const batcher = new StreamBatcher(video, { seed: 0, size: 8, pool, ffmpeg: join(dir, 'no-such-ffmpeg') });
+      await expect(batcher.next(1)).rejects.toThrow(/ffmpeg not found/);
+      await batcher.close();
+    },
+  );
 });
 
 describe('StreamBatcher on video', () => {

@@ -192,9 +192,13 @@ function startWorker(): Worker {
     tsx = import.meta.resolve('tsx/esm/api');
   } catch {
     throw new Error(
-      `decode pool: running from TypeScript sources (${fileURLToPath(source)}) needs the tsx package to start decode workers; install it or use the built package`,
+      `decode pool: running from TypeScript sources (${fileURLToPath(source)}) ` +
+        `needs the tsx package to start decode workers; ` +
+        `install it or use the built package`,
     );
   }
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(source.href)}); });`;
+  const bootstrap =
+    `import(${JSON.stringify(tsx)}).then((api) => { api.register(); ` +
+    `return import(${JSON.stringify(source.href)}); });`;
   return new Worker(bootstrap, { eval: true });
 }

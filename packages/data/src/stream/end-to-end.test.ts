@@ -78,29 +78,34 @@ describe('every source, from its real format into training batches', () => {
     for (const s of seen) expect(['0:tench', '1:goldfish', '2:great white shark']).toContain(s);
   });
 
-  it('cc12m (img2dataset webdataset shards): jpg + txt + json members; a corrupt image is skipped and counted', async () => {
-    const shards = join(dir, 'cc12m');
-    mkdirSync(shards, { recursive: true });
-    for (let s = 0; s < 2; s++) {
-      const members = [];
-      for (let i = 0; i < 4; i++) {
-        const key = `${String(s).padStart(5, '0')}${String(i).padStart(4, '0')}`;
-        const corrupt = s === 1 && i === 0; // first of its shard: never the epoch's last (counted once the batch passes it)
-        members.push({
-          name: `${key}.jpg`,
-          data: corrupt ? new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]) : await jpeg(s * 4 + i, 32, 24),
-        });
-        members.push({ name: `${key}.txt`, data: `a photo number ${s * 4 + i}` });
-        members.push({ name: `${key}.json`, data: JSON.stringify({ key, status: 'success' }) });
+  it(
+    'cc12m (img2dataset webdataset shards): jpg + txt + json members; ' + 'a corrupt image is skipped and counted',
+    async () => {
+      const shards = join(dir, 'cc12m');
+      mkdirSync(shards, { recursive: true });
+      for (let s = 0; s < 2; s++) {
+        const members = [];
+        for (let i = 0; i < 4; i++) {
+          const key = `${String(s).padStart(5, '0')}${String(i).padStart(4, '0')}`;
+          // first of its shard: never the epoch's last (counted once the batch passes it)
+          const corrupt = s === 1 && i === 0;
+          members.push({
+            name: `${key}.jpg`,
+            data: corrupt ? new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]) : await jpeg(s * 4 + i, 32, 24),
+          });
+          members.push({ name: `${key}.txt`, data: `a photo number ${s * 4 + i}` });
+          members.push({ name: `${key}.json`, data: JSON.stringify({ key, status: 'success' }) });
+        }
+        writeFileSync(join(shards, `${String(s).padStart(5, '0')}.tar`), tar(members));
       }
-      writeFileSync(join(shards, `${String(s).padStart(5, '0')}.tar`), tar(members));
-    }
-    const source = await webdatasetSource({ path: join(shards, '{00000..00001}.tar') });
-    const { batches, skipped } = await readBatches(source, { flip: true, shuffleBuffer: 0 }, 1, 7); // 7 good images per epoch
-    expect(skipped).toEqual({ 'corrupt image': 1 });
-    expect(new Set(batches[0].captions).size).toBe(7);
-    expect(batches[0].labels).toEqual(new Array(7).fill(-1));
-  });
+      const source = await webdatasetSource({ path: join(shards, '{00000..00001}.tar') });
+      // 7 good images per epoch
+      const { batches, skipped } = await readBatches(source, { flip: true, shuffleBuffer: 0 }, 1, 7);
+      expect(skipped).toEqual({ 'corrupt image': 1 });
+      expect(new Set(batches[0].captions).size).toBe(7);
+      expect(batches[0].labels).toEqual(new Array(7).fill(-1));
+    },
+  );
 
   it('cc12m (the official TSV index): index → shard TSVs → members of tars', async () => {
     const root = join(dir, 'cc12m-tsv');
@@ -111,7 +116,8 @@ describe('every source, from its real format into training batches', () => {
     );
     writeFileSync(
       join(root, 'shard_0.tsv'),
-      'tar\tfile\tcaption\nimages.tar\t0.jpg\ta red square\nimages.tar\t1.jpg\ta blue circle\nimages.tar\t9.jpg\tmissing member\n',
+      'tar\tfile\tcaption\nimages.tar\t0.jpg\ta red square\n' +
+        'images.tar\t1.jpg\ta blue circle\nimages.tar\t9.jpg\tmissing member\n',
     );
     writeFileSync(
       join(root, 'shard_1.tsv'),
@@ -133,7 +139,10 @@ describe('every source, from its real format into training batches', () => {
     await writeTestVideo(join(root, 'videos', '001', '12.mp4'), 10, 16, 'rgbtestsrc');
     writeFileSync(
       join(root, 'results.csv'),
-      'videoid,contentUrl,duration,page_dir,name\n11,http://x/11.mp4,PT00H00M01S,001,"Waves, at dusk"\n12,http://x/12.mp4,PT00H00M01S,001,A cat\n13,http://x/13.mp4,PT00H00M01S,001,Gone\n',
+      'videoid,contentUrl,duration,page_dir,name\n' +
+        '11,http://x/11.mp4,PT00H00M01S,001,"Waves, at dusk"\n' +
+        '12,http://x/12.mp4,PT00H00M01S,001,A cat\n' +
+        '13,http://x/13.mp4,PT00H00M01S,001,Gone\n',
     );
     const ffmpeg = await testFfmpeg();
     const source = await webvidSource({

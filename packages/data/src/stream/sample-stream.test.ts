@@ -30,17 +30,21 @@ describe('SampleStream', () => {
     expect(await take(new SampleStream(source, options), 42)).toEqual(first);
   });
 
-  it('resumes exactly: N samples, save the position, a new stream from it — the concatenation equals an uninterrupted run across an epoch boundary', async () => {
-    const whole = await take(new SampleStream(source, options), 100);
-    for (const n of [0, 1, 17, 41, 42, 43, 60, 84]) {
-      const a = new SampleStream(source, options);
-      const head = await take(a, n);
-      const position = a.position;
-      await a.close();
-      const b = new SampleStream(source, { ...options, position: JSON.parse(JSON.stringify(position)) });
-      expect([...head, ...(await take(b, 100 - n))], `split at ${n}`).toEqual(whole);
-    }
-  });
+  it(
+    'resumes exactly: N samples, save the position, a new stream from it — ' +
+      'the concatenation equals an uninterrupted run across an epoch boundary',
+    async () => {
+      const whole = await take(new SampleStream(source, options), 100);
+      for (const n of [0, 1, 17, 41, 42, 43, 60, 84]) {
+        const a = new SampleStream(source, options);
+        const head = await take(a, n);
+        const position = a.position;
+        await a.close();
+        const b = new SampleStream(source, { ...options, position: JSON.parse(JSON.stringify(position)) });
+        expect([...head, ...(await take(b, 100 - n))], `split at ${n}`).toEqual(whole);
+      }
+    },
+  );
 
   it('gives each rank disjoint samples that cover the epoch', async () => {
     const world = 3;
@@ -73,17 +77,20 @@ describe('SampleStream', () => {
     expect(resumed.skipped).toEqual({ 'missing caption': 1 });
   });
 
-  it('fails with a clear message on an empty source, a source of only bad entries, or a position past the epoch', async () => {
-    expect(() => new SampleStream(memorySource([]), options)).toThrow(/no shards/);
-    await expect(new SampleStream(memorySource([[], []]), options).next()).rejects.toThrow(
-      /no samples to read in epoch 0/,
-    );
-    await expect(new SampleStream(memorySource([[null, null]]), options).next()).rejects.toThrow(
-      /no samples to read in epoch 0 .*missing caption":2/,
-    );
-    expect(() => new SampleStream(source, { ...options, world: 7 })).toThrow(/7 processes but only 6 shards/);
-    await expect(new SampleStream(source, { ...options, position: { epoch: 2, cursor: 50 } }).next()).rejects.toThrow(
-      /cannot resume at epoch 2, sample 50: this epoch has only 42 samples/,
-    );
-  });
+  it(
+    'fails with a clear message on an empty source, ' + 'a source of only bad entries, or a position past the epoch',
+    async () => {
+      expect(() => new SampleStream(memorySource([]), options)).toThrow(/no shards/);
+      await expect(new SampleStream(memorySource([[], []]), options).next()).rejects.toThrow(
+        /no samples to read in epoch 0/,
+      );
+      await expect(new SampleStream(memorySource([[null, null]]), options).next()).rejects.toThrow(
+        /no samples to read in epoch 0 .*missing caption":2/,
+      );
+      expect(() => new SampleStream(source, { ...options, world: 7 })).toThrow(/7 processes but only 6 shards/);
+      await expect(new SampleStream(source, { ...options, position: { epoch: 2, cursor: 50 } }).next()).rejects.toThrow(
+        /cannot resume at epoch 2, sample 50: this epoch has only 42 samples/,
+      );
+    },
+  );
 });

@@ -171,7 +171,9 @@ export class SampleStream {
     }
     if (dropped < this.replay) {
       throw new DataError(
-        `${this.source.id}: cannot resume at epoch ${this.epoch}, sample ${this.replay}: this epoch has only ${dropped} samples now. Was the data set (or data.rank/world/shuffleBuffer) changed since the checkpoint?`,
+        `${this.source.id}: cannot resume at epoch ${this.epoch}, sample ${this.replay}: ` +
+          `this epoch has only ${dropped} samples now. ` +
+          `Was the data set (or data.rank/world/shuffleBuffer) changed since the checkpoint?`,
       );
     }
     this.replay = 0;

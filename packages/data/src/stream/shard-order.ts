@@ -17,7 +17,9 @@ export function shardOrder(numShards: number, seed: number, epoch: number, rank 
     throw new Error(`shard order: rank must be an integer in [0, ${world}), got ${rank}`);
   if (world > numShards) {
     throw new DataError(
-      `shard order: ${world} processes but only ${numShards} shard${numShards === 1 ? '' : 's'}: every process needs at least one shard of its own; split the data set into more shards or use fewer processes`,
+      `shard order: ${world} processes but only ${numShards} shard${numShards === 1 ? '' : 's'}: ` +
+        `every process needs at least one shard of its own; ` +
+        `split the data set into more shards or use fewer processes`,
     );
   }
   const order = permutation(numShards, seed, epoch);

@@ -59,7 +59,10 @@ export function encodeImage(w: number, h: number, seed: number, format: 'png' | 
   return (format === 'png' ? image.png() : image.jpeg({ quality: 90 })).toBuffer();
 }
 
-/** Writes image files 0…n−1 into `dir` and returns a one-shard source over them; `corrupt` indices get garbage bytes. */
+/**
+ * Writes image files 0…n−1 into `dir` and returns a one-shard source over them; `corrupt` indices get garbage
+ * bytes.
+ */
 export async function imageFileSource(
   dir: string,
   n: number,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClipTokenizer, bytesToUnicode } from '@matryoshka-ts/text-encoders';
 import { ONNX_FLOAT, ONNX_INT64, onnxModel, seeded } from '@matryoshka-ts/test-utils';
+import { DataError } from '@matryoshka-ts/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ClipModel, clipScore, clipScoreOfCosine, loadOnnxClip } from './clip-score.js';
 import { type Uint8Image, clipPreprocess } from './resize.js';
@@ -121,6 +122,19 @@ describe('CLIP score', () => {
     await expect(clipScore(fake, [image(1, 4, 4)], [])).rejects.toThrow(/1 images but 0 captions/);
     const empty = mkdtempSync(join(tmpdir(), 'mdm-clip-empty-'));
     await expect(loadOnnxClip(empty)).rejects.toThrow(/missing: vision_model\.onnx, text_model\.onnx/);
+    const error = await loadOnnxClip(empty).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DataError);
+    expect(error).toMatchObject({
+      code: 'DATA_INVALID',
+      message:
+        `${empty} needs vision_model.onnx and text_model.onnx (directly or under onnx/); missing: ` +
+        'vision_model.onnx, text_model.onnx',
+    });
+    const nowhere = join(empty, 'nowhere');
+    await expect(loadOnnxClip(nowhere)).rejects.toMatchObject({
+      code: 'DATA_INVALID',
+      message: `no CLIP model directory at ${nowhere}`,
+    });
     rmSync(empty, { recursive: true });
   });
 });

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { DataError } from '@matryoshka-ts/core';
 import { ClipTokenizer } from '@matryoshka-ts/text-encoders';
 import { onnxRuntime, onnxSession, readOnnxFile } from './onnx-runtime.js';
 import { type Uint8Image, clipPreprocess } from './resize.js';
@@ -102,11 +103,11 @@ export async function loadOnnxClip(
   dir: string,
   options: { imageSize?: number; device?: 'cpu' | 'cuda' } = {},
 ): Promise<ClipModel> {
-  if (!existsSync(dir)) throw new Error(`no CLIP model directory at ${dir}`);
+  if (!existsSync(dir)) throw new DataError(`no CLIP model directory at ${dir}`);
   const visionPath = findFile(dir, ['vision_model.onnx', 'image_model.onnx', 'visual.onnx']);
   const textPath = findFile(dir, ['text_model.onnx', 'textual.onnx']);
   if (!visionPath || !textPath)
-    throw new Error(
+    throw new DataError(
       `${dir} needs vision_model.onnx and text_model.onnx (directly or under onnx/); missing: ` +
         `${[!visionPath && 'vision_model.onnx', !textPath && 'text_model.onnx'].filter(Boolean).join(', ')}`,
     );
@@ -120,7 +121,7 @@ export async function loadOnnxClip(
   const pick = (names: readonly string[], wanted: string, file: string) => {
     if (names.includes(wanted)) return wanted;
     if (names.length === 1) return names[0];
-    throw new Error(`${file} has no '${wanted}' (it has ${names.join(', ')})`);
+    throw new DataError(`${file} has no '${wanted}' (it has ${names.join(', ')})`);
   };
   const imageOut = pick(visionSession.outputNames, 'image_embeds', visionPath);
   const textOut = pick(textSession.outputNames, 'text_embeds', textPath);

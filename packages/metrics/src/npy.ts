@@ -7,6 +7,7 @@
  */
 
 import { endianness } from 'node:os';
+import { DataError } from '@matryoshka-ts/core';
 
 export type NpyDtype = 'float64' | 'float32';
 
@@ -38,7 +39,7 @@ type PyValue = string | number | boolean | null | PyValue[] | { [key: string]: P
 function parsePythonLiteral(text: string): PyValue {
   let i = 0;
   const fail = (what: string): never => {
-    throw new Error(`invalid .npy header (${what} at offset ${i}): ${JSON.stringify(text.trim())}`);
+    throw new DataError(`invalid .npy header (${what} at offset ${i}): ${JSON.stringify(text.trim())}`);
   };
   const skip = () => {
     while (i < text.length && /\s/.test(text[i])) i++;
@@ -108,21 +109,23 @@ function dtypeOfDescr(descr: PyValue): NpyDtype {
   if (descr === '<f8') return 'float64';
   if (descr === '<f4') return 'float32';
   if (typeof descr !== 'string')
-    throw new Error(
+    throw new DataError(
       `unsupported .npy dtype ${JSON.stringify(descr)}: structured arrays are not supported (only '<f8' and '<f4')`,
     );
   if (descr === '>f8' || descr === '>f4')
-    throw new Error(
+    throw new DataError(
       `unsupported .npy dtype '${descr}': big-endian floats are not supported (only '<f8' and '<f4'); ` +
         `convert with arr.astype('<f8')`,
     );
-  throw new Error(`unsupported .npy dtype '${descr}': only float64 ('<f8') and float32 ('<f4') arrays are supported`);
+  throw new DataError(
+    `unsupported .npy dtype '${descr}': only float64 ('<f8') and float32 ('<f4') arrays are supported`,
+  );
 }
 
 /** Decodes a .npy file's bytes. The data is copied (the result owns its buffer). */
 export function decodeNpy(bytes: Uint8Array): NpyArray {
   if (bytes.byteLength < 10 || MAGIC.some((b, i) => bytes[i] !== b))
-    throw new Error('not a .npy file (the magic string \\x93NUMPY is missing)');
+    throw new DataError('not a .npy file (the magic string \\x93NUMPY is missing)');
   const major = bytes[6];
   const minor = bytes[7];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -132,35 +135,37 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
     headerLength = view.getUint16(8, true);
     headerStart = 10;
   } else if (major === 2 || major === 3) {
-    if (bytes.byteLength < 12) throw new Error('truncated .npy header');
+    if (bytes.byteLength < 12) throw new DataError('truncated .npy header');
     headerLength = view.getUint32(8, true);
     headerStart = 12;
   } else {
-    throw new Error(`unsupported .npy format version ${major}.${minor} (1.0, 2.0 and 3.0 are read)`);
+    throw new DataError(`unsupported .npy format version ${major}.${minor} (1.0, 2.0 and 3.0 are read)`);
   }
   const dataStart = headerStart + headerLength;
-  if (dataStart > bytes.byteLength) throw new Error('truncated .npy header');
+  if (dataStart > bytes.byteLength) throw new DataError('truncated .npy header');
   const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
   const header = parsePythonLiteral(headerText);
   if (header === null || typeof header !== 'object' || Array.isArray(header))
-    throw new Error(`invalid .npy header: not a dict: ${headerText.trim()}`);
+    throw new DataError(`invalid .npy header: not a dict: ${headerText.trim()}`);
   for (const key of ['descr', 'fortran_order', 'shape'])
-    if (!(key in header)) throw new Error(`invalid .npy header: no '${key}': ${headerText.trim()}`);
+    if (!(key in header)) throw new DataError(`invalid .npy header: no '${key}': ${headerText.trim()}`);
   const dtype = dtypeOfDescr(header.descr);
   if (header.fortran_order !== false)
-    throw new Error(
+    throw new DataError(
       'unsupported .npy array: fortran_order is True (only C-order arrays are read); save np.ascontiguousarray(arr)',
     );
   const shapeValue = header.shape;
   if (!Array.isArray(shapeValue) || !shapeValue.every((s) => typeof s === 'number' && Number.isInteger(s) && s >= 0)) {
-    throw new Error(`invalid .npy header: shape ${JSON.stringify(shapeValue)} is not a tuple of non-negative integers`);
+    throw new DataError(
+      `invalid .npy header: shape ${JSON.stringify(shapeValue)} is not a tuple of non-negative integers`,
+    );
   }
   const shape = shapeValue as number[];
   const size = shape.reduce((a, b) => a * b, 1);
   const byteLength = size * ITEMSIZE[dtype];
   const available = bytes.byteLength - dataStart;
   if (available !== byteLength) {
-    throw new Error(
+    throw new DataError(
       `.npy data size mismatch: shape (${shape.join(', ')}) of ${dtype} needs ${byteLength} bytes, ` +
         `the file has ${available}`,
     );

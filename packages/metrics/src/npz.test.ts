@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DataError, MdmError } from '@matryoshka-ts/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type NpyArray, decodeNpy, encodeNpy } from './npy.js';
 import { decodeNpz, encodeNpz, readFidStats, readNpz, writeFidStats, writeNpz } from './npz.js';
@@ -167,6 +168,44 @@ describe('.npz', () => {
     const path = join(dir, 'garbage.npz');
     writeFileSync(path, 'hello');
     expect(() => readNpz(path)).toThrow(/garbage\.npz: not a zip/);
+  });
+
+  it('throws file errors as DataError (DATA_INVALID), messages unchanged; argument errors stay plain', () => {
+    const thrown = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (error) {
+        return error;
+      }
+      throw new Error('expected a throw');
+    };
+    const noMagic = 'not a .npy file (the magic string \\x93NUMPY is missing)';
+    const notNpy = thrown(() => decodeNpy(new Uint8Array(20)));
+    expect(notNpy).toBeInstanceOf(DataError);
+    expect(notNpy).toMatchObject({ name: 'DataError', code: 'DATA_INVALID', message: noMagic });
+    const badMember = thrown(() => decodeNpz(writeZip([{ name: 'x.npy', data: new Uint8Array(20) }])));
+    expect(badMember).toBeInstanceOf(DataError);
+    expect(badMember).toMatchObject({ code: 'DATA_INVALID', message: `array 'x': ${noMagic}` });
+    expect((badMember as Error).cause).toBeInstanceOf(DataError);
+    const noEnd = 'not a zip/.npz file (no end-of-central-directory record)';
+    expect(thrown(() => decodeNpz(new Uint8Array(100)))).toMatchObject({ code: 'DATA_INVALID', message: noEnd });
+    const path = join(dir, 'garbage2.npz');
+    writeFileSync(path, 'hello');
+    const withPath = thrown(() => readNpz(path));
+    expect(withPath).toBeInstanceOf(DataError);
+    expect(withPath).toMatchObject({ code: 'DATA_INVALID', message: `${path}: ${noEnd}` });
+    expect((withPath as Error).cause).toMatchObject({ code: 'DATA_INVALID', message: noEnd });
+    const keys = join(dir, 'keys2.npz');
+    writeNpz(keys, { m: { data: [1] } });
+    const lack = thrown(() => readFidStats(keys));
+    expect(lack).toBeInstanceOf(DataError);
+    expect(lack).toMatchObject({
+      code: 'DATA_INVALID',
+      message: `${keys} lack 'mu' and 'sigma' (keys found: 'm'); FID statistics files hold 'mu' and 'sigma'`,
+    });
+    const badShape = thrown(() => encodeNpy({ shape: [2, 2], data: [1, 2, 3] }));
+    expect(badShape).toBeInstanceOf(RangeError);
+    expect(badShape).not.toBeInstanceOf(MdmError);
   });
 
   it('FID statistics: writes float64 mu (d) and sigma (d, d), checks shapes and keys when reading', () => {

@@ -1,4 +1,5 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { DataError } from '@matryoshka-ts/core';
 import { type NpyArray, type NpyInput, decodeNpy, encodeNpy } from './npy.js';
 import { readZip, writeZip } from './zip.js';
 
@@ -16,7 +17,7 @@ export function decodeNpz(bytes: Uint8Array): Map<string, NpyArray> {
     try {
       out.set(key, decodeNpy(member.data));
     } catch (error) {
-      throw new Error(`array '${key}': ${(error as Error).message}`);
+      throw new DataError(`array '${key}': ${(error as Error).message}`, { cause: error });
     }
   }
   return out;
@@ -42,7 +43,7 @@ export function readNpz(path: string): Map<string, NpyArray> {
   try {
     return decodeNpz(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (error) {
-    throw new Error(`${path}: ${(error as Error).message}`);
+    throw new DataError(`${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -105,17 +106,17 @@ export function fidStatsFromArrays(
   const sigma = arrays.get('sigma');
   if (!mu || !sigma) {
     const missing = ['mu', 'sigma'].filter((k) => !arrays.has(k)).join("' and '");
-    throw new Error(
+    throw new DataError(
       `${source} lack '${missing}' ` +
         `(keys found: ${keys.length ? keys.map((k) => `'${k}'`).join(', ') : 'none'}); ` +
         `FID statistics files hold 'mu' and 'sigma'`,
     );
   }
   if (mu.shape.length !== 1 || mu.shape[0] < 1)
-    throw new Error(`${source}: 'mu' must have shape (d,), got (${mu.shape.join(', ')})`);
+    throw new DataError(`${source}: 'mu' must have shape (d,), got (${mu.shape.join(', ')})`);
   const d = mu.shape[0];
   if (sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {
-    throw new Error(
+    throw new DataError(
       `${source}: 'sigma' must have shape (${d}, ${d}) to match 'mu' of shape (${d},), got (${sigma.shape.join(', ')})`,
     );
   }

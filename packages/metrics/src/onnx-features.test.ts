@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ONNX_FLOAT, onnxModel, seeded } from '@matryoshka-ts/test-utils';
-import { afterAll, describe, expect, it } from 'vitest';
+import { DataError } from '@matryoshka-ts/core';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { featureStatsOf, networkInputBatch, quantizeToUint8 } from './feature-extractor.js';
 import { FeatureStats } from './feature-stats.js';
 import { loadOnnxFeatureExtractor } from './onnx-features.js';
@@ -116,5 +117,34 @@ describe('loadOnnxFeatureExtractor', () => {
     await expect(loadOnnxFeatureExtractor(modelPath, { outputName: 'logits' })).rejects.toThrow(
       /has no output 'logits' \(it has pool3\)/,
     );
+    const missing = join(dir, 'nope.onnx');
+    const error = await loadOnnxFeatureExtractor(missing).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DataError);
+    expect(error).toMatchObject({ code: 'DATA_INVALID', message: `no ONNX model at ${missing}` });
+  });
+
+  it('says how to install onnxruntime-node when it cannot be loaded (BackendError)', async () => {
+    vi.resetModules();
+    vi.doMock('onnxruntime-node', () => {
+      throw new Error('not installed');
+    });
+    try {
+      const { onnxRuntime } = await import('./onnx-runtime.js');
+      const core = await import('@matryoshka-ts/core'); // the fresh module graph's classes
+      const error = await onnxRuntime().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(core.BackendError);
+      expect(error).toBeInstanceOf(core.MdmError);
+      expect((error as Error).cause).toBeInstanceOf(Error); // the import failure, kept
+      expect(error).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+      expect((error as Error).message).toMatch(
+        /^onnxruntime-node is needed to run ONNX models and could not be loaded/,
+      );
+      expect((error as Error).message).toMatch(
+        /Install it with `ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node`/,
+      );
+    } finally {
+      vi.doUnmock('onnxruntime-node');
+      vi.resetModules();
+    }
   });
 });

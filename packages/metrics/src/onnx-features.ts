@@ -1,3 +1,4 @@
+import { DataError } from '@matryoshka-ts/core';
 import type { FeatureExtractor, NetworkInput } from './feature-extractor.js';
 import { networkInputBatch } from './feature-extractor.js';
 import { onnxRuntime, onnxSession, readOnnxFile } from './onnx-runtime.js';
@@ -34,7 +35,7 @@ export async function loadOnnxFeatureExtractor(
     ['input', inputName, session.inputNames],
     ['output', outputName, session.outputNames],
   ] as const) {
-    if (!names.includes(name)) throw new Error(`${path} has no ${kind} '${name}' (it has ${names.join(', ')})`);
+    if (!names.includes(name)) throw new DataError(`${path} has no ${kind} '${name}' (it has ${names.join(', ')})`);
   }
   const run = async (images: Uint8Image[]): Promise<Float32Array> => {
     const s = input.size;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { BackendError, DataError } from '@matryoshka-ts/core';
 import type * as Ort from 'onnxruntime-node';
 
 /**
@@ -12,17 +13,18 @@ export async function onnxRuntime(): Promise<typeof Ort> {
   try {
     return (await import('onnxruntime-node')) as typeof Ort;
   } catch (error) {
-    throw new Error(
+    throw new BackendError(
       `onnxruntime-node is needed to run ONNX models and could not be loaded (${(error as Error).message}). ` +
         `Install it with \`ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node\` ` +
         `(the CPU build is in the npm package; the skip avoids its CUDA download).`,
+      { cause: error },
     );
   }
 }
 
 /** An ONNX model file and its content hash (ids name the exact weights, not the file name). */
 export function readOnnxFile(path: string): { bytes: Uint8Array; tag: string } {
-  if (!existsSync(path)) throw new Error(`no ONNX model at ${path}`);
+  if (!existsSync(path)) throw new DataError(`no ONNX model at ${path}`);
   const bytes = new Uint8Array(readFileSync(path));
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 12);
   return { bytes, tag: `${basename(path)}#${hash}` };

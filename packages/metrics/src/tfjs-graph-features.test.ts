@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { seeded } from '@matryoshka-ts/test-utils';
+import { DataError } from '@matryoshka-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { networkInputBatch } from './feature-extractor.js';
 import type { Uint8Image } from './resize.js';
@@ -117,6 +118,12 @@ describe('loadTfjsGraphFeatureExtractor', () => {
     await expect(loadTfjsGraphFeatureExtractor(broken)).rejects.toThrow(
       /weight shard group1-shard1of1\.bin, which is missing/,
     );
+    const error = await loadTfjsGraphFeatureExtractor(broken).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DataError);
+    expect(error).toMatchObject({
+      code: 'DATA_INVALID',
+      message: `${join(broken, 'model.json')} lists weight shard group1-shard1of1.bin, which is missing`,
+    });
     rmSync(broken, { recursive: true });
   });
 });

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+import { BackendError, DataError } from '@matryoshka-ts/core';
 import type * as TfConverter from '@tensorflow/tfjs-converter';
 import type * as Tf from '@tensorflow/tfjs-core';
 import type { FeatureExtractor, NetworkInput } from './feature-extractor.js';
@@ -26,8 +27,9 @@ async function tfjs(): Promise<{ tf: typeof Tf; converter: typeof TfConverter }>
   try {
     return { tf: await import('@tensorflow/tfjs-core'), converter: await import('@tensorflow/tfjs-converter') };
   } catch (error) {
-    throw new Error(
+    throw new BackendError(
       `a TF.js graph model needs @tensorflow/tfjs-core and @tensorflow/tfjs-converter (${(error as Error).message})`,
+      { cause: error },
     );
   }
 }
@@ -42,16 +44,16 @@ export async function loadTfjsGraphFeatureExtractor(
   options: TfjsGraphFeatureOptions = {},
 ): Promise<FeatureExtractor> {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'model.json') : path;
-  if (!existsSync(file)) throw new Error(`no TF.js graph model at ${path} (expected model.json)`);
+  if (!existsSync(file)) throw new DataError(`no TF.js graph model at ${path} (expected model.json)`);
   const json = JSON.parse(readFileSync(file, 'utf8')) as ModelJson;
   if (!json.modelTopology || !Array.isArray(json.weightsManifest))
-    throw new Error(`${file} is not a TF.js graph model (modelTopology / weightsManifest missing)`);
+    throw new DataError(`${file} is not a TF.js graph model (modelTopology / weightsManifest missing)`);
   const hash = createHash('sha256').update(readFileSync(file));
   const shards: Uint8Array[] = [];
   for (const group of json.weightsManifest) {
     for (const p of group.paths) {
       const shard = join(dirname(file), p);
-      if (!existsSync(shard)) throw new Error(`${file} lists weight shard ${p}, which is missing`);
+      if (!existsSync(shard)) throw new DataError(`${file} lists weight shard ${p}, which is missing`);
       const bytes = new Uint8Array(readFileSync(shard));
       hash.update(bytes);
       shards.push(bytes);

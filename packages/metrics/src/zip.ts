@@ -6,6 +6,7 @@
  */
 
 import * as zlib from 'node:zlib';
+import { DataError } from '@matryoshka-ts/core';
 
 const LOCAL = 0x04034b50;
 const CENTRAL = 0x02014b50;
@@ -54,12 +55,12 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
   const u32 = (at: number) => view.getUint32(at, true);
   const u64 = (at: number) => {
     const v = view.getBigUint64(at, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('ZIP64 value too large');
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DataError('ZIP64 value too large');
     return Number(v);
   };
   const need = (at: number, length: number, what: string) => {
     if (at < 0 || at + length > bytes.byteLength)
-      throw new Error(`not a valid zip/.npz file: ${what} lies outside the file`);
+      throw new DataError(`not a valid zip/.npz file: ${what} lies outside the file`);
   };
 
   // End of central directory: the last END signature (a comment of up to 64 KiB may follow it).
@@ -70,18 +71,19 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
       break;
     }
   }
-  if (end < 0) throw new Error('not a zip/.npz file (no end-of-central-directory record)');
-  if (u16(end + 4) !== 0 || u16(end + 6) !== 0) throw new Error('multi-disk zip archives are not supported');
+  if (end < 0) throw new DataError('not a zip/.npz file (no end-of-central-directory record)');
+  if (u16(end + 4) !== 0 || u16(end + 6) !== 0) throw new DataError('multi-disk zip archives are not supported');
   let entries = u16(end + 10);
   let cdSize = u32(end + 12);
   let cdOffset = u32(end + 16);
   if (entries === 0xffff || cdSize === U32 || cdOffset === U32) {
     const locator = end - 20;
     if (locator < 0 || u32(locator) !== END64_LOCATOR)
-      throw new Error('not a valid zip/.npz file: ZIP64 end-of-central-directory locator missing');
+      throw new DataError('not a valid zip/.npz file: ZIP64 end-of-central-directory locator missing');
     const end64 = u64(locator + 8);
     need(end64, 56, 'the ZIP64 end-of-central-directory record');
-    if (u32(end64) !== END64) throw new Error('not a valid zip/.npz file: bad ZIP64 end-of-central-directory record');
+    if (u32(end64) !== END64)
+      throw new DataError('not a valid zip/.npz file: bad ZIP64 end-of-central-directory record');
     entries = u64(end64 + 32);
     cdSize = u64(end64 + 40);
     cdOffset = u64(end64 + 48);
@@ -93,7 +95,7 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
   let at = cdOffset;
   for (let e = 0; e < entries; e++) {
     need(at, 46, 'a central directory entry');
-    if (u32(at) !== CENTRAL) throw new Error('not a valid zip/.npz file: bad central directory entry');
+    if (u32(at) !== CENTRAL) throw new DataError('not a valid zip/.npz file: bad central directory entry');
     const flags = u16(at + 8);
     const method = u16(at + 10);
     const crc = u32(at + 16);
@@ -127,9 +129,9 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
     }
     at = extraEnd + commentLength;
 
-    if (flags & 0x1) throw new Error(`zip member '${name}' is encrypted`);
+    if (flags & 0x1) throw new DataError(`zip member '${name}' is encrypted`);
     need(localOffset, 30, `the local header of '${name}'`);
-    if (u32(localOffset) !== LOCAL) throw new Error(`not a valid zip/.npz file: bad local header for '${name}'`);
+    if (u32(localOffset) !== LOCAL) throw new DataError(`not a valid zip/.npz file: bad local header for '${name}'`);
     const dataStart = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28);
     need(dataStart, compressedSize, `the data of '${name}'`);
     const raw = bytes.subarray(dataStart, dataStart + compressedSize);
@@ -137,12 +139,12 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
     if (method === 0) data = raw;
     else if (method === 8) data = new Uint8Array(zlib.inflateRawSync(raw));
     else
-      throw new Error(
+      throw new DataError(
         `zip member '${name}' uses compression method ${method} (only stored (0) and deflated (8) are supported)`,
       );
     if (data.byteLength !== size)
-      throw new Error(`zip member '${name}' has ${data.byteLength} bytes, its header says ${size}`);
-    if (crc32(data) !== crc) throw new Error(`zip member '${name}' fails its CRC-32 check (the file is corrupt)`);
+      throw new DataError(`zip member '${name}' has ${data.byteLength} bytes, its header says ${size}`);
+    if (crc32(data) !== crc) throw new DataError(`zip member '${name}' fails its CRC-32 check (the file is corrupt)`);
     members.push({ name, data });
   }
   return members;

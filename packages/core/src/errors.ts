@@ -8,7 +8,6 @@ export type MdmErrorCode =
   | 'CHECKPOINT_INVALID'
   | 'CHECKPOINT_MISSING'
   | 'BACKEND_UNAVAILABLE'
-  | 'INPUT_INVALID'
   | 'TRAINING_DIVERGED';
 
 /**

@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CONV_BIAS, type GroupNormActOptions, convBias, groupNormAct } from '@matryoshka-ts/kernels';
-import type { ParamSpec } from '@matryoshka-ts/core';
+import type { ParamLookup, ParamSpec } from '@matryoshka-ts/core';
 
 /**
  * Layer primitives on NHWC tensors, each with the specs of the parameters it reads. Parameters
  * are looked up by their state-dict name through a `Params` getter, so the same forward code
  * runs on live weights, EMA weights, or tensors being differentiated.
  */
-export type Params = (name: string) => tf.Tensor;
+export type Params = ParamLookup;
 
 /** Builds a `Params` getter over a map, with an error that names a missing parameter. */
 export function paramsFrom(map: Map<string, tf.Tensor>): Params {

@@ -11,7 +11,8 @@ import { type TrainConfigInput, parseTrainConfig } from './config.js';
 import { dataCheck } from './data-check.js';
 import { TRAIN_PRESETS } from './train-presets.js';
 import { loadCheckpoint } from './run-checkpoint.js';
-import { type StepMetrics, train } from './train.js';
+import type { StepMetrics } from './run-log.js';
+import { train } from './train.js';
 
 // The pipelines run on the active backend; the deterministic pure-JS cpu backend here.
 beforeAll(async () => {

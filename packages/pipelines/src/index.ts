@@ -20,7 +20,8 @@ export {
 export type { TrainConfig, TrainConfigInput } from './config.js';
 export { TRAIN_PRESETS } from './train-presets.js';
 export { levelsOf, nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
-export { TrainingDivergedError, requireBackend, train } from './train.js';
+export { TrainingDivergedError, train } from './train.js';
+export { requireBackend } from './require-backend.js';
 export type { TrainOptions, TrainResult } from './train.js';
 export type { StepMetrics } from './run-log.js';
 export { listSnapshots, loadCheckpoint, readCheckpointInfo, saveCheckpoint, snapshotPath } from './run-checkpoint.js';

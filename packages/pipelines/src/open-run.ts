@@ -15,7 +15,7 @@ import { type TrainConfig, levelSchedulesOf, modelConfigOf, parseTrainConfig } f
 import { openConditioner } from './frozen-encoder.js';
 import { levelsOf, phaseModelConfig } from './phases.js';
 import { type TrainProgress, loadCheckpoint, readCheckpointInfo } from './run-checkpoint.js';
-import { requireBackend } from './train.js';
+import { requireBackend } from './require-backend.js';
 
 /** A trained model ready to sample: what `mdm-train sample` and `mdm-eval` load from a run. */
 export interface OpenRun {

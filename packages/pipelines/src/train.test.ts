@@ -7,7 +7,8 @@ import { type TrainConfigInput, parseTrainConfig } from './config.js';
 import { TRAIN_PRESETS } from './train-presets.js';
 import { openRun } from './open-run.js';
 import { listSnapshots, loadCheckpoint } from './run-checkpoint.js';
-import { type StepMetrics, train } from './train.js';
+import type { StepMetrics } from './run-log.js';
+import { train } from './train.js';
 
 // The pipelines run on the active backend; the deterministic pure-JS cpu backend here.
 beforeAll(async () => {

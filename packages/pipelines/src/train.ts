@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendError, ConfigError, MdmError, Rng } from '@matryoshka-ts/core';
+import { ConfigError, MdmError, Rng } from '@matryoshka-ts/core';
 import type { SkipCounts } from '@matryoshka-ts/data';
 import { NestedUNet, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
@@ -21,9 +21,8 @@ import {
   snapshotPath,
 } from './run-checkpoint.js';
 import { RunLog, type StepMetrics } from './run-log.js';
-
-export type { StepMetrics } from './run-log.js';
 import { TrainStep } from './train-step.js';
+import { requireBackend } from './require-backend.js';
 
 export interface TrainOptions {
   /** Run directory (created if needed). */
@@ -83,15 +82,6 @@ function variablesOf(values: Map<string, Float32Array>, shapes: Map<string, numb
       return [name, v];
     }),
   );
-}
-
-/** Fails unless a tfjs backend has been started: libraries never pick one (see @matryoshka-ts/backends). */
-export function requireBackend(): void {
-  if (!tf.engine().backendName) {
-    throw new BackendError(
-      "no tfjs backend is active: call initBackend({ backend }) from '@matryoshka-ts/backends' first",
-    );
-  }
 }
 
 /**

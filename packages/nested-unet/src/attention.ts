@@ -11,7 +11,7 @@ import {
   linearSpecs,
   multiHeadAttention,
   normSpecs,
-} from './nn.js';
+} from '@matryoshka-ts/layers';
 
 /**
  * Parameters of a spatial attention layer over `c` channels, with cross-attention to text of width `textWidth`

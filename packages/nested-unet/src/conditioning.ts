@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Conditioning, ParamSpec } from '@matryoshka-ts/core';
 import type { TextContext } from './attention.js';
 import type { ResolvedConfig } from './config.js';
-import { type Params, linear, linearSpecs } from './nn.js';
+import { type Params, linear, linearSpecs } from '@matryoshka-ts/layers';
 import { textHeadLayer, textHeadLayerSpecs } from './text-head.js';
 
 /**

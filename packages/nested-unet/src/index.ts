@@ -7,11 +7,12 @@ export type {
   TextConditioningConfig,
   UNetLevelConfig,
 } from './config.js';
-export { NestedUNet, countParams, initialValue, nestedUNetForward, nestedUNetSpecs } from './nested-unet.js';
+export { NestedUNet, countParams, nestedUNetForward, nestedUNetSpecs } from './nested-unet.js';
+export { initialValue } from '@matryoshka-ts/layers';
 export type { ForwardOptions, NestedUNetInputs, NestedUNetOptions } from './nested-unet.js';
 export type { ConditioningInput, DebugSink } from './conditioning.js';
-export { paramsFrom } from './nn.js';
-export type { Params } from './nn.js';
+export { paramsFrom } from '@matryoshka-ts/layers';
+export type { Params } from '@matryoshka-ts/layers';
 export { sinusoid, timeFrequencies } from './time-embedding.js';
 export { fromMlMdmConfig } from './ml-mdm-config.js';
 export type { MlMdmUNetConfig } from './ml-mdm-config.js';

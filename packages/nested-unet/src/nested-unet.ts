@@ -1,8 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type DiffusionLevel, type DiffusionModel, type ParamSpec, Rng, sizeOf } from '@matryoshka-ts/core';
+import { type DiffusionLevel, type DiffusionModel, type ParamSpec, sizeOf } from '@matryoshka-ts/core';
 import { type NestedUNetConfig, type ResolvedConfig, resolveConfig } from './config.js';
 import { type ConditioningInput, type DebugSink, type SharedConditioning, sharedConditioning } from './conditioning.js';
-import { type Params, conv2d, paramsFrom, silu } from './nn.js';
+import {
+  type Params,
+  allocateParams,
+  assignWeights,
+  conv2d,
+  paramCountOf,
+  paramsFrom,
+  readWeights,
+  silu,
+} from '@matryoshka-ts/layers';
 import { type LevelContext, downPath, inputLayer, levelSpecs, midBlock, outputLayer, upPath } from './unet-level.js';
 import { microConditioning, timeEmbedding } from './time-embedding.js';
 
@@ -49,19 +58,6 @@ export function countParams(config: NestedUNetConfig | ResolvedConfig): {
     return { resolution: level.resolution, params: own.reduce((n, s) => n + sizeOf(s.shape), 0) };
   });
   return { levels, total: specs.reduce((n, s) => n + sizeOf(s.shape), 0) };
-}
-
-/** Initial values of one parameter, drawn from `rng`. */
-export function initialValue(spec: ParamSpec, rng: Rng): Float32Array {
-  const n = sizeOf(spec.shape);
-  const out = new Float32Array(n);
-  const init = spec.init;
-  if (init.kind === 'ones') out.fill(1);
-  else if (init.kind === 'fanInUniform') {
-    const bound = 1 / Math.sqrt(init.fanIn);
-    for (let i = 0; i < n; i++) out[i] = (2 * rng.uniform() - 1) * bound;
-  } else if (init.kind === 'normal') for (let i = 0; i < n; i++) out[i] = rng.normal() * init.std;
-  return out;
 }
 
 /**
@@ -183,7 +179,7 @@ export interface NestedUNetOptions {
 export class NestedUNet implements DiffusionModel {
   readonly config: ResolvedConfig;
   readonly specs: ParamSpec[];
-  readonly params = new Map<string, tf.Variable>();
+  readonly params: Map<string, tf.Variable>;
   /** The levels as the pipelines see them (image channels from the config; one frame). */
   readonly levels: readonly DiffusionLevel[];
 
@@ -192,22 +188,12 @@ export class NestedUNet implements DiffusionModel {
     this.specs = levelSpecs(this.config, 0);
     const channels = this.config.imageChannels;
     this.levels = this.config.levels.map((l) => ({ resolution: l.resolution, channels, frames: 1 }));
-    const rng = new Rng(options.seed ?? 0);
-    for (const spec of this.specs) {
-      const given = options.weights?.get(spec.name);
-      if (given && given.length !== sizeOf(spec.shape))
-        throw new Error(`weights for '${spec.name}' have ${given.length} values, expected [${spec.shape}]`);
-      const values = given ?? initialValue(spec, rng);
-      // Unnamed: tfjs variable names are global, and several models (EMA, teacher) must coexist.
-      const initial = tf.tensor(values, spec.shape, 'float32');
-      this.params.set(spec.name, tf.variable(initial, true));
-      initial.dispose();
-    }
+    this.params = allocateParams(this.specs, options);
   }
 
   /** Number of parameters. */
   get paramCount(): number {
-    return this.specs.reduce((n, s) => n + sizeOf(s.shape), 0);
+    return paramCountOf(this.specs);
   }
 
   /** Our parameters as a `Params` getter. */
@@ -227,19 +213,12 @@ export class NestedUNet implements DiffusionModel {
 
   /** Overwrites weights by name (our layouts). Unknown names are an error; absent names keep their values. */
   setWeights(values: Map<string, Float32Array>): void {
-    for (const [name, data] of values) {
-      const v = this.params.get(name);
-      if (!v) throw new Error(`unknown parameter '${name}'`);
-      if (data.length !== v.size) throw new Error(`'${name}': ${data.length} values for shape [${v.shape}]`);
-      tf.tidy(() => v.assign(tf.tensor(data, v.shape, 'float32')));
-    }
+    assignWeights(this.params, values);
   }
 
   /** Copies every weight out (our names and layouts). */
   getWeights(): Map<string, Float32Array> {
-    const out = new Map<string, Float32Array>();
-    for (const [name, v] of this.params) out.set(name, Float32Array.from(v.dataSync() as Float32Array));
-    return out;
+    return readWeights(this.params);
   }
 
   dispose(): void {

@@ -1,6 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParamSpec } from '@matryoshka-ts/core';
-import { type Params, conv2d, conv1x1, convSpecs, groupNorm, linear, linearSpecs, normSpecs } from './nn.js';
+import {
+  type Params,
+  conv2d,
+  conv1x1,
+  convSpecs,
+  groupNorm,
+  linear,
+  linearSpecs,
+  normSpecs,
+} from '@matryoshka-ts/layers';
 
 /** Parameters of a residual block `cin → cout` conditioned on a time embedding of width T. */
 export function residualBlockSpecs(name: string, cin: number, cout: number, timeEmbedDim: number): ParamSpec[] {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
 import { Rng } from '@matryoshka-ts/core';
 import { initBackend } from '@matryoshka-ts/backends';
-import { paramsFrom } from './nn.js';
+import { paramsFrom } from '@matryoshka-ts/layers';
 import { textHeadLayer, textHeadLayerSpecs } from './text-head.js';
 
 beforeAll(async () => {

@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParamSpec } from '@matryoshka-ts/core';
-import { type Params, gelu, layerNorm, linear, linearSpecs, multiHeadAttention, normSpecs } from './nn.js';
+import {
+  type Params,
+  gelu,
+  layerNorm,
+  linear,
+  linearSpecs,
+  multiHeadAttention,
+  normSpecs,
+} from '@matryoshka-ts/layers';
 
 /**
  * The paper's learnable text head: self-attention layers over the projected language-model

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParamSpec } from '@matryoshka-ts/core';
-import { type Params, linear, linearSpecs, silu } from './nn.js';
+import { type Params, linear, linearSpecs, silu } from '@matryoshka-ts/layers';
 
 /**
  * Sinusoid frequencies for a time embedding of width T: H = T/8 frequencies

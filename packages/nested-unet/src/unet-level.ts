@@ -3,7 +3,7 @@ import type { ParamSpec } from '@matryoshka-ts/core';
 import { attentionLayer, attentionLayerSpecs, type TextContext } from './attention.js';
 import type { ResolvedConfig, ResolvedLevel } from './config.js';
 import { conditioningSpecs, textProjectionSpecs } from './conditioning.js';
-import { type Params, conv2d, convSpecs, groupNorm, upsampleNearest2x } from './nn.js';
+import { type Params, conv2d, convSpecs, groupNorm, upsampleNearest2x } from '@matryoshka-ts/layers';
 import { residualBlock, residualBlockSpecs } from './residual-block.js';
 import { microConditioningSpecs, timeEmbeddingSpecs } from './time-embedding.js';
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '@matryoshka-ts/core';
 import { initBackend } from '@matryoshka-ts/backends';
-import { upsampleNearest2x } from './nn.js';
+import { upsampleNearest2x } from './layers.js';
 
 describe.each(['cpu', 'wasm'] as const)('upsampleNearest2x on %s', (backend) => {
   beforeAll(async () => {

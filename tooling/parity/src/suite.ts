@@ -1,17 +1,28 @@
 import { describe, it } from 'vitest';
-import { type FixtureFolder, discoverFixtures, underCi } from '@matryoshka-ts/test-utils';
+import {
+  type FixtureConfig,
+  type FixtureFolder,
+  type FixtureKind,
+  discoverFixtures,
+  sharedFixturesDir,
+  underCi,
+} from '@matryoshka-ts/test-utils';
 
 /**
- * Runs `body` once per fixture folder (shared ones + MDM_EXTRA_FIXTURES), naming each describe
- * block after the folder. Without the shared folder the suite is skipped, except under CI where
- * its absence fails.
+ * Runs `body` once per fixture folder of `kind` (shared ones + MDM_EXTRA_FIXTURES of that kind),
+ * naming each describe block after the folder. Without the shared folder the suite is skipped,
+ * except under CI where its absence fails.
  */
-export function forEachFixture(title: string, body: (fixture: FixtureFolder) => void): void {
-  const { folders, missing } = discoverFixtures();
+export function forEachFixture<C = FixtureConfig>(
+  title: string,
+  body: (fixture: FixtureFolder<C>) => void,
+  kind: FixtureKind = 'ml-mdm',
+): void {
+  const { folders, missing } = discoverFixtures<C>(kind);
   if (missing && folders.length === 0) {
     if (underCi()) {
       it(`${title}: fixtures are present`, () => {
-        throw new Error(`${missing}; CI needs the ml-mdm fixtures (../shared/fixtures/ml-mdm)`);
+        throw new Error(`${missing}; CI needs the ${kind} fixtures (${sharedFixturesDir(kind)})`);
       });
     } else {
       console.warn(`[parity] ${missing}: ${title} skipped (set MDM_FIXTURES_DIR or clone beside shared/)`);

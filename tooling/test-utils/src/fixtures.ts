@@ -3,12 +3,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** One folder of reference numbers from the official ml-mdm code (see shared/fixtures/ml-mdm/README.md). */
-export interface FixtureFolder {
+export interface FixtureFolder<C = FixtureConfig> {
   /** The folder's name (used in test names). */
   name: string;
   dir: string;
   /** Parsed `config.json`. */
-  config: FixtureConfig;
+  config: C;
   file(name: 'weights' | 'io' | 'schedule' | 'loss' | 'sampler'): string;
 }
 
@@ -28,45 +28,64 @@ export interface FixtureConfig {
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..', '..');
 
-/** `../shared/fixtures/ml-mdm` beside the checkout (overridable with MDM_FIXTURES_DIR). */
-export function sharedFixturesDir(): string {
-  return process.env.MDM_FIXTURES_DIR ?? resolve(repoRoot, '..', 'shared', 'fixtures', 'ml-mdm');
+/**
+ * Kinds of fixture folder, told apart by `config.json`'s `kind` (ml-mdm's NestedUNet folders have
+ * none), each with its own shared folder.
+ */
+export type FixtureKind = 'ml-mdm' | 'ldm-autoencoder-kl';
+
+const SHARED_FOLDER: Record<FixtureKind, string> = { 'ml-mdm': 'ml-mdm', 'ldm-autoencoder-kl': 'ldm-autoencoder' };
+
+/**
+ * `../shared/fixtures/ml-mdm` (or the kind's folder) beside the checkout. MDM_FIXTURES_DIR
+ * overrides the ml-mdm folder; its sibling folders are then the other kinds'.
+ */
+export function sharedFixturesDir(kind: FixtureKind = 'ml-mdm'): string {
+  const override = process.env.MDM_FIXTURES_DIR;
+  if (override) return kind === 'ml-mdm' ? override : resolve(override, '..', SHARED_FOLDER[kind]);
+  return resolve(repoRoot, '..', 'shared', 'fixtures', SHARED_FOLDER[kind]);
+}
+
+function kindOf(folder: FixtureFolder<{ kind?: unknown }>): FixtureKind {
+  return folder.config.kind === 'ldm-autoencoder-kl' ? 'ldm-autoencoder-kl' : 'ml-mdm';
 }
 
 function isFixtureDir(dir: string): boolean {
   return existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'weights.safetensors'));
 }
 
-function load(dir: string): FixtureFolder {
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as FixtureConfig;
+function load<C>(dir: string): FixtureFolder<C> {
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as C;
   return { name: basename(dir), dir, config, file: (n) => join(dir, `${n}.safetensors`) };
 }
 
-export interface FixtureDiscovery {
-  folders: FixtureFolder[];
+export interface FixtureDiscovery<C = FixtureConfig> {
+  folders: FixtureFolder<C>[];
   /** Why the shared folder is missing, when it is (a user's clone has no ../shared). */
   missing?: string;
 }
 
 /**
- * Every fixture folder: those under the shared fixtures directory, plus each path listed in
- * MDM_EXTRA_FIXTURES (colon-separated; a path may be a fixture folder or a folder of them).
+ * Every fixture folder of one kind: those under the kind's shared fixtures directory, plus each
+ * path listed in MDM_EXTRA_FIXTURES (colon-separated; a path may be a fixture folder or a folder
+ * of them) whose `config.json` says that kind.
  */
-export function discoverFixtures(): FixtureDiscovery {
-  const folders: FixtureFolder[] = [];
-  const root = sharedFixturesDir();
+export function discoverFixtures<C = FixtureConfig>(kind: FixtureKind = 'ml-mdm'): FixtureDiscovery<C> {
+  const folders: FixtureFolder<C>[] = [];
+  const extra: FixtureFolder<C>[] = [];
+  const root = sharedFixturesDir(kind);
   let missing: string | undefined;
   if (existsSync(root) && statSync(root).isDirectory()) {
     for (const entry of readdirSync(root).sort()) {
       const dir = join(root, entry);
-      if (statSync(dir).isDirectory() && isFixtureDir(dir)) folders.push(load(dir));
+      if (statSync(dir).isDirectory() && isFixtureDir(dir)) folders.push(load<C>(dir));
     }
   } else {
     missing = `fixture folder ${root} not found`;
   }
   for (const raw of (process.env.MDM_EXTRA_FIXTURES ?? '').split(':').filter(Boolean)) {
     const dir = resolve(raw);
-    if (isFixtureDir(dir)) folders.push(load(dir));
+    if (isFixtureDir(dir)) extra.push(load<C>(dir));
     else if (existsSync(dir) && statSync(dir).isDirectory()) {
       const inside = readdirSync(dir)
         .sort()
@@ -74,12 +93,13 @@ export function discoverFixtures(): FixtureDiscovery {
         .filter((d) => statSync(d).isDirectory() && isFixtureDir(d));
       if (inside.length === 0)
         throw new Error(`MDM_EXTRA_FIXTURES: ${dir} holds no fixture folder (config.json + weights.safetensors)`);
-      folders.push(...inside.map(load));
+      extra.push(...inside.map((d) => load<C>(d)));
     } else {
       throw new Error(`MDM_EXTRA_FIXTURES: ${dir} does not exist`);
     }
   }
-  return { folders, missing };
+  const ofKind = extra.filter((f) => kindOf(f as FixtureFolder<{ kind?: unknown }>) === kind);
+  return { folders: [...folders, ...ofKind], missing };
 }
 
 /** True when running under CI (CI=true), where missing fixtures are a failure, not a skip. */

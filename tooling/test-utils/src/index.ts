@@ -1,5 +1,5 @@
 export { discoverFixtures, sharedFixturesDir, underCi } from './fixtures.js';
-export type { FixtureConfig, FixtureDiscovery, FixtureFolder } from './fixtures.js';
+export type { FixtureConfig, FixtureDiscovery, FixtureFolder, FixtureKind } from './fixtures.js';
 export { maxAbs, maxAbsDiff } from './compare.js';
 export { seeded } from './random.js';
 export { ONNX_FLOAT, ONNX_INT64, onnxModel } from './onnx-model.js';

@@ -1,0 +1,3 @@
+import { autoencoderParitySuite } from './autoencoder-parity.js';
+
+autoencoderParitySuite('cpu');

@@ -30,3 +30,49 @@ export type { DiagonalGaussian } from './posterior.js';
 export { detectNaming, diffusersNames, exportAutoencoderStateDict, importAutoencoderStateDict } from './state-dict.js';
 export type { AutoencoderImport, AutoencoderImportOptions, WeightNaming } from './state-dict.js';
 export { CONFIG_METADATA_KEY, loadAutoencoder, loadAutoencoderWeights, saveAutoencoder } from './weights-file.js';
+export {
+  BATCH_NORM_EPS,
+  BATCH_NORM_MOMENTUM,
+  DEFAULT_DISCRIMINATOR,
+  INIT_STD,
+  LEAKY_SLOPE,
+  PatchDiscriminator,
+  allocateDiscriminatorParams,
+  batchNorm,
+  discriminatorBufferSpecs,
+  discriminatorForward,
+  discriminatorInitialWeights,
+  discriminatorOutputSize,
+  discriminatorPlan,
+  discriminatorSpecs,
+} from './discriminator.js';
+export type {
+  BatchNormOptions,
+  DiscriminatorCallOptions,
+  DiscriminatorConfig,
+  DiscriminatorStage,
+} from './discriminator.js';
+export {
+  ADAPTIVE_WEIGHT_EPS,
+  ADAPTIVE_WEIGHT_MAX,
+  LAST_LAYER,
+  adaptiveWeight,
+  adoptWeight,
+  discriminatorLoss,
+  generatorLoss,
+  hingeDiscriminatorLoss,
+  vanillaDiscriminatorLoss,
+} from './adversarial.js';
+export type { DiscriminatorLossKind } from './adversarial.js';
+export {
+  LPIPS_MIN_SIZE,
+  LPIPS_TAP_CHANNELS,
+  Lpips,
+  VGG_CONVS,
+  lpipsParameterShapes,
+  lpipsStateDictFromOnnx,
+  unitNormalize,
+} from './perceptual/lpips.js';
+export type { LpipsStateDict, LpipsTensor } from './perceptual/lpips.js';
+export { parseOnnxModel, readOnnxModel } from './perceptual/onnx-weights.js';
+export type { OnnxGraph, OnnxNode, OnnxTensor } from './perceptual/onnx-weights.js';

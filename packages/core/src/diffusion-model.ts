@@ -25,6 +25,13 @@ export interface Conditioning {
   mask?: tf.Tensor2D;
   /** Class ids [B] (int32); id `numClasses` is the null label. */
   labels?: tf.Tensor1D;
+  /**
+   * A cascaded super-resolution stage's low-resolution image (NHWC, any size up to the stage's),
+   * already noise-augmented; the model upsamples it bilinearly and concatenates it to its input.
+   */
+  lowRes?: tf.Tensor4D;
+  /** The noise-augmentation step of `lowRes` per sample (0-based step index, like `times`). */
+  augTimes?: tf.Tensor1D | number[];
 }
 
 /** One denoising call's inputs: a noisy image per level (NHWC, level 0 first) and the times. */

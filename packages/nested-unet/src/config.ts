@@ -59,6 +59,12 @@ export interface NestedUNetConfig extends UNetLevelConfig {
   attentionHeads?: number;
   text?: TextConditioningConfig;
   labels?: LabelConditioningConfig;
+  /**
+   * A cascaded super-resolution stage (Saharia et al. 2022; the paper's Appendix D.1): the
+   * low-resolution image, bilinearly upsampled, is concatenated to level 0's noisy input, and its
+   * noise-augmentation step is embedded like time (`aug_layer1/2`) and added to the time embedding.
+   */
+  lowResCondition?: boolean;
 }
 
 const int = z.number().int();
@@ -98,6 +104,7 @@ export const nestedUNetConfigSchema = z.strictObject({
     })
     .optional(),
   labels: z.strictObject({ numClasses: pos }).optional(),
+  lowResCondition: z.boolean().optional(),
 });
 
 /** A level with every default filled in and its place in the nest worked out. */
@@ -129,6 +136,8 @@ export interface ResolvedConfig {
   attentionHeads: number;
   text?: TextConditioningConfig;
   labels?: LabelConditioningConfig;
+  /** Super-resolution stage: conditioned on an upsampled low-resolution image and its augmentation step. */
+  lowResCondition: boolean;
   /** Width of the text tokens every cross-attention sees (projDim, or featureDim without projection). */
   textWidth: number;
   /** The config as given (defaults not filled), for writing next to a run. */
@@ -238,6 +247,7 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     attentionHeads: heads,
     text: cfg.text,
     labels: cfg.labels,
+    lowResCondition: cfg.lowResCondition ?? false,
     textWidth: cfg.text ? (cfg.text.projDim > 0 ? cfg.text.projDim : cfg.text.featureDim) : 0,
     source: cfg,
   };

@@ -13,7 +13,7 @@ import {
   silu,
 } from '@matryoshka-ts/layers';
 import { type LevelContext, downPath, inputLayer, levelSpecs, midBlock, outputLayer, upPath } from './unet-level.js';
-import { microConditioning, timeEmbedding } from './time-embedding.js';
+import { augmentationEmbedding, microConditioning, timeEmbedding } from './time-embedding.js';
 
 /** Inputs of one denoising call. Images are NHWC, one per level, level 0 (highest resolution) first. */
 export interface NestedUNetInputs extends ConditioningInput {
@@ -74,6 +74,7 @@ function runLevel(
   shared: SharedConditioning,
   feature: tf.Tensor4D | undefined,
   options: ForwardOptions,
+  lowRes: { image: tf.Tensor4D; augTimes: tf.Tensor1D } | undefined,
 ): { outputs: tf.Tensor4D[]; feature: tf.Tensor4D } {
   const level = config.levels[index];
   const x = inputs.x[index];
@@ -88,6 +89,7 @@ function runLevel(
     options.debug?.(`micro_mlp.level${index}`, micro);
     temb = tf.add(temb, micro);
   }
+  if (lowRes) temb = tf.add(temb, augmentationEmbedding(P, level.prefix, lowRes.augTimes, level.timeEmbedDim));
   // A level with fewer samples than the batch sees its first b samples.
   const first = <T extends tf.Tensor>(t: T): T => (t.shape[0] === b ? t : (tf.slice(t, 0, b) as T));
   const ctx: LevelContext = {
@@ -99,7 +101,13 @@ function runLevel(
     training: options.training ?? false,
   };
 
-  let h = inputLayer(P, level, x);
+  // Level 0 of a super-resolution stage sees the low-resolution image, bilinearly upsampled
+  // (half-pixel centres, as PyTorch's align_corners=False).
+  const condition =
+    lowRes && index === 0
+      ? first(tf.image.resizeBilinear(lowRes.image, [level.resolution, level.resolution], false, true))
+      : undefined;
+  let h = inputLayer(P, level, x, condition);
   if (feature) h = tf.add(h, feature);
   const down = downPath(ctx, h);
   h = down.h;
@@ -116,7 +124,7 @@ function runLevel(
         0,
       ) as tf.Tensor4D;
     }
-    const inner = runLevel(P, config, index + 1, inputs, times, shared, toInner, options);
+    const inner = runLevel(P, config, index + 1, inputs, times, shared, toInner, options, lowRes);
     h = tf.add(h, first(conv2d(P, `${level.prefix}out_adapter`, inner.feature)));
     innerOutputs = inner.outputs;
   }
@@ -149,6 +157,31 @@ function checkInputs(config: ResolvedConfig, inputs: NestedUNetInputs, times: tf
   }
 }
 
+/** A super-resolution stage's low-resolution image and augmentation steps, checked. */
+function lowResInput(
+  config: ResolvedConfig,
+  inputs: NestedUNetInputs,
+  times: tf.Tensor1D,
+): { image: tf.Tensor4D; augTimes: tf.Tensor1D } | undefined {
+  if (!config.lowResCondition) {
+    if (inputs.lowRes) throw new Error('lowRes was given but the model is not a super-resolution stage');
+    return undefined;
+  }
+  const { lowRes, augTimes } = inputs;
+  if (!lowRes || augTimes === undefined)
+    throw new Error('this super-resolution stage needs lowRes (the low-resolution image) and augTimes');
+  const batch = times.shape[0];
+  const top = config.levels[0].resolution;
+  if (lowRes.shape[0] !== batch || lowRes.shape[3] !== config.imageChannels || lowRes.shape[1] > top) {
+    throw new Error(
+      `lowRes has shape [${lowRes.shape}], expected NHWC [${batch}, r ≤ ${top}, r, ${config.imageChannels}]`,
+    );
+  }
+  const aug = Array.isArray(augTimes) ? tf.tensor1d(augTimes, 'float32') : tf.cast(augTimes, 'float32');
+  if (aug.shape[0] !== batch) throw new Error(`augTimes has ${aug.shape[0]} entries for a batch of ${batch}`);
+  return { image: lowRes, augTimes: aug };
+}
+
 /**
  * The full NestedUNet forward pass as a pure function of parameters: one output per level (a v-, ε- or
  * x0-prediction).
@@ -162,7 +195,7 @@ export function nestedUNetForward(
   const times = Array.isArray(inputs.times) ? tf.tensor1d(inputs.times, 'float32') : tf.cast(inputs.times, 'float32');
   checkInputs(config, inputs, times);
   const shared = sharedConditioning(P, config, inputs, options.debug);
-  return runLevel(P, config, 0, inputs, times, shared, undefined, options).outputs;
+  return runLevel(P, config, 0, inputs, times, shared, undefined, options, lowResInput(config, inputs, times)).outputs;
 }
 
 export interface NestedUNetOptions {

@@ -65,6 +65,24 @@ export function timeEmbedding(P: Params, prefix: string, times: tf.Tensor1D, tim
   return embeddingMlp(P, `${prefix}temb_layer1`, `${prefix}temb_layer2`, times, timeEmbedDim);
 }
 
+/** Parameters of a super-resolution stage's augmentation-step MLP (`aug_layer1`, `aug_layer2`). */
+export function augmentationEmbeddingSpecs(prefix: string, timeEmbedDim: number): ParamSpec[] {
+  return embeddingMlpSpecs(`${prefix}aug_layer1`, `${prefix}aug_layer2`, timeEmbedDim);
+}
+
+/**
+ * The noise-augmentation step embedded like time (Saharia et al. 2022): MLP(sinusoid(t_aug)),
+ * added to the level's time embedding.
+ */
+export function augmentationEmbedding(
+  P: Params,
+  prefix: string,
+  augTimes: tf.Tensor1D,
+  timeEmbedDim: number,
+): tf.Tensor2D {
+  return embeddingMlp(P, `${prefix}aug_layer1`, `${prefix}aug_layer2`, augTimes, timeEmbedDim);
+}
+
 /**
  * Parameters of micro-conditioning (`cond_layers.<name>.{0,1}`): one MLP per named value, its
  * second layer zero-initialised so a new term starts as a no-op.

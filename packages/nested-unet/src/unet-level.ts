@@ -5,7 +5,7 @@ import type { ResolvedConfig, ResolvedLevel } from './config.js';
 import { conditioningSpecs, textProjectionSpecs } from './conditioning.js';
 import { type Params, conv2d, convSpecs, groupNorm, upsampleNearest2x } from '@matryoshka-ts/layers';
 import { residualBlock, residualBlockSpecs } from './residual-block.js';
-import { microConditioningSpecs, timeEmbeddingSpecs } from './time-embedding.js';
+import { augmentationEmbeddingSpecs, microConditioningSpecs, timeEmbeddingSpecs } from './time-embedding.js';
 
 /**
  * The parameters of level `index` and, recursively, of every level inside it, in the official
@@ -21,7 +21,10 @@ export function levelSpecs(config: ResolvedConfig, index: number): ParamSpec[] {
   const specs: ParamSpec[] = [...timeEmbeddingSpecs(p, T)];
   if (level.isInnermost) specs.push(...conditioningSpecs(config));
   specs.push(...microConditioningSpecs(p, Object.keys(level.microConditioning), T));
-  specs.push(...convSpecs(`${p}conv_in`, 3, config.imageChannels, ch[0]));
+  if (config.lowResCondition) specs.push(...augmentationEmbeddingSpecs(p, T));
+  // A super-resolution stage's level 0 also sees the upsampled low-resolution image.
+  const inputChannels = config.imageChannels * (index === 0 && config.lowResCondition ? 2 : 1);
+  specs.push(...convSpecs(`${p}conv_in`, 3, inputChannels, ch[0]));
 
   let c = ch[0];
   const skips = [c];
@@ -84,14 +87,18 @@ export interface LevelContext {
   training: boolean;
 }
 
-/** conv_in, after optional per-sample std normalisation (unbiased, over C·H·W). */
-export function inputLayer(P: Params, level: ResolvedLevel, x: tf.Tensor4D): tf.Tensor4D {
+/**
+ * conv_in, after optional per-sample std normalisation (unbiased, over C·H·W); `condition` (a
+ * super-resolution stage's upsampled low-resolution image) is concatenated along channels.
+ */
+export function inputLayer(P: Params, level: ResolvedLevel, x: tf.Tensor4D, condition?: tf.Tensor4D): tf.Tensor4D {
   let input = x;
   if (level.inputStdNormalisation) {
     const n = x.shape[1] * x.shape[2] * x.shape[3];
     const { variance } = tf.moments(x, [1, 2, 3], true);
     input = tf.div(x, tf.sqrt(tf.mul(variance, n / (n - 1))));
   }
+  if (condition) input = tf.concat([input, condition], 3);
   return conv2d(P, `${level.prefix}conv_in`, input);
 }
 

@@ -1,17 +1,16 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ParamSpec } from '@matryoshka-ts/core';
-import { type Params, conv2d, convSpecs, normSpecs } from '@matryoshka-ts/layers';
+import { type Params, conv2d, convSpecs, groupNorm, normSpecs } from '@matryoshka-ts/layers';
 import {
   type BlockOptions,
   attnBlock,
   attnBlockSpecs,
-  outputHead,
   resnetBlock,
   resnetBlockSpecs,
   upsample,
   upsampleSpecs,
 } from './blocks.js';
-import type { AutoencoderKLConfig } from './config.js';
+import { type AutoencoderKLConfig, NORM_EPS, NORM_GROUPS } from './config.js';
 import { type LevelPlan, midBlock, midSpecs } from './encoder.js';
 
 /**
@@ -58,6 +57,20 @@ export function decoderForward(
   z: tf.Tensor4D,
   options: BlockOptions = {},
 ): tf.Tensor4D {
+  return conv2d(P, 'decoder.conv_out', decoderFeatures(P, c, z, options));
+}
+
+/**
+ * Everything of the decoder but its last layer: swish(norm_out(·)) [B, h·f, w·f, ch·chMult[0]], the
+ * input of `decoder.conv_out`. The training loss needs it for the adaptive GAN weight, which is
+ * set by the gradients w.r.t. that layer's weight (`LAST_LAYER`).
+ */
+export function decoderFeatures(
+  P: Params,
+  c: AutoencoderKLConfig,
+  z: tf.Tensor4D,
+  options: BlockOptions = {},
+): tf.Tensor4D {
   let h = midBlock(P, 'decoder.', conv2d(P, 'decoder.conv_in', z), options);
   const plan = decoderPlan(c);
   for (let i = plan.length - 1; i >= 0; i--) {
@@ -67,5 +80,6 @@ export function decoderForward(
     });
     if (plan[i].resample) h = upsample(P, `decoder.up.${i}.upsample`, h);
   }
-  return outputHead(P, 'decoder.', h);
+  // The `outputHead` of blocks.ts without its convolution.
+  return groupNorm(P, 'decoder.norm_out', h, NORM_GROUPS, { eps: NORM_EPS, silu: true });
 }

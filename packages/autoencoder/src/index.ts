@@ -13,7 +13,7 @@ export {
 export type { AutoencoderKLConfig, AutoencoderPresetName, CompVisConfig } from './config.js';
 export { AutoencoderKL, autoencoderSpecs, decodeLatent, encodeMoments } from './autoencoder-kl.js';
 export type { AutoencoderCallOptions } from './autoencoder-kl.js';
-export { decoderPlan } from './decoder.js';
+export { decoderFeatures, decoderPlan } from './decoder.js';
 export { encoderPlan } from './encoder.js';
 export type { LevelPlan } from './encoder.js';
 export {
@@ -76,3 +76,25 @@ export {
 export type { LpipsStateDict, LpipsTensor } from './perceptual/lpips.js';
 export { parseOnnxModel, readOnnxModel } from './perceptual/onnx-weights.js';
 export type { OnnxGraph, OnnxNode, OnnxTensor } from './perceptual/onnx-weights.js';
+export { Adam } from './adam.js';
+export type { AdamOptions, AdamState } from './adam.js';
+export {
+  BASE_LEARNING_RATE,
+  DISC_FACTOR,
+  DISC_WEIGHT,
+  KL_WEIGHT,
+  LOGVAR_INIT,
+  PERCEPTUAL_WEIGHT,
+  klLoss,
+  nllLoss,
+  reconstructionLoss,
+} from './loss.js';
+export type { ReconstructionLossOptions } from './loss.js';
+export { AutoencoderTrainStep, LOGVAR_NAME } from './training.js';
+export type {
+  AutoencoderStepResult,
+  AutoencoderTrainOptions,
+  AutoencoderTrainState,
+  DiscriminatorTrainOptions,
+  GeneratorPass,
+} from './training.js';

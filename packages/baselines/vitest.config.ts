@@ -1,0 +1,3 @@
+import { sharedConfig } from '@matryoshka-ts/test-utils/vitest';
+
+export default sharedConfig();

@@ -10,10 +10,11 @@ import {
   applyOverride,
   dataCheck,
   loadCheckpoint,
-  parseTrainConfig,
+  parseRunConfig,
   readConfigFile,
+  readRunManifest,
   reportError,
-  train,
+  trainRun,
 } from '@matryoshka-ts/pipelines';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
@@ -55,7 +56,11 @@ program
     collect,
     [],
   )
-  .option('--steps <n>', "the run's total steps (default: the sum of the phases')", int)
+  .option(
+    '--steps <n>',
+    "the run's total steps (default: the sum of the phases'; a multi-stage run: each stage's)",
+    int,
+  )
   .option('--out <dir>', 'run directory (default runs/<preset>)')
   .option('--seed <n>', 'seed for weights, noise and data order', int)
   .option('--resume <dir>', 'continue the run in <dir> from its checkpoint (its config is used)')
@@ -80,7 +85,7 @@ program
       for (const s of options.set) applyOverride(raw, s);
       if (options.seed !== undefined) raw.seed = options.seed;
       if (options.backend) raw.backend = options.backend;
-      return { name, config: parseTrainConfig(raw as TrainConfigInput) };
+      return { name, config: parseRunConfig(raw as TrainConfigInput) };
     };
     let config: TrainConfig;
     let out: string;
@@ -90,11 +95,14 @@ program
         throw new ConfigError(
           `--out ${options.out} differs from --resume ${out}: a resumed run continues in its own directory`,
         );
-      config = loadCheckpoint(join(out, 'checkpoint.safetensors')).config;
+      // A multi-stage run keeps its config next to run.json; a single run in its checkpoint.
+      config = readRunManifest(out)
+        ? (readConfigFile(join(out, 'config.json')) as TrainConfig)
+        : loadCheckpoint(join(out, 'checkpoint.safetensors')).config;
       // Scripts may repeat the original flags; they must describe the same run.
       if (options.preset || options.config || options.set.length || options.seed !== undefined) {
         const { backend: _a, ...wanted } = fresh().config;
-        const { backend: _b, ...saved } = parseTrainConfig(config);
+        const { backend: _b, ...saved } = parseRunConfig(config);
         if (JSON.stringify(wanted) !== JSON.stringify(saved))
           throw new ConfigError(
             `the run in ${out} was trained with another config; ` +
@@ -107,9 +115,9 @@ program
       config = c;
       out = options.out ?? join('runs', name ?? 'custom');
     }
-    const parsed = parseTrainConfig(config);
+    const parsed = parseRunConfig(config);
     await initBackend({ backend: parsed.backend });
-    const result = await train(parsed, { out, resume: Boolean(options.resume), steps: options.steps });
+    const result = await trainRun(parsed, { out, resume: Boolean(options.resume), steps: options.steps });
     console.log(`run: ${out}`);
     console.log(`metrics: ${join(out, 'metrics.jsonl')}, loss curve: ${join(out, 'loss.svg')}`);
     if (result.samples) console.log(`samples: ${result.samples}`);

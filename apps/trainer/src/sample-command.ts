@@ -2,14 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
-import {
-  ProgressLine,
-  generate,
-  openRun,
-  previewConditions,
-  runBackend,
-  sampleGridPng,
-} from '@matryoshka-ts/pipelines';
+import { ProgressLine, openRun, previewConditions, runBackend, sampleGridPng } from '@matryoshka-ts/pipelines';
 
 export interface SampleCommandOptions {
   run: string;
@@ -49,7 +42,7 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
   }
   await run.prepare(captions);
   const progress = new ProgressLine(5);
-  const images = generate(run.model, run.params, run.schedules, conditioner, {
+  const images = run.generate({
     captions,
     labels,
     steps: options.steps,
@@ -57,7 +50,6 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
     eta: options.eta,
     guidance: options.guidance ?? config.sampling.guidance,
     threshold: options.threshold ?? config.sampling.threshold,
-    prediction: config.loss.prediction,
     seed: options.seed,
     onStep: (i, total) => progress.update(`sampling: step ${i + 1}/${total}`),
   });

@@ -10,6 +10,7 @@ import {
   resolveConfig,
 } from '@matryoshka-ts/nested-unet';
 import { type LevelSchedules, levelScales, levelSchedules, scheduleByName } from '@matryoshka-ts/schedules';
+import { AUTOENCODER_PRESET_NAMES } from '@matryoshka-ts/autoencoder';
 
 const pos = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
@@ -22,10 +23,117 @@ const phaseSchema = z.strictObject({
   steps: pos,
 });
 
+/** A NestedUNet: a preset name (MDM-S64, cc12m-256, …) or a config. */
+const unetSchema = z.union([z.string(), nestedUNetConfigSchema]);
+
+/** One stage of a cascade: its model and its own phases. */
+const cascadeStageSchema = z.strictObject({ model: unetSchema, phases: z.array(phaseSchema).min(1) });
+
+/**
+ * The KL autoencoder of a latent run: a preset (kl-f4, kl-f8, …) with any field overridden, and
+ * either pretrained weights (a safetensors file, CompVis or diffusers names) or training settings
+ * (CompVis's loss: L1 + LPIPS + learned log-variance NLL + KL, optional PatchGAN).
+ */
+const autoencoderSchema = z.strictObject({
+  preset: z.enum(AUTOENCODER_PRESET_NAMES as [string, ...string[]]).default('kl-f8'),
+  ch: pos.optional(),
+  chMult: z.array(pos).min(1).optional(),
+  numResBlocks: pos.optional(),
+  attnResolutions: z.array(pos).optional(),
+  zChannels: pos.optional(),
+  embedDim: pos.optional(),
+  /** Pretrained weights: used as they are (no autoencoder training). */
+  weights: z.string().min(1).optional(),
+  train: z
+    .strictObject({
+      steps: pos.default(2000),
+      batchSize: pos.default(8),
+      lr: z.number().positive().default(1e-4),
+      klWeight: z.number().nonnegative().default(1e-6),
+      /** A local ONNX export of LPIPS (VGG, v0.1); omitted: L1 only. */
+      lpips: z.string().min(1).optional(),
+      perceptualWeight: z.number().nonnegative().default(1),
+      /** The PatchGAN discriminator with hinge loss and the adaptive weight, from step `start`. */
+      discriminator: z
+        .strictObject({ start: z.number().int().nonnegative(), weight: z.number().nonnegative().default(0.5) })
+        .optional(),
+    })
+    .prefault({}),
+});
+
+/**
+ * What a run trains (`model.kind`): an MDM (a preset, a NestedUNet config, or `kind: mdm`), a
+ * simple DM (`kind: simple`: a single-level UNet, or a NestedUNet trained on its top level's loss
+ * only), a cascade (base model, then super-resolution stages), or a latent DM (autoencoder, then
+ * a UNet or MDM on its latents).
+ */
+const modelSchema = z.union([
+  z.string(),
+  nestedUNetConfigSchema,
+  nestedUNetConfigSchema.extend({ kind: z.enum(['mdm', 'simple']) }),
+  z.strictObject({
+    kind: z.literal('cascaded'),
+    /** The base model first (lowest resolution), then each super-resolution stage. */
+    stages: z.array(cascadeStageSchema).min(2),
+    /** The augmentation level the low-resolution input gets at sampling (1 … schedule.steps). */
+    augLevel: pos.default(100),
+  }),
+  z.strictObject({
+    kind: z.literal('latent'),
+    autoencoder: autoencoderSchema.prefault({}),
+    /** The diffusion model on the latents (its resolution is the image's over the autoencoder's factor). */
+    diffusion: unetSchema,
+    /** Latents are multiplied by this: a number (0.18215 for SD's kl-f8), or `auto`: 1/std of the first batch's. */
+    scaleFactor: z.union([z.literal('auto'), z.number().positive()]).default('auto'),
+  }),
+]);
+
+/** Set by a multi-stage run on the configs of its stages: what else a stage's model sees. */
+const stageSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    /** A cascade's super-resolution stage: trained on noise-augmented views at `baseResolution`. */
+    kind: z.literal('upsampler'),
+    baseResolution: pos,
+    augLevel: pos,
+  }),
+  z.strictObject({
+    /** A latent DM's diffusion stage: trained on the cached latents, sampled through the decoder. */
+    kind: z.literal('latent'),
+    /** The autoencoder's weights file and the latent cache's root directory. */
+    autoencoder: z.string().min(1),
+    cache: z.string().min(1),
+    scaleFactor: z.number().positive(),
+    /** The image resolution the autoencoder encodes. */
+    imageResolution: pos,
+  }),
+]);
+
+/** The branch of `modelSchema` for each `model.kind` (a union's own error only says "Invalid input"). */
+const MODEL_BY_KIND = {
+  mdm: modelSchema.options[2],
+  simple: modelSchema.options[2],
+  cascaded: modelSchema.options[3],
+  latent: modelSchema.options[4],
+} as const;
+
+/** The first problem of `input.model` against the schema its kind (or its shape) selects. */
+function modelIssue(input: unknown): { path: PropertyKey[]; message: string } | undefined {
+  const model = (input as { model?: unknown } | null)?.model;
+  if (typeof model !== 'object' || model === null) return undefined;
+  const kind = (model as { kind?: unknown }).kind;
+  const schema = kind === undefined ? nestedUNetConfigSchema : MODEL_BY_KIND[kind as keyof typeof MODEL_BY_KIND];
+  if (!schema) return { path: ['model', 'kind'], message: `must be one of ${Object.keys(MODEL_BY_KIND).join(', ')}` };
+  const result = schema.safeParse(model);
+  if (result.success) return undefined;
+  const issue = result.error.issues[0];
+  return { path: ['model', ...issue.path], message: issue.message };
+}
+
 /** The whole training configuration; every field has a default except where noted. */
 export const trainConfigSchema = z.strictObject({
-  /** A model preset name (MDM-S64, cc12m-256, …) or a NestedUNet config. */
-  model: z.union([z.string(), nestedUNetConfigSchema]),
+  model: modelSchema,
+  /** Set on the stages of a cascaded or latent run (not written by users). */
+  stage: stageSchema.optional(),
   data: z
     .strictObject({
       /**
@@ -96,7 +204,11 @@ export const trainConfigSchema = z.strictObject({
     .prefault({}),
   schedule: z
     .strictObject({
-      name: z.enum(['cosine', 'cosine-logsnr', 'linear']).default('cosine'),
+      /**
+       * cosine, cosine-logsnr or linear, optionally shifted: -shiftN (SNR/N, ml-mdm), -resD[-refR]
+       * (simple diffusion's +2·ln(R/D) log-SNR shift) or -resD-interpL-H (its interpolated form).
+       */
+      name: z.string().default('cosine'),
       steps: pos.default(1000),
       /** Per-level shift SNR / s^p, s = the level's size over the innermost size. */
       shiftPower: z.number().min(0).default(1),
@@ -134,7 +246,8 @@ export const trainConfigSchema = z.strictObject({
       warmup: z.boolean().default(true),
     })
     .prefault({}),
-  phases: z.array(phaseSchema).min(1),
+  /** Progressive phases (a cascade's stages carry their own). */
+  phases: z.array(phaseSchema).default([]),
   sampling: z
     .strictObject({
       /** Write a sample grid every this many steps (0 = only at the end). */
@@ -162,16 +275,46 @@ export const trainConfigSchema = z.strictObject({
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 
-/** The model config a training config names (a preset is expanded with the config's conditioning). */
-export function modelConfigOf(config: TrainConfig): NestedUNetConfig {
-  if (typeof config.model !== 'string') return config.model;
-  if (!(PRESET_NAMES as readonly string[]).includes(config.model)) {
-    throw new ConfigError(`config: model: unknown preset '${config.model}' (available: ${PRESET_NAMES.join(', ')})`);
+/** What a run trains: `mdm` (the default), `simple`, `cascaded` or `latent`. */
+export type RunKind = 'mdm' | 'simple' | 'cascaded' | 'latent';
+
+/** The kind of run a config describes (`mdm` for a preset or a plain NestedUNet config). */
+export function runKindOf(config: Pick<TrainConfig, 'model'>): RunKind {
+  const m = config.model;
+  return typeof m === 'object' && 'kind' in m && m.kind ? m.kind : 'mdm';
+}
+
+/** Cascaded and latent runs train several models in order (each in its own stage directory). */
+export function isMultiStage(config: Pick<TrainConfig, 'model'>): boolean {
+  const kind = runKindOf(config);
+  return kind === 'cascaded' || kind === 'latent';
+}
+
+/** A NestedUNet a config names: a preset expanded with the config's conditioning, or the config itself. */
+export function unetConfigOf(spec: string | NestedUNetConfig, config: TrainConfig): NestedUNetConfig {
+  if (typeof spec !== 'string') return spec;
+  if (!(PRESET_NAMES as readonly string[]).includes(spec)) {
+    throw new ConfigError(`config: model: unknown preset '${spec}' (available: ${PRESET_NAMES.join(', ')})`);
   }
   const kind = config.conditioning.kind;
-  return modelPreset(config.model, {
+  return modelPreset(spec, {
     conditioning: kind === 'text' ? { kind, featureDim: config.conditioning.encoder.width } : { kind },
   });
+}
+
+/**
+ * The model config of a single-model run (mdm, simple, or one stage of a multi-stage run); a
+ * cascaded or latent run's models are its stages' (`runStages`).
+ */
+export function modelConfigOf(config: TrainConfig): NestedUNetConfig {
+  const m = config.model;
+  if (typeof m === 'object' && 'kind' in m && m.kind) {
+    if (m.kind === 'cascaded' || m.kind === 'latent')
+      throw new ConfigError(`config: a ${m.kind} run trains in stages; each stage's config names its model`);
+    const { kind: _kind, ...unet } = m;
+    return unet;
+  }
+  return unetConfigOf(m as string | NestedUNetConfig, config);
 }
 
 /**
@@ -180,18 +323,50 @@ export function modelConfigOf(config: TrainConfig): NestedUNetConfig {
  */
 export function levelSchedulesOf(config: TrainConfig): LevelSchedules {
   const resolutions = resolveConfig(modelConfigOf(config)).levels.map((l) => l.resolution);
-  const base = scheduleByName(config.schedule.name, config.schedule.steps);
-  return levelSchedules(base, levelScales(resolutions), { power: config.schedule.shiftPower });
+  return levelSchedules(baseScheduleOf(config), levelScales(resolutions), { power: config.schedule.shiftPower });
 }
 
-/** Validates a config (schema, then the model and phases against each other); errors name the field. */
+/** The config's base schedule (a cascade's noise augmentation uses it too). */
+export function baseScheduleOf(config: TrainConfig) {
+  try {
+    return scheduleByName(config.schedule.name, config.schedule.steps);
+  } catch (error) {
+    throw new ConfigError(`config: schedule.name: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * Validates a config (schema, then the model and phases against each other); errors name the
+ * field. A cascaded or latent run is checked stage by stage (`checkStages`, given by the caller
+ * that knows how stages are derived: `parseRunConfig`).
+ */
 export function parseTrainConfig(input: unknown): TrainConfig {
   const parsed = trainConfigSchema.safeParse(input);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
+    const issue = modelIssue(input) ?? parsed.error.issues[0];
     throw new ConfigError(`config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const config = parsed.data;
+  baseScheduleOf(config);
+  const kind = runKindOf(config);
+  if (kind === 'cascaded') {
+    if (config.phases.length)
+      throw new ConfigError("config: phases: a cascaded run's phases are each stage's (model.stages[i].phases)");
+    checkDataConfig(config);
+    return config;
+  }
+  if (config.phases.length === 0) throw new ConfigError('config: phases: at least one phase is needed');
+  if (kind === 'latent') {
+    checkDataConfig(config);
+    return config;
+  }
+  checkModelConfig(config);
+  checkDataConfig(config);
+  return config;
+}
+
+/** A single model's config against the conditioning, phases, loss and data. */
+function checkModelConfig(config: TrainConfig): void {
   const model = resolveConfig(modelConfigOf(config));
   const resolutions = model.levels.map((l) => l.resolution);
   const kind = config.conditioning.kind;
@@ -216,21 +391,43 @@ export function parseTrainConfig(input: unknown): TrainConfig {
       throw new ConfigError(`config: phases.${i}.resolution: phases must not go down in resolution`);
   });
   const levels = model.levels.length;
+  const oneTopPhase = config.phases.length === 1 && config.phases[0].resolution === resolutions[0];
+  if (runKindOf(config) === 'simple' && !oneTopPhase)
+    throw new ConfigError(
+      `config: phases: a simple DM trains its top level only: one phase at ${resolutions[0]} px ` +
+        '(no progressive phases)',
+    );
   if (config.loss.weights && config.loss.weights.length !== levels)
     throw new ConfigError(`config: loss.weights: needs ${levels} entries (one per level)`);
   if (config.loss.mixedRatio && config.loss.mixedRatio.length !== levels)
     throw new ConfigError(`config: loss.mixedRatio: needs ${levels} entries (one per level)`);
+  const stage = config.stage;
+  if (stage?.kind === 'latent') {
+    // A latent stage's model denoises the autoencoder's latents (channels checked against it by runStages).
+    if (config.data.source === 'bundled' && stage.imageResolution > 64)
+      throw new ConfigError('config: the bundled emoji images are 64 px; the autoencoder encodes larger ones');
+    return;
+  }
   // Every data source decodes RGB images; latent (4-channel) or grey models need their own data.
   if (model.imageChannels !== 3) {
     throw new ConfigError(
       'config: model.imageChannels: the data sources give RGB images (3 channels), ' +
-        `the model takes ${model.imageChannels}`,
+        `the model takes ${model.imageChannels} ` +
+        "(a latent run sets its diffusion model's channels from the autoencoder)",
     );
+  }
+  if (stage?.kind === 'upsampler') {
+    if (!model.lowResCondition)
+      throw new ConfigError('config: a super-resolution stage needs model.lowResCondition: true');
+    if (stage.baseResolution >= resolutions[0])
+      throw new ConfigError(
+        `config: stage.baseResolution: ${stage.baseResolution} px is not below the stage's ${resolutions[0]} px`,
+      );
+  } else if (model.lowResCondition) {
+    throw new ConfigError('config: model.lowResCondition is for the super-resolution stages of a cascaded run');
   }
   if (config.data.source === 'bundled' && resolutions[0] > 64)
     throw new ConfigError("config: the bundled emoji images are 64 px; the model's top level is larger");
-  checkDataConfig(config);
-  return config;
 }
 
 /** Which `data` fields each source needs or accepts, checked before any file is opened. */

@@ -26,6 +26,11 @@ export interface GenerateOptions {
   /** What the network was trained to predict (the run's `loss.prediction`). */
   prediction: PredictionType;
   seed: number;
+  /**
+   * A super-resolution stage's input: the noise-augmented low-resolution images (one per sample)
+   * and their augmentation step; the caller keeps ownership.
+   */
+  lowRes?: { image: tf.Tensor4D; augTimes: number[] };
   /** Called after each sampling step. */
   onStep?: (index: number, total: number) => void;
 }
@@ -66,12 +71,16 @@ export function generate(
   const cond = conditionBatch(conditioner, options.captions, options.labels);
   const guided = options.guidance !== 1 && conditioner.kind !== 'none';
   const nul = nullCondition(conditioner);
-  const both = guided
-    ? concatConditioning(
-        conditionBatch(conditioner, new Array(n).fill(nul.caption), new Array(n).fill(nul.label)),
-        cond,
-      )
-    : cond;
+  const unconditional = guided
+    ? conditionBatch(conditioner, new Array(n).fill(nul.caption), new Array(n).fill(nul.label))
+    : undefined;
+  const both = unconditional ? concatConditioning(unconditional, cond) : cond;
+  if (options.lowRes) {
+    // Both guidance branches see the same low-resolution image: it is input, not condition to drop.
+    const { image, augTimes } = options.lowRes;
+    both.lowRes = guided ? (tf.concat([image, image], 0) as tf.Tensor4D) : image;
+    both.augTimes = guided ? [...augTimes, ...augTimes] : augTimes;
+  }
   const run = (x: tf.Tensor4D[], times: number[]) => model.forward({ x, times, ...both }, { params: P });
   const plain: Denoiser = networkDenoiser(run);
   const denoiser = guided ? classifierFreeGuidance(plain, options.guidance) : plain;
@@ -95,10 +104,22 @@ export function generate(
       images: Array.from({ length: n }, (_, k) => data.slice(k * size, (k + 1) * size)),
     };
   });
+  const ownLowRes = guided ? both.lowRes : undefined;
   tf.dispose(
-    [...out, ...noise, cond.tokens, cond.mask, cond.labels, both.tokens, both.mask, both.labels].filter(
-      (t) => t !== undefined,
-    ) as tf.Tensor[],
+    [
+      ...out,
+      ...noise,
+      cond.tokens,
+      cond.mask,
+      cond.labels,
+      unconditional?.tokens,
+      unconditional?.mask,
+      unconditional?.labels,
+      both.tokens,
+      both.mask,
+      both.labels,
+      ownLowRes,
+    ].filter((t) => t !== undefined) as tf.Tensor[],
   );
   return result;
 }

@@ -11,16 +11,35 @@ export type { AdamOptions } from './optim.js';
 // Runs: their config, presets, progressive phases, training loop, checkpoints and logs.
 export {
   applyOverride,
+  baseScheduleOf,
+  isMultiStage,
   levelSchedulesOf,
   modelConfigOf,
   parseTrainConfig,
   readConfigFile,
+  runKindOf,
   trainConfigSchema,
+  unetConfigOf,
 } from './config.js';
-export type { TrainConfig, TrainConfigInput } from './config.js';
+export type { RunKind, TrainConfig, TrainConfigInput } from './config.js';
+// Multi-stage runs (cascaded, latent): their stages, driver, autoencoder stage and latent data.
+export { LATENT_RUN, parseRunConfig, runStages } from './stages.js';
+export type { AutoencoderStage, DiffusionStage, RunStage } from './stages.js';
+export { trainRun } from './train-run.js';
+export { RUN_MANIFEST, readRunManifest } from './run-manifest.js';
+export type { RunManifest } from './run-manifest.js';
+export { readAutoencoderProgress, trainAutoencoderStage } from './train-autoencoder.js';
+export type { AutoencoderProgress } from './train-autoencoder.js';
+export {
+  decodeLatents,
+  latentCacheKey,
+  measureScaleFactor,
+  openLatentTrainingData,
+  prepareLatentCache,
+} from './latent-data.js';
 export { TRAIN_PRESETS } from './train-presets.js';
 export { levelsOf, nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
-export { TrainingDivergedError, train } from './train.js';
+export { TrainingDivergedError, lossOptionsOf, train } from './train.js';
 export { requireBackend } from './require-backend.js';
 export type { TrainOptions, TrainResult } from './train.js';
 export type { StepMetrics } from './run-log.js';
@@ -38,7 +57,7 @@ export type { DataCheckOptions, DataCheckResult } from './data-check.js';
 
 // Loading a run and generating from it.
 export { openRun, runBackend, runCheckpointPath } from './open-run.js';
-export type { OpenRun } from './open-run.js';
+export type { OpenRun, RunGenerateOptions } from './open-run.js';
 export { generate } from './generate.js';
 export type { GenerateOptions, LevelSamples } from './generate.js';
 export { sampleGridPng } from './grid.js';

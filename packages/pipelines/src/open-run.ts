@@ -4,6 +4,7 @@ import {
   type BackendName,
   CheckpointError,
   ConfigError,
+  type DiffusionLevel,
   type DiffusionModel,
   type ParamLookup,
 } from '@matryoshka-ts/core';
@@ -11,19 +12,51 @@ import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
 import { NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
 import type { Conditioner } from './conditioning.js';
-import { type TrainConfig, levelSchedulesOf, modelConfigOf, parseTrainConfig } from './config.js';
+import {
+  type RunKind,
+  type TrainConfig,
+  levelSchedulesOf,
+  modelConfigOf,
+  parseTrainConfig,
+  runKindOf,
+} from './config.js';
+import { type GenerateOptions, type LevelSamples, generate } from './generate.js';
 import { openConditioner } from './frozen-encoder.js';
 import { levelsOf, phaseModelConfig } from './phases.js';
 import { type TrainProgress, loadCheckpoint, readCheckpointInfo } from './run-checkpoint.js';
 import { requireBackend } from './require-backend.js';
+import { openStagedRun } from './open-staged-run.js';
+import { readRunManifest } from './run-manifest.js';
+
+/** How a run is sampled: `generate`'s options without what the run knows itself. */
+export type RunGenerateOptions = Omit<GenerateOptions, 'prediction' | 'lowRes'> & {
+  /** A cascade's augmentation level of each low-resolution input (default: the run's `augLevel`). */
+  augLevel?: number;
+};
 
 /** A trained model ready to sample: what `mdm-train sample` and `mdm-eval` load from a run. */
 export interface OpenRun {
-  /** The checkpoint file read. */
+  /** mdm, simple, cascaded or latent. */
+  kind: RunKind;
+  /** The checkpoint file read (a multi-stage run's: its last stage's). */
   checkpoint: string;
+  /** The run's config (a multi-stage run's last stage's: the sampling and loss settings it shares). */
   config: TrainConfig;
   progress: TrainProgress;
+  /** The denoising network (a multi-stage run's last stage). */
   model: DiffusionModel;
+  /** What `generate` returns, outermost first: each output's resolution, channels and frames. */
+  levels: DiffusionLevel[];
+  /** Samples every output of the run (a cascade's stages in turn; a latent run's decoded images). */
+  generate(options: RunGenerateOptions): LevelSamples[];
+  /** Network evaluations per sample for `steps` sampling steps (guidance doubles each). */
+  functionEvaluations(steps: number, guidance: number): number;
+  /** Trainable parameters of the diffusion model(s); a latent run's autoencoder is counted apart. */
+  paramCount: number;
+  autoencoderParamCount?: number;
+  /** Training wall time in seconds (every stage; a latent run's autoencoder apart), when recorded. */
+  trainSeconds?: number;
+  autoencoderSeconds?: number;
   /** The weights sampled with (EMA unless `ema: false`). */
   params: ParamLookup;
   /** One noise schedule per level of `model`, outermost first. */
@@ -41,7 +74,11 @@ export interface OpenRun {
 /** The checkpoint a path names: a run directory's checkpoint.safetensors, or the file itself. */
 export function runCheckpointPath(path: string): string {
   if (!existsSync(path)) throw new CheckpointError(`no run or checkpoint at ${path}`, { code: 'CHECKPOINT_MISSING' });
-  return statSync(path).isDirectory() ? join(path, 'checkpoint.safetensors') : path;
+  if (!statSync(path).isDirectory()) return path;
+  // A multi-stage run: its last diffusion stage's checkpoint (the one sampled last).
+  const manifest = readRunManifest(path);
+  const last = manifest?.stages.filter((s) => s.kind === 'diffusion').at(-1);
+  return join(last ? join(path, last.dir) : path, 'checkpoint.safetensors');
 }
 
 /** The backend a run's config names (from the checkpoint's header): what a program starts before `openRun`. */
@@ -55,6 +92,8 @@ export function runBackend(path: string): BackendName {
  */
 export async function openRun(path: string, options: { ema?: boolean } = {}): Promise<OpenRun> {
   requireBackend();
+  const manifest = existsSync(path) && statSync(path).isDirectory() ? readRunManifest(path) : undefined;
+  if (manifest) return openStagedRun(path, manifest, (stage) => openRun(stage, options));
   const file = runCheckpointPath(path);
   const ckpt = loadCheckpoint(file);
   const config = parseTrainConfig(ckpt.config);
@@ -71,13 +110,27 @@ export async function openRun(path: string, options: { ema?: boolean } = {}): Pr
   const model = new NestedUNet(phaseModelConfig(full, from), { weights });
   let dataset: ImageDataset | undefined;
   const conditioner = await openConditioner(config, full, (line) => process.stderr.write(`${line}\n`));
+  const params = paramsFrom(model.params);
+  const schedules = levelSchedulesOf(config).slice(from);
   return {
+    kind: runKindOf(config),
     checkpoint: file,
     config,
     progress: ckpt.progress,
     model,
-    params: paramsFrom(model.params),
-    schedules: levelSchedulesOf(config).slice(from),
+    levels: [...model.levels],
+    generate: (options) => {
+      if (config.stage?.kind === 'upsampler')
+        throw new ConfigError(
+          `${file}: a super-resolution stage samples through its cascade: open the run's directory`,
+        );
+      return generate(model, params, schedules, conditioner, { ...options, prediction: config.loss.prediction });
+    },
+    functionEvaluations: (steps, guidance) => steps * (guidance !== 1 && conditioner.kind !== 'none' ? 2 : 1),
+    paramCount: model.paramCount,
+    trainSeconds: ckpt.progress.seconds,
+    params,
+    schedules,
     conditioner,
     prepare: async (captions) => {
       if (conditioner.kind === 'text' && conditioner.prepare) await conditioner.prepare(['', ...captions]);

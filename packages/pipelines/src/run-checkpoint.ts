@@ -20,6 +20,8 @@ export interface TrainProgress {
   /** Non-finite losses: in a row, and in total. */
   badInARow: number;
   badTotal: number;
+  /** Training wall time so far in seconds, over every resumed session (absent in older checkpoints). */
+  seconds?: number;
   /** Streamed sources: inputs skipped up to the data position, by reason (a resumed run continues the counts). */
   dataSkipped?: Record<string, number>;
 }

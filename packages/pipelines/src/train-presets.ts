@@ -1,3 +1,4 @@
+import { COMPARISON_PRESETS } from './comparison-presets.js';
 import type { TrainConfigInput } from './config.js';
 
 /**
@@ -107,4 +108,80 @@ const micro: TrainConfigInput = {
   plotEvery: 1000,
 };
 
-export const TRAIN_PRESETS: Record<string, TrainConfigInput> = { micro, tiny, emoji };
+/** The text conditioning every tiny baseline shares with `tiny` (the offline encoder, 32 wide). */
+const tinyText = { featureDim: 32, projDim: 32, headLayers: 0, maskedCrossAttention: true };
+const tinyShared = {
+  data: { skinTones: false },
+  conditioning: { kind: 'text', encoder: { width: 32, maxTokens: 8 } },
+  optimizer: { lr: 1e-3, warmupSteps: 20 },
+  sampling: { n: 8, steps: 10, sampler: 'ddim' },
+  checkpointEvery: 100,
+  plotEvery: 50,
+} satisfies Partial<TrainConfigInput>;
+
+/** `simple-tiny`: the simple-DM baseline of `tiny`: one 16 px UNet, no nesting, 200 steps. */
+const simpleTiny: TrainConfigInput = {
+  ...tinyShared,
+  model: {
+    kind: 'simple',
+    resolution: 16,
+    channels: [16, 32],
+    resBlocks: [1, 1],
+    groups: 8,
+    timeEmbedDim: 64,
+    text: tinyText,
+  },
+  phases: [{ resolution: 16, batchSize: 4, steps: 200 }],
+};
+
+/**
+ * `cascaded-tiny`: the cascaded baseline of `tiny`: an 8 px base UNet, then a 16 px
+ * super-resolution UNet conditioned on its (noise-augmented) output, 100 steps each.
+ */
+const cascadedTiny: TrainConfigInput = {
+  ...tinyShared,
+  model: {
+    kind: 'cascaded',
+    stages: [
+      {
+        model: { resolution: 8, channels: [32], resBlocks: [1], groups: 8, timeEmbedDim: 64, text: tinyText },
+        phases: [{ resolution: 8, batchSize: 4, steps: 100 }],
+      },
+      {
+        model: { resolution: 16, channels: [16, 32], resBlocks: [1, 1], groups: 8, timeEmbedDim: 64, text: tinyText },
+        phases: [{ resolution: 16, batchSize: 4, steps: 100 }],
+      },
+    ],
+    augLevel: 100,
+  },
+};
+
+/**
+ * `latent-tiny`: the latent baseline of `tiny`: a small KL autoencoder (f = 2, 4 latent channels)
+ * trained on the 16 px images for 100 steps, then an 8 px UNet on its latents for 150 steps.
+ */
+const latentTiny: TrainConfigInput = {
+  ...tinyShared,
+  model: {
+    kind: 'latent',
+    autoencoder: {
+      preset: 'kl-f8',
+      ch: 32,
+      chMult: [1, 2],
+      numResBlocks: 1,
+      train: { steps: 100, batchSize: 8, lr: 1e-3 },
+    },
+    diffusion: { resolution: 8, channels: [32], resBlocks: [1], groups: 8, timeEmbedDim: 64, text: tinyText },
+  },
+  phases: [{ resolution: 8, batchSize: 4, steps: 150 }],
+};
+
+export const TRAIN_PRESETS: Record<string, TrainConfigInput> = {
+  micro,
+  tiny,
+  emoji,
+  'simple-tiny': simpleTiny,
+  'cascaded-tiny': cascadedTiny,
+  'latent-tiny': latentTiny,
+  ...COMPARISON_PRESETS,
+};

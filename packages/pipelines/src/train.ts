@@ -5,8 +5,11 @@ import { ConfigError, MdmError, Rng } from '@matryoshka-ts/core';
 import type { SkipCounts } from '@matryoshka-ts/data';
 import { NestedUNet, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
+import { type AutoencoderKL, loadAutoencoder } from '@matryoshka-ts/autoencoder';
+import { augmentForTraining, topLevelLossWeights } from '@matryoshka-ts/baselines';
 import { type Conditioner, conditionBatch } from './conditioning.js';
-import { type TrainConfig, levelSchedulesOf, modelConfigOf } from './config.js';
+import { type TrainConfig, baseScheduleOf, levelSchedulesOf, modelConfigOf, runKindOf } from './config.js';
+import { decodeLatents, latentStageOf, openLatentTrainingData } from './latent-data.js';
 import { openConditioner } from './frozen-encoder.js';
 import { type TrainingData, openTrainingData } from './data-source.js';
 import { generate } from './generate.js';
@@ -95,7 +98,10 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   requireBackend();
   // The data is opened first, so a bad path fails before any work, and closed (decode workers
   // terminated) however the run ends.
-  const data = await openTrainingData(config, resolveConfig(modelConfigOf(config)).levels[0].resolution);
+  const data =
+    config.stage?.kind === 'latent'
+      ? await openLatentTrainingData(config, options.out)
+      : await openTrainingData(config, resolveConfig(modelConfigOf(config)).levels[0].resolution);
   try {
     return await runTraining(config, options, data);
   } finally {
@@ -164,7 +170,11 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
     const model = new NestedUNet(phaseModelConfig(full, from), { seed: config.seed + index });
     const shapes = new Map(model.specs.map((s) => [s.name, s.shape]));
     const phaseSchedules = schedules.slice(from);
-    const stepOptions = { loss: config.loss, optimizer: config.optimizer, ema: config.ema };
+    const stepOptions = {
+      loss: lossOptionsOf(config, resolutions.length - from),
+      optimizer: config.optimizer,
+      ema: config.ema,
+    };
     let step: TrainStep;
     if (restored && restored.progress.phase === index) {
       model.setWeights(restored.values.params);
@@ -196,8 +206,21 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
     return { model, step, from };
   };
 
+  // A super-resolution stage trains on noise-augmented low-resolution views drawn with the run's schedule.
+  const upsampler = config.stage?.kind === 'upsampler' ? config.stage : undefined;
+  const augmentation = upsampler ? baseScheduleOf(config) : undefined;
+  // A latent stage's sample grids are decoded by its autoencoder.
+  let autoencoder: AutoencoderKL | undefined;
+  const latent = config.stage?.kind === 'latent' ? latentStageOf(config, out) : undefined;
+
   const writeSamples = (tag: string) => {
     if (!current) return;
+    if (upsampler) {
+      // An upsampler's samples need the base stage's: the cascade writes them when every stage is trained.
+      progressLine.log(`samples (${tag}): drawn by the cascade once every stage is trained`);
+      return;
+    }
+    if (latent) autoencoder ??= loadAutoencoder(latent.autoencoder);
     lastSamples = writeSampleGrid(
       out,
       tag,
@@ -208,12 +231,15 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
       data.classNames,
       config,
       progressLine,
+      latent && autoencoder ? { autoencoder, scaleFactor: latent.scaleFactor } : undefined,
     );
   };
 
+  const secondsBefore = progress.seconds ?? 0;
   const checkpoint = () => {
     if (!current) return;
     progress.rng = rng.getState();
+    progress.seconds = secondsBefore + (performance.now() - started) / 1000;
     const { model, step } = current;
     saveCheckpoint(
       checkpointPath,
@@ -244,8 +270,15 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
       const batch = await data.next(phase.batchSize, progress.data);
       // Condition dropout draws from the run's generator before the step draws times and noise.
       const cond = conditionBatch(conditioner, batch.captions, batch.labels, config.conditioning.dropout, rng);
+      if (upsampler && augmentation) {
+        const aug = augmentForTraining(batch.images, upsampler.baseResolution, augmentation, rng, config.loss.lowRes);
+        cond.lowRes = aug.lowRes;
+        cond.augTimes = aug.augTimes;
+      }
       const result = current.step.run(batch.images, cond, rng);
-      tf.dispose([batch.images, cond.tokens, cond.mask, cond.labels].filter((t) => t !== undefined) as tf.Tensor[]);
+      tf.dispose(
+        [batch.images, cond.tokens, cond.mask, cond.labels, cond.lowRes].filter((t) => t !== undefined) as tf.Tensor[],
+      );
       const { loss, skipped } = result;
       if (skipped) {
         progress.badInARow += 1;
@@ -312,12 +345,22 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   writeSamples('final');
   current?.step.dispose();
   current?.model.dispose();
+  autoencoder?.dispose();
   const seconds = (performance.now() - started) / 1000;
   progressLine.log(
     `done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}` +
       `${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}`,
   );
   return { steps: progress.step, finalLoss, badSteps: progress.badTotal, seconds, samples: lastSamples };
+}
+
+/**
+ * The loss options of a model of `levels` levels: a simple DM trains its top level only (weights
+ * [1, 0, …], the paper's NestedUNet-without-multi-resolution-loss baseline) unless weights are given.
+ */
+export function lossOptionsOf(config: TrainConfig, levels: number): TrainConfig['loss'] {
+  if (runKindOf(config) !== 'simple' || config.loss.weights) return config.loss;
+  return { ...config.loss, weights: topLevelLossWeights(levels) };
 }
 
 /** Writes samples.png (and samples-<tag>.png, samples.txt) from the phase's EMA weights; returns the grid's path. */
@@ -331,8 +374,9 @@ function writeSampleGrid(
   classNames: readonly string[],
   config: TrainConfig,
   progressLine: ProgressLine,
+  latent?: { autoencoder: AutoencoderKL; scaleFactor: number },
 ): string {
-  const images = generate(phase.model, paramsFrom(phase.step.ema!), schedules.slice(phase.from), conditioner, {
+  let images = generate(phase.model, paramsFrom(phase.step.ema!), schedules.slice(phase.from), conditioner, {
     captions: preview.captions,
     labels: preview.labels,
     steps: config.sampling.steps,
@@ -344,6 +388,7 @@ function writeSampleGrid(
     seed: config.seed + 12345,
     onStep: (i, all) => progressLine.update(`sampling ${tag}: step ${i + 1}/${all}`),
   });
+  if (latent) images = [decodeLatents(latent.autoencoder, images[0], latent.scaleFactor)];
   const png = sampleGridPng(images);
   const path = join(out, 'samples.png');
   writeFileSync(join(out, `samples-${tag}.png`), png);

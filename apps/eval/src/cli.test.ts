@@ -86,7 +86,7 @@ it('the built-in help names every command', () => {
     ['--conditions=source', '--import', 'tsx', join(root, 'apps/eval/src/cli.ts'), '--help'],
     { cwd: root, encoding: 'utf8' },
   );
-  for (const command of ['frechet', 'stats', 'fid', 'clip', 'generate', 'sweep', 'curves'])
+  for (const command of ['frechet', 'stats', 'fid', 'clip', 'generate', 'sweep', 'curves', 'compare'])
     expect(help).toMatch(new RegExp(`\\n  ${command} `));
 });
 

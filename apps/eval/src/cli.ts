@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
 import { reportError, runBackend } from '@matryoshka-ts/pipelines';
+import { DEFAULT_AUG_LEVELS, compareCommand } from './compare-command.js';
 import { curvesCommand } from './curves-command.js';
 import { frechetCommand } from './frechet-command.js';
 import { generateCommand } from './generate-command.js';
@@ -162,6 +163,7 @@ program
   .option('--resolution <px>', "which level's images to write (default the outermost)", integer('--resolution'))
   .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
   .option('--seed <n>', 'seed', number('--seed'), 0)
+  .option('--aug-level <L>', "cascaded runs: the low-resolution input's augmentation level", integer('--aug-level'))
   .addOption(new Option('--backend <name>', 'tfjs backend (default: the run config)').choices([...BACKEND_NAMES]))
   .action(async (o) => {
     await initBackend({ backend: o.backend ?? runBackend(o.run) });
@@ -274,6 +276,83 @@ networkOptions(
       log,
     });
     log(`curves: ${result.table}, ${result.plots.join(', ')}`);
+    print(result);
+  },
+);
+
+networkOptions(
+  program
+    .command('compare')
+    .description(
+      'Several runs of any kind (mdm, simple, cascaded, latent) side by side: N samples each at its top ' +
+        "resolution with the same sampling options, FID against the run's training images, CLIP score, " +
+        'sampling time per image, network evaluations per sample, parameters and training time. ' +
+        'A cascaded run is sampled at each --aug-levels level and reports its best (lowest FID). ' +
+        'Writes compare.json, compare.md and compare.svg (FID and CLIP vs training step and vs training ' +
+        'wall time, one point per run: its final checkpoint; per-snapshot curves are `mdm-eval curves`).',
+    )
+    .requiredOption('--runs <dirs...>', 'training run directories')
+    .requiredOption('--out <dir>', 'output directory (samples in <out>/<run name>/samples[-aug<L>]/)')
+    .option('--n <count>', 'samples per run (per augmentation level for a cascade)', integer('--n'), 64)
+    .option('--steps <k>', "sampling steps (default: each run's)", integer('--steps'))
+    .option('--guidance <w>', "guidance weight (default: each run's)", number('--guidance'))
+    .addOption(new Option('--sampler <kind>', "sampler (default: each run's)").choices(['ddpm', 'ddim']))
+    .addOption(
+      new Option('--threshold <kind>', "x̂0 thresholding (default: each run's)").choices([
+        'none',
+        'clip',
+        'dynamic',
+        'dynamic-deepfloyd',
+      ]),
+    )
+    .option(
+      '--aug-levels <list>',
+      "cascaded runs: augmentation levels of the low-resolution input, each in 1…the run's schedule steps",
+      DEFAULT_AUG_LEVELS.join(','),
+    )
+    .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
+    .option('--seed <n>', 'seed', number('--seed'), 0)
+    .option('--reference <source>', "reference (.npz, images, 'bundled'); default each run's training images"),
+  true,
+).action(
+  async (
+    o: Opts & {
+      runs: string[];
+      out: string;
+      n: number;
+      steps?: number;
+      guidance?: number;
+      sampler?: 'ddpm' | 'ddim';
+      threshold?: 'none' | 'clip' | 'dynamic' | 'dynamic-deepfloyd';
+      augLevels: string;
+      batch: number;
+      seed: number;
+      reference?: string;
+      definition: 'torchmetrics' | 'clipscore';
+    },
+  ) => {
+    await initBackend({ backend: o.backend });
+    const augLevels = o.augLevels.split(',').map((l) => {
+      if (!/^\s*\d+\s*$/.test(l)) throw new ConfigError(`--aug-levels must be integers, got '${l}'`);
+      return Number(l);
+    });
+    const result = await compareCommand({
+      ...networks(o),
+      runs: o.runs,
+      out: o.out,
+      n: o.n,
+      steps: o.steps,
+      guidance: o.guidance,
+      sampler: o.sampler,
+      threshold: o.threshold,
+      augLevels,
+      batch: o.batch,
+      seed: o.seed,
+      reference: o.reference,
+      definition: o.definition,
+      log,
+    });
+    log(`compare: ${result.table}, ${result.plot}`);
     print(result);
   },
 );

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type OpenRun, ProgressLine, formatDuration, generate, openRun } from '@matryoshka-ts/pipelines';
+import { type OpenRun, ProgressLine, formatDuration, openRun } from '@matryoshka-ts/pipelines';
 import { floatToUint8Image, writePng } from './images.js';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
 
@@ -21,6 +21,11 @@ export interface GenerateCommandOptions {
   resolution?: number;
   seed?: number;
   batch?: number;
+  /**
+   * A cascaded run's noise-augmentation level of each low-resolution input (1 … schedule.steps;
+   * default the run's own). Recorded in the manifest only when given.
+   */
+  augLevel?: number;
   /** An already opened run (the sweep and curves commands share one). */
   opened?: OpenRun;
 }
@@ -38,6 +43,8 @@ export interface SamplesManifest {
   threshold: string;
   seed: number;
   batch: number;
+  /** A cascade's augmentation level, when one was given (absent otherwise, as in older manifests). */
+  augLevel?: number;
 }
 
 export interface GenerateResult {
@@ -49,6 +56,16 @@ export interface GenerateResult {
 }
 
 export const imagePath = (dir: string, i: number) => join(dir, 'images', `${String(i).padStart(6, '0')}.png`);
+
+/** A cascade's augmentation level, checked against the run: an integer in 1 … its schedule's steps. */
+export function checkAugLevel(run: Pick<OpenRun, 'kind' | 'config'>, level: number): number {
+  if (run.kind !== 'cascaded')
+    throw new ConfigError(`--aug-level ${level}: only a cascaded run has an augmentation level (this is ${run.kind})`);
+  const steps = run.config.schedule.steps;
+  if (!Number.isInteger(level) || level < 1 || level > steps)
+    throw new ConfigError(`--aug-level ${level}: must be an integer in 1…${steps} (the run's schedule steps)`);
+  return level;
+}
 
 /** The n conditions: prompts from a file, labels, or the run's own captions (labels) in data-set order, cycled. */
 function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: string[]; labels: number[] } {
@@ -100,7 +117,7 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   const level = run.resolutions.indexOf(resolution);
   if (level < 0)
     throw new ConfigError(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
-  const { frames } = run.model.levels[level];
+  const { frames } = run.levels[level];
   // FID and CLIP score measure images: a video level's clips would need per-frame or video metrics.
   if (frames !== 1) throw new ConfigError(`--resolution ${resolution}: that level holds clips of ${frames} frames`);
   const manifest: SamplesManifest = {
@@ -115,13 +132,13 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     threshold: options.threshold ?? config.sampling.threshold,
     seed: options.seed ?? 0,
     batch: options.batch ?? 8,
+    ...(options.augLevel !== undefined ? { augLevel: checkAugLevel(run, options.augLevel) } : {}),
   };
   const manifestPath = join(options.out, 'manifest.json');
   if (existsSync(manifestPath)) {
     const old = JSON.parse(readFileSync(manifestPath, 'utf8')) as SamplesManifest;
-    const differs = (Object.keys(manifest) as Array<keyof SamplesManifest>).filter(
-      (k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k],
-    );
+    const keys = new Set([...Object.keys(manifest), 'augLevel']) as Set<keyof SamplesManifest>;
+    const differs = [...keys].filter((k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k]);
     if (differs.length)
       throw new ConfigError(
         `${options.out} holds samples made with other settings ` +
@@ -144,7 +161,7 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     const count = Math.min(manifest.batch, options.n - first);
     const indices = Array.from({ length: count }, (_, k) => first + k);
     if (indices.every((i) => existsSync(imagePath(options.out, i)))) continue;
-    const images = generate(run.model, run.params, run.schedules, run.conditioner, {
+    const images = run.generate({
       captions: captions.slice(first, first + count),
       labels: labels.slice(first, first + count),
       steps: manifest.steps,
@@ -152,8 +169,8 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
       eta: 0,
       guidance: manifest.guidance,
       threshold: manifest.threshold as 'none' | 'clip' | 'dynamic' | 'dynamic-deepfloyd',
-      prediction: config.loss.prediction,
       seed: manifest.seed * 1_000_003 + b,
+      ...(manifest.augLevel !== undefined ? { augLevel: manifest.augLevel } : {}),
     });
     const { channels } = images[level];
     images[level].images.forEach((data, k) =>

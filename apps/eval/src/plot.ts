@@ -104,6 +104,38 @@ export function lineChartSvg(series: PlotSeries[], options: LineChartOptions): s
 }
 
 /**
+ * Several charts of one size (each a `lineChartSvg` of `width` × `height`) in one SVG, row by row,
+ * `columns` to a row, under an optional title and subtitle spanning them all: each chart is nested
+ * as it is, placed by its x and y.
+ */
+export function panelGridSvg(
+  charts: string[],
+  options: { width: number; height: number; columns: number; title?: string; subtitle?: string },
+): string {
+  const columns = Math.max(1, Math.min(options.columns, charts.length));
+  const rows = Math.ceil(charts.length / columns);
+  const header = options.title ? (options.subtitle ? 60 : 40) : 0;
+  const [width, height] = [columns * options.width, header + rows * options.height];
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+      `viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    ...(options.title
+      ? [text(width / 2, 26, options.title, 'font-size="18" font-weight="bold" text-anchor="middle"')]
+      : []),
+    ...(options.title && options.subtitle
+      ? [text(width / 2, 48, options.subtitle, 'font-size="13" fill="#555" text-anchor="middle"')]
+      : []),
+    ...charts.map((chart, i) => {
+      const at = `x="${(i % columns) * options.width}" y="${header + Math.floor(i / columns) * options.height}"`;
+      return chart.trim().replace(/^<svg /, `<svg ${at} `);
+    }),
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/**
  * Ticks at multiples of a 1/2/5 × 10^k step, about `target` intervals, covering [min, max]. A range of
  * (nearly) zero width is padded first, so a lone value still gets an axis around it.
  */

@@ -54,6 +54,42 @@ it('the stable command line trains the tiny preset, resumes it, and appends one 
   expect(readFileSync(join(dir, 'grid.png')).subarray(1, 4).toString()).toBe('PNG');
 }, 240_000);
 
+it.each([
+  ['simple-tiny', []],
+  ['cascaded-tiny', []],
+  // The autoencoder stage trains 3 steps here instead of the preset's 100.
+  ['latent-tiny', ['--set', 'model.autoencoder.train.steps=3']],
+])(
+  'the %s baseline trains, resumes into its stages and samples through the command line',
+  (preset, extra) => {
+    const out = join(dir, preset);
+    const first = mdmTrain(['train', '--preset', preset, '--steps', '2', '--out', out, ...extra]);
+    expect(first).toMatch(/samples: .*samples\.png/);
+    mdmTrain(['train', '--resume', out, '--steps', '3']);
+    const stageDirs = preset === 'simple-tiny' ? [out] : stageRuns(out);
+    expect(stageDirs.length).toBeGreaterThan(0);
+    for (const d of stageDirs) {
+      const steps = readFileSync(join(d, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).step);
+      expect(steps).toEqual([1, 2, 3]);
+    }
+    const grid = join(dir, `${preset}.png`);
+    mdmTrain(['sample', '--run', out, '--n', '2', '--steps', '2', '--prompt', 'grinning face', '--out', grid]);
+    expect(readFileSync(grid).subarray(1, 4).toString()).toBe('PNG');
+  },
+  240_000,
+);
+
+/** The diffusion stages of a multi-stage run (from its run.json). */
+function stageRuns(out: string): string[] {
+  const manifest = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as {
+    stages: Array<{ kind: string; dir: string }>;
+  };
+  return manifest.stages.filter((s) => s.kind === 'diffusion').map((s) => join(out, s.dir));
+}
+
 /** Runs `pnpm mdm-train …` expecting it to fail; returns what it printed on stderr. */
 function mdmTrainFails(args: string[]): string {
   try {

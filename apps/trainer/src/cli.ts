@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, initBackend } from '@matryoshka-ts/backends';
@@ -119,7 +120,15 @@ program
     await initBackend({ backend: parsed.backend });
     const result = await trainRun(parsed, { out, resume: Boolean(options.resume), steps: options.steps });
     console.log(`run: ${out}`);
-    console.log(`metrics: ${join(out, 'metrics.jsonl')}, loss curve: ${join(out, 'loss.svg')}`);
+    const manifest = readRunManifest(out);
+    // A multi-stage run logs each stage in its own directory.
+    for (const stage of manifest?.stages ?? [{ name: '', dir: '' }]) {
+      const at = join(out, stage.dir);
+      console.log(
+        `${stage.name ? `${stage.name}: ` : ''}metrics: ${join(at, 'metrics.jsonl')}` +
+          `${existsSync(join(at, 'loss.svg')) ? `, loss curve: ${join(at, 'loss.svg')}` : ''}`,
+      );
+    }
     if (result.samples) console.log(`samples: ${result.samples}`);
   });
 

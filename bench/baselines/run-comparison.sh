@@ -3,11 +3,11 @@
 # compare-* preset × seed trained with mdm-train into runs/compare/<preset>-s<seed>, then all of
 # them evaluated together by mdm-eval compare. Resumable: a finished run is kept, an interrupted
 # one resumes (mdm-train --resume), and mdm-eval compare reuses samples already written.
-#   bash bench/baselines/run-comparison.sh [seeds (default "0 1")] [eval n (default 64)]
+#   bash bench/baselines/run-comparison.sh [seeds (default "0 1")] [eval n (default 48)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEEDS=${1:-"0 1"}
-N=${2:-64}
+N=${2:-48}
 OUT=${OUT:-runs/compare}
 PRESETS="compare-mdm compare-mdm-nopt compare-simple compare-nested-toploss compare-cascaded compare-latent"
 mkdir -p "$OUT"
@@ -32,5 +32,5 @@ done
 runs=()
 for seed in $SEEDS; do for preset in $PRESETS; do runs+=("$OUT/$preset-s$seed"); done; done
 echo "== evaluating ($(date -u +%H:%M:%S))"
-npx -y pnpm@9.15.9 -s mdm-eval compare --runs "${runs[@]}" --n "$N" --steps 50 --sampler ddim --out "$OUT/eval"
+npx -y pnpm@9.15.9 -s mdm-eval compare --runs "${runs[@]}" --n "$N" --steps 25 --sampler ddim --out "$OUT/eval"
 echo "== done ($(date -u +%H:%M:%S)): $OUT/eval/compare.md"

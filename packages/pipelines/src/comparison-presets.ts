@@ -4,10 +4,10 @@ import type { TrainConfigInput } from './config.js';
 /**
  * The presets of the baseline comparison (the paper's Fig. 4 at our scale, docs/baselines.md):
  * every run trains on the bundled "Smileys & Emotion" emoji at 64 px with the same batch (8), the
- * same number of steps (600), the same optimizer and text conditioning, and is sampled the same
+ * same number of steps (400), the same optimizer and text conditioning, and is sampled the same
  * way; they differ only in the method. Sized for a few minutes each on 2 CPU cores (native).
  */
-const STEPS = 600;
+const STEPS = 400;
 const BATCH = 8;
 const text = { featureDim: 64, projDim: 64, headLayers: 1, maskedCrossAttention: true };
 
@@ -30,19 +30,19 @@ const shared = {
   optimizer: { lr: 1e-3, warmupSteps: 100 },
   ema: { decay: 0.999 },
   sampling: { n: 8, steps: 50, sampler: 'ddim', guidance: 2, threshold: 'clip', every: 0 },
-  checkpointEvery: 200,
-  snapshotEvery: 200,
+  checkpointEvery: 100,
+  snapshotEvery: 100,
   plotEvery: 100,
 } satisfies Partial<TrainConfigInput>;
 
-/** MDM trained progressively: 16 px, then 32 px, then all three levels (the `emoji` schedule, scaled to 600 steps). */
+/** MDM trained progressively: 16 px, then 32 px, then all three levels (the `emoji` schedule, scaled to 400 steps). */
 const compareMdm: TrainConfigInput = {
   ...shared,
   model: mdm,
   phases: [
-    { resolution: 16, batchSize: BATCH, steps: 100 },
-    { resolution: 32, batchSize: BATCH, steps: 100 },
-    { resolution: 64, batchSize: BATCH, steps: STEPS - 200 },
+    { resolution: 16, batchSize: BATCH, steps: 70 },
+    { resolution: 32, batchSize: BATCH, steps: 70 },
+    { resolution: 64, batchSize: BATCH, steps: STEPS - 140 },
   ],
 };
 
@@ -81,7 +81,7 @@ const compareNestedTopLoss: TrainConfigInput = {
 
 /**
  * Cascaded DM: a 16 px base (the MDM's 16 px level as a UNet), then a 16 → 64 px super-resolution
- * UNet ([8, 16, 32]); the 600 steps split evenly between the stages.
+ * UNet ([8, 16, 32]); the 400 steps split evenly between the stages.
  */
 const compareCascaded: TrainConfigInput = {
   ...shared,
@@ -100,7 +100,7 @@ const compareCascaded: TrainConfigInput = {
 
 /**
  * Latent DM: a KL autoencoder (f = 4, 4 latent channels, widths 32/32/64) trained here first, then a 16 px
- * UNet (the MDM's 16 px level) on its 16×16×4 latents for 600 steps.
+ * UNet (the MDM's 16 px level) on its 16×16×4 latents for 400 steps.
  */
 const compareLatent: TrainConfigInput = {
   ...shared,
@@ -113,7 +113,7 @@ const compareLatent: TrainConfigInput = {
       numResBlocks: 1,
       zChannels: 4,
       embedDim: 4,
-      train: { steps: 600, batchSize: 8, lr: 4.5e-4 },
+      train: { steps: 400, batchSize: 8, lr: 4.5e-4 },
     },
     diffusion: { ...level16, text },
   },

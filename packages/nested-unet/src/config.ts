@@ -30,6 +30,12 @@ export interface UNetLevelConfig {
   innerInput?: boolean;
   /** Innermost level only: res block, attention layer, res block at the bottleneck (default true). */
   midBlock?: boolean;
+  /**
+   * false: the first stage's resample conv keeps the resolution (stride 1, and no ×2 upsampling on
+   * the way back): the paper's latent-diffusion f8 variant, a UNet that does not downsample after
+   * its first ResNet block (Appendix D.2). Default true.
+   */
+  firstDownsample?: boolean;
   /** The next, lower-resolution level. */
   inner?: UNetLevelConfig;
 }
@@ -83,6 +89,7 @@ const levelFields = {
   inputStdNormalisation: z.boolean().optional(),
   innerInput: z.boolean().optional(),
   midBlock: z.boolean().optional(),
+  firstDownsample: z.boolean().optional(),
 };
 
 const levelSchema: z.ZodType<UNetLevelConfig> = z.lazy(() =>
@@ -125,6 +132,8 @@ export interface ResolvedLevel {
   inputStdNormalisation: boolean;
   innerInput: boolean;
   midBlock: boolean;
+  /** Whether the first stage's resample conv halves the resolution (see `UNetLevelConfig.firstDownsample`). */
+  firstDownsample: boolean;
   isInnermost: boolean;
   /** Resolution at this level's bottleneck: resolution / 2^(stages − 1). */
   bottleneckResolution: number;
@@ -176,9 +185,13 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     if (attention.length !== stages)
       bad('attentionLayers', `has ${attention.length} entries for ${stages} stages (channels)`);
     const groups = node.groups ?? 32;
-    const factor = 2 ** (stages - 1);
+    const firstDownsample = node.firstDownsample ?? true;
+    if (!firstDownsample && stages < 2) bad('firstDownsample', 'needs at least two stages (channels)');
+    // Each stage after the first halves the resolution, except the second when firstDownsample is false.
+    const halvings = stages - 1 - (firstDownsample ? 0 : 1);
+    const factor = 2 ** halvings;
     if (node.resolution % factor !== 0)
-      bad('resolution', `${node.resolution} is not divisible by 2^(stages−1) = ${factor}`);
+      bad('resolution', `${node.resolution} is not divisible by 2^${halvings} = ${factor} (its downsamplings)`);
     const isInnermost = !node.inner;
     if (node.inner) {
       const expected = node.resolution / factor;
@@ -186,7 +199,7 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
         bad(
           'inner.resolution',
           `is ${node.inner.resolution}, but this level's bottleneck is ` +
-            `${expected} px (${node.resolution} / 2^${stages - 1})`,
+            `${expected} px (${node.resolution} / 2^${halvings})`,
         );
       }
     }
@@ -217,6 +230,7 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
       inputStdNormalisation: node.inputStdNormalisation ?? false,
       innerInput: node.innerInput ?? true,
       midBlock: isInnermost ? (node.midBlock ?? true) : false,
+      firstDownsample,
       isInnermost,
       bottleneckResolution: node.resolution / factor,
     });

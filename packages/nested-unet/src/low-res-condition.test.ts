@@ -67,3 +67,25 @@ describe('super-resolution stage (lowResCondition)', () => {
     plain.dispose();
   });
 });
+
+describe('firstDownsample: false (the latent f8 variant)', () => {
+  it('keeps the resolution after the first stage, with the same parameters', () => {
+    const base: NestedUNetConfig = { resolution: 8, channels: [8, 32], resBlocks: [1, 1], groups: 8, timeEmbedDim: 32 };
+    const f8 = new NestedUNet({ ...base, firstDownsample: false });
+    expect(f8.config.levels[0].bottleneckResolution).toBe(8);
+    expect(f8.paramCount).toBe(countParams(base).total);
+    randomizeWeights(f8, 5);
+    const x = new Rng(2).normalTensor([1, 8, 8, 3]) as tf.Tensor4D;
+    const out = f8.forward({ x: [x], times: [3] })[0];
+    expect(out.shape).toEqual([1, 8, 8, 3]);
+    // The same weights in the default model (downsampling to 4 px) compute something else.
+    const plain = new NestedUNet(base);
+    plain.setWeights(f8.getWeights());
+    expect(maxDiff(out, plain.forward({ x: [x], times: [3] })[0])).toBeGreaterThan(1e-4);
+    expect(() => new NestedUNet({ ...base, channels: [8], resBlocks: [1], firstDownsample: false })).toThrow(
+      /two stages/,
+    );
+    f8.dispose();
+    plain.dispose();
+  });
+});

@@ -121,7 +121,7 @@ export function downPath(ctx: LevelContext, x: tf.Tensor4D): { h: tf.Tensor4D; s
       skips.push(h);
     }
     if (i !== level.channels.length - 1) {
-      h = conv2d(P, `${p}down_blocks.${i}.resample`, h, 2);
+      h = conv2d(P, `${p}down_blocks.${i}.resample`, h, i === 0 && !level.firstDownsample ? 1 : 2);
       skips.push(h);
     }
   });
@@ -154,7 +154,11 @@ export function upPath(ctx: LevelContext, x: tf.Tensor4D, skips: tf.Tensor4D[]):
       h = residualBlock(P, `${p}up_blocks.${u}.resnets.${j}`, tf.concat([h, pending.pop()!], 3), tembAct, opts);
       for (let l = 0; l < L; l++) h = stageAttention(ctx, `${p}up_blocks.${u}.attn.${j * L + l}`, h);
     }
-    if (i !== 0) h = conv2d(P, `${p}up_blocks.${u}.resample`, upsampleNearest2x(h));
+    if (i !== 0) {
+      // The stage whose downsampling was skipped (firstDownsample false) comes back without upsampling.
+      const up = i === 1 && !level.firstDownsample ? h : upsampleNearest2x(h);
+      h = conv2d(P, `${p}up_blocks.${u}.resample`, up);
+    }
   });
   return h;
 }

@@ -7,7 +7,7 @@ import { initBackend } from '@matryoshka-ts/backends';
 import { AutoencoderKL, autoencoderPreset, exportAutoencoderStateDict } from '@matryoshka-ts/autoencoder';
 import { writeSafetensors } from '@matryoshka-ts/checkpoint';
 import { ConfigError, MdmError } from '@matryoshka-ts/core';
-import type { TrainConfigInput } from './config.js';
+import { type TrainConfigInput, levelSchedulesOf } from './config.js';
 import { openRun } from './open-run.js';
 import { loadCheckpoint } from './run-checkpoint.js';
 import { readRunManifest } from './run-manifest.js';
@@ -80,6 +80,19 @@ describe('simple DM', () => {
     ]);
     run.dispose();
   }, 120_000);
+
+  it("takes the paper's schedules: ml-mdm's shift, simple diffusion's (interpolated) log-SNR shift", () => {
+    const simple = (name: string) =>
+      parseRunConfig({
+        ...shared,
+        model: { ...unet(8), kind: 'simple' },
+        schedule: { name },
+        phases: [{ resolution: 8, batchSize: 2, steps: 1 }],
+      });
+    for (const name of ['cosine-shift4', 'cosine-res256', 'cosine-logsnr-res64-ref32', 'cosine-res512-interp32-256'])
+      expect(levelSchedulesOf(simple(name))[0].name).toBe(name);
+    expect(() => simple('cosine-bogus')).toThrow(/schedule\.name/);
+  });
 
   it('refuses progressive phases for a simple DM', () => {
     expect(() =>

@@ -185,6 +185,24 @@ describe('cascaded DM', () => {
     expect(loadCheckpoint(join(upDir, 'checkpoint.safetensors')).progress.step).toBe(3);
   }, 180_000);
 
+  it('chains three stages: 4 → 8 → 16 px', async () => {
+    const two = cascaded(4, 8) as { model: { stages: unknown[] } };
+    const config = parseRunConfig({
+      ...two,
+      model: {
+        ...two.model,
+        stages: [...two.model.stages, { model: unet(16), phases: [{ resolution: 16, batchSize: 2, steps: 1 }] }],
+      },
+    });
+    const out = tempRun();
+    await trainRun(config, { out, steps: 1 });
+    const run = await openRun(out);
+    expect(run.levels.map((l) => l.resolution)).toEqual([16, 8, 4]);
+    const images = run.generate({ ...sampleOptions, captions: ['a'], labels: [0] });
+    expect(images.map((l) => l.resolution)).toEqual([16, 8, 4]);
+    run.dispose();
+  }, 120_000);
+
   it("refuses a stage whose base resolution does not match the previous stage's", () => {
     expect(() => parseRunConfig(cascaded(8, 8))).toThrow(/each stage must upsample/);
     expect(() => parseRunConfig({ ...cascaded(4, 8), phases: [{ resolution: 8, batchSize: 2, steps: 1 }] })).toThrow(

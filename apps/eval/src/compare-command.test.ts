@@ -141,7 +141,8 @@ describe('mdm-eval compare', () => {
     expect(result.augLevels).toEqual([1, 40]);
     expect(result.guidance).toBe(1);
     const [c, m] = result.runs;
-    expect(c).toMatchObject({ kind: 'cascaded', resolution: 8, trainingSteps: 1, clip: null });
+    // Training steps of a cascade: its two stages' (1 each).
+    expect(c).toMatchObject({ kind: 'cascaded', resolution: 8, trainingSteps: 2, clip: null });
     // Two stages, 2 steps each, unconditional: 4 evaluations.
     expect(c.functionEvaluationsPerSample).toBe(4);
     expect(c.augLevels!.map((a) => a.level)).toEqual([1, 40]);

@@ -263,7 +263,7 @@ async function evaluateRun(
     name,
     kind: run.kind,
     checkpoint: run.checkpoint,
-    trainingSteps: run.progress.step,
+    trainingSteps: run.trainingSteps,
     trainSeconds: run.trainSeconds ?? null,
     ...(latent ? { autoencoderSeconds: run.autoencoderSeconds ?? null } : {}),
     params: run.paramCount,

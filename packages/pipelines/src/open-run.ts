@@ -51,6 +51,8 @@ export interface OpenRun {
   generate(options: RunGenerateOptions): LevelSamples[];
   /** Network evaluations per sample for `steps` sampling steps (guidance doubles each). */
   functionEvaluations(steps: number, guidance: number): number;
+  /** Training steps of the diffusion model(s): a cascade's stages summed (its autoencoder's not counted). */
+  trainingSteps: number;
   /** Trainable parameters of the diffusion model(s); a latent run's autoencoder is counted apart. */
   paramCount: number;
   autoencoderParamCount?: number;
@@ -127,6 +129,7 @@ export async function openRun(path: string, options: { ema?: boolean } = {}): Pr
       return generate(model, params, schedules, conditioner, { ...options, prediction: config.loss.prediction });
     },
     functionEvaluations: (steps, guidance) => steps * (guidance !== 1 && conditioner.kind !== 'none' ? 2 : 1),
+    trainingSteps: ckpt.progress.step,
     paramCount: model.paramCount,
     trainSeconds: ckpt.progress.seconds,
     params,

@@ -78,6 +78,7 @@ export async function openStagedRun(
   }
   const top = stages[stages.length - 1];
   const paramCount = stages.reduce((n, s) => n + s.paramCount, 0);
+  const trainingSteps = stages.reduce((n, s) => n + s.trainingSteps, 0);
   const trainSeconds = stages.every((s) => s.trainSeconds !== undefined)
     ? stages.reduce((n, s) => n + (s.trainSeconds ?? 0), 0)
     : undefined;
@@ -85,7 +86,7 @@ export async function openStagedRun(
   if (manifest.kind === 'cascaded') {
     const cascade = openCascade(stages);
     const resolutions = cascade.levels.map((l) => l.resolution);
-    return { ...top, kind: 'cascaded', paramCount, trainSeconds, ...cascade, resolutions, dispose };
+    return { ...top, kind: 'cascaded', paramCount, trainingSteps, trainSeconds, ...cascade, resolutions, dispose };
   }
   if (manifest.kind !== 'latent') throw new ConfigError(`${dir}: unknown multi-stage kind '${manifest.kind}'`);
   const latent = latentStageOf(top.config, join(dir, LATENT_RUN.diffusion));

@@ -159,7 +159,7 @@ describe('mdm-eval compare', () => {
     expect(m.functionEvaluationsPerSample).toBe(2);
     expect(m).not.toHaveProperty('augLevel');
     const md = readFileSync(join(out, 'compare.md'), 'utf8');
-    expect(md).toMatch(new RegExp(`\\| cascade \\| cascaded \\| 1 \\| .* \\| ${c.augLevel} \\(best\\) \\|`));
+    expect(md).toMatch(new RegExp(`\\| cascade \\| cascaded \\| 2 \\| .* \\| ${c.augLevel} \\(best\\) \\|`));
     expect(md).toMatch(/\| cascade \| 40( \(best\))? \| \d+\.\d{3} \| – \|/);
   }, 120_000);
 

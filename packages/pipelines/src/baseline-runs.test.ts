@@ -12,7 +12,8 @@ import { openRun } from './open-run.js';
 import { loadCheckpoint } from './run-checkpoint.js';
 import { readRunManifest } from './run-manifest.js';
 import type { StepMetrics } from './run-log.js';
-import { parseRunConfig } from './stages.js';
+import { parseRunConfig, runStages } from './stages.js';
+import { readAutoencoderProgress, trainAutoencoderStage } from './train-autoencoder.js';
 import { lossOptionsOf } from './train.js';
 import { trainRun } from './train-run.js';
 
@@ -288,6 +289,32 @@ describe('latent DM', () => {
     expect(error).toBeInstanceOf(MdmError);
     expect(String(error.message)).toMatch(/quant_conv/);
   }, 120_000);
+
+  it('trains the autoencoder with the PatchGAN from disc_start, checkpoints it and resumes it', async () => {
+    // 16 px images (an 8 px latent UNet at f = 2): the 2-layer PatchGAN's logit map is 2×2.
+    // A small PatchGAN (ndf 8, 2 layers): the pure-JS backend trains CompVis's 2.7 M-parameter one slowly.
+    const input = latent({ train: { steps: 2, batchSize: 2, discriminator: { start: 1, ndf: 8, layers: 2 } } });
+    (input.model as { diffusion: Record<string, unknown> }).diffusion = { ...unet(8), channels: [32], resBlocks: [1] };
+    input.phases = [{ resolution: 8, batchSize: 2, steps: 1 }];
+    const config = parseRunConfig(input);
+    const stage = runStages(config)[0];
+    if (stage.kind !== 'autoencoder') throw new Error('expected the autoencoder stage first');
+    expect(stage.imageResolution).toBe(16);
+    const dir = tempRun();
+    await trainAutoencoderStage(stage, config, dir, { resume: false });
+    await trainAutoencoderStage(stage, config, dir, { resume: true, steps: 3 });
+    expect(readAutoencoderProgress(dir)).toMatchObject({ step: 3, train: { globalStep: 3 } });
+    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(rows.map((r) => r.step)).toEqual([1, 2, 3]);
+    // Before disc_start the GAN terms are off; from it on the discriminator is trained.
+    expect(rows[0].discFactor).toBe(0);
+    expect(rows[2].discFactor).toBe(1);
+    expect(Number.isFinite(rows[2].discLoss)).toBe(true);
+    expect(existsSync(join(dir, 'autoencoder.safetensors'))).toBe(true);
+  }, 180_000);
 
   it('refuses a diffusion model whose channels are not the latent width', () => {
     const config = latent();

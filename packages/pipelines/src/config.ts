@@ -55,7 +55,13 @@ const autoencoderSchema = z.strictObject({
       perceptualWeight: z.number().nonnegative().default(1),
       /** The PatchGAN discriminator with hinge loss and the adaptive weight, from step `start`. */
       discriminator: z
-        .strictObject({ start: z.number().int().nonnegative(), weight: z.number().nonnegative().default(0.5) })
+        .strictObject({
+          start: z.number().int().nonnegative(),
+          weight: z.number().nonnegative().default(0.5),
+          /** ndf and n_layers of the PatchGAN (CompVis: 64 and 3; images need at least 3·2^layers px). */
+          ndf: pos.default(64),
+          layers: pos.default(3),
+        })
         .optional(),
     })
     .prefault({}),

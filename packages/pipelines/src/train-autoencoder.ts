@@ -83,14 +83,17 @@ export async function trainAutoencoderStage(
   }
   const dataset = latentDataset(config, stage.imageResolution);
   const ae = new AutoencoderKL(stage.config, { seed: config.seed });
-  const disc = settings.discriminator ? new PatchDiscriminator(undefined, { seed: config.seed + 1 }) : undefined;
+  const gan = settings.discriminator;
+  const disc = gan
+    ? new PatchDiscriminator({ inChannels: 3, ndf: gan.ndf, layers: gan.layers }, { seed: config.seed + 1 })
+    : undefined;
   const lpips = settings.lpips ? Lpips.fromOnnx(settings.lpips) : undefined;
   const step = new AutoencoderTrainStep(ae, {
     lr: settings.lr,
     klWeight: settings.klWeight,
     perceptualWeight: settings.perceptualWeight,
     lpips,
-    discriminator: disc && settings.discriminator ? { model: disc, ...settings.discriminator } : undefined,
+    discriminator: disc && gan ? { model: disc, start: gan.start, weight: gan.weight } : undefined,
   });
   const progress: AutoencoderProgress = previous ?? {
     step: 0,

@@ -73,26 +73,23 @@ const autoencoderSchema = z.strictObject({
  * only), a cascade (base model, then super-resolution stages), or a latent DM (autoencoder, then
  * a UNet or MDM on its latents).
  */
-const modelSchema = z.union([
-  z.string(),
-  nestedUNetConfigSchema,
-  nestedUNetConfigSchema.extend({ kind: z.enum(['mdm', 'simple']) }),
-  z.strictObject({
-    kind: z.literal('cascaded'),
-    /** The base model first (lowest resolution), then each super-resolution stage. */
-    stages: z.array(cascadeStageSchema).min(2),
-    /** The augmentation level the low-resolution input gets at sampling (1 … schedule.steps). */
-    augLevel: pos.default(100),
-  }),
-  z.strictObject({
-    kind: z.literal('latent'),
-    autoencoder: autoencoderSchema.prefault({}),
-    /** The diffusion model on the latents (its resolution is the image's over the autoencoder's factor). */
-    diffusion: unetSchema,
-    /** Latents are multiplied by this: a number (0.18215 for SD's kl-f8), or `auto`: 1/std of the first batch's. */
-    scaleFactor: z.union([z.literal('auto'), z.number().positive()]).default('auto'),
-  }),
-]);
+const singleModelSchema = nestedUNetConfigSchema.extend({ kind: z.enum(['mdm', 'simple']) });
+const cascadedSchema = z.strictObject({
+  kind: z.literal('cascaded'),
+  /** The base model first (lowest resolution), then each super-resolution stage. */
+  stages: z.array(cascadeStageSchema).min(2),
+  /** The augmentation level the low-resolution input gets at sampling (1 … schedule.steps). */
+  augLevel: pos.default(100),
+});
+const latentSchema = z.strictObject({
+  kind: z.literal('latent'),
+  autoencoder: autoencoderSchema.prefault({}),
+  /** The diffusion model on the latents (its resolution is the image's over the autoencoder's factor). */
+  diffusion: unetSchema,
+  /** Latents are multiplied by this: a number (0.18215 for SD's kl-f8), or `auto`: 1/std of the first batch's. */
+  scaleFactor: z.union([z.literal('auto'), z.number().positive()]).default('auto'),
+});
+const modelSchema = z.union([z.string(), nestedUNetConfigSchema, singleModelSchema, cascadedSchema, latentSchema]);
 
 /** Set by a multi-stage run on the configs of its stages: what else a stage's model sees. */
 const stageSchema = z.discriminatedUnion('kind', [
@@ -116,10 +113,10 @@ const stageSchema = z.discriminatedUnion('kind', [
 
 /** The branch of `modelSchema` for each `model.kind` (a union's own error only says "Invalid input"). */
 const MODEL_BY_KIND = {
-  mdm: modelSchema.options[2],
-  simple: modelSchema.options[2],
-  cascaded: modelSchema.options[3],
-  latent: modelSchema.options[4],
+  mdm: singleModelSchema,
+  simple: singleModelSchema,
+  cascaded: cascadedSchema,
+  latent: latentSchema,
 } as const;
 
 /** The first problem of `input.model` against the schema its kind (or its shape) selects. */

@@ -50,6 +50,14 @@ export interface LevelSamples {
   images: Float32Array[];
 }
 
+/** One level's samples as one NHWC tensor [n·frames, r, r, channels] (frames folded into the batch). */
+export function levelSamplesTensor(level: LevelSamples): tf.Tensor4D {
+  const { resolution: r, channels: c, frames, images } = level;
+  const flat = new Float32Array(images.length * frames * r * r * c);
+  images.forEach((image, k) => flat.set(image, k * image.length));
+  return tf.tensor4d(flat, [images.length * frames, r, r, c]);
+}
+
 /**
  * Samples every level of `model` with parameters `P` (EMA weights for a trained model): starting
  * noise per level from `seed` ([n·frames, r, r, channels], frames folded into the batch), the

@@ -6,7 +6,7 @@ import { type LatentCache, fillLatentCache, openLatentCache } from '@matryoshka-
 import { ConfigError, DataError, Rng } from '@matryoshka-ts/core';
 import { type DataPosition, type ImageDataset, epochOrder, loadEmojiDataset } from '@matryoshka-ts/data';
 import type { TrainConfig } from './config.js';
-import type { LevelSamples } from './generate.js';
+import { type LevelSamples, levelSamplesTensor } from './generate.js';
 import { previewConditions, type TrainingData } from './data-source.js';
 
 type LatentStage = Extract<NonNullable<TrainConfig['stage']>, { kind: 'latent' }>;
@@ -180,12 +180,8 @@ export async function openLatentTrainingData(config: TrainConfig, stageDir: stri
 
 /** Decodes sampled latents (divided by the scale factor first) into images in [−1, 1]. */
 export function decodeLatents(autoencoder: AutoencoderKL, latents: LevelSamples, scaleFactor: number): LevelSamples {
-  const { resolution, channels, images } = latents;
-  const z = tf.tidy(() => {
-    const flat = new Float32Array(images.length * resolution * resolution * channels);
-    images.forEach((image, k) => flat.set(image, k * image.length));
-    return tf.div(tf.tensor4d(flat, [images.length, resolution, resolution, channels]), scaleFactor) as tf.Tensor4D;
-  });
+  const { images } = latents;
+  const z = tf.tidy(() => tf.div(levelSamplesTensor(latents), scaleFactor) as tf.Tensor4D);
   const decoded = autoencoder.decode(z);
   const data = decoded.dataSync() as Float32Array;
   const r = decoded.shape[1];

@@ -1,24 +1,15 @@
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { loadAutoencoder } from '@matryoshka-ts/autoencoder';
 import { augmentForSampling, checkAugmentationLevel } from '@matryoshka-ts/baselines';
 import { ConfigError, Rng } from '@matryoshka-ts/core';
 import { baseScheduleOf } from './config.js';
-import { type LevelSamples, generate } from './generate.js';
+import { type LevelSamples, generate, levelSamplesTensor } from './generate.js';
 import type { ImageDataset } from '@matryoshka-ts/data';
 import { decodeLatents, latentDataset, latentStageOf } from './latent-data.js';
 import type { OpenRun, RunGenerateOptions } from './open-run.js';
 import type { RunManifest } from './run-manifest.js';
 import { LATENT_RUN } from './stages.js';
 import { readAutoencoderProgress } from './train-autoencoder.js';
-
-/** One level's samples as one NHWC tensor (frames folded into the batch). */
-function samplesTensor(level: LevelSamples): tf.Tensor4D {
-  const { resolution: r, channels: c, frames, images } = level;
-  const flat = new Float32Array(images.length * frames * r * r * c);
-  images.forEach((image, k) => flat.set(image, k * image.length));
-  return tf.tensor4d(flat, [images.length * frames, r, r, c]);
-}
 
 /**
  * A cascade sampled stage by stage: the base model's top output, noise-augmented at a fixed
@@ -40,7 +31,7 @@ function openCascade(stages: OpenRun[]): Pick<OpenRun, 'generate' | 'levels' | '
         const level = options.augLevel ?? stageInfo.augLevel;
         const schedule = baseScheduleOf(stage.config);
         checkAugmentationLevel(level, schedule.steps);
-        const low = samplesTensor(outputs[outputs.length - 1][0]);
+        const low = levelSamplesTensor(outputs[outputs.length - 1][0]);
         const aug = augmentForSampling(low, level, schedule, new Rng(options.seed * 7919 + 101 * (k + 1)));
         low.dispose();
         try {
@@ -91,7 +82,6 @@ export async function openStagedRun(
   if (manifest.kind !== 'latent') throw new ConfigError(`${dir}: unknown multi-stage kind '${manifest.kind}'`);
   const latent = latentStageOf(top.config, join(dir, LATENT_RUN.diffusion));
   const autoencoder = loadAutoencoder(latent.autoencoder);
-  const aeSeconds = readAutoencoderSeconds(dir);
   let images: ImageDataset | undefined;
   return {
     ...top,
@@ -99,7 +89,8 @@ export async function openStagedRun(
     paramCount,
     autoencoderParamCount: autoencoder.paramCount,
     trainSeconds,
-    autoencoderSeconds: aeSeconds,
+    // Absent for pretrained weights (no autoencoder checkpoint).
+    autoencoderSeconds: readAutoencoderProgress(join(dir, LATENT_RUN.autoencoder))?.seconds,
     levels: [{ resolution: latent.imageResolution, channels: autoencoder.config.outChannels, frames: 1 }],
     resolutions: [latent.imageResolution],
     // FID references and captions: the images the autoencoder encoded, at their own size.
@@ -110,9 +101,4 @@ export async function openStagedRun(
       autoencoder.dispose();
     },
   };
-}
-
-/** The autoencoder stage's recorded training time (absent for pretrained weights). */
-function readAutoencoderSeconds(dir: string): number | undefined {
-  return readAutoencoderProgress(join(dir, LATENT_RUN.autoencoder))?.seconds;
 }

@@ -19,12 +19,6 @@ function stageTotal(config: TrainConfig, steps: number | undefined): number {
   return steps ?? config.phases.reduce((n, p) => n + p.steps, 0);
 }
 
-/** Whether a diffusion stage's directory holds a finished run (its checkpoint at its last step). */
-function stageDone(dir: string, total: number): boolean {
-  const path = join(dir, 'checkpoint.safetensors');
-  return existsSync(path) && readCheckpointInfo(path).progress.step >= total;
-}
-
 /**
  * Trains any kind of run: an MDM or a simple DM as one model (`train`); a cascade's base and
  * super-resolution stages, or a latent run's autoencoder, latent cache and diffusion model, in
@@ -108,13 +102,14 @@ async function trainDiffusionStage(
   options: TrainOptions,
   log: ProgressLine,
 ): Promise<TrainResult> {
-  const total = stageTotal(stage.config, options.steps);
-  if (options.resume && stageDone(dir, total)) {
-    const info = readCheckpointInfo(join(dir, 'checkpoint.safetensors'));
-    log.log(`stage ${stage.name}: done (${info.progress.step} steps), kept`);
-    return { steps: info.progress.step, finalLoss: Number.NaN, badSteps: info.progress.badTotal, seconds: 0 };
+  const checkpoint = join(dir, 'checkpoint.safetensors');
+  const resume = Boolean(options.resume) && existsSync(checkpoint);
+  // A finished stage (its checkpoint at its last step) is kept as it is.
+  const progress = resume ? readCheckpointInfo(checkpoint).progress : undefined;
+  if (progress && progress.step >= stageTotal(stage.config, options.steps)) {
+    log.log(`stage ${stage.name}: done (${progress.step} steps), kept`);
+    return { steps: progress.step, finalLoss: Number.NaN, badSteps: progress.badTotal, seconds: 0 };
   }
-  const resume = Boolean(options.resume) && existsSync(join(dir, 'checkpoint.safetensors'));
   return train(stage.config, { ...options, out: dir, resume });
 }
 

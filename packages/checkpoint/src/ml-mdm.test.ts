@@ -159,13 +159,25 @@ describe('fromTorchLayout / toTorchLayout', () => {
   });
 
   it('toTorchLayout inverts fromTorchLayout for every layout (both directions)', () => {
-    for (const s of [...specs, spec('big.conv', [3, 3, 5, 7], 'conv2d'), spec('big.lin', [11, 13], 'linear')]) {
+    const more = [spec('big.conv', [3, 3, 5, 7], 'conv2d'), spec('big.lin', [11, 13], 'linear')];
+    for (const s of [...specs, ...more, spec('time.conv', [3, 4, 5], 'conv1d')]) {
       const n = size(s.shape);
       const torch = seeded(n, 7);
       expectBitEqual(toTorchLayout(s, fromTorchLayout(s, torch)), torch, `${s.name} torch→ours→torch`);
       const ours = seeded(n, 8);
       expectBitEqual(fromTorchLayout(s, toTorchLayout(s, ours)), ours, `${s.name} ours→torch→ours`);
     }
+  });
+
+  it('a Conv1d weight: ours [K, in, out][k,i,o] is PyTorch [out, in, K][o,i,k]', () => {
+    const [k, ci, co] = [3, 2, 4];
+    const s = spec('resample.weight', [k, ci, co], 'conv1d');
+    expect(torchShape(s)).toEqual([co, ci, k]);
+    const ours = Float32Array.from({ length: k * ci * co }, (_, n) => n);
+    const torch = toTorchLayout(s, ours);
+    for (let t = 0; t < k; t++)
+      for (let i = 0; i < ci; i++)
+        for (let o = 0; o < co; o++) expect(torch[(o * ci + i) * k + t]).toBe(ours[(t * ci + i) * co + o]);
   });
 
   it('toTorchLayout puts HWIO[h,w,i,o] at OIHW[o,i,h,w]', () => {

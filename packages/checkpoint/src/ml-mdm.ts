@@ -36,6 +36,7 @@ export class CheckpointMismatchError extends CheckpointError {
 export function torchShape(spec: Pick<ParamSpec, 'shape' | 'layout'>): number[] {
   const s = spec.shape;
   if (spec.layout === 'conv2d') return [s[3], s[2], s[0], s[1]]; // HWIO → OIHW
+  if (spec.layout === 'conv1d') return [s[2], s[1], s[0]]; // [K, in, out] → [out, in, K]
   if (spec.layout === 'linear') return [s[1], s[0]]; // [in, out] → [out, in]
   return [...s];
 }
@@ -56,6 +57,10 @@ function convertLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32A
       for (let i = 0; i < ci; i++)
         for (let h = 0; h < kh; h++)
           for (let w = 0; w < kw; w++) move(((h * kw + w) * ci + i) * co + o, ((o * ci + i) * kh + h) * kw + w);
+  } else if (spec.layout === 'conv1d') {
+    const [k, ci, co] = spec.shape;
+    for (let o = 0; o < co; o++)
+      for (let i = 0; i < ci; i++) for (let t = 0; t < k; t++) move((t * ci + i) * co + o, (o * ci + i) * k + t);
   } else if (spec.layout === 'linear') {
     const [ni, no] = spec.shape;
     for (let o = 0; o < no; o++) for (let i = 0; i < ni; i++) move(i * no + o, o * ni + i);
@@ -63,7 +68,7 @@ function convertLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32A
   return out;
 }
 
-/** OIHW → HWIO or [out, in] → [in, out]; vectors and tables are copied as they are. */
+/** OIHW → HWIO, [out, in, K] → [K, in, out] or [out, in] → [in, out]; vectors and tables are copied as they are. */
 export function fromTorchLayout(spec: Pick<ParamSpec, 'shape' | 'layout'>, data: Float32Array): Float32Array {
   return convertLayout(spec, data, false);
 }

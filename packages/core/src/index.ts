@@ -4,7 +4,16 @@ export { Rng } from './rng.js';
 export type { RngState } from './rng.js';
 export { BACKEND_NAMES, sizeOf } from './types.js';
 export type { BackendName, PredictionType, ParamLayout, ParamInit, ParamSpec } from './types.js';
-export { nchwToNhwc, nhwcToNchw, maxAbsDiff } from './layout.js';
+export {
+  clipRowsToFrames,
+  framesToClipRows,
+  framesToTiled,
+  maxAbsDiff,
+  nchwToNhwc,
+  nhwcToNchw,
+  tileGrid,
+  tiledToFrames,
+} from './layout.js';
 export { BackendError, CheckpointError, ConfigError, DataError, MdmError, isUserError } from './errors.js';
 export type { MdmErrorCode } from './errors.js';
 export type { Conditioning, DiffusionInputs, DiffusionLevel, DiffusionModel, ParamLookup } from './diffusion-model.js';

@@ -1,7 +1,15 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { maxAbsDiff, nchwToNhwc, nhwcToNchw } from './layout.js';
+import {
+  clipRowsToFrames,
+  framesToClipRows,
+  framesToTiled,
+  maxAbsDiff,
+  nchwToNhwc,
+  nhwcToNchw,
+  tiledToFrames,
+} from './layout.js';
 import { sizeOf } from './types.js';
 
 beforeAll(async () => {
@@ -102,5 +110,58 @@ describe('sizeOf', () => {
     expect(sizeOf([2, 3, 4])).toBe(24);
     expect(sizeOf([3, 3, 320, 640])).toBe(1_843_200);
     expect(sizeOf([5, 0, 2])).toBe(0);
+  });
+});
+
+describe('tiledToFrames / framesToTiled (the official clip layout)', () => {
+  // Frame k of sample b is the tile at row k // G, column k % G: checked element by element
+  // against that definition, for a 2×2 and a 4×4 grid.
+  for (const [frames, g] of [
+    [4, 2],
+    [16, 4],
+  ] as const) {
+    it(`${frames} frames: frame k is tile (k // ${g}, k % ${g}), and the two are inverses`, () => {
+      const [B, h, w, C] = [2, 3, 5, 2];
+      const tiled = new Float32Array(B * g * h * g * w * C).map((_, i) => i);
+      const x = tf.tensor4d(tiled, [B, g * h, g * w, C]);
+      const framesT = tiledToFrames(x, frames);
+      expect(framesT.shape).toEqual([B * frames, h, w, C]);
+      const got = framesT.dataSync();
+      for (let b = 0; b < B; b++)
+        for (let k = 0; k < frames; k++)
+          for (let y = 0; y < h; y++)
+            for (let xx = 0; xx < w; xx++)
+              for (let c = 0; c < C; c++) {
+                const row = Math.floor(k / g) * h + y;
+                const col = (k % g) * w + xx;
+                const want = tiled[((b * g * h + row) * g * w + col) * C + c];
+                expect(got[(((b * frames + k) * h + y) * w + xx) * C + c]).toBe(want);
+              }
+      const back = framesToTiled(framesT, frames);
+      expect(back.shape).toEqual(x.shape);
+      expect(maxAbsDiff(back, x)).toBe(0);
+      tf.dispose([x, framesT, back]);
+    });
+  }
+
+  it('refuses a frame count that is not square, and a clip image that does not split', () => {
+    const x = tf.zeros([1, 6, 6, 1]) as tf.Tensor4D;
+    expect(() => tiledToFrames(x, 8)).toThrow(/square frame count/);
+    expect(() => tiledToFrames(x, 16)).toThrow(/does not split into 4×4/);
+    x.dispose();
+  });
+
+  it('clip rows: [B·F, h, w, C] ↔ [B, F·h, w, C] keeps each clip in one sample', () => {
+    const x = tf.tensor4d(
+      new Float32Array(2 * 3 * 2 * 2).map((_, i) => i),
+      [6, 2, 1, 2],
+    );
+    const tall = framesToClipRows(x, 3);
+    expect(tall.shape).toEqual([2, 6, 1, 2]);
+    // Sample 1 holds frames 3, 4, 5.
+    expect(Array.from(tf.slice(tall, [1], [1]).dataSync())).toEqual(Array.from(tf.slice(x, [3], [3]).dataSync()));
+    expect(maxAbsDiff(clipRowsToFrames(tall, 3), x)).toBe(0);
+    expect(() => framesToClipRows(x, 4)).toThrow(/not whole clips/);
+    tf.dispose([x, tall]);
   });
 });

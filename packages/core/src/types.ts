@@ -6,10 +6,11 @@ export type PredictionType = 'eps' | 'x0' | 'v';
 
 /**
  * How a parameter is laid out in our tensors, so importers know how to convert foreign layouts:
- * `conv2d` is HWIO here (PyTorch: OIHW), `linear` is [in, out] here (PyTorch: [out, in]),
+ * `conv2d` is HWIO here (PyTorch: OIHW), `conv1d` is [K, in, out] here (PyTorch: [out, in, K]: the
+ * video model's convolutions along time), `linear` is [in, out] here (PyTorch: [out, in]),
  * `vector` (biases, norm scales) and `table` (embedding rows) are the same everywhere.
  */
-export type ParamLayout = 'conv2d' | 'linear' | 'vector' | 'table';
+export type ParamLayout = 'conv2d' | 'conv1d' | 'linear' | 'vector' | 'table';
 
 /** How a parameter starts before training. */
 export type ParamInit =
@@ -17,7 +18,9 @@ export type ParamInit =
   | { kind: 'ones' }
   /** U(−1/√fan_in, 1/√fan_in): PyTorch's default for Conv2d/Linear weights and biases. */
   | { kind: 'fanInUniform'; fanIn: number }
-  | { kind: 'normal'; std: number };
+  | { kind: 'normal'; std: number }
+  /** Fixed values (e.g. rotary position frequencies), in our layout. */
+  | { kind: 'values'; values: readonly number[] };
 
 /** One named parameter: the single source for allocation, counting and import/export. */
 export interface ParamSpec {
@@ -27,6 +30,11 @@ export interface ParamSpec {
   shape: number[];
   layout: ParamLayout;
   init: ParamInit;
+  /**
+   * false for a buffer the official code stores with the weights but never trains (rotary
+   * frequencies): it is saved and loaded, but gets no gradient, Adam state or EMA. Default true.
+   */
+  trainable?: boolean;
 }
 
 /** Number of scalars in a shape. */

@@ -11,6 +11,11 @@ export function initialValue(spec: ParamSpec, rng: Rng): Float32Array {
     const bound = 1 / Math.sqrt(init.fanIn);
     for (let i = 0; i < n; i++) out[i] = (2 * rng.uniform() - 1) * bound;
   } else if (init.kind === 'normal') for (let i = 0; i < n; i++) out[i] = rng.normal() * init.std;
+  else if (init.kind === 'values') {
+    if (init.values.length !== n)
+      throw new Error(`'${spec.name}': ${init.values.length} fixed values for [${spec.shape}]`);
+    out.set(init.values);
+  }
   return out;
 }
 
@@ -21,7 +26,10 @@ export interface AllocateOptions {
   weights?: Map<string, Float32Array>;
 }
 
-/** One trainable variable per spec, in spec order: the given weights where present, else drawn. */
+/**
+ * One variable per spec, in spec order: the given weights where present, else drawn; trainable
+ * unless the spec says `trainable: false`.
+ */
 export function allocateParams(specs: readonly ParamSpec[], options: AllocateOptions = {}): Map<string, tf.Variable> {
   const rng = new Rng(options.seed ?? 0);
   const params = new Map<string, tf.Variable>();
@@ -32,7 +40,7 @@ export function allocateParams(specs: readonly ParamSpec[], options: AllocateOpt
     const values = given ?? initialValue(spec, rng);
     // Unnamed: tfjs variable names are global, and several models (EMA, teacher) must coexist.
     const initial = tf.tensor(values, spec.shape, 'float32');
-    params.set(spec.name, tf.variable(initial, true));
+    params.set(spec.name, tf.variable(initial, spec.trainable ?? true));
     initial.dispose();
   }
   return params;

@@ -36,6 +36,18 @@ export interface UNetLevelConfig {
    * its first ResNet block (Appendix D.2). Default true.
    */
   firstDownsample?: boolean;
+  /**
+   * A level that runs along time (the video model's, the official `temporal_mode`): it denoises a
+   * clip of F = 2^(stages − 1) frames of `resolution` px, its residual blocks run per frame, and
+   * its resampling halves and doubles the frames instead of the pixels (16 → 8 → 4 → 2 → 1); the
+   * single frame left at the bottom feeds `inner`, an image level of the same resolution. Levels
+   * outside a temporal level run per frame on its clip (spatial levels over frames).
+   */
+  temporal?: boolean;
+  /** Temporal-attention blocks after each residual block, per stage (temporal levels; default 0). */
+  temporalAttentionLayers?: number[];
+  /** Rotary position encoding of the frame index in temporal attention (default false, as the official code). */
+  rotaryPositions?: boolean;
   /** The next, lower-resolution level. */
   inner?: UNetLevelConfig;
 }
@@ -90,6 +102,9 @@ const levelFields = {
   innerInput: z.boolean().optional(),
   midBlock: z.boolean().optional(),
   firstDownsample: z.boolean().optional(),
+  temporal: z.boolean().optional(),
+  temporalAttentionLayers: z.array(int.nonnegative()).optional(),
+  rotaryPositions: z.boolean().optional(),
 };
 
 const levelSchema: z.ZodType<UNetLevelConfig> = z.lazy(() =>
@@ -114,10 +129,24 @@ export const nestedUNetConfigSchema = z.strictObject({
   lowResCondition: z.boolean().optional(),
 });
 
+/**
+ * What a level is: an ordinary `image` level, a `temporal` level (resamples along time), or a
+ * `spatialPerFrame` level (an image UNet run on each frame of the clip of the temporal level inside it).
+ */
+export type LevelKind = 'image' | 'temporal' | 'spatialPerFrame';
+
 /** A level with every default filled in and its place in the nest worked out. */
 export interface ResolvedLevel {
   /** 0 = outermost (highest resolution). */
   index: number;
+  kind: LevelKind;
+  /** Frames per sample this level denoises (1 for an image level): its tensors are [B·frames, r, r, C]. */
+  frames: number;
+  /** Frames at each stage: a temporal level's halve per stage (16, 8, …, 1); others keep `frames`. */
+  stageFrames: number[];
+  /** Temporal-attention blocks after each residual block, per stage (0 outside temporal levels). */
+  temporalAttentionLayers: number[];
+  rotaryPositions: boolean;
   /** State-dict prefix of this level's parameters: `inner_unet.` repeated `index` times. */
   prefix: string;
   resolution: number;
@@ -173,6 +202,7 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
   const cfg = input;
   const heads = cfg.attentionHeads ?? 8;
   const levels: ResolvedLevel[] = [];
+  const kinds = levelKinds(cfg);
   for (let node: UNetLevelConfig | undefined = cfg, i = 0; node; node = node.inner, i++) {
     const path = levelPath(i);
     const stages = node.channels.length;
@@ -187,8 +217,13 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     const groups = node.groups ?? 32;
     const firstDownsample = node.firstDownsample ?? true;
     if (!firstDownsample && stages < 2) bad('firstDownsample', 'needs at least two stages (channels)');
-    // Each stage after the first halves the resolution, except the second when firstDownsample is false.
-    const halvings = stages - 1 - (firstDownsample ? 0 : 1);
+    const { kind, frames } = kinds[i];
+    const temporal = kind === 'temporal';
+    const temporalAttention = node.temporalAttentionLayers ?? new Array(stages).fill(0);
+    checkVideoLevel(node, kind, frames, temporalAttention, bad);
+    // Each stage after the first halves the resolution, except the second when firstDownsample is
+    // false; a temporal level halves the frames instead.
+    const halvings = temporal ? 0 : stages - 1 - (firstDownsample ? 0 : 1);
     const factor = 2 ** halvings;
     if (node.resolution % factor !== 0)
       bad('resolution', `${node.resolution} is not divisible by 2^${halvings} = ${factor} (its downsamplings)`);
@@ -199,7 +234,9 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
         bad(
           'inner.resolution',
           `is ${node.inner.resolution}, but this level's bottleneck is ` +
-            `${expected} px (${node.resolution} / 2^${halvings})`,
+            (temporal
+              ? `${expected} px (a temporal level keeps the frame size)`
+              : `${expected} px (${node.resolution} / 2^${halvings})`),
         );
       }
     }
@@ -208,6 +245,8 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     for (const [s, c] of node.channels.entries()) {
       if (c % groups !== 0) bad(`channels[${s}]`, `${c} is not divisible by groups (${groups})`);
       const hasAttention = attention[s] > 0 || (isInnermost && (node.midBlock ?? true) && s === stages - 1);
+      if (attention[s] > 0 && frames > 1)
+        bad(`attentionLayers[${s}]`, 'a level over frames has no spatial attention (the official code has none there)');
       if (hasAttention && (c % 32 !== 0 || c % heads !== 0)) {
         bad(
           `channels[${s}]`,
@@ -217,6 +256,11 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     }
     levels.push({
       index: i,
+      kind,
+      frames,
+      stageFrames: node.channels.map((_, s) => (temporal ? frames / 2 ** s : frames)),
+      temporalAttentionLayers: [...temporalAttention],
+      rotaryPositions: node.rotaryPositions ?? false,
       prefix: 'inner_unet.'.repeat(i),
       resolution: node.resolution,
       channels: [...node.channels],
@@ -236,6 +280,8 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     });
   }
   const innermost = levels[levels.length - 1];
+  if (cfg.lowResCondition && levels[0].frames > 1)
+    throw new ConfigError('model config: lowResCondition: a super-resolution stage of a video model is not supported');
   if (cfg.text || cfg.labels) {
     for (const level of levels) {
       if (level.timeEmbedDim !== innermost.timeEmbedDim) {
@@ -265,4 +311,45 @@ export function resolveConfig(input: NestedUNetConfig): ResolvedConfig {
     textWidth: cfg.text ? (cfg.text.projDim > 0 ? cfg.text.projDim : cfg.text.featureDim) : 0,
     source: cfg,
   };
+}
+
+/** Each level's kind and frame count, outermost first: a level outside a temporal level runs on its clip. */
+function levelKinds(cfg: UNetLevelConfig): Array<{ kind: LevelKind; frames: number }> {
+  const nodes: UNetLevelConfig[] = [];
+  for (let node: UNetLevelConfig | undefined = cfg; node; node = node.inner) nodes.push(node);
+  const out = nodes.map(() => ({ kind: 'image' as LevelKind, frames: 1 }));
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    if (nodes[i].temporal) out[i] = { kind: 'temporal', frames: 2 ** (nodes[i].channels.length - 1) };
+    else if (i + 1 < nodes.length && out[i + 1].frames > 1)
+      out[i] = { kind: 'spatialPerFrame', frames: out[i + 1].frames };
+  }
+  return out;
+}
+
+/** The rules of temporal and per-frame levels (the official code's, stated as errors). */
+function checkVideoLevel(
+  node: UNetLevelConfig,
+  kind: LevelKind,
+  frames: number,
+  temporalAttention: number[],
+  bad: (field: string, why: string) => never,
+): void {
+  const stages = node.channels.length;
+  if (temporalAttention.length !== stages)
+    bad('temporalAttentionLayers', `has ${temporalAttention.length} entries for ${stages} stages (channels)`);
+  if (kind !== 'temporal') {
+    if (temporalAttention.some((n) => n > 0))
+      bad('temporalAttentionLayers', 'only a temporal level has temporal attention');
+    if (node.rotaryPositions) bad('rotaryPositions', 'only a temporal level has temporal attention');
+    return;
+  }
+  if (stages < 2) bad('channels', 'a temporal level needs at least two stages (it holds 2^(stages − 1) frames)');
+  if (!node.inner) bad('inner', 'a temporal level needs an inner image level: its last frame feeds it');
+  if (node.inner?.temporal) bad('inner.temporal', 'a nest holds one temporal level');
+  if (node.firstDownsample === false) bad('firstDownsample', 'a temporal level does not downsample in space');
+  for (const [s, n] of temporalAttention.entries()) {
+    if (n > 0 && node.channels[s] % 32 !== 0)
+      bad(`channels[${s}]`, `${node.channels[s]} channels cannot carry temporal attention (heads of 32 channels)`);
+  }
+  if (frames < 2) bad('channels', 'a temporal level needs at least two stages');
 }

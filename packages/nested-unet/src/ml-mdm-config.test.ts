@@ -20,12 +20,17 @@ describe('fromMlMdmConfig', () => {
     expect(resolveConfig(config).levels).toHaveLength(2);
   });
 
-  it('rejects a temporal (video) config with a ConfigError (CONFIG_INVALID), message unchanged', () => {
-    const video = { resolution_channels: [64, 128], temporal_mode: true };
-    expect(() => fromMlMdmConfig(video, 32)).toThrow(ConfigError);
-    expect(() => fromMlMdmConfig(video, 32)).toThrow(
+  it('rejects a video config whose clip cannot be the official tiled image, with a ConfigError', () => {
+    // 3 stages on a temporal level: 4 frames, a 2×2 grid, so the clip image side must be even.
+    const video = {
+      resolution_channels: [64, 64, 64],
+      temporal_mode: true,
+      inner_config: { resolution_channels: [64] },
+    };
+    expect(() => fromMlMdmConfig(video, 33)).toThrow(ConfigError);
+    expect(() => fromMlMdmConfig(video, 33)).toThrow(
       expect.objectContaining({ code: 'CONFIG_INVALID', name: 'ConfigError' }),
     );
-    expect(() => fromMlMdmConfig(video, 32)).toThrow(/^fromMlMdmConfig: temporal \(video\) configs are not supported$/);
+    expect(() => fromMlMdmConfig(video, 33)).toThrow(/a 33 px clip image is not 2×2 frames/);
   });
 });

@@ -18,6 +18,9 @@ export interface MlMdmUNetConfig {
   skip_inner_unet_input?: boolean;
   micro_conditioning?: string | null;
   temporal_mode?: boolean;
+  temporal_spatial_ds?: boolean;
+  num_temporal_attention_layers?: number[] | string | null;
+  temporal_positional_encoding?: boolean;
   resnet_config?: { num_groups_norm?: number; dropout?: number; use_attention_ffn?: boolean };
   inner_config?: MlMdmUNetConfig;
   [key: string]: unknown;
@@ -51,17 +54,21 @@ function micro(spec: string | null | undefined): Record<string, number> | undefi
  * Our config for a model the official code builds from `unet_config` at `imageSize` pixels, with
  * its defaults: attention levels [2, 3] and 1 layer, 2 res blocks, 32 groups, T = 4·channels[0],
  * masked cross-attention on, and input std normalisation on nested levels unless
- * `skip_normalization` is set.
+ * `skip_normalization` is set. Video configs (`temporal_mode`): `imageSize` is the side of the
+ * official clip image (F frames tiled √F × √F); a `temporal_spatial_ds` level becomes a spatial
+ * level over frames, any other temporal level a temporal one.
  */
 export function fromMlMdmConfig(unet: MlMdmUNetConfig, imageSize: number): NestedUNetConfig {
-  const level = (cfg: MlMdmUNetConfig, resolution: number): UNetLevelConfig => {
-    if (cfg.temporal_mode) throw new ConfigError('fromMlMdmConfig: temporal (video) configs are not supported');
+  const grid = tileGridOf(unet);
+  const level = (cfg: MlMdmUNetConfig, side: number, g: number): UNetLevelConfig => {
     const channels = ints(cfg.resolution_channels, 0, 0);
     const stages = channels.length;
     const attentionLevels = ints(cfg.attention_levels ?? '2,3', 0, 0);
     const layers = ints(cfg.num_attention_layers ?? 1, stages, 1);
+    const temporal = Boolean(cfg.temporal_mode) && !cfg.temporal_spatial_ds;
+    if (side % g !== 0) throw new ConfigError(`fromMlMdmConfig: a ${side} px clip image is not ${g}×${g} frames`);
     const out: UNetLevelConfig = {
-      resolution,
+      resolution: side / g,
       channels,
       resBlocks: ints(cfg.num_resnets_per_resolution ?? 2, stages, 2),
       attentionLayers: channels.map((_, i) => (attentionLevels.includes(i) ? layers[i] : 0)),
@@ -70,19 +77,33 @@ export function fromMlMdmConfig(unet: MlMdmUNetConfig, imageSize: number): Neste
       dropout: cfg.resnet_config?.dropout ?? 0,
       timeEmbedDim: cfg.temporal_dim ?? 4 * channels[0],
     };
+    if (temporal) {
+      out.temporal = true;
+      const t = cfg.num_temporal_attention_layers;
+      if (t !== undefined && t !== null) out.temporalAttentionLayers = ints(t, stages, 0);
+      if (cfg.temporal_positional_encoding) out.rotaryPositions = true;
+    } else if (cfg.temporal_mode && cfg.num_temporal_attention_layers) {
+      throw new ConfigError(
+        'fromMlMdmConfig: a temporal_spatial_ds level has no temporal attention ' +
+          '(num_temporal_attention_layers must be null)',
+      );
+    }
     const m = micro(cfg.micro_conditioning);
     if (m) out.microConditioning = m;
     if (cfg.inner_config) {
       out.inputStdNormalisation = !(cfg.skip_normalization ?? false);
       out.innerInput = !(cfg.skip_inner_unet_input ?? false);
-      out.inner = level(cfg.inner_config, resolution / 2 ** (stages - 1));
+      // A temporal level hands on its last frame (the clip side over the grid); others shrink in space.
+      out.inner = temporal
+        ? level(cfg.inner_config, side / g, 1)
+        : level(cfg.inner_config, side / 2 ** (stages - 1), g);
     } else {
       // A plain UNet (the innermost level) never normalises its input.
       out.midBlock = !(cfg.skip_mid_blocks ?? false);
     }
     return out;
   };
-  const config: NestedUNetConfig = { ...level(unet, imageSize), imageChannels: 3, attentionHeads: 8 };
+  const config: NestedUNetConfig = { ...level(unet, imageSize, grid), imageChannels: 3, attentionHeads: 8 };
   let innermost: MlMdmUNetConfig = unet;
   while (innermost.inner_config) innermost = innermost.inner_config;
   const featureDim = unet.conditioning_feature_dim ?? -1;
@@ -95,4 +116,20 @@ export function fromMlMdmConfig(unet: MlMdmUNetConfig, imageSize: number): Neste
     };
   }
   return config;
+}
+
+/** The tile grid √F of a video config's clip (F = 2^(stages − 1) of its temporal level); 1 for images. */
+function tileGridOf(unet: MlMdmUNetConfig): number {
+  for (let cfg: MlMdmUNetConfig | undefined = unet; cfg; cfg = cfg.inner_config) {
+    if (cfg.temporal_mode && !cfg.temporal_spatial_ds) {
+      const frames = 2 ** (ints(cfg.resolution_channels, 0, 0).length - 1);
+      const g = Math.round(Math.sqrt(frames));
+      if (g * g !== frames)
+        throw new ConfigError(
+          `fromMlMdmConfig: a temporal level of ${frames} frames cannot be tiled √F × √F as the official clip image`,
+        );
+      return g;
+    }
+  }
+  return 1;
 }

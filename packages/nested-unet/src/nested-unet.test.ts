@@ -82,7 +82,7 @@ describe('NestedUNet', () => {
       const text = randomText(2, 5, 12);
       const [x0, x1] = randomImages(model, [2, 2]);
       expect(() => model.forward({ x: [x0], times: [1, 2], ...text })).toThrow(/expected 2 images/);
-      expect(() => model.forward({ x: [x1, x1], times: [1, 2], ...text })).toThrow(/level 0 image has shape/);
+      expect(() => model.forward({ x: [x1, x1], times: [1, 2], ...text })).toThrow(/level 0 input has shape/);
       expect(() => model.forward({ x: [x0, tf.slice(x1, 0, 1)], times: [1], ...text })).toThrow(
         /level 0 holds 2 samples/,
       );

@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type DiffusionLevel, type DiffusionModel, type ParamSpec, sizeOf } from '@matryoshka-ts/core';
+import {
+  type DiffusionLevel,
+  type DiffusionModel,
+  type ParamSpec,
+  framesToTiled,
+  sizeOf,
+  tiledToFrames,
+} from '@matryoshka-ts/core';
 import { type NestedUNetConfig, type ResolvedConfig, resolveConfig } from './config.js';
 import { type ConditioningInput, type DebugSink, type SharedConditioning, sharedConditioning } from './conditioning.js';
 import {
@@ -79,7 +86,8 @@ function runLevel(
   const level = config.levels[index];
   const x = inputs.x[index];
   const batch = times.shape[0];
-  const b = x.shape[0];
+  // Rows are frames: this level sees its first `b` samples, each `level.frames` rows.
+  const b = x.shape[0] / level.frames;
 
   let temb = timeEmbedding(P, level.prefix, times, level.timeEmbedDim);
   options.debug?.(`time_mlp.level${index}`, temb);
@@ -90,8 +98,7 @@ function runLevel(
     temb = tf.add(temb, micro);
   }
   if (lowRes) temb = tf.add(temb, augmentationEmbedding(P, level.prefix, lowRes.augTimes, level.timeEmbedDim));
-  // A level with fewer samples than the batch sees its first b samples.
-  const first = <T extends tf.Tensor>(t: T): T => (t.shape[0] === b ? t : (tf.slice(t, 0, b) as T));
+  const first = <T extends tf.Tensor>(t: T, rows = b): T => (t.shape[0] === rows ? t : (tf.slice(t, 0, rows) as T));
   const ctx: LevelContext = {
     P,
     config,
@@ -99,6 +106,7 @@ function runLevel(
     tembAct: silu(first(temb)),
     text: shared.text && { tokens: first(shared.text.tokens), mask: shared.text.mask && first(shared.text.mask) },
     training: options.training ?? false,
+    debug: options.debug,
   };
 
   // Level 0 of a super-resolution stage sees the low-resolution image, bilinearly upsampled
@@ -107,7 +115,7 @@ function runLevel(
     lowRes && index === 0
       ? first(tf.image.resizeBilinear(lowRes.image, [level.resolution, level.resolution], false, true))
       : undefined;
-  let h = inputLayer(P, level, x, condition);
+  let h = inputLayer(P, level, x, condition, options.debug);
   if (feature) h = tf.add(h, feature);
   const down = downPath(ctx, h);
   h = down.h;
@@ -115,21 +123,42 @@ function runLevel(
   if (level.isInnermost) {
     if (level.midBlock) h = midBlock(ctx, h);
   } else {
-    const innerBatch = inputs.x[index + 1].shape[0];
-    let toInner = level.innerInput ? conv2d(P, `${level.prefix}in_adapter`, h) : undefined;
-    if (toInner && innerBatch > b) {
+    // Frames at the bottleneck: one after a temporal level's last stage, else the level's clip.
+    const frames = level.kind === 'temporal' ? 1 : level.frames;
+    const innerRows = inputs.x[index + 1].shape[0];
+    let toInner = level.innerInput
+      ? adapter(P, `${level.prefix}in_adapter`, h, frames, index, options.debug)
+      : undefined;
+    if (toInner && innerRows > toInner.shape[0]) {
       // Samples the outer level does not see get a zero feature.
-      toInner = tf.concat(
-        [toInner, tf.zeros([innerBatch - b, toInner.shape[1], toInner.shape[2], toInner.shape[3]])],
-        0,
-      ) as tf.Tensor4D;
+      const [rows, hh, ww, c] = toInner.shape;
+      toInner = tf.concat([toInner, tf.zeros([innerRows - rows, hh, ww, c])], 0) as tf.Tensor4D;
     }
     const inner = runLevel(P, config, index + 1, inputs, times, shared, toInner, options, lowRes);
-    h = tf.add(h, first(conv2d(P, `${level.prefix}out_adapter`, inner.feature)));
+    const fromInner = adapter(P, `${level.prefix}out_adapter`, inner.feature, frames, index, options.debug);
+    h = tf.add(h, first(fromInner, b * frames));
     innerOutputs = inner.outputs;
   }
   h = upPath(ctx, h, down.skips);
   return { outputs: [outputLayer(P, level, h), ...innerOutputs], feature: h };
+}
+
+/**
+ * An in/out adapter (3×3 conv) between a level and the level inside it. Over a clip (a spatial
+ * level around a temporal one) it convolves the clip tiled as one image, as the official code
+ * does: at tile borders its kernel sees the neighbouring frame's pixels.
+ */
+function adapter(
+  P: Params,
+  name: string,
+  x: tf.Tensor4D,
+  frames: number,
+  index: number,
+  debug: DebugSink | undefined,
+): tf.Tensor4D {
+  const out = conv2d(P, name, frames > 1 ? framesToTiled(x, frames) : x);
+  debug?.(`${name.slice(name.lastIndexOf('.') + 1)}.level${index}`, out);
+  return frames > 1 ? tiledToFrames(out, frames) : out;
 }
 
 function checkInputs(config: ResolvedConfig, inputs: NestedUNetInputs, times: tf.Tensor1D): void {
@@ -137,23 +166,27 @@ function checkInputs(config: ResolvedConfig, inputs: NestedUNetInputs, times: tf
   if (inputs.x.length !== n)
     throw new Error(`expected ${n} images (one per level, highest resolution first), got ${inputs.x.length}`);
   const batch = times.shape[0];
+  const samples = (i: number) => inputs.x[i].shape[0] / config.levels[i].frames;
   config.levels.forEach((level, i) => {
     const shape = inputs.x[i].shape;
-    const want = `[b, ${level.resolution}, ${level.resolution}, ${config.imageChannels}]`;
+    const rows = level.frames > 1 ? `b·${level.frames}` : 'b';
+    const want = `[${rows}, ${level.resolution}, ${level.resolution}, ${config.imageChannels}]`;
     if (
       shape.length !== 4 ||
       shape[1] !== level.resolution ||
       shape[2] !== level.resolution ||
-      shape[3] !== config.imageChannels
+      shape[3] !== config.imageChannels ||
+      !Number.isInteger(samples(i))
     ) {
-      throw new Error(`level ${i} image has shape [${shape}], expected NHWC ${want}`);
+      const clip = level.frames > 1 ? ` (${level.frames} frames per sample, frames folded into the batch)` : '';
+      throw new Error(`level ${i} input has shape [${shape}], expected NHWC ${want}${clip}`);
     }
-    const next = i + 1 < n ? inputs.x[i + 1].shape[0] : batch;
-    if (shape[0] > next)
-      throw new Error(`level ${i} holds ${shape[0]} samples, more than the ${next} of the level inside it`);
+    const next = i + 1 < n ? samples(i + 1) : batch;
+    if (samples(i) > next)
+      throw new Error(`level ${i} holds ${samples(i)} samples, more than the ${next} of the level inside it`);
   });
-  if (inputs.x[n - 1].shape[0] !== batch) {
-    throw new Error(`the innermost level holds ${inputs.x[n - 1].shape[0]} samples but ${batch} times were given`);
+  if (samples(n - 1) !== batch) {
+    throw new Error(`the innermost level holds ${samples(n - 1)} samples but ${batch} times were given`);
   }
 }
 
@@ -213,14 +246,14 @@ export class NestedUNet implements DiffusionModel {
   readonly config: ResolvedConfig;
   readonly specs: ParamSpec[];
   readonly params: Map<string, tf.Variable>;
-  /** The levels as the pipelines see them (image channels from the config; one frame). */
+  /** The levels as the pipelines see them (image channels from the config; a video level's frames). */
   readonly levels: readonly DiffusionLevel[];
 
   constructor(config: NestedUNetConfig, options: NestedUNetOptions = {}) {
     this.config = resolveConfig(config);
     this.specs = levelSpecs(this.config, 0);
     const channels = this.config.imageChannels;
-    this.levels = this.config.levels.map((l) => ({ resolution: l.resolution, channels, frames: 1 }));
+    this.levels = this.config.levels.map((l) => ({ resolution: l.resolution, channels, frames: l.frames }));
     this.params = allocateParams(this.specs, options);
   }
 

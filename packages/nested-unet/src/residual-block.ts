@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParamSpec } from '@matryoshka-ts/core';
+import { repeatFrames } from './temporal.js';
 import {
   type Params,
   conv2d,
@@ -34,7 +35,8 @@ export interface ResidualBlockOptions {
  * Residual block with scale-and-shift time conditioning:
  * h = conv1(SiLU(GN(x))); (a, b) = Linear(SiLU(temb)); h = SiLU(GN(h)·(1 + a) + b);
  * h = conv2(dropout(h)); out = h + x (x through a 1×1 conv when channels change).
- * `tembAct` is SiLU(temb), which the level computes once for all its blocks.
+ * `tembAct` is SiLU(temb), which the level computes once for all its blocks; `x` may hold several
+ * frames per sample ([B·F, H, W, C]), each modulated by its sample's embedding.
  */
 export function residualBlock(
   P: Params,
@@ -46,7 +48,8 @@ export function residualBlock(
   let h = conv2d(P, `${name}.conv1`, groupNorm(P, `${name}.norm1`, x, options.groups, { silu: true }));
   const cout = h.shape[3];
   // (a, b) as one [B, 2C] tensor: the fused GroupNorm reads scale and shift from it in place.
-  const ab = linear(P, `${name}.time_layer`, tembAct);
+  // A clip's frames (adjacent rows) share their sample's time embedding.
+  const ab = repeatFrames(linear(P, `${name}.time_layer`, tembAct), x.shape[0] / tembAct.shape[0]);
   h = groupNorm(P, `${name}.norm2`, h, options.groups, { modulation: ab, silu: true });
   if (options.training && options.dropout) h = tf.dropout(h, options.dropout) as tf.Tensor4D;
   const skip = x.shape[3] !== cout ? conv1x1(P, `${name}.conv3`, x) : x;

@@ -2,7 +2,7 @@
 // no zero-initialised layer hides a path from a test.
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, sizeOf } from '@matryoshka-ts/core';
-import type { NestedUNetConfig } from './config.js';
+import type { NestedUNetConfig, UNetLevelConfig } from './config.js';
 import type { NestedUNet } from './nested-unet.js';
 
 /** Two levels (16 px outer, 8 px inner with attention + FFN), text with a one-layer head. */
@@ -40,10 +40,13 @@ export function randomizeWeights(model: NestedUNet, seed = 1): void {
   for (const spec of model.specs) {
     const out = new Float32Array(sizeOf(spec.shape));
     const isNorm = norms.has(spec.name.replace(/\.(weight|bias)$/, ''));
+    if (spec.init.kind === 'values') continue; // fixed buffers (rotary frequencies) keep their values
     const fanIn =
       spec.layout === 'conv2d'
         ? spec.shape[0] * spec.shape[1] * spec.shape[2]
-        : spec.shape[spec.layout === 'table' ? 1 : 0];
+        : spec.layout === 'conv1d'
+          ? spec.shape[0] * spec.shape[1]
+          : spec.shape[spec.layout === 'table' ? 1 : 0];
     for (let i = 0; i < out.length; i++) {
       const z = rng.normal();
       if (isNorm) out[i] = spec.name.endsWith('.weight') ? 1 + 0.1 * z : 0.1 * z;
@@ -55,13 +58,48 @@ export function randomizeWeights(model: NestedUNet, seed = 1): void {
   model.setWeights(values);
 }
 
-/** Random NHWC images for every level of a model, `batches[i]` samples at level i. */
+/** Random NHWC images for every level of a model, `batches[i]` samples at level i (a clip's frames as rows). */
 export function randomImages(model: NestedUNet, batches: number[], seed = 2): tf.Tensor4D[] {
   const rng = new Rng(seed);
   return model.config.levels.map(
     (level, i) =>
-      rng.normalTensor([batches[i], level.resolution, level.resolution, model.config.imageChannels]) as tf.Tensor4D,
+      rng.normalTensor([
+        batches[i] * level.frames,
+        level.resolution,
+        level.resolution,
+        model.config.imageChannels,
+      ]) as tf.Tensor4D,
   );
+}
+
+/**
+ * A video nest: a temporal level over 4 frames of 8 px (stages [32, 32, 16], temporal attention
+ * on the first two) around an 8 px text-conditioned image level; `outer` adds a spatial level of
+ * 16 px per frame around it.
+ */
+export function tinyVideo(options: { rotary?: boolean; outer?: boolean } = {}): NestedUNetConfig {
+  const temporal: UNetLevelConfig = {
+    resolution: 8,
+    temporal: true,
+    channels: [32, 32, 16],
+    resBlocks: [1, 1, 1],
+    temporalAttentionLayers: [1, 1, 0],
+    rotaryPositions: options.rotary,
+    groups: 8,
+    timeEmbedDim: 32,
+    inputStdNormalisation: true,
+    inner: {
+      resolution: 8,
+      channels: [16, 32],
+      resBlocks: [1, 1],
+      attentionLayers: [0, 1],
+      groups: 8,
+      timeEmbedDim: 32,
+    },
+  };
+  const text = { featureDim: 12, projDim: 32, headLayers: 0, maskedCrossAttention: false };
+  if (!options.outer) return { ...temporal, text };
+  return { resolution: 16, channels: [8, 16], resBlocks: [1, 1], groups: 4, timeEmbedDim: 32, inner: temporal, text };
 }
 
 export function randomText(

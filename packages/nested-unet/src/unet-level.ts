@@ -6,6 +6,14 @@ import { conditioningSpecs, textProjectionSpecs } from './conditioning.js';
 import { type Params, conv2d, convSpecs, groupNorm, upsampleNearest2x } from '@matryoshka-ts/layers';
 import { residualBlock, residualBlockSpecs } from './residual-block.js';
 import { augmentationEmbeddingSpecs, microConditioningSpecs, timeEmbeddingSpecs } from './time-embedding.js';
+import {
+  temporalAttentionBlock,
+  temporalAttentionSpecs,
+  temporalConvSpecs,
+  temporalDownsample,
+  temporalUpsample,
+} from './temporal.js';
+import type { DebugSink } from './conditioning.js';
 
 /**
  * The parameters of level `index` and, recursively, of every level inside it, in the official
@@ -29,6 +37,14 @@ export function levelSpecs(config: ResolvedConfig, index: number): ParamSpec[] {
   let c = ch[0];
   const skips = [c];
   const attention = (name: string, width: number) => attentionLayerSpecs(name, width, textWidth, level.attentionFfn);
+  const temporal = level.kind === 'temporal';
+  // A temporal level resamples along time (Conv1d), every other level in space (3×3 conv).
+  const resample = (name: string, width: number) =>
+    temporal ? temporalConvSpecs(name, width) : convSpecs(name, 3, width, width);
+  const temporalAttention = (block: string, i: number, blocks: number, width: number) => {
+    for (let n = 0; n < blocks * level.temporalAttentionLayers[i]; n++)
+      specs.push(...temporalAttentionSpecs(`${block}.t_attn.${n}`, width, level.rotaryPositions));
+  };
   ch.forEach((width, i) => {
     for (let j = 0; j < level.resBlocks[i]; j++) {
       specs.push(...residualBlockSpecs(`${p}down_blocks.${i}.resnets.${j}`, c, width, T));
@@ -37,8 +53,9 @@ export function levelSpecs(config: ResolvedConfig, index: number): ParamSpec[] {
     }
     const L = level.attentionLayers[i];
     for (let n = 0; n < level.resBlocks[i] * L; n++) specs.push(...attention(`${p}down_blocks.${i}.attn.${n}`, width));
+    temporalAttention(`${p}down_blocks.${i}`, i, level.resBlocks[i], width);
     if (i !== ch.length - 1) {
-      specs.push(...convSpecs(`${p}down_blocks.${i}.resample`, 3, width, width));
+      specs.push(...resample(`${p}down_blocks.${i}.resample`, width));
       skips.push(width);
     }
   });
@@ -56,7 +73,8 @@ export function levelSpecs(config: ResolvedConfig, index: number): ParamSpec[] {
     const L = level.attentionLayers[i];
     for (let n = 0; n < (level.resBlocks[i] + 1) * L; n++)
       specs.push(...attention(`${p}up_blocks.${u}.attn.${n}`, ch[i]));
-    if (i !== 0) specs.push(...convSpecs(`${p}up_blocks.${u}.resample`, 3, ch[i], ch[i]));
+    temporalAttention(`${p}up_blocks.${u}`, i, level.resBlocks[i] + 1, ch[i]);
+    if (i !== 0) specs.push(...resample(`${p}up_blocks.${u}.resample`, ch[i]));
   });
   specs.push(
     { name: `${p}norm_out.weight`, shape: [c], layout: 'vector', init: { kind: 'ones' } },
@@ -85,19 +103,29 @@ export interface LevelContext {
   tembAct: tf.Tensor2D;
   text?: TextContext;
   training: boolean;
+  /** Receives named intermediates, suffixed with `.level<index>` (see `ForwardOptions.debug`). */
+  debug?: DebugSink;
 }
 
 /**
- * conv_in, after optional per-sample std normalisation (unbiased, over C·H·W); `condition` (a
+ * conv_in, after optional per-row std normalisation (unbiased, over C·H·W); `condition` (a
  * super-resolution stage's upsampled low-resolution image) is concatenated along channels.
  */
-export function inputLayer(P: Params, level: ResolvedLevel, x: tf.Tensor4D, condition?: tf.Tensor4D): tf.Tensor4D {
+export function inputLayer(
+  P: Params,
+  level: ResolvedLevel,
+  x: tf.Tensor4D,
+  condition?: tf.Tensor4D,
+  debug?: DebugSink,
+): tf.Tensor4D {
   let input = x;
   if (level.inputStdNormalisation) {
+    // Per row: per frame for a clip, as the official code splits a clip into frames first.
     const n = x.shape[1] * x.shape[2] * x.shape[3];
     const { variance } = tf.moments(x, [1, 2, 3], true);
     input = tf.div(x, tf.sqrt(tf.mul(variance, n / (n - 1))));
   }
+  if (level.frames > 1) debug?.(`frames_in.level${level.index}`, input);
   if (condition) input = tf.concat([input, condition], 3);
   return conv2d(P, `${level.prefix}conv_in`, input);
 }
@@ -118,14 +146,44 @@ export function downPath(ctx: LevelContext, x: tf.Tensor4D): { h: tf.Tensor4D; s
     for (let j = 0; j < level.resBlocks[i]; j++) {
       h = residualBlock(P, `${p}down_blocks.${i}.resnets.${j}`, h, tembAct, opts);
       for (let l = 0; l < L; l++) h = stageAttention(ctx, `${p}down_blocks.${i}.attn.${j * L + l}`, h);
+      h = stageTemporalAttention(ctx, `down_blocks.${i}`, i, j, h, `down${i}`);
       skips.push(h);
     }
     if (i !== level.channels.length - 1) {
-      h = conv2d(P, `${p}down_blocks.${i}.resample`, h, i === 0 && !level.firstDownsample ? 1 : 2);
+      const name = `${p}down_blocks.${i}.resample`;
+      if (level.kind === 'temporal') h = temporalDownsample(P, name, h, level.stageFrames[i]);
+      else h = conv2d(P, name, h, i === 0 && !level.firstDownsample ? 1 : 2);
       skips.push(h);
     }
+    ctx.debug?.(`down${i}.level${level.index}`, h);
   });
   return { h, skips };
+}
+
+/** The temporal-attention blocks after residual block `j` of stage `i` (none outside temporal levels). */
+function stageTemporalAttention(
+  ctx: LevelContext,
+  block: string,
+  i: number,
+  j: number,
+  x: tf.Tensor4D,
+  debugName: string,
+): tf.Tensor4D {
+  const { level } = ctx;
+  const L = level.temporalAttentionLayers[i];
+  let h = x;
+  for (let l = 0; l < L; l++) {
+    const n = j * L + l;
+    h = temporalAttentionBlock(
+      ctx.P,
+      `${level.prefix}${block}.t_attn.${n}`,
+      h,
+      level.stageFrames[i],
+      level.rotaryPositions,
+    );
+    ctx.debug?.(`t_attn.${debugName}.${n}.level${level.index}`, h);
+  }
+  return h;
 }
 
 /** Mid block of the innermost level: residual block, one attention layer, residual block. */
@@ -153,12 +211,18 @@ export function upPath(ctx: LevelContext, x: tf.Tensor4D, skips: tf.Tensor4D[]):
     for (let j = 0; j <= level.resBlocks[i]; j++) {
       h = residualBlock(P, `${p}up_blocks.${u}.resnets.${j}`, tf.concat([h, pending.pop()!], 3), tembAct, opts);
       for (let l = 0; l < L; l++) h = stageAttention(ctx, `${p}up_blocks.${u}.attn.${j * L + l}`, h);
+      h = stageTemporalAttention(ctx, `up_blocks.${u}`, i, j, h, `up${u}`);
     }
     if (i !== 0) {
-      // The stage whose downsampling was skipped (firstDownsample false) comes back without upsampling.
-      const up = i === 1 && !level.firstDownsample ? h : upsampleNearest2x(h);
-      h = conv2d(P, `${p}up_blocks.${u}.resample`, up);
+      const name = `${p}up_blocks.${u}.resample`;
+      if (level.kind === 'temporal') h = temporalUpsample(P, name, h, level.stageFrames[i]);
+      else {
+        // The stage whose downsampling was skipped (firstDownsample false) comes back without upsampling.
+        const up = i === 1 && !level.firstDownsample ? h : upsampleNearest2x(h);
+        h = conv2d(P, name, up);
+      }
     }
+    ctx.debug?.(`up${u}.level${level.index}`, h);
   });
   return h;
 }

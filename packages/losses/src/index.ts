@@ -2,7 +2,7 @@ export type { LossTarget } from './types.js';
 export { noiseLevels, noisyImage, signalAndNoiseScales, velocity } from './forward-process.js';
 export type { NoisyLevels } from './forward-process.js';
 export { lossTarget, predictEps, predictV, predictX0, predictedTarget } from './parameterization.js';
-export { downsample, lowResolutionTargets } from './low-resolution.js';
+export { downsample, firstFrames, lowResolutionTargets } from './low-resolution.js';
 export type { DownsampleMethod } from './low-resolution.js';
 export { firstSamples, mixedFractions, parseMixedRatio, samplesPerLevel } from './mixed-resolution.js';
 export { levelMse, multiResolutionLoss } from './multi-resolution-loss.js';

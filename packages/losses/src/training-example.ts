@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '@matryoshka-ts/core';
+import { type Rng, framesToClipRows } from '@matryoshka-ts/core';
 import { type LevelSchedules, gridTimeOf } from '@matryoshka-ts/schedules';
 import { type NoisyLevels, noiseLevels } from './forward-process.js';
 import { type DownsampleMethod, lowResolutionTargets } from './low-resolution.js';
@@ -26,6 +26,12 @@ export interface TrainingExampleOptions {
   resolutions: readonly number[];
   /** How the lower levels' clean images are made (default `avgpool`, as the official code). */
   downsample?: DownsampleMethod;
+  /**
+   * Frames per sample at each level (default all 1). `images` then holds clips, [B·F0, r, r, C],
+   * and every level of the example is a clip as one sample: [B, F·r, r, C] (the same memory), so
+   * γ, the noise and the loss are per clip.
+   */
+  frames?: readonly number[];
 }
 
 /**
@@ -45,10 +51,13 @@ export function drawTrainingExample(images: tf.Tensor4D, options: TrainingExampl
       throw new Error(`level ${n}: table has ${table.length} entries, level 0's has ${steps + 1}`);
     if (table[0] !== 1) throw new Error(`level ${n}: a table must start with ᾱ = 1 (gammas[0] = 1), got ${table[0]}`);
   });
-  const batch = images.shape[0];
+  const frames = options.frames ?? resolutions.map(() => 1);
+  const batch = images.shape[0] / frames[0];
   const times = Array.from({ length: batch }, () => rng.int(steps));
   return tf.tidy(() => {
-    const x0 = lowResolutionTargets(images, resolutions, options.downsample);
+    const x0 = lowResolutionTargets(images, resolutions, options.downsample, frames).map((x, n) =>
+      framesToClipRows(x, frames[n]),
+    );
     const eps = x0.map((x) => rng.normalTensor(x.shape) as tf.Tensor4D);
     const gamma = tables.map((table) =>
       tf.tensor1d(

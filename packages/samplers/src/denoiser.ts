@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { networkTimeOf } from '@matryoshka-ts/schedules';
+import { clipRowsToFrames, framesToClipRows } from '@matryoshka-ts/core';
 
 /**
  * The network as the samplers see it: noisy images of every level (NHWC, level 0 = highest
@@ -41,6 +42,22 @@ export function networkDenoiser(run: NetworkRun, options: NetworkDenoiserOptions
     const batch = x[x.length - 1].shape[0];
     return run(x, new Array<number>(batch).fill(networkTime(t)));
   };
+}
+
+/**
+ * A video network for the samplers: they hold each clip as one sample, [B, F·r, r, C] (so a
+ * dynamic threshold takes its quantile over the whole clip, as the official code's tiled clip
+ * image), while the network takes its frames in the batch, [B·F, r, r, C]. `frames` per level.
+ */
+export function clipRowsNetwork(run: NetworkRun, frames: readonly number[]): NetworkRun {
+  if (frames.every((f) => f === 1)) return run;
+  return (x, times) =>
+    tf.tidy(() =>
+      run(
+        x.map((t, n) => clipRowsToFrames(t, frames[n])),
+        times,
+      ).map((o, n) => framesToClipRows(o, frames[n])),
+    );
 }
 
 /** Classifier-free guidance of one prediction (any layout): pred_uncond + w·(pred_cond − pred_uncond). */

@@ -1,5 +1,11 @@
 export type { Denoiser, NetworkDenoiserOptions, NetworkRun } from './denoiser.js';
-export { classifierFreeGuidance, combineGuidance, networkDenoiser, officialNetworkTime } from './denoiser.js';
+export {
+  classifierFreeGuidance,
+  clipRowsNetwork,
+  combineGuidance,
+  networkDenoiser,
+  officialNetworkTime,
+} from './denoiser.js';
 export type { DynamicThreshold, Threshold, ThresholdName } from './threshold.js';
 export {
   DYNAMIC_DEEPFLOYD,

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PredictionType, nhwcToNchw } from '@matryoshka-ts/core';
+import { type PredictionType, clipRowsToFrames, framesToClipRows } from '@matryoshka-ts/core';
 import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { SafetensorsFile, fromTorchLayout, toFloat32, toNumbers } from '@matryoshka-ts/checkpoint';
 import {
@@ -22,7 +22,14 @@ import { type NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
 import { levelSchedules, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
 import { maxAbs, maxAbsDiff } from '@matryoshka-ts/test-utils';
-import { imageTensor, modelFromFixture } from './model-parity.js';
+import {
+  MODEL_FIXTURE_KINDS,
+  levelFrames,
+  levelResolution,
+  levelTensor,
+  modelFromFixture,
+  officialLayout,
+} from './model-parity.js';
 import { forEachFixture } from './suite.js';
 import { nativeAvailable } from './native.js';
 
@@ -129,7 +136,12 @@ type CaseResult = {
 };
 
 function lossParitySuite(backend: Exclude<BackendName, 'auto'>): void {
-  forEachFixture(`loss parity on ${backend}`, (fixture) => {
+  for (const kind of MODEL_FIXTURE_KINDS)
+    forEachFixture(`loss parity on ${backend}`, (fixture) => folderSuite(backend, fixture), kind);
+}
+
+function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFolder): void {
+  {
     if (!existsSync(fixture.file('loss'))) {
       const reason = `${fixture.name} has no loss.safetensors: loss parity not checked for this folder`;
       console.warn(`[parity] ${reason}`);
@@ -157,7 +169,7 @@ function lossParitySuite(backend: Exclude<BackendName, 'auto'>): void {
           () => model,
           () => file,
         ));
-  });
+  }
 }
 
 function caseSuite(
@@ -168,6 +180,10 @@ function caseSuite(
   getFile: () => SafetensorsFile,
 ): void {
   const levels = fixture.config.num_levels;
+  // A video level's clip is one sample for the loss: [B, F·r, r, C] (the model takes [B·F, r, r, C]).
+  const frames = Array.from({ length: levels }, (_, n) => levelFrames(fixture, n));
+  const clipRows = (tensor: string, n: number) =>
+    tf.tidy(() => framesToClipRows(levelTensor(read(tensor), frames[n]), frames[n]));
   let settings: Settings;
   try {
     settings = settingsOf(fixture, name);
@@ -193,8 +209,8 @@ function caseSuite(
   beforeAll(() => {
     times = toNumbers(read('times').data);
     const stored = {
-      x0: Array.from({ length: levels }, (_, n) => imageTensor(read(`x0.level${n}`))),
-      eps: Array.from({ length: levels }, (_, n) => imageTensor(read(`eps.level${n}`))),
+      x0: Array.from({ length: levels }, (_, n) => clipRows(`x0.level${n}`, n)),
+      eps: Array.from({ length: levels }, (_, n) => clipRows(`eps.level${n}`, n)),
       gamma: Array.from({ length: levels }, (_, n) => tf.tensor1d(values(`gamma.level${n}`))),
     };
     batch = noiseLevels(stored.x0, stored.eps, stored.gamma);
@@ -226,7 +242,8 @@ function caseSuite(
     let kept: { mse: tf.Tensor1D[]; perSample: tf.Tensor1D; outputs: tf.Tensor4D[] } | undefined;
     const { value, grads } = tf.valueAndGrads((...params: tf.Tensor[]) => {
       const P = paramsFrom(new Map([...model.params, ...gradNames.map((n, i) => [n, params[i]] as const)]));
-      const outputs = model.forward({ x: inputs, times, ...text }, { params: P });
+      const x = inputs.map((t, n) => clipRowsToFrames(t, frames[n]));
+      const outputs = model.forward({ x, times, ...text }, { params: P }).map((o, n) => framesToClipRows(o, frames[n]));
       const { prediction, target, weights, mixedRatio } = settings;
       const loss = multiResolutionLoss(outputs, batch, { prediction, target, weights, mixedRatio, sampleWeights });
       kept = {
@@ -267,17 +284,19 @@ function caseSuite(
     expect(settings.outputScale, 'model_output_scale (tanh squashing) is not implemented').toBe(0);
   });
 
-  it('stored low-resolution x0 is the previous level average-pooled (≤ 1e-6)', () => {
-    const resolutions = fixture.config.levels.map((l) => l.resolution);
-    const ours = lowResolutionTargets(batch.x0[0], resolutions);
+  it('stored low-resolution x0 is the previous level average-pooled, or its first frame (≤ 1e-6)', () => {
+    const resolutions = Array.from({ length: levels }, (_, n) => levelResolution(fixture, n));
+    const top = clipRowsToFrames(batch.x0[0], frames[0]);
+    const ours = lowResolutionTargets(top, resolutions, 'avgpool', frames);
     for (let n = 0; n < levels; n++) {
-      const mine = nhwcToNchw(ours[n]);
+      const mine = officialLayout(ours[n], frames[n]);
       expect(maxAbsDiff(mine.dataSync(), values(`x0.level${n}`)), `x0.level${n}`).toBeLessThanOrEqual(
         n === 0 ? 0 : 1e-6,
       );
       mine.dispose();
     }
     tf.dispose(ours);
+    if (top !== batch.x0[0]) top.dispose();
   });
 
   it('stored γ is each level’s float32 table at times + 1 (exact)', () => {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PredictionType, nhwcToNchw } from '@matryoshka-ts/core';
+import { type PredictionType, clipRowsToFrames, framesToClipRows } from '@matryoshka-ts/core';
 import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { SafetensorsFile, toFloat32, toNumbers } from '@matryoshka-ts/checkpoint';
 import type { NestedUNet } from '@matryoshka-ts/nested-unet';
@@ -10,6 +10,7 @@ import {
   type SamplerKind,
   applyThreshold,
   classifierFreeGuidance,
+  clipRowsNetwork,
   networkDenoiser,
   predictX0,
   sample,
@@ -19,7 +20,7 @@ import {
 } from '@matryoshka-ts/samplers';
 import { type LevelSchedules, levelSchedules, samplingGrid, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
-import { imageTensor, modelFromFixture } from './model-parity.js';
+import { MODEL_FIXTURE_KINDS, levelFrames, levelTensor, modelFromFixture, officialLayout } from './model-parity.js';
 import { forEachFixture } from './suite.js';
 
 /** The `sampler` section of a fixture's config.json (see the fixture README). */
@@ -48,9 +49,12 @@ interface SamplerConfig {
 const STEP_TOL = 1e-5;
 const NETWORK_TOL = 1e-4;
 
-/** Largest |ours − reference| over an NHWC tensor compared with an NCHW fixture array. */
-function diffToFixture(ours: tf.Tensor4D, ref: Float32Array): number {
-  const nchw = nhwcToNchw(ours);
+/**
+ * Largest |ours − reference| over an NHWC tensor compared with an NCHW fixture array; a level of
+ * `frames` > 1 holds each clip as one sample ([B, F·r, r, C], as the samplers see it).
+ */
+function diffToFixture(ours: tf.Tensor4D, ref: Float32Array, frames = 1): number {
+  const nchw = tf.tidy(() => officialLayout(clipRowsToFrames(ours, frames), frames));
   const data = nchw.dataSync();
   nchw.dispose();
   if (data.length !== ref.length) throw new Error(`size ${data.length} vs fixture ${ref.length}`);
@@ -82,7 +86,12 @@ function parseVariant(variant: string): { sampler: SamplerKind; threshold: strin
  * DDIM runs with and without guidance. Prints the measured maximum differences.
  */
 export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void {
-  forEachFixture(`sampler parity on ${backend}`, (fixture) => {
+  for (const kind of MODEL_FIXTURE_KINDS)
+    forEachFixture(`sampler parity on ${backend}`, (fixture) => folderSuite(backend, fixture), kind);
+}
+
+function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFolder): void {
+  {
     const samplerConfig = fixture.config.sampler as SamplerConfig | undefined;
     if (!existsSync(fixture.file('sampler')) || !samplerConfig) {
       const reason =
@@ -104,14 +113,23 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
     const read = (name: string) => file.read(name);
     const scalar = (name: string) => toNumbers(read(name).data)[0];
     const ref = (name: string) => toFloat32(read(name).data);
+    const frames = Array.from({ length: levels }, (_, n) => levelFrames(fixture, n));
+    // The samplers hold a clip as one sample ([B, F·r, r, C]); clipRowsNetwork gives the model its frames.
     const images = (prefix: string) =>
-      Array.from({ length: levels }, (_, n) => imageTensor(read(`${prefix}.level${n}`)));
+      Array.from({ length: levels }, (_, n) =>
+        tf.tidy(() => framesToClipRows(levelTensor(read(`${prefix}.level${n}`), frames[n]), frames[n])),
+      );
+    const network = (cond: { tokens: tf.Tensor3D; mask: tf.Tensor2D }, onCall?: (times: number[]) => void) =>
+      clipRowsNetwork((x, times) => {
+        onCall?.(times);
+        return model.forward({ x, times, ...cond });
+      }, frames);
     /** Compares one tensor per level with `<prefix>.levelN`, records and returns the largest difference. */
     const compare = (label: string, ours: tf.Tensor4D[], prefix: string): number => {
       expect(ours).toHaveLength(levels);
       let worst = 0;
       ours.forEach((o, n) => {
-        const d = diffToFixture(o, ref(`${prefix}.level${n}`));
+        const d = diffToFixture(o, ref(`${prefix}.level${n}`), frames[n]);
         measured.push([`${label} level${n}`, d]);
         worst = Math.max(worst, d);
       });
@@ -207,10 +225,7 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
       const cond = text('');
       const xT = images('step.x_t');
       const calls: number[][] = [];
-      const denoiser = networkDenoiser((x, times) => {
-        calls.push(times);
-        return model.forward({ x, times, ...cond });
-      });
+      const denoiser = networkDenoiser(network(cond, (times) => calls.push(times)));
       const v = denoiser(xT, t);
       expect(calls).toEqual([new Array(samplerConfig.batch).fill(t - 1)]);
       expect(compare('step.v', v, 'step.v')).toBeLessThanOrEqual(NETWORK_TOL);
@@ -233,11 +248,8 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
         };
         const denoiser: Denoiser =
           weight === 1
-            ? networkDenoiser((x, times) => model.forward({ x, times, ...cond }))
-            : classifierFreeGuidance(
-                networkDenoiser((x, times) => model.forward({ x, times, ...doubled })),
-                weight,
-              );
+            ? networkDenoiser(network(cond))
+            : classifierFreeGuidance(networkDenoiser(network(doubled)), weight);
         const init = images('sample.init');
         const grid = toNumbers(read('sample.timesteps').data);
         const states = new Map<number, tf.Tensor4D[]>();
@@ -266,7 +278,7 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
           compare(`sample.${name}.final`, states.get(grid.length - 2)!, `sample.${name}.final`),
         ).toBeLessThanOrEqual(NETWORK_TOL);
         if (result.output_equals_final_level0) {
-          const d = diffToFixture(output[0], ref(`sample.${name}.final.level0`));
+          const d = diffToFixture(output[0], ref(`sample.${name}.final.level0`), frames[0]);
           measured.push([`sample.${name} output (clamped) level0`, d]);
           expect(d).toBeLessThanOrEqual(NETWORK_TOL);
         }
@@ -283,5 +295,5 @@ export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void 
         ]);
       });
     }
-  });
+  }
 }

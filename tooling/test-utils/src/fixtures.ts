@@ -22,6 +22,9 @@ export interface FixtureConfig {
   levels: Array<Record<string, unknown> & { resolution: number; state_dict_prefix: string; param_count: number }>;
   schedule: { level_scales: number[]; shift_power: number; shifted: boolean; num_diffusion_steps: number };
   ml_mdm_config: Record<string, unknown>;
+  /** Video folders (`temporal: true`): frames per level; such a level's tensors are clip images tiled √F × √F. */
+  temporal?: boolean;
+  video?: { frames: number; tile_grid: number; frames_per_level: number[]; frame_size_per_level: number[] };
   [key: string]: unknown;
 }
 
@@ -30,11 +33,15 @@ const repoRoot = resolve(here, '..', '..', '..');
 
 /**
  * Kinds of fixture folder, told apart by `config.json`'s `kind` (ml-mdm's NestedUNet folders have
- * none), each with its own shared folder.
+ * none) and `temporal` (ml-mdm's video NestedUNets), each with its own shared folder.
  */
-export type FixtureKind = 'ml-mdm' | 'ldm-autoencoder-kl';
+export type FixtureKind = 'ml-mdm' | 'ml-mdm-video' | 'ldm-autoencoder-kl';
 
-const SHARED_FOLDER: Record<FixtureKind, string> = { 'ml-mdm': 'ml-mdm', 'ldm-autoencoder-kl': 'ldm-autoencoder' };
+const SHARED_FOLDER: Record<FixtureKind, string> = {
+  'ml-mdm': 'ml-mdm',
+  'ml-mdm-video': 'ml-mdm-video',
+  'ldm-autoencoder-kl': 'ldm-autoencoder',
+};
 
 /**
  * `../shared/fixtures/ml-mdm` (or the kind's folder) beside the checkout. MDM_FIXTURES_DIR
@@ -46,8 +53,9 @@ export function sharedFixturesDir(kind: FixtureKind = 'ml-mdm'): string {
   return resolve(repoRoot, '..', 'shared', 'fixtures', SHARED_FOLDER[kind]);
 }
 
-function kindOf(folder: FixtureFolder<{ kind?: unknown }>): FixtureKind {
-  return folder.config.kind === 'ldm-autoencoder-kl' ? 'ldm-autoencoder-kl' : 'ml-mdm';
+function kindOf(folder: FixtureFolder<{ kind?: unknown; temporal?: unknown }>): FixtureKind {
+  if (folder.config.kind === 'ldm-autoencoder-kl') return 'ldm-autoencoder-kl';
+  return folder.config.temporal === true ? 'ml-mdm-video' : 'ml-mdm';
 }
 
 function isFixtureDir(dir: string): boolean {
@@ -98,7 +106,7 @@ export function discoverFixtures<C = FixtureConfig>(kind: FixtureKind = 'ml-mdm'
       throw new Error(`MDM_EXTRA_FIXTURES: ${dir} does not exist`);
     }
   }
-  const ofKind = extra.filter((f) => kindOf(f as FixtureFolder<{ kind?: unknown }>) === kind);
+  const ofKind = extra.filter((f) => kindOf(f as FixtureFolder<{ kind?: unknown; temporal?: unknown }>) === kind);
   return { folders: [...folders, ...ofKind], missing };
 }
 

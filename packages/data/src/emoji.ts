@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Example, ImageDataset } from './dataset.js';
-import { decodePng, downsampleBox } from './png.js';
+import { type RgbImage, decodePng, downsampleBox } from './png.js';
 
 interface EmojiEntry {
   name: string | null;
@@ -49,31 +49,13 @@ function emojiPackageDir(): string {
  */
 export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
   const resolution = options.resolution ?? 64;
-  const factor = 64 / resolution;
-  if (!Number.isInteger(factor) || (factor & (factor - 1)) !== 0) {
-    throw new ConfigError(`emoji: resolution must be 64 divided by a power of two, got ${resolution}`);
-  }
+  const factor = emojiDownsampleFactor(resolution, 'emoji');
   const { classNames, items, imageDir, keep } = listEmoji(options);
   const skipped: Record<string, number> = {};
   const examples: Example[] = [];
   for (const item of items) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(join(imageDir, item.file));
-    } catch {
-      skipped['missing file'] = (skipped['missing file'] ?? 0) + 1;
-      continue;
-    }
-    try {
-      const rgb = decodePng(bytes, options.background);
-      if (rgb.width !== 64 || rgb.height !== 64) {
-        skipped['wrong size'] = (skipped['wrong size'] ?? 0) + 1;
-        continue;
-      }
-      examples.push({ image: downsampleBox(rgb, factor).data, caption: item.caption, label: item.label });
-    } catch {
-      skipped['corrupt image'] = (skipped['corrupt image'] ?? 0) + 1;
-    }
+    const rgb = readEmojiImage(imageDir, item, skipped, options.background);
+    if (rgb) examples.push({ image: downsampleBox(rgb, factor).data, caption: item.caption, label: item.label });
   }
   if (examples.length === 0) throw new DataError(`emoji: no readable image under ${imageDir}`);
   return {
@@ -86,6 +68,49 @@ export function loadEmojiDataset(options: EmojiOptions = {}): ImageDataset {
     skipped,
     get: (i) => examples[i],
   };
+}
+
+/**
+ * The box-filter factor from the bundled 64 px images down to `resolution`; throws a ConfigError
+ * (worded with `what`) unless `resolution` is 64 divided by a power of two.
+ */
+export function emojiDownsampleFactor(resolution: number, what: string): number {
+  const factor = 64 / resolution;
+  if (!Number.isInteger(factor) || (factor & (factor - 1)) !== 0) {
+    throw new ConfigError(`${what}: resolution must be 64 divided by a power of two, got ${resolution}`);
+  }
+  return factor;
+}
+
+/**
+ * Reads and decodes one bundled emoji to 64×64 RGB (transparency composited over `background`,
+ * default white), or counts why not in `skipped` ('missing file', 'wrong size', 'corrupt image')
+ * and returns undefined.
+ */
+export function readEmojiImage(
+  imageDir: string,
+  item: EmojiItem,
+  skipped: Record<string, number>,
+  background?: [number, number, number],
+): RgbImage | undefined {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(join(imageDir, item.file));
+  } catch {
+    skipped['missing file'] = (skipped['missing file'] ?? 0) + 1;
+    return undefined;
+  }
+  try {
+    const rgb = decodePng(bytes, background);
+    if (rgb.width !== 64 || rgb.height !== 64) {
+      skipped['wrong size'] = (skipped['wrong size'] ?? 0) + 1;
+      return undefined;
+    }
+    return rgb;
+  } catch {
+    skipped['corrupt image'] = (skipped['corrupt image'] ?? 0) + 1;
+    return undefined;
+  }
 }
 
 /** One bundled emoji image before decoding: its PNG file (in `imageDir`), caption and label. */

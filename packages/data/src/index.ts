@@ -6,6 +6,8 @@ export { loadEmojiDataset } from './emoji.js';
 export type { EmojiOptions } from './emoji.js';
 export { listEmoji } from './emoji.js';
 export type { EmojiItem } from './emoji.js';
+export { CLIP_MOTIONS, loadEmojiClipDataset } from './emoji-clips.js';
+export type { ClipMotion, EmojiClipOptions } from './emoji-clips.js';
 export { countSkip } from './sources/source.js';
 export type { ByteRange, SampleRef, ShardedSource, SkipCounts } from './sources/source.js';
 export { expandSources, isDirectory, isFile, specId } from './sources/patterns.js';

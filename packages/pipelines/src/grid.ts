@@ -2,12 +2,17 @@ import { encodePng } from '@matryoshka-ts/data';
 import type { LevelSamples } from './generate.js';
 
 /** Grid cells are RGB: grey images repeat their one channel; RGB images are copied. */
-function rgbOf(channels: number): (values: Float32Array, at: number, c: number) => number {
+export function rgbOf(channels: number): (values: Float32Array, at: number, c: number) => number {
   if (channels === 3) return (values, at, c) => values[at + c];
   if (channels === 1) return (values, at) => values[at];
   throw new Error(
     `a sample grid shows 1- or 3-channel images, not ${channels} channels (decode latents to images first)`,
   );
+}
+
+/** A value in [−1, 1] as a byte: round((v + 1)·127.5), clamped to [0, 255]. */
+export function byteOf(value: number): number {
+  return Math.max(0, Math.min(255, Math.round((value + 1) * 127.5)));
 }
 
 /**
@@ -35,8 +40,7 @@ export function sampleGridPng(levels: readonly LevelSamples[]): Uint8Array {
           for (let x = 0; x < size; x++) {
             const src = f * frameSize + (Math.floor(y / scale) * resolution + Math.floor(x / scale)) * channels;
             const dst = ((gap + row * (size + gap) + y) * width + gap + col * (size + gap) + x) * 3;
-            for (let c = 0; c < 3; c++)
-              data[dst + c] = Math.max(0, Math.min(255, Math.round((rgb(img, src, c) + 1) * 127.5)));
+            for (let c = 0; c < 3; c++) data[dst + c] = byteOf(rgb(img, src, c));
           }
       }
     });

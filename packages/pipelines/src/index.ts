@@ -61,6 +61,7 @@ export type { OpenRun, RunGenerateOptions } from './open-run.js';
 export { generate } from './generate.js';
 export type { GenerateOptions, LevelSamples } from './generate.js';
 export { sampleGridPng } from './grid.js';
+export { clipGif, contactSheetPng, writeVideoSamples } from './video-output.js';
 
 // Progress output and plots for long work.
 export { ProgressLine, Throughput, formatDuration } from './progress.js';

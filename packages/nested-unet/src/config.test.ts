@@ -90,6 +90,44 @@ describe('presets', () => {
     expect(preset('MDM-S64', { conditioning: { kind: 'labels' } }).labels).toEqual({ numClasses: 1000 });
   });
 
+  it("the paper's video models: MDM-S64T16 and MDM-S64T16S256 (Appendix A)", () => {
+    const levels = (name: string) =>
+      resolveConfig(preset(name)).levels.map((l) => [l.kind, l.frames, l.resolution, l.stageFrames]);
+    expect(levels('MDM-S64T16')).toEqual([
+      ['temporal', 16, 64, [16, 8, 4, 2, 1]],
+      ['image', 1, 64, [1, 1, 1]],
+    ]);
+    expect(levels('MDM-S64T16S256')).toEqual([
+      ['spatialPerFrame', 16, 256, [16, 16, 16]],
+      ['temporal', 16, 64, [16, 8, 4, 2, 1]],
+      ['image', 1, 64, [1, 1, 1]],
+    ]);
+    expect(presetShifts('MDM-S64T16')).toEqual([4, 1]); // the temporal level's cosine-shift4
+    expect(presetShifts('MDM-S64T16S256')).toEqual([16, 4, 1]); // the 256 px level's cosine-shift16
+  });
+
+  it("the temporal level's parameters, counted from the architecture by hand", () => {
+    // c = 256 channels everywhere, T = 1024; res blocks [2, 2, 2, 2, 1], one temporal-attention
+    // block after each on stages 0–3; Conv1d resampling; the 64 px inner level starts with 256.
+    const [c, T] = [256, 1024];
+    const resBlock = 18 * c * c + 2 * c * T + 8 * c; // norm1, conv1, time_layer, norm2, conv2
+    const upBlock = 29 * c * c + 2 * c * T + 11 * c; // input 2c: wider norm1/conv1, plus the 1×1 conv3
+    const tAttn = 30 * c * c + 15 * c; // LayerNorms, qkv, proj_out, MLP 4×, down/up 3×3 convs
+    const resample = 3 * c * c + c;
+    const time = (T / 4) * T + T + T * T + T;
+    const io = 27 * c + c + 2 * c + 27 * c + 3; // conv_in, norm_out, conv_out
+    const adapters = 2 * (9 * c * 256 + 256);
+    const blocks = [2, 2, 2, 2, 1];
+    const attn = [1, 1, 1, 1, 0];
+    let expected = time + io + adapters + 4 * resample * 2; // 4 down, 4 up resamples
+    blocks.forEach((n, i) => {
+      expected += n * (resBlock + attn[i] * tAttn) + (n + 1) * (upBlock + attn[i] * tAttn);
+    });
+    const counts = countParams(preset('MDM-S64T16'));
+    expect(counts.levels[0]).toMatchObject({ resolution: 64, frames: 16, kind: 'temporal', params: expected });
+    expect(counts.levels[1].params).toBe(countParams(preset('MDM-S64')).total);
+  });
+
   it("schedule shifts are the paper's cosine-shiftN", () => {
     expect(presetShifts('MDM-S64')).toEqual([1]);
     expect(presetShifts('MDM-S64S256')).toEqual([4, 1]);

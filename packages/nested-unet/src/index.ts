@@ -1,6 +1,7 @@
 export { ConfigError, nestedUNetConfigSchema, resolveConfig } from './config.js';
 export type {
   LabelConditioningConfig,
+  LevelKind,
   NestedUNetConfig,
   ResolvedConfig,
   ResolvedLevel,

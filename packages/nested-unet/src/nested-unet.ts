@@ -7,7 +7,7 @@ import {
   sizeOf,
   tiledToFrames,
 } from '@matryoshka-ts/core';
-import { type NestedUNetConfig, type ResolvedConfig, resolveConfig } from './config.js';
+import { type LevelKind, type NestedUNetConfig, type ResolvedConfig, resolveConfig } from './config.js';
 import { type ConditioningInput, type DebugSink, type SharedConditioning, sharedConditioning } from './conditioning.js';
 import {
   type Params,
@@ -52,7 +52,7 @@ export function nestedUNetSpecs(config: NestedUNetConfig | ResolvedConfig): Para
 
 /** Parameters per level, each excluding the levels inside it; the innermost includes the shared text/label layers. */
 export function countParams(config: NestedUNetConfig | ResolvedConfig): {
-  levels: Array<{ resolution: number; params: number }>;
+  levels: Array<{ resolution: number; frames: number; kind: LevelKind; params: number }>;
   total: number;
 } {
   const resolved = 'levels' in config ? config : resolveConfig(config);
@@ -62,7 +62,8 @@ export function countParams(config: NestedUNetConfig | ResolvedConfig): {
     const own = specs.filter(
       (s) => s.name.startsWith(level.prefix) && !(s.name.startsWith(deeper) && !level.isInnermost),
     );
-    return { resolution: level.resolution, params: own.reduce((n, s) => n + sizeOf(s.shape), 0) };
+    const params = own.reduce((n, s) => n + sizeOf(s.shape), 0);
+    return { resolution: level.resolution, frames: level.frames, kind: level.kind, params };
   });
   return { levels, total: specs.reduce((n, s) => n + sizeOf(s.shape), 0) };
 }

@@ -1,4 +1,4 @@
-import type { NestedUNetConfig, UNetLevelConfig } from './config.js';
+import { type NestedUNetConfig, type UNetLevelConfig, resolveConfig } from './config.js';
 
 /** How a preset is conditioned: text (CC12M, WebVid), class labels (ImageNet) or nothing. */
 export type PresetConditioning =
@@ -48,8 +48,29 @@ function withConditioning(unet: UNetLevelConfig, options: PresetOptions, paper: 
   return config;
 }
 
+/**
+ * The paper's temporal level (MDM-S64T16): 16 frames of 64 px, five stages of 256 channels along
+ * time (16 → 8 → 4 → 2 → 1 frames), [2, 2, 2, 2, 1] res blocks, one temporal-attention block after
+ * each on the first four stages, around `inner` (the 64 px image UNet).
+ */
+function t16(inner: UNetLevelConfig): UNetLevelConfig {
+  return {
+    resolution: 64,
+    temporal: true,
+    channels: [256, 256, 256, 256, 256],
+    resBlocks: [2, 2, 2, 2, 1],
+    attentionLayers: [0, 0, 0, 0, 0],
+    temporalAttentionLayers: [1, 1, 1, 1, 0],
+    timeEmbedDim: 1024,
+    inner,
+  };
+}
+
 const paperPresets: Record<string, () => UNetLevelConfig> = {
   'MDM-S64': s64,
+  'MDM-S64T16': () => t16(s64()),
+  // Appendix A: the 256 px spatial level runs on each of the 16 frames around the temporal level.
+  'MDM-S64T16S256': () => outer(256, [64, 128, 256], [2, 2, 1], t16(s64())),
   'MDM-S64S256': () => outer(256, [64, 128, 256], [2, 2, 1], s64()),
   'MDM-S64S128S256': () => outer(256, [64, 128], [2, 1], outer(128, [128, 256], [2, 1], s64())),
   'MDM-S64S256S1024': () => outer(1024, [32, 32, 64], [2, 2, 1], outer(256, [64, 128, 256], [2, 2, 1], s64())),
@@ -88,7 +109,8 @@ const officialPresets: Record<string, () => UNetLevelConfig> = {
 export const PRESET_NAMES = [...Object.keys(paperPresets), ...Object.keys(officialPresets)] as const;
 
 /**
- * A model config by name: the paper's Appendix A configs (MDM-S64 … MDM-S64S128S256S512S1024,
+ * A model config by name: the paper's Appendix A configs (MDM-S64 … MDM-S64S128S256S512S1024, the
+ * video models MDM-S64T16 and MDM-S64T16S256,
  * text-conditioned by default, class-conditioned with `{ conditioning: { kind: 'labels' } }`) or
  * the official code's shipped configs (`cc12m-64`, `cc12m-256`, `cc12m-1024`).
  */
@@ -98,11 +120,12 @@ export function preset(name: string, options: PresetOptions = {}): NestedUNetCon
   throw new Error(`Unknown preset '${name}'. Available: ${PRESET_NAMES.join(', ')}`);
 }
 
-/** Per-level schedule shift factors s^p of a preset (the paper's cosine-shiftN), outermost first. */
+/**
+ * Per-level schedule shift factors s^p of a preset (the paper's cosine-shiftN), outermost first; a
+ * clip of F frames counts as its frames tiled √F × √F (MDM-S64T16S256: 16, 4, 1).
+ */
 export function presetShifts(name: string): number[] {
-  const config = preset(name);
-  const sizes: number[] = [];
-  for (let l: UNetLevelConfig | undefined = config; l; l = l.inner) sizes.push(l.resolution);
+  const sizes = resolveConfig(preset(name)).levels.map((l) => l.resolution * Math.sqrt(l.frames));
   const innermost = sizes[sizes.length - 1];
   // cc12m-1024 uses power 2 (SNR/256 at 1024 px, SNR/16 at 256 px); every other config power 1.
   const power = name === 'cc12m-1024' ? 2 : 1;

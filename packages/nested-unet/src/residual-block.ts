@@ -49,7 +49,9 @@ export function residualBlock(
   const cout = h.shape[3];
   // (a, b) as one [B, 2C] tensor: the fused GroupNorm reads scale and shift from it in place.
   // A clip's frames (adjacent rows) share their sample's time embedding.
-  const ab = repeatFrames(linear(P, `${name}.time_layer`, tembAct), x.shape[0] / tembAct.shape[0]);
+  // (A level that sees no sample of a mixed batch has 0 rows of both.)
+  const frames = tembAct.shape[0] > 0 ? x.shape[0] / tembAct.shape[0] : 1;
+  const ab = repeatFrames(linear(P, `${name}.time_layer`, tembAct), frames);
   h = groupNorm(P, `${name}.norm2`, h, options.groups, { modulation: ab, silu: true });
   if (options.training && options.dropout) h = tf.dropout(h, options.dropout) as tf.Tensor4D;
   const skip = x.shape[3] !== cout ? conv1x1(P, `${name}.conv3`, x) : x;

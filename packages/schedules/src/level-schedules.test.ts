@@ -26,6 +26,9 @@ describe('levelSchedules', () => {
     expect(levelScales([64, 32, 16])).toEqual([4, 2, 1]);
     expect(levelScales([256, 64])).toEqual([4, 1]);
     expect(() => levelScales([])).toThrow(/no levels/);
+    // The paper's video shifts: MDM-S64T16 (temporal level cosine-shift4), MDM-S64T16S256 (cosine-shift16).
+    expect(levelScales([64, 64], [16, 1])).toEqual([4, 1]);
+    expect(levelScales([256, 64, 64], [16, 16, 1])).toEqual([16, 4, 1]);
   });
 });
 

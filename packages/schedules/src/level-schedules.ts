@@ -15,11 +15,18 @@ export interface LevelScheduleOptions {
   shifted?: boolean;
 }
 
-/** Level sizes relative to the innermost level: resolutions [64, 32, 16] → [4, 2, 1]. */
-export function levelScales(resolutions: readonly number[]): number[] {
+/**
+ * Level sizes relative to the innermost level: resolutions [64, 32, 16] → [4, 2, 1]. A level of
+ * F frames counts as its clip tiled √F × √F (the official code's clip image, the paper's shifts):
+ * 16 frames of 64 px over a 64 px image → 4 (`cosine-shift4`), of 256 px → 16 (`cosine-shift16`).
+ */
+export function levelScales(resolutions: readonly number[], frames?: readonly number[]): number[] {
   if (resolutions.length === 0) throw new RangeError('levelScales: no levels given');
-  const innermost = resolutions[resolutions.length - 1];
-  return resolutions.map((r) => r / innermost);
+  if (frames && frames.length !== resolutions.length)
+    throw new RangeError(`levelScales: ${frames.length} frame counts for ${resolutions.length} levels`);
+  const side = (n: number) => resolutions[n] * Math.sqrt(frames?.[n] ?? 1);
+  const innermost = side(resolutions.length - 1);
+  return resolutions.map((_, n) => side(n) / innermost);
 }
 
 /**

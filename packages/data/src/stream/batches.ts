@@ -24,6 +24,12 @@ export interface StreamBatcherOptions extends Omit<SampleStreamOptions, 'positio
   flip?: boolean;
   /** Clip length and frame stride for video sources (default 16 frames, every 4th). */
   frames?: number;
+  /**
+   * Batches of whole clips for a video model: each sample is `frames` adjacent rows
+   * ([batchSize·frames, size, size, 3]) with one caption; a sample that is not a clip of `frames`
+   * frames (an image) is skipped and counted. Default false: every frame is an image of the batch.
+   */
+  clips?: boolean;
   stride?: number;
   ffmpeg?: string;
   /** Decode threads and read-ahead (see DecodePoolOptions), or a pool to share. */
@@ -55,10 +61,10 @@ interface Current {
  * tensors in [−1, 1] as (v / 127.5) − 1 — the bundled data set's `nextBatch` convention.
  *
  * Samples that fail to decode are counted in `skipped` by reason and the batch is filled from the
- * samples after them, so a run goes on. For a video source, each frame of a clip is one image of
- * the batch (an image model trained on video frames; the video model itself is separate work), and
- * a batch may end in the middle of a clip: `position.frame` records where, so a resumed run
- * continues at the next frame.
+ * samples after them, so a run goes on. For a video source, either each sample is a whole clip
+ * (`clips`, for the video model: its frames adjacent rows), or each frame of a clip is one image of
+ * the batch (an image model trained on video frames); then a batch may end in the middle of a
+ * clip: `position.frame` records where, so a resumed run continues at the next frame.
  */
 export class StreamBatcher {
   private readonly stream: SampleStream;
@@ -123,6 +129,7 @@ export class StreamBatcher {
    * the next.
    */
   async next(batchSize: number): Promise<Batch> {
+    if (this.options.clips) return this.nextClips(batchSize);
     const r = this.options.size;
     const imageSize = r * r * 3;
     const pixels = new Float32Array(batchSize * imageSize);
@@ -140,6 +147,30 @@ export class StreamBatcher {
     }
     this.images += batchSize;
     return { images: tf.tensor4d(pixels, [batchSize, r, r, 3]), captions, labels };
+  }
+
+  /** `batchSize` whole clips: [batchSize·frames, r, r, 3], sample b's frames in rows b·frames …. */
+  private async nextClips(batchSize: number): Promise<Batch> {
+    const r = this.options.size;
+    const frames = this.options.frames ?? 16;
+    const clipSize = frames * r * r * 3;
+    const pixels = new Float32Array(batchSize * clipSize);
+    const captions: string[] = [];
+    const labels: number[] = [];
+    for (let b = 0; b < batchSize; ) {
+      const clip = await this.nextDecoded();
+      if (clip.frames !== frames) {
+        countSkip(this.counted, 'not a clip');
+        continue;
+      }
+      const offset = b * clipSize;
+      for (let i = 0; i < clipSize; i++) pixels[offset + i] = clip.pixels[i] / 127.5 - 1;
+      captions.push(clip.ref.caption);
+      labels.push(clip.ref.label);
+      b += 1;
+    }
+    this.images += batchSize * frames;
+    return { images: tf.tensor4d(pixels, [batchSize * frames, r, r, 3]), captions, labels };
   }
 
   /** Stops reading and decoding (terminates the workers unless the pool was given). */

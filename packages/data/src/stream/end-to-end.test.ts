@@ -159,6 +159,35 @@ describe('every source, from its real format into training batches', () => {
     expect(skipped).toEqual({ 'missing video': 1 });
   });
 
+  it('webvid for the video model: each sample a whole clip, its frames adjacent rows, one caption', async () => {
+    const root = join(dir, 'webvid-clips');
+    mkdirSync(join(root, 'videos'), { recursive: true });
+    await writeTestVideo(join(root, 'videos', '21.mp4'), 10);
+    await writeTestVideo(join(root, 'videos', '22.mp4'), 10, 16, 'rgbtestsrc');
+    writeFileSync(
+      join(root, 'results.csv'),
+      'videoid,contentUrl,duration,page_dir,name\n' +
+        '21,http://x/21.mp4,PT00H00M01S,,Waves\n22,http://x/22.mp4,PT00H00M01S,,A cat\n',
+    );
+    const ffmpeg = await testFfmpeg();
+    const source = await webvidSource({ csv: join(root, 'results.csv'), videos: join(root, 'videos'), ffmpeg });
+    const batcher = new StreamBatcher(source, { seed: 1, size: 8, frames: 4, stride: 2, ffmpeg, clips: true, pool });
+    try {
+      const batch = await batcher.next(2);
+      expect(batch.images.shape).toEqual([8, 8, 8, 3]);
+      expect(new Set(batch.captions)).toEqual(new Set(['Waves', 'A cat']));
+      // The clip's frames differ (the test source moves), and the two clips differ.
+      const rows = batch.images.arraySync() as number[][][][];
+      const differ = (a: number, b: number) => JSON.stringify(rows[a]) !== JSON.stringify(rows[b]);
+      expect(differ(0, 3)).toBe(true);
+      expect(differ(0, 4)).toBe(true);
+      expect(batcher.position.frame).toBeUndefined();
+      batch.images.dispose();
+    } finally {
+      await batcher.close();
+    }
+  });
+
   it('bundled: the shipped emoji through the same pipeline', async () => {
     const source = await bundledSource({ categories: ['Smileys & Emotion'], skinTones: false, itemsPerShard: 40 });
     const { batches, skipped } = await readBatches(source, {}, 2, 4);

@@ -11,6 +11,7 @@ import {
 } from '@matryoshka-ts/nested-unet';
 import { type LevelSchedules, levelScales, levelSchedules, scheduleByName } from '@matryoshka-ts/schedules';
 import { AUTOENCODER_PRESET_NAMES } from '@matryoshka-ts/autoencoder';
+import { phaseLevel } from './phases.js';
 
 const pos = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
@@ -19,6 +20,8 @@ const fraction = z.number().min(0).max(1);
 const phaseSchema = z.strictObject({
   /** The highest resolution trained in this phase (a level of the model). */
   resolution: pos,
+  /** Frames of that level: 16 for a video model's 16×64 level, 1 for its 64 px image level (needed only there). */
+  frames: pos.optional(),
   batchSize: pos,
   steps: pos,
 });
@@ -270,6 +273,11 @@ export const trainConfigSchema = z.strictObject({
   /** Write the loss curve every this many steps. */
   plotEvery: pos.default(100),
   seed: z.number().int().nonnegative().default(0),
+  /**
+   * A trained run (directory or checkpoint) whose model is the inside of this one: its weights and
+   * EMA start the first phase's inner levels (the paper's image → video progression across runs).
+   */
+  initFrom: z.string().min(1).optional(),
   backend: z.enum(BACKEND_NAMES).default('auto'),
   /** Stop after this many non-finite losses in a row. */
   maxBadSteps: pos.default(20),
@@ -322,11 +330,16 @@ export function modelConfigOf(config: TrainConfig): NestedUNetConfig {
 
 /**
  * The full model's noise schedules, level 0 first: the config's base schedule shifted per level by
- * (size / innermost size)^shiftPower. A phase's model uses the slice from its top level on.
+ * (size / innermost size)^shiftPower, a clip's size its frames tiled √F × √F. A phase's model uses
+ * the slice from its top level on.
  */
 export function levelSchedulesOf(config: TrainConfig): LevelSchedules {
-  const resolutions = resolveConfig(modelConfigOf(config)).levels.map((l) => l.resolution);
-  return levelSchedules(baseScheduleOf(config), levelScales(resolutions), { power: config.schedule.shiftPower });
+  const levels = resolveConfig(modelConfigOf(config)).levels;
+  const scales = levelScales(
+    levels.map((l) => l.resolution),
+    levels.map((l) => l.frames),
+  );
+  return levelSchedules(baseScheduleOf(config), scales, { power: config.schedule.shiftPower });
 }
 
 /** The config's base schedule (a cascade's noise augmentation uses it too). */
@@ -385,12 +398,10 @@ function checkModelConfig(config: TrainConfig): void {
     throw new ConfigError('config: conditioning.kind is labels but the model has no label conditioning');
   if (kind === 'none' && (model.text || model.labels))
     throw new ConfigError('config: conditioning.kind is none but the model is conditional');
-  config.phases.forEach((phase, i) => {
-    if (!resolutions.includes(phase.resolution))
-      throw new ConfigError(
-        `config: phases.${i}.resolution: ${phase.resolution} is not a level of the model (${resolutions.join(', ')})`,
-      );
-    if (i > 0 && phase.resolution < config.phases[i - 1].resolution)
+  const full = modelConfigOf(config);
+  const froms = config.phases.map((phase, i) => phaseLevel(full, phase, i));
+  froms.forEach((from, i) => {
+    if (i > 0 && from > froms[i - 1])
       throw new ConfigError(`config: phases.${i}.resolution: phases must not go down in resolution`);
   });
   const levels = model.levels.length;

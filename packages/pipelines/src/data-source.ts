@@ -4,6 +4,7 @@ import {
   bundledSource,
   cc12mTsvSource,
   imagenetSource,
+  loadEmojiClipDataset,
   loadEmojiDataset,
   nextBatch,
   shardOrder,
@@ -41,6 +42,17 @@ export async function openSource(spec: SourceSpec): Promise<ShardedSource> {
   }
 }
 
+/**
+ * The bundled data at `resolution`: the emoji images, or for a video model (`frames` > 1) the
+ * bundled clips made from them (each emoji moving, zooming or turning, its caption saying how).
+ */
+export function bundledDataset(config: Pick<TrainConfig, 'data'>, resolution: number, frames = 1): ImageDataset {
+  const { skinTones, categories } = config.data;
+  return frames > 1
+    ? loadEmojiClipDataset({ resolution, frames, skinTones, categories })
+    : loadEmojiDataset({ resolution, skinTones, categories });
+}
+
 /** Captions and labels for sample grids: the first distinct ones, in a fixed order. */
 export interface Preview {
   captions: string[];
@@ -63,18 +75,19 @@ export interface TrainingData {
 }
 
 /**
- * The training data of a config at `resolution` (the model's top level). 'bundled' keeps the
+ * The training data of a config at `resolution` (the model's top level), in clips of `frames` for
+ * a video model (each sample's frames adjacent rows of the batch). 'bundled' keeps the
  * in-memory emoji data set and `nextBatch`, so the default run is unchanged bit for bit; the other
  * sources stream through a `StreamBatcher` (shard + buffer shuffling, worker decoding, skips).
  */
-export async function openTrainingData(config: TrainConfig, resolution: number): Promise<TrainingData> {
+export async function openTrainingData(config: TrainConfig, resolution: number, frames = 1): Promise<TrainingData> {
   const data = config.data;
   if (data.source === 'bundled') {
-    const dataset = loadEmojiDataset({ resolution, skinTones: data.skinTones, categories: data.categories });
+    const dataset = bundledDataset(config, resolution, frames);
     const skipped = Object.values(dataset.skipped).reduce((a, b) => a + b, 0);
     return {
       description:
-        `${dataset.id}, ${dataset.size} images` +
+        `${dataset.id}, ${dataset.size} ${frames > 1 ? `clips of ${frames} frames` : 'images'}` +
         `${skipped ? `, ${skipped} skipped ${JSON.stringify(dataset.skipped)}` : ''}`,
       classNames: dataset.classNames,
       next: async (batchSize, position) => nextBatch(dataset, batchSize, config.seed, position),
@@ -91,7 +104,8 @@ export async function openTrainingData(config: TrainConfig, resolution: number):
   return {
     description:
       `${source.id}, ${source.shards.length} shards` +
-      `${data.world > 1 ? ` (rank ${data.rank} of ${data.world})` : ''}, decoded at ${resolution} px`,
+      `${data.world > 1 ? ` (rank ${data.rank} of ${data.world})` : ''}, decoded at ${resolution} px` +
+      `${frames > 1 ? ` in clips of ${frames} frames` : ''}`,
     classNames: source.classNames,
     async next(batchSize, position) {
       // Created at the first batch, from the position the run starts (or resumes) at.
@@ -104,6 +118,8 @@ export async function openTrainingData(config: TrainConfig, resolution: number):
         shuffleBuffer: data.shuffleBuffer,
         workers: data.workers,
         flip: data.flip ?? source.kind === 'webvid',
+        // A video model takes whole clips of its frame count; an image model each frame.
+        ...(frames > 1 ? { clips: true, frames } : {}),
       });
       const batch = await batcher.next(batchSize);
       const now: StreamPosition = batcher.position;

@@ -6,6 +6,7 @@ import {
   DYNAMIC_DEEPFLOYD,
   DYNAMIC_IMAGEN,
   classifierFreeGuidance,
+  clipRowsNetwork,
   networkDenoiser,
   sample,
 } from '@matryoshka-ts/samplers';
@@ -73,8 +74,10 @@ export function generate(
   const n = options.captions.length;
   const rng = new Rng(options.seed);
   const levels = model.levels;
+  // A clip is one sample for the sampler ([n, F·r, r, C], the same values as [n·F, r, r, C]), so
+  // dynamic thresholds take their quantile over the whole clip, as the official code does.
   const noise = levels.map(
-    (l) => rng.normalTensor([n * l.frames, l.resolution, l.resolution, l.channels]) as tf.Tensor4D,
+    (l) => rng.normalTensor([n, l.frames * l.resolution, l.resolution, l.channels]) as tf.Tensor4D,
   );
   const cond = conditionBatch(conditioner, options.captions, options.labels);
   const guided = options.guidance !== 1 && conditioner.kind !== 'none';
@@ -90,7 +93,8 @@ export function generate(
     both.augTimes = guided ? [...augTimes, ...augTimes] : augTimes;
   }
   const run = (x: tf.Tensor4D[], times: number[]) => model.forward({ x, times, ...both }, { params: P });
-  const plain: Denoiser = networkDenoiser(run);
+  const frames = levels.map((l) => l.frames);
+  const plain: Denoiser = networkDenoiser(clipRowsNetwork(run, frames));
   const denoiser = guided ? classifierFreeGuidance(plain, options.guidance) : plain;
   const out = sample(denoiser, noise, samplingGrid(options.steps, schedules[0].steps), {
     schedules,

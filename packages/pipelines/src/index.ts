@@ -38,7 +38,7 @@ export {
   prepareLatentCache,
 } from './latent-data.js';
 export { TRAIN_PRESETS } from './train-presets.js';
-export { levelsOf, nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
+export { levelName, levelsOf, nestDeeper, phaseBounds, phaseLevel, phaseModelConfig } from './phases.js';
 export { TrainingDivergedError, lossOptionsOf, train } from './train.js';
 export { requireBackend } from './require-backend.js';
 export type { TrainOptions, TrainResult } from './train.js';
@@ -57,6 +57,8 @@ export type { DataCheckOptions, DataCheckResult } from './data-check.js';
 
 // Loading a run and generating from it.
 export { openRun, runBackend, runCheckpointPath } from './open-run.js';
+export { weightsFromRun } from './init-from.js';
+export type { InitialWeights } from './init-from.js';
 export type { OpenRun, RunGenerateOptions } from './open-run.js';
 export { generate } from './generate.js';
 export type { GenerateOptions, LevelSamples } from './generate.js';

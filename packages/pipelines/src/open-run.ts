@@ -8,8 +8,9 @@ import {
   type DiffusionModel,
   type ParamLookup,
 } from '@matryoshka-ts/core';
-import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
-import { NestedUNet, paramsFrom } from '@matryoshka-ts/nested-unet';
+import type { ImageDataset } from '@matryoshka-ts/data';
+import { bundledDataset } from './data-source.js';
+import { NestedUNet, resolveConfig, paramsFrom } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
 import type { Conditioner } from './conditioning.js';
 import {
@@ -22,7 +23,7 @@ import {
 } from './config.js';
 import { type GenerateOptions, type LevelSamples, generate } from './generate.js';
 import { openConditioner } from './frozen-encoder.js';
-import { levelsOf, phaseModelConfig } from './phases.js';
+import { levelsOf, phaseLevel, phaseModelConfig } from './phases.js';
 import { type TrainProgress, loadCheckpoint, readCheckpointInfo } from './run-checkpoint.js';
 import { requireBackend } from './require-backend.js';
 import { openStagedRun } from './open-staged-run.js';
@@ -100,8 +101,8 @@ export async function openRun(path: string, options: { ema?: boolean } = {}): Pr
   const ckpt = loadCheckpoint(file);
   const config = parseTrainConfig(ckpt.config);
   const full = modelConfigOf(config);
+  const from = phaseLevel(full, config.phases[ckpt.progress.phase], ckpt.progress.phase);
   const all = levelsOf(full).map((l) => l.resolution);
-  const from = all.indexOf(config.phases[ckpt.progress.phase].resolution);
   const ema = options.ema ?? true;
   const weights = ema ? ckpt.values.ema : ckpt.values.params;
   if (weights.size === 0) {
@@ -148,11 +149,7 @@ export async function openRun(path: string, options: { ema?: boolean } = {}): Pr
         );
       }
       // Decoded once per opened run: a sweep asks for it at every guidance weight.
-      dataset ??= loadEmojiDataset({
-        resolution: all[0],
-        skinTones: config.data.skinTones,
-        categories: config.data.categories,
-      });
+      dataset ??= bundledDataset(config, all[0], resolveConfig(full).levels[0].frames);
       return dataset;
     },
     // The model's variables only: other variables of the process (a run being trained) stay.

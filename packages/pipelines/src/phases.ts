@@ -1,4 +1,5 @@
-import type { NestedUNetConfig, UNetLevelConfig } from '@matryoshka-ts/nested-unet';
+import { ConfigError } from '@matryoshka-ts/core';
+import { type NestedUNetConfig, type UNetLevelConfig, resolveConfig } from '@matryoshka-ts/nested-unet';
 import type { TrainConfig } from './config.js';
 
 /** The levels of a nested config, outermost first. */
@@ -47,4 +48,36 @@ export function phaseBounds(config: TrainConfig, total: number): Array<{ start: 
 export function nestDeeper(values: Map<string, Float32Array>, added: number): Map<string, Float32Array> {
   const prefix = 'inner_unet.'.repeat(added);
   return new Map([...values].map(([k, v]) => [prefix + k, v]));
+}
+
+/**
+ * The level of the full model a phase trains up to: the level of its `resolution` (and `frames`,
+ * needed where a clip level and an image level share a resolution, as a video model's 16×64 and
+ * 64 px levels do). Errors name the phase's field and the levels there are.
+ */
+export function phaseLevel(full: NestedUNetConfig, phase: { resolution: number; frames?: number }, index = 0): number {
+  const levels = resolveConfig(full).levels;
+  const matches = levels.filter(
+    (l) => l.resolution === phase.resolution && (phase.frames === undefined || l.frames === phase.frames),
+  );
+  const size = (resolution: number, frames = 1) => (frames > 1 ? `${frames}×${resolution}` : `${resolution}`);
+  const named = levels.map((l) => size(l.resolution, l.frames)).join(', ');
+  if (matches.length === 0) {
+    throw new ConfigError(
+      `config: phases.${index}.resolution: ${size(phase.resolution, phase.frames)} is not a level of the model ` +
+        `(${named})`,
+    );
+  }
+  if (matches.length > 1) {
+    throw new ConfigError(
+      `config: phases.${index}.frames: ${phase.resolution} px names ${matches.length} levels (${named}); ` +
+        'give frames as well (e.g. frames: 16 for the clip level, 1 for the image level)',
+    );
+  }
+  return matches[0].index;
+}
+
+/** A level as the paper writes it: `64 px`, or `16×64 px` for a clip of 16 frames. */
+export function levelName(resolution: number, frames = 1): string {
+  return frames > 1 ? `${frames}×${resolution} px` : `${resolution} px`;
 }

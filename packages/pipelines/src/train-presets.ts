@@ -176,6 +176,45 @@ const latentTiny: TrainConfigInput = {
   phases: [{ resolution: 8, batchSize: 4, steps: 150 }],
 };
 
+/**
+ * `video-tiny`: the video model at toy size, trained progressively as the paper's MDM-S64T16
+ * (Appendix B: image first, then the clip): a 16 px text-conditioned image UNet inside a temporal
+ * level over 16 frames of 16 px (five stages of 32 channels along time, 16 → 8 → 4 → 2 → 1
+ * frames, temporal attention on the first four), on the bundled clips (each Smileys & Emotion
+ * emoji moving, zooming or turning; the caption says how). Phase 1 trains the image level on the
+ * clips' first frames, phase 2 the whole clip.
+ */
+const videoTiny: TrainConfigInput = {
+  model: {
+    resolution: 16,
+    temporal: true,
+    channels: [32, 32, 32, 32, 32],
+    resBlocks: [1, 1, 1, 1, 1],
+    temporalAttentionLayers: [1, 1, 1, 1, 0],
+    groups: 8,
+    timeEmbedDim: 64,
+    inner: {
+      resolution: 16,
+      channels: [32, 64],
+      resBlocks: [1, 1],
+      attentionLayers: [0, 1],
+      groups: 8,
+      timeEmbedDim: 64,
+    },
+    text: { featureDim: 32, projDim: 32, headLayers: 0, maskedCrossAttention: true },
+  },
+  data: { categories: ['Smileys & Emotion'], skinTones: false },
+  conditioning: { kind: 'text', encoder: { width: 32, maxTokens: 12 } },
+  optimizer: { lr: 1e-3, warmupSteps: 20 },
+  phases: [
+    { resolution: 16, frames: 1, batchSize: 8, steps: 100 },
+    { resolution: 16, frames: 16, batchSize: 2, steps: 200 },
+  ],
+  sampling: { n: 4, steps: 10, sampler: 'ddim' },
+  checkpointEvery: 50,
+  plotEvery: 50,
+};
+
 export const TRAIN_PRESETS: Record<string, TrainConfigInput> = {
   micro,
   tiny,
@@ -183,5 +222,6 @@ export const TRAIN_PRESETS: Record<string, TrainConfigInput> = {
   'simple-tiny': simpleTiny,
   'cascaded-tiny': cascadedTiny,
   'latent-tiny': latentTiny,
+  'video-tiny': videoTiny,
   ...COMPARISON_PRESETS,
 };

@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Conditioning, DiffusionModel, PredictionType, Rng } from '@matryoshka-ts/core';
+import {
+  type Conditioning,
+  type DiffusionModel,
+  type PredictionType,
+  type Rng,
+  clipRowsToFrames,
+  framesToClipRows,
+} from '@matryoshka-ts/core';
 import {
   type DownsampleMethod,
   type LossTarget,
@@ -89,35 +96,43 @@ export class TrainStep {
       throw new Error(`TrainStep: ${schedules.length} schedules for a model of ${model.levels.length} levels`);
     }
     this.adam = new Adam(options.optimizer);
-    this.names = [...model.params.keys()];
+    // Fixed buffers stored with the weights (rotary frequencies) get no gradient, Adam state or update.
+    this.names = [...model.params.keys()].filter((n) => model.params.get(n)!.trainable);
     this.vars = this.names.map((n) => model.params.get(n)!);
     this.ema = options.ema ? (ema ?? copyVariables(model.params)) : undefined;
   }
 
   /**
    * Forward, loss and backward on one batch of clean images at level 0's resolution or larger
-   * (downsampled with `loss.lowRes`), NHWC. Draws the example's times and noise from `rng`. The
-   * inputs stay the caller's.
+   * (downsampled with `loss.lowRes`), NHWC; for a video model, clips of level 0's frames as
+   * adjacent rows ([B·F, r, r, C]). Draws the example's times and noise from `rng`. The inputs stay
+   * the caller's.
    */
   computeGradients(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng): StepGradients {
     const { loss: lossOptions } = this.options;
     const levels = this.model.levels;
     const resolutions = levels.map((l) => l.resolution);
+    const frames = levels.map((l) => l.frames);
     const top = images.shape[1] === resolutions[0] ? images : downsample(images, resolutions[0], lossOptions.lowRes);
+    // The example holds each clip as one sample ([B, F·r, r, C]): γ, noise and loss are per clip.
     const example = drawTrainingExample(
       top,
-      { schedules: this.schedules, resolutions, downsample: lossOptions.lowRes },
+      { schedules: this.schedules, resolutions, downsample: lossOptions.lowRes, frames },
       rng,
     );
     const ratio = lossOptions.mixedRatio;
     const sampleWeights = lossOptions.vdmWeights
       ? vdmLossWeights(this.schedules[0].gammasF32, example.times)
       : undefined;
+    const batch = example.times.length;
     let mse: tf.Tensor1D[] = [];
     const { value, grads } = tf.variableGrads(() => {
       // Mixed-resolution batches: level n sees the first samplesPerLevel(ratio)[n] samples.
-      const x = ratio ? firstSamples(example.xt, samplesPerLevel(ratio, images.shape[0])) : example.xt;
-      const outputs = this.model.forward({ x, times: example.times, ...conditioning }, { training: true });
+      const xt = ratio ? firstSamples(example.xt, samplesPerLevel(ratio, batch)) : example.xt;
+      const x = xt.map((t, n) => clipRowsToFrames(t, frames[n]));
+      const outputs = this.model
+        .forward({ x, times: example.times, ...conditioning }, { training: true })
+        .map((o, n) => framesToClipRows(o, frames[n]));
       const result = multiResolutionLoss(outputs, example, {
         prediction: lossOptions.prediction,
         target: lossOptions.target,

@@ -7,6 +7,7 @@ import { NestedUNet, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-une
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
 import { type AutoencoderKL, loadAutoencoder } from '@matryoshka-ts/autoencoder';
 import { augmentForTraining, topLevelLossWeights } from '@matryoshka-ts/baselines';
+import { firstFrames } from '@matryoshka-ts/losses';
 import { type Conditioner, conditionBatch } from './conditioning.js';
 import { type TrainConfig, baseScheduleOf, levelSchedulesOf, modelConfigOf, runKindOf } from './config.js';
 import { decodeLatents, latentStageOf, openLatentTrainingData } from './latent-data.js';
@@ -14,7 +15,8 @@ import { openConditioner } from './frozen-encoder.js';
 import { type TrainingData, openTrainingData } from './data-source.js';
 import { generate } from './generate.js';
 import { sampleGridPng } from './grid.js';
-import { nestDeeper, phaseBounds, phaseModelConfig } from './phases.js';
+import { clipGif, contactSheetPng } from './video-output.js';
+import { levelName, nestDeeper, phaseBounds, phaseLevel, phaseModelConfig } from './phases.js';
 import { ProgressLine, Throughput, formatDuration } from './progress.js';
 import {
   type LoadedCheckpoint,
@@ -25,6 +27,7 @@ import {
 } from './run-checkpoint.js';
 import { RunLog, type StepMetrics } from './run-log.js';
 import { TrainStep } from './train-step.js';
+import { weightsFromRun } from './init-from.js';
 import { requireBackend } from './require-backend.js';
 
 export interface TrainOptions {
@@ -101,12 +104,17 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   const data =
     config.stage?.kind === 'latent'
       ? await openLatentTrainingData(config, options.out)
-      : await openTrainingData(config, resolveConfig(modelConfigOf(config)).levels[0].resolution);
+      : await openTrainingData(config, topLevel(config).resolution, topLevel(config).frames);
   try {
     return await runTraining(config, options, data);
   } finally {
     await data.close();
   }
+}
+
+/** The full model's top level: the resolution and frames the data is read at. */
+function topLevel(config: TrainConfig) {
+  return resolveConfig(modelConfigOf(config)).levels[0];
 }
 
 async function runTraining(config: TrainConfig, options: TrainOptions, data: TrainingData): Promise<TrainResult> {
@@ -116,7 +124,10 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   const progressLine = new ProgressLine();
 
   const full = modelConfigOf(config);
-  const resolutions = resolveConfig(full).levels.map((l) => l.resolution);
+  const fullLevels = resolveConfig(full).levels;
+  const resolutions = fullLevels.map((l) => l.resolution);
+  // Frames per sample the data gives: a video model's clips (its latent stage's or images' 1).
+  const dataFrames = config.stage?.kind === 'latent' ? 1 : fullLevels[0].frames;
   const schedules = levelSchedulesOf(config);
   const conditioner = await openConditioner(config, full, (line) => progressLine.log(line));
   if (conditioner.kind === 'labels' && data.classNames.length > conditioner.numClasses) {
@@ -166,7 +177,7 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   let lastSamples: string | undefined;
 
   const startPhase = (index: number, previous: Phase | undefined): Phase => {
-    const from = resolutions.indexOf(config.phases[index].resolution);
+    const from = phaseLevel(full, config.phases[index], index);
     const model = new NestedUNet(phaseModelConfig(full, from), { seed: config.seed + index });
     const shapes = new Map(model.specs.map((s) => [s.name, s.shape]));
     const phaseSchedules = schedules.slice(from);
@@ -192,10 +203,19 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
         const previousEma = new Map([...previous.step.ema!].map(([n, t]) => [n, t.dataSync() as Float32Array]));
         for (const [k, v] of nestDeeper(previousEma, added)) emaValues.set(k, Float32Array.from(v));
         ema = variablesOf(emaValues, shapes);
+        const name = (n: number) => levelName(fullLevels[n].resolution, fullLevels[n].frames);
         progressLine.log(
-          `phase ${index + 1}: ${config.phases[index].resolution} px, ` +
-            `inner ${resolutions[previous.from]} px initialised from phase ${index}`,
+          `phase ${index + 1}: ${name(from)}, inner ${name(previous.from)} initialised from phase ${index}`,
         );
+      }
+      if (!previous && config.initFrom) {
+        // Across runs: a trained image run is this model's inside (weights and EMA).
+        const initial = weightsFromRun(config.initFrom, model.specs, model.config.levels.length);
+        model.setWeights(initial.params);
+        const emaValues = model.getWeights();
+        for (const [k, v] of initial.ema) emaValues.set(k, v);
+        ema = variablesOf(emaValues, shapes);
+        progressLine.log(`phase ${index + 1}: ${initial.description}`);
       }
       step = new TrainStep(model, phaseSchedules, stepOptions, ema);
       progress.adamStep = 0;
@@ -275,9 +295,13 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
         cond.lowRes = aug.lowRes;
         cond.augTimes = aug.augTimes;
       }
-      const result = current.step.run(batch.images, cond, rng);
+      // A video model's image phase trains on each clip's first frame (the temporal D^r).
+      const images = current.model.levels[0].frames < dataFrames ? firstFrames(batch.images, dataFrames) : batch.images;
+      const result = current.step.run(images, cond, rng);
       tf.dispose(
-        [batch.images, cond.tokens, cond.mask, cond.labels, cond.lowRes].filter((t) => t !== undefined) as tf.Tensor[],
+        [batch.images, images, cond.tokens, cond.mask, cond.labels, cond.lowRes].filter(
+          (t) => t !== undefined,
+        ) as tf.Tensor[],
       );
       const { loss, skipped } = result;
       if (skipped) {
@@ -315,11 +339,13 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
       options.onStep?.(metrics, tf.memory().numTensors);
       const rate = speed.perSecond();
       const speedText = Number.isFinite(rate)
-        ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} img/s | ` +
+        ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} ` +
+          `${current.model.levels[0].frames > 1 ? 'clips' : 'img'}/s | ` +
           `ETA ${formatDuration((total - stepNo) / rate)}`
         : 'measuring speed…';
       progressLine.update(
-        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} (${phase.resolution} px) | ` +
+        `step ${stepNo}/${total} | phase ${p + 1}/${config.phases.length} ` +
+          `(${levelName(phase.resolution, fullLevels[current.from].frames)}) | ` +
           `loss ${loss.toFixed(4)} | ${speedText}` +
           `${progress.badTotal ? ` | skipped ${progress.badTotal} steps` : ''}` +
           `${dataProgress(dataStats?.imagesPerSecond, runSkipped)}`,
@@ -363,7 +389,10 @@ export function lossOptionsOf(config: TrainConfig, levels: number): TrainConfig[
   return { ...config.loss, weights: topLevelLossWeights(levels) };
 }
 
-/** Writes samples.png (and samples-<tag>.png, samples.txt) from the phase's EMA weights; returns the grid's path. */
+/**
+ * Writes samples.png (and samples-<tag>.png, samples.txt) from the phase's EMA weights; for a video
+ * model samples.png is a contact sheet and samples-<k>.gif animates sample k. Returns the PNG's path.
+ */
 function writeSampleGrid(
   out: string,
   tag: string,
@@ -389,7 +418,10 @@ function writeSampleGrid(
     onStep: (i, all) => progressLine.update(`sampling ${tag}: step ${i + 1}/${all}`),
   });
   if (latent) images = [decodeLatents(latent.autoencoder, images[0], latent.scaleFactor)];
-  const png = sampleGridPng(images);
+  // A video model: a contact sheet (rows = samples) and one looping GIF per sample.
+  const video = images[0].frames > 1;
+  const png = video ? contactSheetPng(images) : sampleGridPng(images);
+  if (video) images[0].images.forEach((_, k) => writeFileSync(join(out, `samples-${k}.gif`), clipGif(images[0], k)));
   const path = join(out, 'samples.png');
   writeFileSync(join(out, `samples-${tag}.png`), png);
   writeFileSync(path, png);

@@ -1,3 +1,4 @@
+/// <reference path="./gifenc.d.ts" />
 import { spawn } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -192,15 +193,16 @@ function encodeMp4(
 }
 
 /**
- * Writes a video level's samples into `dir`: `<prefix>-<k>.gif` per sample of level 0 (prefix default
- * 'sample'), `contact-sheet.png`, and where ffmpeg runs (`ffmpeg` option, else MDM_FFMPEG, else PATH)
- * and `mp4` is not false, `<prefix>-<k>.mp4` (H.264, yuv420p); otherwise `mp4Skipped` says why.
+ * Writes a video level's samples into `dir`: `<prefix>-<k>.gif` per sample of level 0 (prefix
+ * default 'sample'), a contact sheet (`contactSheet`, default `contact-sheet.png`), and where
+ * ffmpeg runs (`ffmpeg` option, else MDM_FFMPEG, else PATH) and `mp4` is not false,
+ * `<prefix>-<k>.mp4` (H.264, yuv420p); otherwise `mp4Skipped` says why.
  * Every file is written atomically. Throws when level 0 is not a video level (one frame).
  */
 export async function writeVideoSamples(
   dir: string,
   levels: readonly LevelSamples[],
-  options: { fps?: number; mp4?: boolean; prefix?: string; ffmpeg?: string } = {},
+  options: { fps?: number; mp4?: boolean; prefix?: string; ffmpeg?: string; contactSheet?: string } = {},
 ): Promise<{ gifs: string[]; mp4s: string[]; contactSheet: string; mp4Skipped?: string }> {
   const { fps = 8, prefix = 'sample' } = options;
   if (levels.length === 0) throw new Error('writeVideoSamples: no levels');
@@ -216,7 +218,7 @@ export async function writeVideoSamples(
     writeAtomic(path, clipGif(top, k, { fps }));
     gifs.push(path);
   }
-  const contactSheet = join(dir, 'contact-sheet.png');
+  const contactSheet = join(dir, options.contactSheet ?? 'contact-sheet.png');
   writeAtomic(contactSheet, contactSheetPng(levels));
 
   const mp4s: string[] = [];

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
-import { PRESET_NAMES, preset as modelPreset } from '@matryoshka-ts/nested-unet';
+import { type NestedUNetConfig, PRESET_NAMES, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
 import {
   TRAIN_PRESETS,
   type TrainConfig,
@@ -65,6 +65,10 @@ program
   .option('--out <dir>', 'run directory (default runs/<preset>)')
   .option('--seed <n>', 'seed for weights, noise and data order', int)
   .option('--resume <dir>', 'continue the run in <dir> from its checkpoint (its config is used)')
+  .option(
+    '--init-from <run>',
+    "start the model's inner levels from a trained run's weights and EMA (e.g. an image run inside a video model)",
+  )
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES))
   .action(async (options) => {
     // The config a fresh run would use, from --preset / --config / --set / --seed / --backend.
@@ -75,7 +79,7 @@ program
         if (TRAIN_PRESETS[name]) raw = structuredClone(TRAIN_PRESETS[name]) as Record<string, unknown>;
         // A model preset alone: one phase training all its levels.
         else if ((PRESET_NAMES as readonly string[]).includes(name))
-          raw = { model: name, phases: [{ resolution: modelPreset(name).resolution, batchSize: 8, steps: 1000 }] };
+          raw = { model: name, phases: [{ ...topOf(modelPreset(name)), batchSize: 8, steps: 1000 }] };
         else
           throw new ConfigError(
             `unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; ` +
@@ -85,6 +89,7 @@ program
       if (options.config) raw = { ...raw, ...readConfigFile(options.config) };
       for (const s of options.set) applyOverride(raw, s);
       if (options.seed !== undefined) raw.seed = options.seed;
+      if (options.initFrom) raw.initFrom = options.initFrom;
       if (options.backend) raw.backend = options.backend;
       return { name, config: parseRunConfig(raw as TrainConfigInput) };
     };
@@ -101,7 +106,7 @@ program
         ? (readConfigFile(join(out, 'config.json')) as TrainConfig)
         : loadCheckpoint(join(out, 'checkpoint.safetensors')).config;
       // Scripts may repeat the original flags; they must describe the same run.
-      if (options.preset || options.config || options.set.length || options.seed !== undefined) {
+      if (options.preset || options.config || options.set.length || options.seed !== undefined || options.initFrom) {
         const { backend: _a, ...wanted } = fresh().config;
         const { backend: _b, ...saved } = parseRunConfig(config);
         if (JSON.stringify(wanted) !== JSON.stringify(saved))
@@ -134,7 +139,10 @@ program
 
 program
   .command('sample')
-  .description("Generate images at every level from a run's checkpoint (EMA weights by default) as one PNG grid.")
+  .description(
+    "Generate images at every level from a run's checkpoint (EMA weights by default) as one PNG grid; " +
+      'for a video run a contact sheet, a GIF per sample and, where ffmpeg is installed, an MP4 each.',
+  )
   .requiredOption('--run <dir>', 'run directory')
   .option('--prompt <text>', 'caption for every image (text-conditioned runs)')
   .option('--label <n>', 'class label for every image (class-conditioned runs)', int)
@@ -197,3 +205,9 @@ program
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.exit(reportError('mdm-train', error));
 });
+
+/** A model's top level as a phase names it: its resolution and frames. */
+function topOf(config: NestedUNetConfig): { resolution: number; frames: number } {
+  const top = resolveConfig(config).levels[0];
+  return { resolution: top.resolution, frames: top.frames };
+}

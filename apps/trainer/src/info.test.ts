@@ -18,6 +18,20 @@ describe('mdm-train info', () => {
     expect(info.levels.reduce((n, l) => n + l.params, 0)).toBe(total);
   });
 
+  it("the video presets count per level, each level's kind and frames named", () => {
+    const info = modelInfo({ preset: 'MDM-S64T16S256' });
+    expect(info.levels.map((l) => [l.resolution, l.frames, l.kind])).toEqual([
+      [256, 16, 'spatialPerFrame'],
+      [64, 16, 'temporal'],
+      [64, 1, 'image'],
+    ]);
+    expect(info.levels.reduce((n, l) => n + l.params, 0)).toBe(info.total);
+    // The same temporal level and image UNet as MDM-S64T16; the image UNet is MDM-S64's.
+    const t16 = modelInfo({ preset: 'MDM-S64T16' });
+    expect(t16.levels.map((l) => l.params)).toEqual(info.levels.slice(1).map((l) => l.params));
+    expect(t16.levels[1].params).toBe(modelInfo({ preset: 'MDM-S64' }).total);
+  });
+
   it('cc12m-64 without text layers counts 362,618,883', () => {
     expect(modelInfo({ preset: 'cc12m-64', conditioning: 'none' }).total).toBe(362_618_883);
   });

@@ -10,7 +10,8 @@ export interface InfoOptions {
 
 export interface ModelInfo {
   preset: string;
-  levels: Array<{ resolution: number; params: number }>;
+  /** Per level, outermost first: its frame size, frames (1 for images), kind and own parameters. */
+  levels: Array<{ resolution: number; frames: number; kind: string; params: number }>;
   total: number;
 }
 

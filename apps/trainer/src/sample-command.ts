@@ -1,8 +1,15 @@
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
-import { ProgressLine, openRun, previewConditions, runBackend, sampleGridPng } from '@matryoshka-ts/pipelines';
+import {
+  ProgressLine,
+  openRun,
+  previewConditions,
+  runBackend,
+  sampleGridPng,
+  writeVideoSamples,
+} from '@matryoshka-ts/pipelines';
 
 export interface SampleCommandOptions {
   run: string;
@@ -20,7 +27,12 @@ export interface SampleCommandOptions {
   backend?: BackendName;
 }
 
-/** `mdm-train sample`: images at every level from a run's checkpoint (EMA weights by default), as a PNG grid. */
+/**
+ * `mdm-train sample`: images at every level from a run's checkpoint (EMA weights by default), as a
+ * PNG grid; for a video run a contact sheet (rows = samples: the clip's frames, then its
+ * first-frame level), one looping GIF per sample and, where ffmpeg is installed, an MP4 each,
+ * beside the PNG. Returns the PNG's path.
+ */
 export async function sampleCommand(options: SampleCommandOptions): Promise<string> {
   await initBackend({ backend: options.backend ?? runBackend(options.run) });
   const run = await openRun(options.run, { ema: options.ema });
@@ -55,7 +67,16 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
   });
   progress.done();
   const path = options.out ?? join(options.run, 'sample.png');
-  writeFileSync(path, sampleGridPng(images));
   run.dispose();
-  return path;
+  if (images[0].frames === 1) {
+    writeFileSync(path, sampleGridPng(images));
+    return path;
+  }
+  const prefix = basename(path).replace(/\.png$/i, '');
+  const written = await writeVideoSamples(dirname(path), images, { prefix, contactSheet: basename(path) });
+  console.error(
+    `${written.gifs.length} clips: ${written.gifs.join(', ')}` +
+      `${written.mp4s.length ? `; MP4: ${written.mp4s.join(', ')}` : `; no MP4 (${written.mp4Skipped})`}`,
+  );
+  return written.contactSheet;
 }

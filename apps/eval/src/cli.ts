@@ -5,6 +5,7 @@ import { reportError, runBackend } from '@matryoshka-ts/pipelines';
 import { DEFAULT_AUG_LEVELS, compareCommand } from './compare-command.js';
 import { curvesCommand } from './curves-command.js';
 import { frechetCommand } from './frechet-command.js';
+import { fvdCommand } from './fvd-command.js';
 import { generateCommand } from './generate-command.js';
 import { clipCommand, fidCommand, statsCommand } from './metric-commands.js';
 import type { NetworkOptions } from './networks.js';
@@ -13,7 +14,10 @@ import { sweepCommand } from './sweep-command.js';
 const program = new Command();
 program
   .name('mdm-eval')
-  .description('Evaluate Matryoshka Diffusion Models: FID, CLIP score, guidance sweeps, metric-vs-step curves.')
+  .description(
+    'Evaluate Matryoshka Diffusion Models: FID, CLIP score (per frame on video), FVD, guidance sweeps, ' +
+      'metric-vs-step curves.',
+  )
   .showHelpAfterError();
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -28,6 +32,10 @@ const integer = (name: string) => (v: string) => {
   if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
   return x;
 };
+
+const FRAMES_HELP =
+  'read the source as video clips (a folder of clip folders of frame PNG/JPEGs, or of GIFs) and measure every ' +
+  'frame; automatic for a directory with clips/ (as `generate` writes video samples) or holding only GIFs';
 
 /** Options that choose the feature / CLIP networks, shared by the commands that need them. */
 function networkOptions(cmd: Command, clip: boolean): Command {
@@ -109,11 +117,12 @@ networkOptions(
       'a directory of PNG/JPEG images, .tar shards (a glob or {00000..00009} pattern), ' +
         "or 'bundled' (the default run's data)",
     )
-    .requiredOption('--out <file.npz>', 'statistics file to write'),
+    .requiredOption('--out <file.npz>', 'statistics file to write')
+    .option('--frames', FRAMES_HELP),
   false,
-).action(async (o: Opts & { images: string; out: string }) => {
+).action(async (o: Opts & { images: string; out: string; frames?: boolean }) => {
   await initBackend({ backend: o.backend });
-  print(await statsCommand({ ...networks(o), images: o.images, out: o.out }));
+  print(await statsCommand({ ...networks(o), images: o.images, out: o.out, frames: o.frames }));
 });
 
 networkOptions(
@@ -123,30 +132,78 @@ networkOptions(
       'FID of samples against a reference; prints one JSON line with the FID, N, the reference, ' +
         'the feature network and the resize.',
     )
-    .requiredOption('--samples <source>', 'directory (or .tar shards) of sample images')
-    .requiredOption('--reference <source>', "statistics (.npz), a directory / shards of real images, or 'bundled'"),
+    .requiredOption('--samples <source>', 'directory (or .tar shards) of sample images, or video samples (per frame)')
+    .requiredOption(
+      '--reference <source>',
+      "statistics (.npz), a directory / shards of real images or frames, clips (per frame), or 'bundled'",
+    )
+    .option('--frames', FRAMES_HELP),
   false,
-).action(async (o: Opts & { samples: string; reference: string }) => {
+).action(async (o: Opts & { samples: string; reference: string; frames?: boolean }) => {
   await initBackend({ backend: o.backend });
-  print(await fidCommand({ ...networks(o), samples: o.samples, reference: o.reference }));
+  print(await fidCommand({ ...networks(o), samples: o.samples, reference: o.reference, frames: o.frames }));
 });
 
 networkOptions(
   program
     .command('clip')
-    .description('CLIP score of samples against their captions (line i of the captions file ↔ image i in name order).')
-    .requiredOption('--samples <dir>', 'directory of sample images')
-    .option('--captions <file>', 'captions, one per line (default <samples>/captions.txt, as `generate` writes it)'),
+    .description(
+      'CLIP score of samples against their captions (line i of the captions file ↔ image i in name order); ' +
+        "video samples are scored per frame against their clip's caption, averaged per clip, then over clips.",
+    )
+    .requiredOption('--samples <dir>', 'directory of sample images or clips')
+    .option('--captions <file>', 'captions, one per line (default <samples>/captions.txt, as `generate` writes it)')
+    .option('--frames', FRAMES_HELP),
   true,
-).action(async (o: Opts & { samples: string; captions?: string; definition: 'torchmetrics' | 'clipscore' }) => {
-  await initBackend({ backend: o.backend });
-  print(await clipCommand({ ...networks(o), samples: o.samples, captions: o.captions, definition: o.definition }));
-});
+).action(
+  async (
+    o: Opts & { samples: string; captions?: string; definition: 'torchmetrics' | 'clipscore'; frames?: boolean },
+  ) => {
+    await initBackend({ backend: o.backend });
+    print(
+      await clipCommand({
+        ...networks(o),
+        samples: o.samples,
+        captions: o.captions,
+        definition: o.definition,
+        frames: o.frames,
+      }),
+    );
+  },
+);
+
+program
+  .command('fvd')
+  .description(
+    'FVD of sample clips against reference clips: the Fréchet distance over features of an I3D network ' +
+      'you supply as ONNX (docs/evaluation.md, "Video", says how to export one; nothing is downloaded). ' +
+      'Prints one JSON line.',
+  )
+  .requiredOption(
+    '--samples <dir>',
+    'sample clips: a `generate` video samples directory, a folder of clip folders (frame PNG/JPEGs) or of GIFs',
+  )
+  .requiredOption('--reference <dir>', 'reference clips, in the same forms (e.g. real clips)')
+  .option('--i3d <model.onnx>', 'I3D network as ONNX: input [N, 3, T, size, size] in [−1, 1], output features')
+  .option('--i3d-size <px>', 'frame size the network takes', integer('--i3d-size'), 224)
+  .option('--batch <clips>', 'clips per network batch', integer('--batch'), 8)
+  .addOption(new Option('--device <kind>', 'ONNX Runtime execution provider').choices(['cpu', 'cuda']).default('cpu'))
+  .action(
+    async (o: {
+      samples: string;
+      reference: string;
+      i3d?: string;
+      i3dSize: number;
+      batch: number;
+      device: 'cpu' | 'cuda';
+    }) => print(await fvdCommand(o)),
+  );
 
 program
   .command('generate')
   .description(
-    'Write N samples of a run (or one checkpoint / snapshot) as PNGs with their captions and settings; ' +
+    'Write N samples of a run (or one checkpoint / snapshot) as PNGs with their captions and settings ' +
+      '(a video level: clips/<id>/frame-000.png … and clips/<id>.gif); ' +
       'resumable: re-running continues where it stopped.',
   )
   .requiredOption('--run <path>', 'training run directory, or a checkpoint / snapshot file')
@@ -164,6 +221,7 @@ program
   .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
   .option('--seed <n>', 'seed', number('--seed'), 0)
   .option('--aug-level <L>', "cascaded runs: the low-resolution input's augmentation level", integer('--aug-level'))
+  .option('--fps <n>', "video levels: frame rate of each clip's GIF", number('--fps'))
   .addOption(new Option('--backend <name>', 'tfjs backend (default: the run config)').choices([...BACKEND_NAMES]))
   .action(async (o) => {
     await initBackend({ backend: o.backend ?? runBackend(o.run) });

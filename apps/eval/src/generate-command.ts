@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type OpenRun, ProgressLine, formatDuration, openRun } from '@matryoshka-ts/pipelines';
+import { clipComplete, writeClips } from './clips.js';
 import { floatToUint8Image, writePng } from './images.js';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
 
@@ -26,6 +27,8 @@ export interface GenerateCommandOptions {
    * default the run's own). Recorded in the manifest only when given.
    */
   augLevel?: number;
+  /** A video level's GIF frame rate (default 8); recorded in the manifest of video samples only. */
+  fps?: number;
   /** An already opened run (the sweep and curves commands share one). */
   opened?: OpenRun;
 }
@@ -45,12 +48,16 @@ export interface SamplesManifest {
   batch: number;
   /** A cascade's augmentation level, when one was given (absent otherwise, as in older manifests). */
   augLevel?: number;
+  /** Frames per clip, for a video level (absent for images, as in older manifests). */
+  frames?: number;
+  /** The clips' GIF frame rate (video levels only). */
+  fps?: number;
 }
 
 export interface GenerateResult {
   dir: string;
   n: number;
-  /** Images made by this call (the rest existed from an earlier, interrupted one). */
+  /** Images (clips, for a video level) made by this call (the rest existed from an earlier, interrupted one). */
   generated: number;
   manifest: SamplesManifest;
 }
@@ -104,7 +111,9 @@ function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: 
 
 /**
  * `mdm-eval generate`: n samples of a run as PNGs in out/images/, their captions in
- * out/captions.txt (line i ↔ image i) and the settings in out/manifest.json. Batch b always holds
+ * out/captions.txt (line i ↔ image i) and the settings in out/manifest.json. For a video level
+ * (frames > 1) each sample is a clip instead, out/clips/<id>/frame-000.png … plus out/clips/<id>.gif
+ * (see `writeClips`), and the manifest records the frames and the GIF's fps. Batch b always holds
  * images b·B … b·B + B − 1 with seed (seed, b), so an interrupted generation resumes where it
  * stopped and gives the same images as an uninterrupted one.
  */
@@ -118,8 +127,9 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   if (level < 0)
     throw new ConfigError(`--resolution ${resolution}: the model has levels ${run.resolutions.join(', ')}`);
   const { frames } = run.levels[level];
-  // FID and CLIP score measure images: a video level's clips would need per-frame or video metrics.
-  if (frames !== 1) throw new ConfigError(`--resolution ${resolution}: that level holds clips of ${frames} frames`);
+  const video = frames > 1;
+  if (options.fps !== undefined && !(options.fps > 0))
+    throw new ConfigError(`--fps must be positive, got ${options.fps}`);
   const manifest: SamplesManifest = {
     run: options.run,
     checkpoint: run.checkpoint,
@@ -133,11 +143,12 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     seed: options.seed ?? 0,
     batch: options.batch ?? 8,
     ...(options.augLevel !== undefined ? { augLevel: checkAugLevel(run, options.augLevel) } : {}),
+    ...(video ? { frames, fps: options.fps ?? 8 } : {}),
   };
   const manifestPath = join(options.out, 'manifest.json');
   if (existsSync(manifestPath)) {
     const old = JSON.parse(readFileSync(manifestPath, 'utf8')) as SamplesManifest;
-    const keys = new Set([...Object.keys(manifest), 'augLevel']) as Set<keyof SamplesManifest>;
+    const keys = new Set([...Object.keys(manifest), 'augLevel', 'frames', 'fps']) as Set<keyof SamplesManifest>;
     const differs = [...keys].filter((k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k]);
     if (differs.length)
       throw new ConfigError(
@@ -145,7 +156,7 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
           `(${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`,
       );
   }
-  mkdirSync(join(options.out, 'images'), { recursive: true });
+  mkdirSync(join(options.out, video ? 'clips' : 'images'), { recursive: true });
   writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(`${manifestPath}.tmp`, manifestPath);
   const { captions, labels } = conditions(run, options);
@@ -160,7 +171,10 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     const first = b * manifest.batch;
     const count = Math.min(manifest.batch, options.n - first);
     const indices = Array.from({ length: count }, (_, k) => first + k);
-    if (indices.every((i) => existsSync(imagePath(options.out, i)))) continue;
+    const done = video
+      ? (i: number) => clipComplete(options.out, i, frames)
+      : (i: number) => existsSync(imagePath(options.out, i));
+    if (indices.every(done)) continue;
     const images = run.generate({
       captions: captions.slice(first, first + count),
       labels: labels.slice(first, first + count),
@@ -173,13 +187,16 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
       ...(manifest.augLevel !== undefined ? { augLevel: manifest.augLevel } : {}),
     });
     const { channels } = images[level];
-    images[level].images.forEach((data, k) =>
-      writePng(imagePath(options.out, first + k), floatToUint8Image(data, resolution, channels)),
-    );
+    if (video) writeClips(options.out, images[level], first, { fps: manifest.fps });
+    else
+      images[level].images.forEach((data, k) =>
+        writePng(imagePath(options.out, first + k), floatToUint8Image(data, resolution, channels)),
+      );
     generated += count;
     const rate = generated / ((performance.now() - started) / 1000);
+    const unit = video ? 'clips' : 'images';
     progress.update(
-      `generate: ${first + count}/${options.n} images | ${rate.toFixed(2)} img/s | ` +
+      `generate: ${first + count}/${options.n} ${unit} | ${rate.toFixed(2)} ${video ? 'clip' : 'img'}/s | ` +
         `ETA ${formatDuration((options.n - first - count) / rate)}`,
     );
   }

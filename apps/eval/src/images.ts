@@ -112,8 +112,11 @@ function decodeOrSkip(bytes: Uint8Array, skip: Skip): Uint8Image | undefined {
   }
 }
 
-/** Picks the decoder by signature rather than file name, so a mislabelled file still decodes. */
-function decodeImage(bytes: Uint8Array): Uint8Image {
+/**
+ * A PNG or JPEG as 8-bit RGB (alpha over white). Picks the decoder by signature rather than file
+ * name, so a mislabelled file still decodes; throws on anything else or on a damaged file.
+ */
+export function decodeImage(bytes: Uint8Array): Uint8Image {
   if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) {
     // decodePng expands grey and palette images and composites alpha over white.
     return { ...decodePng(bytes), channels: 3 };

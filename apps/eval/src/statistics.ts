@@ -9,6 +9,7 @@ import {
   readFidStats,
   writeFidStats,
 } from '@matryoshka-ts/metrics';
+import { isClipSource, readClips } from './clips.js';
 import { readImages } from './images.js';
 import { DataError } from '@matryoshka-ts/core';
 
@@ -24,6 +25,10 @@ export interface LabelledStats {
   features: string;
   resize?: string;
   proxy?: boolean;
+  /** Per-frame statistics of video clips: every frame an image (n counts frames). */
+  per_frame?: boolean;
+  /** The clips behind per-frame statistics. */
+  clips?: number;
 }
 
 /** The sidecar written next to a statistics file: `ref.npz` → `ref.npz.json`. */
@@ -89,14 +94,51 @@ export async function* imagesOf(source: string, skipped: Record<string, number>)
   for await (const { image } of readImages(source, { skipped })) yield image;
 }
 
+/** Every frame of the clips of `source` as an image, with skipped clips counted and read clips in `counts`. */
+export async function* framesOf(
+  source: string,
+  skipped: Record<string, number>,
+  counts: { clips: number; frames: number } = { clips: 0, frames: 0 },
+): AsyncGenerator<Uint8Image> {
+  for await (const clip of readClips(source, { skipped })) {
+    counts.clips++;
+    for (const frame of clip.frames) {
+      counts.frames++;
+      yield frame;
+    }
+  }
+}
+
+/**
+ * Statistics of the images of `source` (a directory / tar shards), or, when `frames` is set or the
+ * source holds clips (`isClipSource`), per-frame statistics of its clips, labelled `per_frame`.
+ */
+export async function sourceStats(
+  source: string,
+  extractor: FeatureExtractor,
+  onBatch?: (done: number) => void,
+  options: { frames?: boolean } = {},
+): Promise<LabelledStats & { skipped: Record<string, number> }> {
+  const skipped: Record<string, number> = {};
+  if (options.frames || isClipSource(source)) {
+    const counts = { clips: 0, frames: 0 };
+    const stats = await statsOfImages(extractor, source, framesOf(source, skipped, counts), onBatch);
+    return { ...stats, per_frame: true, clips: counts.clips, skipped };
+  }
+  const stats = await statsOfImages(extractor, source, imagesOf(source, skipped), onBatch);
+  return { ...stats, skipped };
+}
+
 /**
  * Reference statistics from `--reference`: a .npz (checked against the extractor through its
- * sidecar), `bundled`, or a directory / tar shards of images.
+ * sidecar), `bundled`, a directory / tar shards of images, or clips (per frame; see `sourceStats`,
+ * whose `frames` option reads any directory as clips).
  */
 export async function referenceStats(
   reference: string,
   extractor: FeatureExtractor,
   onBatch?: (done: number) => void,
+  options: { frames?: boolean } = {},
 ): Promise<LabelledStats & { skipped?: Record<string, number> }> {
   if (reference.endsWith('.npz')) {
     if (!existsSync(reference)) throw new DataError(`--reference ${reference}: no such file`);
@@ -117,9 +159,7 @@ export async function referenceStats(
     const { source, images } = bundledImages();
     return statsOfImages(extractor, source, images, onBatch);
   }
-  const skipped: Record<string, number> = {};
-  const stats = await statsOfImages(extractor, reference, imagesOf(reference, skipped), onBatch);
-  return { ...stats, skipped };
+  return sourceStats(reference, extractor, onBatch, options);
 }
 
 /** FID between sample and reference statistics, refusing mismatched feature spaces. */

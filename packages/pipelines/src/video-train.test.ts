@@ -190,6 +190,28 @@ describe('a video run', () => {
     expect(snr(clip)).toBeCloseTo(snr(image) / 2, 10);
   });
 
+  it('with rotary encoding, a training step leaves the stored frequencies as they are', () => {
+    const config = parseTrainConfig(videoMicro);
+    const model = new NestedUNet({ ...(config.model as object), rotaryPositions: true } as never, { seed: 2 });
+    const freqs = [...model.params].filter(([name]) => name.endsWith('pos_emb.freqs'));
+    expect(freqs.length).toBeGreaterThan(0);
+    const before = freqs.map(([, v]) => Float32Array.from(v.dataSync()));
+    const step = new TrainStep(model, levelSchedulesOf(config), {
+      loss: { prediction: 'v', target: 'eps' },
+      optimizer: { lr: 1e-2, warmupSteps: 0, clipNorm: 0, beta1: 0.9, beta2: 0.99, eps: 1e-8 },
+    });
+    const clips = new Rng(7).normalTensor([4, 8, 8, 3]) as tf.Tensor4D;
+    const text = { tokens: new Rng(8).normalTensor([1, 3, 16]) as tf.Tensor3D };
+    const grads = step.computeGradients(clips, text, new Rng(9));
+    expect([...grads.grads.keys()].some((n) => n.endsWith('pos_emb.freqs'))).toBe(false);
+    const result = step.update(grads);
+    expect(result.skipped).toBeUndefined();
+    freqs.forEach(([name, v], i) => expect(Float32Array.from(v.dataSync()), name).toEqual(before[i]));
+    tf.dispose([clips, text.tokens]);
+    step.dispose();
+    model.dispose();
+  });
+
   it('a mixed batch: the clip level sees the first sample, its first-frame level both', () => {
     const config = parseTrainConfig(videoMicro);
     const model = new NestedUNet(config.model as never, { seed: 1 });

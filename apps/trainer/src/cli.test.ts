@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,10 @@ it('the stable command line trains the tiny preset, resumes it, and appends one 
     /trained with another config/,
   );
   mdmTrain(['train', '--resume', out, '--steps', '5']);
+  // A fresh run into the trained run's folder is refused: its history stays.
+  expect(mdmTrainFails(['train', '--preset', 'tiny', '--steps', '1', '--out', out])).toMatch(
+    /^mdm-train: .* already holds a run \(checkpoint\.safetensors, metrics\.jsonl\): continue it with --resume/,
+  );
   const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
@@ -99,6 +103,17 @@ function mdmTrainFails(args: string[]): string {
   }
   throw new Error(`mdm-train ${args.join(' ')} succeeded`);
 }
+
+it('--force starts over in a used folder, moving the old run aside', () => {
+  const out = join(dir, 'forced');
+  mdmTrain(['train', '--preset', 'tiny', '--steps', '2', '--out', out]);
+  const old = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
+  mdmTrain(['train', '--preset', 'tiny', '--steps', '1', '--out', out, '--force']);
+  const aside = readdirSync(dir).filter((d) => d.startsWith('forced.replaced-'));
+  expect(aside).toHaveLength(1);
+  expect(readFileSync(join(dir, aside[0], 'metrics.jsonl'), 'utf8')).toBe(old);
+  expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
+}, 120_000);
 
 it('refuses a bad command with one clear line, no stack trace', () => {
   const errors = [

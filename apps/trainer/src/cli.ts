@@ -13,6 +13,7 @@ import {
   loadCheckpoint,
   parseRunConfig,
   readConfigFile,
+  prepareFreshRunFolder,
   readRunManifest,
   reportError,
   trainRun,
@@ -65,6 +66,7 @@ program
   .option('--out <dir>', 'run directory (default runs/<preset>)')
   .option('--seed <n>', 'seed for weights, noise and data order', int)
   .option('--resume <dir>', 'continue the run in <dir> from its checkpoint (its config is used)')
+  .option('--force', 'start a fresh run in an --out that already holds one (the old run is moved aside, not deleted)')
   .option(
     '--init-from <run>',
     "start the model's inner levels from a trained run's weights and EMA (e.g. an image run inside a video model)",
@@ -122,8 +124,18 @@ program
       out = options.out ?? join('runs', name ?? 'custom');
     }
     const parsed = parseRunConfig(config);
+    // A used folder is refused (or, with --force, moved aside) before any work starts.
+    if (!options.resume) {
+      const aside = prepareFreshRunFolder(out, Boolean(options.force));
+      if (aside) console.error(`${out} held a run: moved to ${aside}`);
+    }
     await initBackend({ backend: parsed.backend });
-    const result = await trainRun(parsed, { out, resume: Boolean(options.resume), steps: options.steps });
+    const result = await trainRun(parsed, {
+      out,
+      resume: Boolean(options.resume),
+      force: Boolean(options.force),
+      steps: options.steps,
+    });
     console.log(`run: ${out}`);
     const manifest = readRunManifest(out);
     // A multi-stage run logs each stage in its own directory.

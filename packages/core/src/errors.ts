@@ -8,7 +8,8 @@ export type MdmErrorCode =
   | 'CHECKPOINT_INVALID'
   | 'CHECKPOINT_MISSING'
   | 'BACKEND_UNAVAILABLE'
-  | 'TRAINING_DIVERGED';
+  | 'TRAINING_DIVERGED'
+  | 'WRITE_FAILED';
 
 /**
  * The base of every error this project throws on purpose: a user error with a stable `code` and
@@ -30,6 +31,18 @@ export class MdmError extends Error {
 export class ConfigError extends MdmError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CONFIG_INVALID', message, options);
+  }
+}
+
+/**
+ * A file that could not be written (a full disk, no permission); the message names the file and
+ * the system's reason (ENOSPC, EACCES, …), and what was written before it is intact.
+ */
+export class WriteError extends MdmError {
+  constructor(path: string, cause: unknown) {
+    const code = (cause as { code?: string } | undefined)?.code;
+    const why = code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : (cause as Error)?.message ?? String(cause);
+    super('WRITE_FAILED', `cannot write ${path}: ${why}`, { cause });
   }
 }
 

@@ -14,6 +14,6 @@ export {
   tileGrid,
   tiledToFrames,
 } from './layout.js';
-export { BackendError, CheckpointError, ConfigError, DataError, MdmError, isUserError } from './errors.js';
+export { BackendError, CheckpointError, ConfigError, DataError, MdmError, WriteError, isUserError } from './errors.js';
 export type { MdmErrorCode } from './errors.js';
 export type { Conditioning, DiffusionInputs, DiffusionLevel, DiffusionModel, ParamLookup } from './diffusion-model.js';

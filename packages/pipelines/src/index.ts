@@ -58,6 +58,7 @@ export type { DataCheckOptions, DataCheckResult } from './data-check.js';
 // Loading a run and generating from it.
 export { openRun, runBackend, runCheckpointPath } from './open-run.js';
 export { weightsFromRun } from './init-from.js';
+export { checkProgress, prepareFreshRunFolder } from './run-folder.js';
 export type { InitialWeights } from './init-from.js';
 export type { OpenRun, RunGenerateOptions } from './open-run.js';
 export { generate } from './generate.js';

@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { WriteError } from '@matryoshka-ts/core';
 import type { SkipCounts } from '@matryoshka-ts/data';
 import { lineChartSvg, smooth } from './plot.js';
 
@@ -27,31 +28,59 @@ export class RunLog {
 
   /**
    * Opens the log of the run in `out`. A fresh run starts an empty file; a resumed run keeps the
-   * rows up to its checkpoint's `step` and drops later ones, which the resumed run replays.
+   * rows up to its checkpoint's `step` and drops later ones, which the resumed run replays. The
+   * checkpoint is the truth: lines that are not JSON (a write torn by a full disk or a kill) are
+   * dropped too, the file as it was set aside as `metrics.jsonl.torn`, and `note` says so.
    */
   constructor(
     private readonly out: string,
     resumeAt?: number,
+    note: (line: string) => void = () => {},
   ) {
     this.metricsPath = join(out, 'metrics.jsonl');
     if (resumeAt === undefined) {
-      writeFileSync(this.metricsPath, '');
+      this.write(() => writeFileSync(this.metricsPath, ''));
       return;
     }
     if (!existsSync(this.metricsPath)) return;
-    const kept = readFileSync(this.metricsPath, 'utf8')
-      .split('\n')
-      .filter((line) => line && (JSON.parse(line) as StepMetrics).step <= resumeAt);
-    writeFileSync(this.metricsPath, kept.map((l) => `${l}\n`).join(''));
-    for (const line of kept) {
-      const m = JSON.parse(line) as StepMetrics;
-      if (!m.skipped) this.history.push([m.step, m.loss]);
+    const text = readFileSync(this.metricsPath, 'utf8');
+    const kept: StepMetrics[] = [];
+    const torn: number[] = [];
+    text.split('\n').forEach((line, i) => {
+      if (!line) return;
+      try {
+        const m = JSON.parse(line) as StepMetrics;
+        if (typeof m.step !== 'number') throw new Error('no step');
+        if (m.step <= resumeAt) kept.push(m);
+      } catch {
+        torn.push(i + 1);
+      }
+    });
+    if (torn.length) {
+      const aside = `${this.metricsPath}.torn`;
+      this.write(() => writeFileSync(aside, text), aside);
+      note(
+        `metrics: ${this.metricsPath} had ${torn.length} unreadable line${torn.length === 1 ? '' : 's'} ` +
+          `(line ${torn.slice(0, 5).join(', ')}${torn.length > 5 ? ', …' : ''}: a torn write); dropped, ` +
+          `the file as it was kept as ${aside}; the checkpoint's step ${resumeAt} is where the run resumes`,
+      );
     }
+    this.write(() => writeFileSync(this.metricsPath, kept.map((m) => `${JSON.stringify(m)}\n`).join('')));
+    for (const m of kept) if (!m.skipped) this.history.push([m.step, m.loss]);
   }
 
   append(metrics: StepMetrics): void {
-    appendFileSync(this.metricsPath, `${JSON.stringify(metrics)}\n`);
+    this.write(() => appendFileSync(this.metricsPath, `${JSON.stringify(metrics)}\n`));
     if (!metrics.skipped) this.history.push([metrics.step, metrics.loss]);
+  }
+
+  /** Runs a write, turning a failure (ENOSPC, EACCES) into an error that names the file. */
+  private write(action: () => void, path = this.metricsPath): void {
+    try {
+      action();
+    } catch (error) {
+      throw new WriteError(path, error);
+    }
   }
 
   /** Redraws loss.svg: every loss, and a moving average over a fiftieth of them. */

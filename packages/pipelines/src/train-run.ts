@@ -1,3 +1,4 @@
+import { prepareFreshRunFolder } from './run-folder.js';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAutoencoder } from '@matryoshka-ts/autoencoder';
@@ -28,8 +29,12 @@ function stageTotal(config: TrainConfig, steps: number | undefined): number {
 export async function trainRun(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
   if (!isMultiStage(config)) return train(config, options);
   const out = options.out;
-  mkdirSync(out, { recursive: true });
   const log = new ProgressLine();
+  if (!options.resume) {
+    const aside = prepareFreshRunFolder(out, options.force);
+    if (aside) log.log(`${out} held a run: moved to ${aside}`);
+  }
+  mkdirSync(out, { recursive: true });
   const previous = options.resume ? readRunManifest(out) : undefined;
   if (options.resume && !previous) throw new ConfigError(`--resume: ${out} holds no multi-stage run (${RUN_MANIFEST})`);
   const manifest: RunManifest = {
@@ -56,7 +61,9 @@ export async function trainRun(config: TrainConfig, options: TrainOptions): Prom
       stages = runStages(config, manifest.scaleFactor);
       continue;
     }
-    result = await trainDiffusionStage(stage, dir, options, log);
+    // The run folder was made ready above. Resuming, a stage that wrote metrics but no checkpoint
+    // starts over (its partial folder moved aside).
+    result = await trainDiffusionStage(stage, dir, { ...options, force: Boolean(options.resume) }, log);
   }
   const samples = await writeRunSamples(out, config, log);
   const seconds = (performance.now() - started) / 1000;

@@ -28,6 +28,7 @@ import {
 import { RunLog, type StepMetrics } from './run-log.js';
 import { TrainStep } from './train-step.js';
 import { weightsFromRun } from './init-from.js';
+import { checkProgress, prepareFreshRunFolder } from './run-folder.js';
 import { requireBackend } from './require-backend.js';
 
 export interface TrainOptions {
@@ -35,6 +36,11 @@ export interface TrainOptions {
   out: string;
   /** Continue the run in `out` from its checkpoint. */
   resume?: boolean;
+  /**
+   * Start a fresh run in an `out` that already holds one: the old run is moved aside to
+   * `<out>.replaced-<time>` (never deleted). Without it such an `out` is refused.
+   */
+  force?: boolean;
   /** Total steps of the run (default: the sum of the phases' steps). */
   steps?: number;
   /** Called after every step with its metrics and the number of live tensors (for leak checks and UIs). */
@@ -99,6 +105,11 @@ function variablesOf(values: Map<string, Float32Array>, shapes: Map<string, numb
  */
 export async function train(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
   requireBackend();
+  // A fresh run never writes over another run's history.
+  if (!options.resume) {
+    const aside = prepareFreshRunFolder(options.out, options.force);
+    if (aside) process.stderr.write(`${options.out} held a run: moved to ${aside}\n`);
+  }
   // The data is opened first, so a bad path fails before any work, and closed (decode workers
   // terminated) however the run ends.
   const data =
@@ -147,8 +158,9 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   if (options.resume) {
     restored = loadCheckpoint(checkpointPath);
     progress = restored.progress;
+    checkProgress(progress, config.phases.length, checkpointPath);
     // Steps logged after the checkpoint are replayed by the resumed run: the log drops them.
-    log = new RunLog(out, progress.step);
+    log = new RunLog(out, progress.step, (line) => progressLine.log(line));
     progressLine.log(`resuming ${out} at step ${progress.step} (phase ${progress.phase + 1}/${config.phases.length})`);
   } else {
     progress = {

@@ -7,6 +7,7 @@ export {
   headerLength,
   parseHeader,
   readSafetensors,
+  removeOrphanTemps,
   writeSafetensors,
 } from './safetensors.js';
 export type { SafetensorsHeader, TensorInfo, TensorToWrite } from './safetensors.js';

@@ -1,9 +1,18 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DTYPE_BYTES, type Dtype, SafetensorsError, type TensorData, type TensorEntry } from './dtypes.js';
-import { CheckpointError, MdmError, Rng, isUserError } from '@matryoshka-ts/core';
+import { CheckpointError, MdmError, Rng, WriteError, isUserError } from '@matryoshka-ts/core';
 import {
   SafetensorsFile,
   type TensorToWrite,
@@ -779,5 +788,43 @@ describe('writeSafetensors is atomic', () => {
 
     expect(() => writeSafetensors(join(folder, 'missing', 'x.safetensors'), small)).toThrow();
     expect(readdirSync(folder).sort()).toEqual(['is-a-dir.safetensors', 'new.safetensors']);
+  });
+});
+
+describe('orphan temp files', () => {
+  it("the next successful write removes a killed writer's <path>.tmp-<pid>, not a live process's", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mdm-orphans-'));
+    const path = join(dir, 'checkpoint.safetensors');
+    // pid 2^22 + 1 is above Linux's pid_max limit (4,194,304): no process has it.
+    const dead = `${path}.tmp-4194305`;
+    const alive = `${path}.tmp-${process.ppid}`;
+    const other = join(dir, 'other.safetensors.tmp-4194305');
+    for (const f of [dead, alive, other]) writeFileSync(f, 'half a checkpoint');
+    writeSafetensors(path, { x: { dtype: 'F32', shape: [1], data: new Float32Array([1]) } });
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(alive)).toBe(true);
+    expect(existsSync(other)).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(
+      ['checkpoint.safetensors', basename(alive), 'other.safetensors.tmp-4194305'].sort(),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('write failures name the file', () => {
+  // /dev/full (Linux) fails every write with ENOSPC, as a full disk does.
+  it.skipIf(!existsSync('/dev/full'))('a full disk (ENOSPC) names the file and leaves the last good one intact', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mdm-full-'));
+    const path = join(dir, 'checkpoint.safetensors');
+    const one = { x: { dtype: 'F32' as const, shape: [1], data: new Float32Array([1]) } };
+    writeSafetensors(path, one);
+    const good = readFileSync(path);
+    symlinkSync('/dev/full', `${path}.tmp-${process.pid}`);
+    expect(() => writeSafetensors(path, one)).toThrow(WriteError);
+    symlinkSync('/dev/full', `${path}.tmp-${process.pid}`);
+    expect(() => writeSafetensors(path, one)).toThrow(`cannot write ${path}: the disk is full (ENOSPC)`);
+    expect(readFileSync(path).equals(good)).toBe(true);
+    expect(existsSync(`${path}.tmp-${process.pid}`)).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

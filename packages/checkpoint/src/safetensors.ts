@@ -1,4 +1,16 @@
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { WriteError } from '@matryoshka-ts/core';
 import {
   DTYPE_BYTES,
   type Dtype,
@@ -266,7 +278,12 @@ export function writeSafetensors(
 ): void {
   const { entries, prefix } = plan(tensors, metadata);
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'w');
+  } catch (error) {
+    throw new WriteError(tmp, error);
+  }
   try {
     writeFully(fd, prefix);
     for (const [, t] of entries) writeFully(fd, encodeElements(t.dtype, t.data as ArrayLike<number | bigint>));
@@ -278,7 +295,8 @@ export function writeSafetensors(
     } catch {
       /* already gone */
     }
-    throw error;
+    // A full disk (ENOSPC) reports no path: name the file; the last good one is untouched.
+    throw new WriteError(path, error);
   }
   closeSync(fd);
   try {
@@ -290,6 +308,45 @@ export function writeSafetensors(
       /* already gone */
     }
     throw error;
+  }
+  removeOrphanTemps(path);
+}
+
+/**
+ * Removes `<path>.tmp-<pid>` files left by writers that were killed mid-write (their process is
+ * gone); a live process's temp file is left alone. Called after each successful write.
+ */
+export function removeOrphanTemps(path: string): string[] {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed.push(join(dir, name));
+    } catch {
+      /* removed by someone else */
+    }
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to another user.
+    return (error as { code?: string }).code === 'EPERM';
   }
 }
 

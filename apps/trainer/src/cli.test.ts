@@ -123,11 +123,21 @@ it('refuses a bad command with one clear line, no stack trace', () => {
     mdmTrainFails(['sample', '--run', join(dir, 'no-such-run')]),
     mdmTrainFails(['data-check', '--source', 'cc12m', '--path', join(dir, 'no-shards')]),
   ];
+  // Usage errors (an option's value) name the option; commander shows the usage after them.
+  const usage = [
+    mdmTrainFails(['sample', '--run', join(dir, 'run'), '--n', '0']),
+    mdmTrainFails(['train', '--preset', 'tiny', '--steps', '-3', '--out', join(dir, 'w')]),
+    mdmTrainFails(['sample', '--run', join(dir, 'run'), '--guidance', '-5']),
+  ];
   expect(errors[0]).toMatch(/^mdm-train: unknown preset 'nope'/);
   expect(errors[1]).toMatch(/^mdm-train: config: optimizer\.lr:/);
   expect(errors[2]).toMatch(/^mdm-train: .*missing\.yaml: cannot read the config file/);
   expect(errors[3]).toMatch(/^mdm-train: no run or checkpoint at .*no-such-run/);
   expect(errors[4]).toMatch(/^mdm-train: .*no-shards/);
+  expect(usage[0]).toMatch(/^error: option '--n <n>' argument '0' is invalid\. --n must be at least 1, got 0/);
+  expect(usage[1]).toMatch(/--steps must be at least 1, got -3/);
+  expect(usage[2]).toMatch(/--guidance must be a number ≥ 0, got -5/);
+  for (const text of usage) expect(text).not.toMatch(/\n\s+at /);
   // A user error is one line: the stack is for bugs.
   for (const text of errors) {
     expect(text.trim().split('\n')).toHaveLength(1);

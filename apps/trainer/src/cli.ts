@@ -29,6 +29,18 @@ const int = (v: string) => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`not an integer: ${v}`);
   return n;
 };
+/** A count that must be at least 1 (`--n`, `--steps`): 0 or a negative number is refused, naming the option. */
+const positive = (option: string) => (v: string) => {
+  const n = int(v);
+  if (n < 1) throw new InvalidArgumentError(`${option} must be at least 1, got ${v}`);
+  return n;
+};
+/** A number ≥ 0 (`--guidance`, `--eta`). */
+const nonNegative = (option: string) => (v: string) => {
+  const x = Number(v);
+  if (!(Number.isFinite(x) && x >= 0)) throw new InvalidArgumentError(`${option} must be a number ≥ 0, got ${v}`);
+  return x;
+};
 const collect = (v: string, all: string[]) => [...all, v];
 
 program
@@ -61,7 +73,7 @@ program
   .option(
     '--steps <n>',
     "the run's total steps (default: the sum of the phases'; a multi-stage run: each stage's)",
-    int,
+    positive('--steps'),
   )
   .option('--out <dir>', 'run directory (default runs/<preset>)')
   .option('--seed <n>', 'seed for weights, noise and data order', int)
@@ -158,11 +170,11 @@ program
   .requiredOption('--run <dir>', 'run directory')
   .option('--prompt <text>', 'caption for every image (text-conditioned runs)')
   .option('--label <n>', 'class label for every image (class-conditioned runs)', int)
-  .option('--n <n>', 'number of images', int, 16)
-  .option('--steps <n>', 'sampling steps', int, 250)
+  .option('--n <n>', 'number of images', positive('--n'), 16)
+  .option('--steps <n>', 'sampling steps', positive('--steps'), 250)
   .addOption(new Option('--sampler <kind>', 'update rule').choices(['ddpm', 'ddim']).default('ddpm'))
-  .option('--eta <x>', 'DDIM η', Number, 0)
-  .option('--guidance <w>', 'classifier-free guidance weight (default: the run config)', Number)
+  .option('--eta <x>', 'DDIM η', nonNegative('--eta'), 0)
+  .option('--guidance <w>', 'classifier-free guidance weight (default: the run config)', nonNegative('--guidance'))
   .addOption(
     new Option('--threshold <kind>', 'x̂0 thresholding (default: the run config)').choices([
       'none',

@@ -41,7 +41,7 @@ export class ConfigError extends MdmError {
 export class WriteError extends MdmError {
   constructor(path: string, cause: unknown) {
     const code = (cause as { code?: string } | undefined)?.code;
-    const why = code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : (cause as Error)?.message ?? String(cause);
+    const why = code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : ((cause as Error)?.message ?? String(cause));
     super('WRITE_FAILED', `cannot write ${path}: ${why}`, { cause });
   }
 }

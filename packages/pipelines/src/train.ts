@@ -112,20 +112,16 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   }
   // The data is opened first, so a bad path fails before any work, and closed (decode workers
   // terminated) however the run ends.
+  const top = resolveConfig(modelConfigOf(config)).levels[0];
   const data =
     config.stage?.kind === 'latent'
       ? await openLatentTrainingData(config, options.out)
-      : await openTrainingData(config, topLevel(config).resolution, topLevel(config).frames);
+      : await openTrainingData(config, top.resolution, top.frames);
   try {
     return await runTraining(config, options, data);
   } finally {
     await data.close();
   }
-}
-
-/** The full model's top level: the resolution and frames the data is read at. */
-function topLevel(config: TrainConfig) {
-  return resolveConfig(modelConfigOf(config)).levels[0];
 }
 
 async function runTraining(config: TrainConfig, options: TrainOptions, data: TrainingData): Promise<TrainResult> {

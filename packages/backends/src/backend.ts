@@ -66,8 +66,6 @@ async function nativeUnavailable(): Promise<string | undefined> {
 }
 
 async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo> {
-  // The cpu backend prints an advert for tfjs-node on first use; we print our own line instead.
-  tf.env().set('IS_TEST', true);
   // A plain cpu/wasm request gets tfjs's own kernels back if `native` replaced them earlier.
   if (name === 'cpu' || name === 'wasm') (await nativeKernels())?.unregisterNativeKernels(name);
   if (name === 'native') {
@@ -90,6 +88,10 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');
     await tf.setBackend('cpu');
+    // The cpu backend prints an advert for tfjs-node on its first write; we print our own line
+    // instead. (Not by setting IS_TEST: that turns on tfjs's per-kernel leak checks, whose
+    // bookkeeping array grows by one entry per kernel call: ~28 KB of heap per training step.)
+    (tf.findBackend('cpu') as { firstUse?: boolean } | null)!.firstUse = false;
     return { name, description: 'cpu (pure JavaScript, float32)' };
   }
   if (name === 'wasm') {

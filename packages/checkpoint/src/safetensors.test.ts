@@ -9,6 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { closeSync, ftruncateSync, openSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DTYPE_BYTES, type Dtype, SafetensorsError, type TensorData, type TensorEntry } from './dtypes.js';
@@ -261,7 +262,9 @@ describe('round trip', () => {
         else expect(Object.is(raw, (t.data as ArrayLike<number | bigint>)[i]), `${name}[${i}]`).toBe(true);
       }
     }
-    expect(json.__metadata__).toBeUndefined(); // no metadata given → no __metadata__ key
+    // No metadata given: the header carries only the checksums, which readers do not hand back.
+    expect(Object.keys(json.__metadata__ as object)).toEqual(['mdm.crc32']);
+    expect(decodeSafetensors(bytes).metadata).toEqual({});
   });
 
   it('accepts a Map as well as a record, with identical output', () => {
@@ -655,6 +658,7 @@ describe('fuzz: corrupted and truncated files', () => {
     const rand = seededUniform(99);
     const pick = (n: number) => Math.floor(rand() * n);
     const structural = new TextEncoder().encode('{}[]:,"-0123456789eE.  ntfu\\');
+    const original = decodeSafetensors(base);
     let ok = 0;
     let rejected = 0;
     const others: string[] = [];
@@ -689,13 +693,17 @@ describe('fuzz: corrupted and truncated files', () => {
         bytes[pick(bytes.byteLength)] = pick(256);
         if (rand() < 0.3) bytes = bytes.slice(0, bytes.byteLength - 1 - pick(16));
       }
-      const attempt = (f: () => { tensors: Map<string, TensorEntry> }) => {
+      const attempt = (f: () => { tensors: Map<string, TensorEntry>; metadata: Record<string, string> }) => {
         try {
-          const { tensors } = f();
-          for (const [name, t] of tensors) {
-            // A file that decodes must decode consistently: as many elements as the shape says.
-            if (t.data.length !== sizeOf(t.shape))
-              others.push(`trial ${trial}: '${name}' has ${t.data.length} values for [${t.shape}]`);
+          const decoded = f();
+          // The checksums leave one way to decode: unchanged (e.g. a flipped bit in the header's padding).
+          try {
+            expect(decoded).toEqual(original);
+          } catch {
+            others.push(
+              `trial ${trial}: a changed file decoded to different tensors or metadata: ` +
+                JSON.stringify(decoded.metadata),
+            );
           }
           return true;
         } catch (error) {
@@ -714,9 +722,9 @@ describe('fuzz: corrupted and truncated files', () => {
       }
     }
     expect(others).toEqual([]);
-    // Both outcomes must occur, or the fuzzer is not exercising anything.
-    expect(ok).toBeGreaterThan(10);
-    expect(rejected).toBeGreaterThan(200);
+    // Nearly every change is refused; the few accepted ones changed nothing that is read.
+    expect(rejected).toBeGreaterThan(550);
+    expect(ok + rejected).toBe(600);
   });
 });
 
@@ -826,5 +834,113 @@ describe('write failures name the file', () => {
     expect(readFileSync(path).equals(good)).toBe(true);
     expect(existsSync(`${path}.tmp-${process.pid}`)).toBe(false);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Checksums: a changed byte is refused, naming the file and the tensor
+// ---------------------------------------------------------------------------------------------
+
+describe('checksums', () => {
+  const tensors = {
+    a: { dtype: 'F32' as const, shape: [4], data: [1, 2, 3, 4] },
+    b: { dtype: 'F32' as const, shape: [2], data: [5, 6] },
+  };
+  const written = (metadata?: Record<string, string>) => {
+    const path = freshPath('crc');
+    writeSafetensors(path, tensors, metadata);
+    return path;
+  };
+
+  it('stores a CRC-32 of each tensor that an independent zlib computation matches', async () => {
+    const bytes = new Uint8Array(readFileSync(written()));
+    const { dataStart, json } = rawHeader(bytes);
+    const sums = JSON.parse((json.__metadata__ as Record<string, string>)['mdm.crc32']);
+    const { crc32 } = await import('node:zlib');
+    for (const name of ['a', 'b']) {
+      const [b, e] = (json[name] as { data_offsets: [number, number] }).data_offsets;
+      const want = (crc32 as (d: Uint8Array) => number)(bytes.subarray(dataStart + b, dataStart + e));
+      expect(sums.tensors[name]).toBe(want.toString(16).padStart(8, '0'));
+    }
+  });
+
+  it('refuses a tensor whose data changed, naming the file and the tensor; the others still read', () => {
+    const path = written({ step: '7' });
+    const bytes = new Uint8Array(readFileSync(path));
+    const { dataStart, json } = rawHeader(bytes);
+    const [b] = (json.b as { data_offsets: [number, number] }).data_offsets;
+    bytes[dataStart + b + 1] ^= 0x10;
+    writeFileSync(path, bytes);
+    const file = SafetensorsFile.open(path);
+    try {
+      expect(Array.from(file.read('a').data as Float32Array)).toEqual([1, 2, 3, 4]);
+      expect(() => file.read('b')).toThrow(SafetensorsError);
+      expect(() => file.read('b')).toThrow(new RegExp(`^${path}: tensor 'b': checksum mismatch`));
+    } finally {
+      file.close();
+    }
+    expect(() => decodeSafetensors(bytes, path)).toThrow(/tensor 'b': checksum mismatch/);
+  });
+
+  it('refuses a header whose values changed (same length), though the JSON still parses', () => {
+    const path = written({ progress: '{"step":100}' });
+    const text = readFileSync(path).toString('latin1').replace('\\"step\\":100', '\\"step\\":900');
+    writeFileSync(path, Buffer.from(text, 'latin1'));
+    expect(() => SafetensorsFile.open(path)).toThrow(/header checksum mismatch/);
+  });
+
+  it('refuses a file whose checksum entry lost its key (it is not read unchecked)', () => {
+    const path = written({ k: 'v' });
+    const text = readFileSync(path).toString('latin1').replace('"mdm.crc32"', '"mdm.cr 32"');
+    writeFileSync(path, Buffer.from(text, 'latin1'));
+    expect(() => SafetensorsFile.open(path)).toThrow(/"mdm\.cr 32" is a damaged checksum entry/);
+  });
+
+  it('accepts whitespace changes in the header padding (nothing that is read changed)', () => {
+    // A metadata length whose header the writer pads to a multiple of 8 bytes.
+    const bytes = [1, 2, 3, 4, 5, 6, 7, 8]
+      .map((i) => encodeSafetensors({ x: { dtype: 'F32', shape: [1], data: [1] } }, { k: 'v'.repeat(i) }))
+      .find((b) => rawHeader(b).text.endsWith(' '))!;
+    const { n } = rawHeader(bytes);
+    const padded = Uint8Array.from(bytes);
+    padded[8 + n - 1] = 0x0a; // a newline in place of a padding space: still valid JSON whitespace
+    expect(decodeSafetensors(padded)).toEqual(decodeSafetensors(bytes));
+  });
+
+  it('loads files without checksums (imports from other writers) unchecked', () => {
+    const data = new Uint8Array(new Float32Array([1, 2]).buffer);
+    const bytes = buildFile(
+      { __metadata__: { source: 'torch' }, x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } },
+      data,
+    );
+    const decoded = decodeSafetensors(bytes);
+    expect(Array.from(decoded.tensors.get('x')!.data as Float32Array)).toEqual([1, 2]);
+    expect(decoded.metadata).toEqual({ source: 'torch' });
+  });
+
+  it("replaces a stale checksum entry copied from another file's metadata", () => {
+    const first = SafetensorsFile.open(written({ k: 'v' }));
+    const stale = { ...first.metadata, 'mdm.crc32': '{"header":"00000000","tensors":{}}' };
+    first.close();
+    const path = written(stale);
+    expect(readSafetensors(path).metadata).toEqual({ k: 'v' });
+  });
+
+  it('names a tensor too large for one array instead of failing with "Invalid typed array length"', () => {
+    // A sparse file: the header declares a 5 GB tensor; nothing is allocated until it is read.
+    const size = 5_000_000_000;
+    const header = buildFile({ big: { dtype: 'U8', shape: [size], data_offsets: [0, size] } });
+    const path = freshPath('huge');
+    writeFileSync(path, header);
+    const fd = openSync(path, 'r+');
+    ftruncateSync(fd, header.byteLength + size);
+    closeSync(fd);
+    const file = SafetensorsFile.open(path);
+    try {
+      expect(() => file.read('big')).toThrow(/tensor 'big' is 5\.0 GB: more than one array can hold here/);
+    } finally {
+      file.close();
+      rmSync(path);
+    }
   });
 });

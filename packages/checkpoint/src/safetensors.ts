@@ -10,7 +10,17 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { constants as bufferConstants } from 'node:buffer';
 import { WriteError } from '@matryoshka-ts/core';
+import {
+  CHECKSUM_KEY,
+  type Checksums,
+  crc32,
+  crcHex,
+  headerForChecksum,
+  looksLikeChecksums,
+  parseChecksums,
+} from './checksums.js';
 import {
   DTYPE_BYTES,
   type Dtype,
@@ -30,6 +40,8 @@ export interface TensorInfo {
   begin: number;
   /** One past its last byte. */
   end: number;
+  /** CRC-32 of its bytes (8 hex digits), where the writer stored one. */
+  crc32?: string;
 }
 
 export interface SafetensorsHeader {
@@ -37,6 +49,8 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
   /** File position where the data section starts (8 + header length). */
   dataStart: number;
+  /** True when the file carries checksums (this writer's files): the header's was verified, tensors' are on read. */
+  checksummed: boolean;
 }
 
 /** The safetensors format caps the JSON header at 100 MB; larger is treated as corrupt. */
@@ -104,13 +118,43 @@ export function parseHeader(json: Uint8Array, fileSize: number, path?: string): 
     }
     tensors.set(name, { dtype: entry.dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
   }
+  // A checksum entry whose key was damaged still looks like one: never read such a file unchecked.
+  const damagedKey = Object.keys(metadata).find((k) => k !== CHECKSUM_KEY && looksLikeChecksums(metadata[k]));
+  if (damagedKey !== undefined)
+    fail(`__metadata__ key ${JSON.stringify(damagedKey)} is a damaged checksum entry`, path);
+  const checksummed = CHECKSUM_KEY in metadata;
+  if (checksummed) {
+    const sums = parseChecksums(metadata[CHECKSUM_KEY]);
+    if (!sums) fail(`__metadata__.${CHECKSUM_KEY} is damaged`, path);
+    const actual = crcHex(crc32(new TextEncoder().encode(headerForChecksum(raw as Record<string, unknown>))));
+    if (actual !== sums.header)
+      fail(
+        `header checksum mismatch (stored ${sums.header}, header has ${actual}): the header changed after writing`,
+        path,
+      );
+    for (const [name, info] of tensors) {
+      info.crc32 = sums.tensors[name];
+      if (info.crc32 === undefined) fail(`tensor '${name}' has no checksum though the file carries them`, path);
+    }
+    // Callers see their own metadata, as they wrote it.
+    const { [CHECKSUM_KEY]: _, ...rest } = metadata;
+    metadata = rest;
+  }
   const sorted = [...tensors.entries()].sort((x, y) => x[1].begin - y[1].begin || x[1].end - y[1].end);
   for (let i = 1; i < sorted.length; i++) {
     const [prevName, prev] = sorted[i - 1];
     const [name, cur] = sorted[i];
     if (cur.begin < prev.end) fail(`tensors '${prevName}' and '${name}' overlap`, path);
   }
-  return { tensors, metadata, dataStart };
+  return { tensors, metadata, dataStart, checksummed };
+}
+
+/** Refuses a tensor whose bytes do not match the checksum stored for it (a corrupt file). */
+function verifyTensor(name: string, info: TensorInfo, bytes: Uint8Array, path?: string): void {
+  if (info.crc32 === undefined) return;
+  const actual = crcHex(crc32(bytes));
+  if (actual !== info.crc32)
+    fail(`tensor '${name}': checksum mismatch (stored ${info.crc32}, data has ${actual}): the file is corrupt`, path);
 }
 
 /** Decodes a whole safetensors file held in memory. */
@@ -123,11 +167,9 @@ export function decodeSafetensors(
   const tensors = new Map<string, TensorEntry>();
   for (const [name, info] of header.tensors) {
     const count = info.shape.reduce((a, d) => a * d, 1);
-    tensors.set(name, {
-      dtype: info.dtype,
-      shape: info.shape,
-      data: decodeElements(info.dtype, bytes.subarray(info.begin, info.end), count),
-    });
+    const data = bytes.subarray(info.begin, info.end);
+    verifyTensor(name, info, data, path);
+    tensors.set(name, { dtype: info.dtype, shape: info.shape, data: decodeElements(info.dtype, data, count) });
   }
   return { tensors, metadata: header.metadata };
 }
@@ -187,8 +229,16 @@ export class SafetensorsFile {
   read(name: string): TensorEntry {
     if (this.fd === null) throw new SafetensorsError('file is closed', this.path);
     const info = this.info(name);
-    const bytes = new Uint8Array(info.end - info.begin);
+    const size = info.end - info.begin;
+    if (size > bufferConstants.MAX_LENGTH) {
+      throw new SafetensorsError(
+        `tensor '${name}' is ${gb(size)}: more than one array can hold here (${gb(bufferConstants.MAX_LENGTH)})`,
+        this.path,
+      );
+    }
+    const bytes = new Uint8Array(size);
     readFully(this.fd, bytes, info.begin, this.path);
+    verifyTensor(name, info, bytes, this.path);
     const count = info.shape.reduce((a, d) => a * d, 1);
     return { dtype: info.dtype, shape: info.shape, data: decodeElements(info.dtype, bytes, count) };
   }
@@ -198,6 +248,8 @@ export class SafetensorsFile {
     this.fd = null;
   }
 }
+
+const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
 
 function readFully(fd: number, into: Uint8Array, position: number, path: string): void {
   let done = 0;
@@ -233,19 +285,31 @@ function plan(tensors: Map<string, TensorToWrite> | Record<string, TensorToWrite
   entries.sort((a, b) => DTYPE_BYTES[b[1].dtype] - DTYPE_BYTES[a[1].dtype] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   // No prototype: on a plain object, `header['__proto__'] = …` would set the prototype and drop the tensor.
   const header: Record<string, unknown> = Object.create(null);
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  // A checksum entry copied from another file's metadata is stale: this write makes its own.
+  const { [CHECKSUM_KEY]: _, ...userMetadata } = metadata ?? {};
+  if (Object.keys(userMetadata).length > 0) header.__metadata__ = userMetadata;
   let offset = 0;
   for (const [name, t] of entries) {
     const bytes = t.data.length * DTYPE_BYTES[t.dtype];
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const jsonBytes = new TextEncoder().encode(json);
-  const prefix = new Uint8Array(8 + jsonBytes.byteLength);
-  new DataView(prefix.buffer).setBigUint64(0, BigInt(jsonBytes.byteLength), true);
-  prefix.set(jsonBytes, 8);
+  const headerCrc = crcHex(crc32(new TextEncoder().encode(JSON.stringify(header))));
+  // The file's first bytes: length, then the header with these tensor checksums (fixed width:
+  // any checksums give the same length, so placeholders can be overwritten in place).
+  const prefix = (tensorCrcs: Record<string, string>): Uint8Array => {
+    const sums: Checksums = { header: headerCrc, tensors: tensorCrcs };
+    const full: Record<string, unknown> = Object.create(null);
+    full.__metadata__ = { ...userMetadata, [CHECKSUM_KEY]: JSON.stringify(sums) };
+    for (const [name] of entries) full[name] = header[name];
+    let json = JSON.stringify(full);
+    json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+    const jsonBytes = new TextEncoder().encode(json);
+    const out = new Uint8Array(8 + jsonBytes.byteLength);
+    new DataView(out.buffer).setBigUint64(0, BigInt(jsonBytes.byteLength), true);
+    out.set(jsonBytes, 8);
+    return out;
+  };
   return { entries, prefix, dataBytes: offset };
 }
 
@@ -255,11 +319,12 @@ export function encodeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   const { entries, prefix, dataBytes } = plan(tensors, metadata);
-  const out = new Uint8Array(prefix.byteLength + dataBytes);
-  out.set(prefix, 0);
-  let at = prefix.byteLength;
-  for (const [, t] of entries) {
-    const bytes = encodeElements(t.dtype, t.data as ArrayLike<number | bigint>);
+  const data = entries.map(([, t]) => encodeElements(t.dtype, t.data as ArrayLike<number | bigint>));
+  const first = prefix(Object.fromEntries(entries.map(([name], i) => [name, crcHex(crc32(data[i]))])));
+  const out = new Uint8Array(first.byteLength + dataBytes);
+  out.set(first, 0);
+  let at = first.byteLength;
+  for (const bytes of data) {
     out.set(bytes, at);
     at += bytes.byteLength;
   }
@@ -267,9 +332,10 @@ export function encodeSafetensors(
 }
 
 /**
- * Writes a safetensors file atomically: tensors are streamed one at a time into `<path>.tmp-<pid>`,
- * which is flushed to disk and then renamed over `path`, so a crash never leaves a half-written
- * file in place of the last good one.
+ * Writes a safetensors file atomically: tensors are streamed one at a time into `<path>.tmp-<pid>`
+ * (each one's CRC-32 taken on the way; the header, written first with placeholders of the same
+ * length, is rewritten with them at the end), which is flushed to disk and then renamed over
+ * `path`, so a crash never leaves a half-written file in place of the last good one.
  */
 export function writeSafetensors(
   path: string,
@@ -285,8 +351,17 @@ export function writeSafetensors(
     throw new WriteError(tmp, error);
   }
   try {
-    writeFully(fd, prefix);
-    for (const [, t] of entries) writeFully(fd, encodeElements(t.dtype, t.data as ArrayLike<number | bigint>));
+    const placeholder = prefix(Object.fromEntries(entries.map(([name]) => [name, '00000000'])));
+    writeFully(fd, placeholder, 0);
+    const crcs: Record<string, string> = {};
+    let at = placeholder.byteLength;
+    for (const [name, t] of entries) {
+      const bytes = encodeElements(t.dtype, t.data as ArrayLike<number | bigint>);
+      crcs[name] = crcHex(crc32(bytes));
+      writeFully(fd, bytes, at);
+      at += bytes.byteLength;
+    }
+    writeFully(fd, prefix(crcs), 0);
     fsyncSync(fd);
   } catch (error) {
     closeSync(fd);
@@ -350,10 +425,10 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function writeFully(fd: number, bytes: Uint8Array): void {
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
   let done = 0;
   while (done < bytes.byteLength) {
-    done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.byteLength - done));
+    done += writeSync(fd, bytes, done, Math.min(IO_CHUNK, bytes.byteLength - done), position + done);
   }
 }
 

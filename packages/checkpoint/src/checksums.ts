@@ -1,0 +1,79 @@
+import * as zlib from 'node:zlib';
+
+/**
+ * The metadata key under which this writer stores CRC-32s: of the header (every field but this
+ * one) and of each tensor's bytes. Files without it (imports, other writers) load unchecked.
+ */
+export const CHECKSUM_KEY = 'mdm.crc32';
+
+export interface Checksums {
+  /** CRC-32 of the header's JSON with this key removed (see `headerForChecksum`). */
+  header: string;
+  /** CRC-32 of each tensor's bytes, by tensor name. */
+  tensors: Record<string, string>;
+}
+
+// zlib.crc32 (Node ≥ 20.15) runs at memory speed; older Node 20 releases get a table-driven one.
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+let table: Uint32Array | undefined;
+
+function tableCrc32(data: Uint8Array, value: number): number {
+  if (!table) {
+    table = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table[n] = c >>> 0;
+    }
+  }
+  let c = ~value >>> 0;
+  for (let i = 0; i < data.byteLength; i++) c = table[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** CRC-32 (zip's polynomial) of `data`, continuing from `value` for data that comes in pieces. */
+export function crc32(data: Uint8Array, value = 0): number {
+  return nativeCrc32 ? nativeCrc32(data, value) >>> 0 : tableCrc32(data, value);
+}
+
+/** Eight lowercase hex digits: fixed width, so a header's length is known before its checksums are. */
+export function crcHex(value: number): string {
+  return value.toString(16).padStart(8, '0');
+}
+
+/**
+ * The text a header checksum covers: the header's JSON without the checksum entry (and without
+ * `__metadata__` when that entry was its only field), as `JSON.stringify` writes it. Writer and
+ * reader build it the same way, so whitespace and padding never matter, and any changed value does.
+ */
+export function headerForChecksum(header: Record<string, unknown>): string {
+  const metadata = header.__metadata__ as Record<string, string> | undefined;
+  if (!metadata || !(CHECKSUM_KEY in metadata)) return JSON.stringify(header);
+  const { [CHECKSUM_KEY]: _, ...rest } = metadata;
+  const copy: Record<string, unknown> = Object.create(null);
+  for (const [key, value] of Object.entries(header)) {
+    if (key !== '__metadata__') copy[key] = value;
+    else if (Object.keys(rest).length > 0) copy[key] = rest;
+  }
+  return JSON.stringify(copy);
+}
+
+/** True for a value written as a checksum entry (it starts as one), whatever key it sits under. */
+export function looksLikeChecksums(text: string): boolean {
+  return text.startsWith('{"header":"');
+}
+
+/** Parses a stored checksum entry; undefined if it is not one this writer made. */
+export function parseChecksums(text: string): Checksums | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const v = value as Partial<Checksums> | null;
+  const hex = (s: unknown) => typeof s === 'string' && /^[0-9a-f]{8}$/.test(s);
+  if (!v || typeof v !== 'object' || !hex(v.header) || !v.tensors || typeof v.tensors !== 'object') return undefined;
+  if (!Object.values(v.tensors).every(hex)) return undefined;
+  return v as Checksums;
+}

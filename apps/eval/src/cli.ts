@@ -222,6 +222,7 @@ program
   .option('--seed <n>', 'seed', number('--seed'), 0)
   .option('--aug-level <L>', "cascaded runs: the low-resolution input's augmentation level", integer('--aug-level'))
   .option('--fps <n>', "video levels: frame rate of each clip's GIF", number('--fps'))
+  .option('--allow-nonfinite', 'generate even if weights hold NaN or Inf (refused by default, naming the tensors)')
   .addOption(new Option('--backend <name>', 'tfjs backend (default: the run config)').choices([...BACKEND_NAMES]))
   .action(async (o) => {
     await initBackend({ backend: o.backend ?? runBackend(o.run) });

@@ -15,6 +15,8 @@ export interface GenerateCommandOptions {
   /** Class labels: a comma list, or `all` (cycled to n). */
   labels?: string;
   guidance?: number;
+  /** Generate from weights holding NaN or Inf anyway (warned) instead of refusing them. */
+  allowNonfinite?: boolean;
   steps?: number;
   sampler?: 'ddpm' | 'ddim';
   threshold?: 'none' | 'clip' | 'dynamic' | 'dynamic-deepfloyd';
@@ -120,7 +122,7 @@ function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: 
 export async function generateCommand(options: GenerateCommandOptions): Promise<GenerateResult> {
   if (!Number.isInteger(options.n) || options.n < 1)
     throw new ConfigError(`--n must be a positive integer, got ${options.n}`);
-  const run = options.opened ?? (await openRun(options.run));
+  const run = options.opened ?? (await openRun(options.run, { allowNonFinite: options.allowNonfinite }));
   const config = run.config;
   const resolution = options.resolution ?? run.resolutions[0];
   const level = run.resolutions.indexOf(resolution);

@@ -10,7 +10,7 @@ import {
   type TrainConfigInput,
   applyOverride,
   dataCheck,
-  loadCheckpoint,
+  readCheckpointInfo,
   parseRunConfig,
   readConfigFile,
   prepareFreshRunFolder,
@@ -118,7 +118,7 @@ program
       // A multi-stage run keeps its config next to run.json; a single run in its checkpoint.
       config = readRunManifest(out)
         ? (readConfigFile(join(out, 'config.json')) as TrainConfig)
-        : loadCheckpoint(join(out, 'checkpoint.safetensors')).config;
+        : readCheckpointInfo(join(out, 'checkpoint.safetensors')).config;
       // Scripts may repeat the original flags; they must describe the same run.
       if (options.preset || options.config || options.set.length || options.seed !== undefined || options.initFrom) {
         const { backend: _a, ...wanted } = fresh().config;
@@ -185,6 +185,7 @@ program
   )
   .option('--seed <n>', 'seed of the starting noise', int, 0)
   .option('--no-ema', 'use the raw weights instead of the EMA')
+  .option('--allow-nonfinite', 'sample even if weights hold NaN or Inf (refused by default, naming the tensors)')
   .option('--out <file>', 'PNG path (default <run>/sample.png)')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES))
   .action(async (options) => {

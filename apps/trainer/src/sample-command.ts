@@ -24,6 +24,8 @@ export interface SampleCommandOptions {
   out?: string;
   seed: number;
   ema: boolean;
+  /** Sample weights holding NaN or Inf anyway (warned) instead of refusing them. */
+  allowNonfinite?: boolean;
   backend?: BackendName;
 }
 
@@ -35,7 +37,7 @@ export interface SampleCommandOptions {
  */
 export async function sampleCommand(options: SampleCommandOptions): Promise<string> {
   await initBackend({ backend: options.backend ?? runBackend(options.run) });
-  const run = await openRun(options.run, { ema: options.ema });
+  const run = await openRun(options.run, { ema: options.ema, allowNonFinite: options.allowNonfinite });
   const { config, conditioner } = run;
   let captions: string[];
   let labels: number[];

@@ -43,8 +43,15 @@ export { TrainingDivergedError, lossOptionsOf, train } from './train.js';
 export { requireBackend } from './require-backend.js';
 export type { TrainOptions, TrainResult } from './train.js';
 export type { StepMetrics } from './run-log.js';
-export { listSnapshots, loadCheckpoint, readCheckpointInfo, saveCheckpoint, snapshotPath } from './run-checkpoint.js';
-export type { LoadedCheckpoint, TrainProgress, TrainTensors } from './run-checkpoint.js';
+export {
+  listSnapshots,
+  loadCheckpoint,
+  nonFiniteTensors,
+  readCheckpointInfo,
+  saveCheckpoint,
+  snapshotPath,
+} from './run-checkpoint.js';
+export type { LoadSelection, LoadedCheckpoint, TrainProgress, TrainTensors } from './run-checkpoint.js';
 
 // Conditioning and data.
 export { concatConditioning, conditionBatch, nullCondition } from './conditioning.js';
@@ -60,7 +67,7 @@ export { openRun, runBackend, runCheckpointPath } from './open-run.js';
 export { weightsFromRun } from './init-from.js';
 export { checkProgress, prepareFreshRunFolder } from './run-folder.js';
 export type { InitialWeights } from './init-from.js';
-export type { OpenRun, RunGenerateOptions } from './open-run.js';
+export type { OpenRun, OpenRunOptions, RunGenerateOptions } from './open-run.js';
 export { generate } from './generate.js';
 export type { GenerateOptions, LevelSamples } from './generate.js';
 export { sampleGridPng } from './grid.js';

@@ -10,7 +10,7 @@ import {
 } from '@matryoshka-ts/core';
 import type { ImageDataset } from '@matryoshka-ts/data';
 import { bundledDataset } from './data-source.js';
-import { NestedUNet, resolveConfig, paramsFrom } from '@matryoshka-ts/nested-unet';
+import { NestedUNet, nestedUNetSpecs, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
 import type { Conditioner } from './conditioning.js';
 import {
@@ -24,7 +24,7 @@ import {
 import { type GenerateOptions, type LevelSamples, generate } from './generate.js';
 import { openConditioner } from './frozen-encoder.js';
 import { levelsOf, phaseLevel, phaseModelConfig } from './phases.js';
-import { type TrainProgress, loadCheckpoint, readCheckpointInfo } from './run-checkpoint.js';
+import { type TrainProgress, loadCheckpoint, nonFiniteTensors, readCheckpointInfo } from './run-checkpoint.js';
 import { requireBackend } from './require-backend.js';
 import { openStagedRun } from './open-staged-run.js';
 import { readRunManifest } from './run-manifest.js';
@@ -89,28 +89,55 @@ export function runBackend(path: string): BackendName {
   return readCheckpointInfo(runCheckpointPath(path)).config.backend;
 }
 
+/** Weights with NaN or Inf sample noise: refuse them naming the tensors, or warn when asked to go on. */
+function refuseNonFinite(file: string, group: string, weights: Map<string, Float32Array>, allow: boolean): void {
+  const bad = nonFiniteTensors(weights);
+  if (bad.length === 0) return;
+  const list = bad
+    .slice(0, 3)
+    .map((b) => `'${group}/${b.name}' (${b.count} of ${b.size} values)`)
+    .join(', ');
+  const text = `${file}: ${bad.length} weight tensor${bad.length === 1 ? '' : 's'} hold NaN or Inf: ${list}${
+    bad.length > 3 ? `, and ${bad.length - 3} more` : ''
+  }`;
+  if (!allow) throw new CheckpointError(`${text}; samples would be noise (pass --allow-nonfinite to sample anyway)`);
+  process.stderr.write(`warning: ${text}; sampling anyway (--allow-nonfinite)\n`);
+}
+
 /**
  * Opens a run directory (its checkpoint.safetensors) or one checkpoint/snapshot file on the active
  * backend, and builds the model of the phase the checkpoint was written in.
  */
-export async function openRun(path: string, options: { ema?: boolean } = {}): Promise<OpenRun> {
+export interface OpenRunOptions {
+  /** Sample with the EMA weights (default) or the raw ones. */
+  ema?: boolean;
+  /** Open weights holding NaN or Inf anyway (with a warning) instead of refusing them. */
+  allowNonFinite?: boolean;
+}
+
+export async function openRun(path: string, options: OpenRunOptions = {}): Promise<OpenRun> {
   requireBackend();
   const manifest = existsSync(path) && statSync(path).isDirectory() ? readRunManifest(path) : undefined;
   if (manifest) return openStagedRun(path, manifest, (stage) => openRun(stage, options));
   const file = runCheckpointPath(path);
-  const ckpt = loadCheckpoint(file);
-  const config = parseTrainConfig(ckpt.config);
+  // The header first: the model it describes says which tensors to read (no optimizer state, nothing unused).
+  const info = readCheckpointInfo(file);
+  const config = parseTrainConfig(info.config);
   const full = modelConfigOf(config);
-  const from = phaseLevel(full, config.phases[ckpt.progress.phase], ckpt.progress.phase);
+  const from = phaseLevel(full, config.phases[info.progress.phase], info.progress.phase);
+  const modelConfig = phaseModelConfig(full, from);
   const all = levelsOf(full).map((l) => l.resolution);
   const ema = options.ema ?? true;
+  const names = new Set(nestedUNetSpecs(modelConfig).map((s) => s.name));
+  const ckpt = loadCheckpoint(file, { groups: [ema ? 'ema' : 'params'], names });
   const weights = ema ? ckpt.values.ema : ckpt.values.params;
   if (weights.size === 0) {
     throw new CheckpointError(
       `${file} holds no ${ema ? 'EMA' : 'raw'} weights${ema ? '' : ' (snapshots keep only the EMA weights)'}`,
     );
   }
-  const model = new NestedUNet(phaseModelConfig(full, from), { weights });
+  refuseNonFinite(file, ema ? 'ema' : 'model', weights, options.allowNonFinite ?? false);
+  const model = new NestedUNet(modelConfig, { weights });
   let dataset: ImageDataset | undefined;
   const conditioner = await openConditioner(config, full, (line) => process.stderr.write(`${line}\n`));
   const params = paramsFrom(model.params);

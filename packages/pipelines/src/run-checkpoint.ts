@@ -91,8 +91,18 @@ function openCheckpoint(path: string): SafetensorsFile {
   return file;
 }
 
-/** Reads a checkpoint written by `saveCheckpoint`. */
-export function loadCheckpoint(path: string): LoadedCheckpoint {
+/** Which tensors `loadCheckpoint` reads: some groups, and within them some names (default: all). */
+export interface LoadSelection {
+  groups?: Array<keyof TrainTensors>;
+  /** Parameter names to read; others in the file (unused by the model being built) are never read. */
+  names?: ReadonlySet<string>;
+}
+
+/**
+ * Reads a checkpoint written by `saveCheckpoint`: only the tensors selected (sampling needs the
+ * EMA weights alone, not the optimizer state), each verified against its stored checksum.
+ */
+export function loadCheckpoint(path: string, select: LoadSelection = {}): LoadedCheckpoint {
   const file = openCheckpoint(path);
   try {
     const values = {
@@ -102,17 +112,46 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
       adamV: new Map(),
     } as LoadedCheckpoint['values'];
     const shapes = new Map<string, number[]>();
+    const groups = select.groups ?? (Object.keys(GROUPS) as Array<keyof TrainTensors>);
     for (const key of file.names) {
       const slash = key.indexOf('/');
-      const group = (Object.keys(GROUPS) as Array<keyof TrainTensors>).find((g) => GROUPS[g] === key.slice(0, slash));
-      if (!group) continue;
+      const group = groups.find((g) => GROUPS[g] === key.slice(0, slash));
+      const name = key.slice(slash + 1);
+      if (!group || (select.names && !select.names.has(name))) continue;
       const entry = file.read(key);
-      values[group].set(key.slice(slash + 1), toFloat32(entry.data));
-      shapes.set(key.slice(slash + 1), entry.shape);
+      values[group].set(name, toFloat32(entry.data));
+      shapes.set(name, entry.shape);
     }
-    return { progress: JSON.parse(file.metadata.progress), config: JSON.parse(file.metadata.config), values, shapes };
+    return { progress: parseMetadata(file, 'progress'), config: parseMetadata(file, 'config'), values, shapes };
   } finally {
     file.close();
+  }
+}
+
+/**
+ * The tensors holding NaN or ±Inf, with how many of their values are: weights that would sample
+ * noise (a diverged run, a damaged file), to refuse or warn about before any work.
+ */
+export function nonFiniteTensors(
+  values: Map<string, Float32Array>,
+): Array<{ name: string; count: number; size: number }> {
+  const found: Array<{ name: string; count: number; size: number }> = [];
+  for (const [name, v] of values) {
+    let count = 0;
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) count++;
+    if (count > 0) found.push({ name, count, size: v.length });
+  }
+  return found;
+}
+
+/** A JSON metadata field of a checkpoint, or a CheckpointError naming the file and the field. */
+function parseMetadata<T>(file: SafetensorsFile, field: 'progress' | 'config'): T {
+  const text = file.metadata[field];
+  if (text === undefined) throw new CheckpointError(`${file.path}: the header has no '${field}'`);
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new CheckpointError(`${file.path}: the header's '${field}' is not valid JSON (${(error as Error).message})`);
   }
 }
 
@@ -123,7 +162,7 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
 export function readCheckpointInfo(path: string): { progress: TrainProgress; config: TrainConfig } {
   const file = openCheckpoint(path);
   try {
-    return { progress: JSON.parse(file.metadata.progress), config: JSON.parse(file.metadata.config) };
+    return { progress: parseMetadata(file, 'progress'), config: parseMetadata(file, 'config') };
   } finally {
     file.close();
   }

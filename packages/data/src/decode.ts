@@ -1,6 +1,7 @@
 import { DataError } from '@matryoshka-ts/core';
 import { spawn, spawnSync } from 'node:child_process';
 import sharp from 'sharp';
+import { ImageTooLargeError, MAX_INPUT_PIXELS, checkPixelLimit } from './image-limit.js';
 
 /**
  * Decoding of training inputs to uint8 RGB, HWC (video: frames × H × W × 3), with the paper's
@@ -12,6 +13,8 @@ import sharp from 'sharp';
 export interface DecodeImageOptions {
   /** Mirror left–right after the crop. */
   flip?: boolean;
+  /** Most pixels (width × height) the input may declare (default `MAX_INPUT_PIXELS`, sharp's default). */
+  maxPixels?: number;
 }
 
 /**
@@ -24,6 +27,8 @@ export interface DecodeImageOptions {
  * ⌈excess/2⌉), and the resized long side is rounded, not floored. EXIF orientation is NOT applied,
  * as in the reference reader. Throws on a corrupt or truncated file (libvips' warnings, such as a
  * premature end of a JPEG, count as errors: sharp's default `failOn: 'warning'`); callers count it.
+ * An image whose header declares more than `maxPixels` pixels throws an `ImageTooLargeError` (a
+ * DataError with the size and the limit) before anything is decoded.
  */
 export async function decodeImage(
   bytes: Uint8Array,
@@ -33,17 +38,36 @@ export async function decodeImage(
   if (!(Number.isInteger(size) && size > 0))
     throw new Error(`decodeImage: size must be a positive integer, got ${size}`);
   if (bytes.length === 0) throw new DataError('decodeImage: empty input');
-  let image = sharp(bytes)
+  const limit = checkPixelLimit(options.maxPixels ?? MAX_INPUT_PIXELS);
+  let image = sharp(bytes, { limitInputPixels: limit })
     .flatten({ background: { r: 255, g: 255, b: 255 } })
     .toColourspace('srgb')
     // fastShrinkOnLoad off: JPEG shrink-on-load would decode at 1/2…1/8 scale first and round
     // the scaled size down, a different (blockier) result from a full decode and one resize.
     .resize(size, size, { fit: 'cover', position: 'centre', kernel: 'lanczos3', fastShrinkOnLoad: false });
   if (options.flip) image = image.flop(); // sharp's flop is the horizontal mirror (flip is vertical)
-  const { data, info } = await image.raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await image
+    .raw()
+    .toBuffer({ resolveWithObject: true })
+    .catch(async (error: unknown) => {
+      throw await overLimit(bytes, limit, error);
+    });
   if (info.width !== size || info.height !== size || info.channels !== 3)
     throw new Error(`decodeImage: got ${info.width}×${info.height}×${info.channels}, expected ${size}×${size}×3`);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * sharp's "Input image exceeds pixel limit" as an `ImageTooLargeError` with the declared size (read
+ * from the header again, without the limit); any other error as it is.
+ */
+async function overLimit(bytes: Uint8Array, limit: number, error: unknown): Promise<unknown> {
+  if (!(error instanceof Error && error.message.includes('exceeds pixel limit'))) return error;
+  const meta = await sharp(bytes, { limitInputPixels: false })
+    .metadata()
+    .catch(() => undefined);
+  if (meta?.width === undefined || meta.height === undefined) return error;
+  return new ImageTooLargeError(meta.width, meta.height, limit, { cause: error });
 }
 
 export interface VideoClipOptions {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Example, ImageDataset } from './dataset.js';
+import { IMAGE_TOO_LARGE, ImageTooLargeError } from './image-limit.js';
 import { type RgbImage, decodePng, downsampleBox } from './png.js';
 
 interface EmojiEntry {
@@ -84,8 +85,9 @@ export function emojiDownsampleFactor(resolution: number, what: string): number 
 
 /**
  * Reads and decodes one bundled emoji to 64×64 RGB (transparency composited over `background`,
- * default white), or counts why not in `skipped` ('missing file', 'wrong size', 'corrupt image')
- * and returns undefined.
+ * default white), or counts why not in `skipped` ('missing file', 'wrong size', 'image too large'
+ * — a header declaring more than `MAX_INPUT_PIXELS` pixels, not decoded —, 'corrupt image') and
+ * returns undefined.
  */
 export function readEmojiImage(
   imageDir: string,
@@ -107,8 +109,9 @@ export function readEmojiImage(
       return undefined;
     }
     return rgb;
-  } catch {
-    skipped['corrupt image'] = (skipped['corrupt image'] ?? 0) + 1;
+  } catch (error) {
+    const reason = error instanceof ImageTooLargeError ? IMAGE_TOO_LARGE : 'corrupt image';
+    skipped[reason] = (skipped[reason] ?? 0) + 1;
     return undefined;
   }
 }

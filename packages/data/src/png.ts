@@ -1,4 +1,5 @@
 import { PNG } from 'pngjs';
+import { ImageTooLargeError, MAX_INPUT_PIXELS, checkPixelLimit } from './image-limit.js';
 
 /** An 8-bit RGB image, row-major [H, W, 3]. */
 export interface RgbImage {
@@ -9,9 +10,18 @@ export interface RgbImage {
 
 /**
  * Decodes a PNG (any colour type, palette with transparency included) to RGB, compositing
- * transparent pixels over `background`. Throws on a corrupt or truncated file.
+ * transparent pixels over `background`. Throws on a corrupt or truncated file, and an
+ * `ImageTooLargeError` before decoding when the header declares more than `maxPixels` pixels
+ * (pngjs has no limit of its own: a 68-byte PNG declaring 30000×30000 would allocate gigabytes).
  */
-export function decodePng(bytes: Uint8Array, background: [number, number, number] = [255, 255, 255]): RgbImage {
+export function decodePng(
+  bytes: Uint8Array,
+  background: [number, number, number] = [255, 255, 255],
+  maxPixels = MAX_INPUT_PIXELS,
+): RgbImage {
+  const declared = pngSize(bytes);
+  if (declared && declared.width * declared.height > checkPixelLimit(maxPixels))
+    throw new ImageTooLargeError(declared.width, declared.height, maxPixels);
   const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   const { width, height, data } = png; // RGBA, 8 bits per channel
   const out = new Uint8Array(width * height * 3);
@@ -20,6 +30,16 @@ export function decodePng(bytes: Uint8Array, background: [number, number, number
     for (let c = 0; c < 3; c++) out[j + c] = Math.round(data[i + c] * a + background[c] * (1 - a));
   }
   return { width, height, data: out };
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** The size an IHDR chunk declares (it must come first), or undefined when the bytes do not start so. */
+function pngSize(bytes: Uint8Array): { width: number; height: number } | undefined {
+  if (bytes.length < 24 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) return undefined;
+  if (String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
 /** Encodes an RGB image as PNG bytes. */

@@ -11,58 +11,160 @@ export interface TarMember {
   size: number;
 }
 
+/** A member with its data, as `readTar` gives it. */
+export interface TarEntry extends TarMember {
+  data: Uint8Array;
+}
+
+/** Everything `readTar` found: the regular members in stored order, and what was skipped by reason. */
+export interface TarContents {
+  members: TarEntry[];
+  skipped: SkipCounts;
+}
+
+/**
+ * Reads up to `length` bytes at `position` of a tar of known size: fewer only at its end; it may
+ * throw on an I/O error (`tarMembers` counts that as 'unreadable file').
+ */
+export type TarRead = (position: number, length: number) => Promise<Uint8Array>;
+
 const BLOCK = 512;
+/**
+ * The most bytes a GNU long name or a pax extended header may hold; real ones hold a path or a few
+ * records (well under a kilobyte). A bigger one is counted as 'corrupt tar' rather than read into
+ * memory, so a damaged size field cannot make the listing allocate a large part of the shard.
+ */
+export const MAX_TAR_METADATA_BYTES = 1 << 20;
 
 /**
  * Lists the regular members of a tar (ustar, GNU and pax) in stored order, reading only the headers
  * and seeking over the data, so listing a shard of 1,000 images costs a few thousand 512-byte reads,
  * not the shard. A damaged archive is listed up to the damage, then counted once in `skipped` and
- * left; nothing here throws. Reasons: 'unreadable file' (cannot be opened), 'empty file' (0 bytes),
- * 'truncated tar' (a header or a member's data runs past the end), 'corrupt tar' (a bad header
- * checksum or size field). An archive of only end blocks is simply empty.
+ * left; nothing here throws. Reasons: 'unreadable file' (cannot be opened or read, or not a regular
+ * file), 'empty file' (0 bytes), 'truncated tar' (a header or a member's data runs past the end, or
+ * the archive ends after a long name or pax header, before the member it names), 'corrupt tar' (a
+ * bad header checksum or size field, a malformed pax header, a long name or pax header over
+ * `MAX_TAR_METADATA_BYTES`). An archive of only end blocks is simply empty. Every header's checksum
+ * is checked, so a damaged header is never read as another name or size; damage inside a member's
+ * data cannot be detected (tar has no data checksum) and is left to the decoder.
  */
 export async function* scanTar(path: string, skipped: SkipCounts): AsyncGenerator<TarMember> {
+  const tar = await openTar(path, skipped);
+  if (!tar) return;
+  try {
+    yield* tarMembers(tar.read, tar.size, skipped);
+  } finally {
+    await tar.file.close();
+  }
+}
+
+/**
+ * Reads every regular member of a tar — a file (`path`) or its bytes — with its data: the listing
+ * of `scanTar` (same names, same skip reasons, counted in the `skipped` it returns), then each
+ * listed member's data. Memory is at most the archive's size: no member is read that does not lie
+ * whole inside the archive, whatever its header claims. From bytes the members' `data` are views
+ * into them and nothing throws; from a file, only a read that fails or comes back short after the
+ * listing (the file changed meanwhile) throws, as a DataError naming the file.
+ */
+export async function readTar(source: string | Uint8Array): Promise<TarContents> {
+  const skipped: SkipCounts = {};
+  const members: TarEntry[] = [];
+  if (typeof source !== 'string') {
+    const read: TarRead = async (position, length) => source.subarray(position, position + length);
+    for await (const m of tarMembers(read, source.length, skipped))
+      members.push({ ...m, data: source.subarray(m.offset, m.offset + m.size) });
+    return { members, skipped };
+  }
+  const tar = await openTar(source, skipped);
+  if (!tar) return { members, skipped };
+  try {
+    for await (const m of tarMembers(tar.read, tar.size, skipped)) {
+      let data: Uint8Array;
+      try {
+        data = await tar.read(m.offset, m.size);
+      } catch (error) {
+        throw new DataError(`${source}: cannot read tar member ${m.name}: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      if (data.length < m.size)
+        throw new DataError(
+          `${source}: tar member ${m.name} ends early (${data.length} of ${m.size} bytes; file changed?)`,
+        );
+      members.push({ ...m, data });
+    }
+  } finally {
+    await tar.file.close();
+  }
+  return { members, skipped };
+}
+
+/** The open tar file, its size and a reader; undefined (counted) when it cannot be read. */
+async function openTar(
+  path: string,
+  skipped: SkipCounts,
+): Promise<{ file: FileHandle; size: number; read: TarRead } | undefined> {
   let file: FileHandle;
   try {
     file = await open(path, 'r');
   } catch {
-    return countSkip(skipped, 'unreadable file');
+    return void countSkip(skipped, 'unreadable file');
   }
-  try {
-    const size = (await file.stat()).size;
-    if (size === 0) return countSkip(skipped, 'empty file');
-    yield* members(file, size, skipped);
-  } finally {
-    await file.close();
-  }
+  // A folder opens for reading on Linux, but its reads fail (EISDIR).
+  const info = await file.stat().catch(() => undefined);
+  if (info?.isFile()) return { file, size: info.size, read: (position, length) => readAt(file, position, length) };
+  await file.close().catch(() => undefined);
+  return void countSkip(skipped, 'unreadable file');
 }
 
-async function* members(file: FileHandle, size: number, skipped: SkipCounts): AsyncGenerator<TarMember> {
+/**
+ * The regular members of a tar of `size` bytes read through `read` (the listing behind `scanTar`
+ * and `readTar`, for any storage): reads only headers, long names and pax headers — each at most
+ * `MAX_TAR_METADATA_BYTES` — never member data. Skips and stops as `scanTar` describes; a read that
+ * throws is counted as 'unreadable file'.
+ */
+export async function* tarMembers(read: TarRead, size: number, skipped: SkipCounts): AsyncGenerator<TarMember> {
   let offset = 0;
-  let pending: PaxOverrides = {}; // from a GNU 'L' or pax 'x' entry, for the member after it
+  let pending: PaxOverrides | undefined; // from a GNU 'L' or pax 'x' entry, for the member after it
+  const readOr = (position: number, length: number) => read(position, length).catch(() => undefined);
+  if (size === 0) return countSkip(skipped, 'empty file');
   // Ending at a block boundary without the zero blocks is accepted, as Python's tarfile does.
   while (offset < size) {
-    const header = await readAt(file, offset, BLOCK);
+    const header = await readOr(offset, BLOCK);
+    if (!header) return countSkip(skipped, 'unreadable file');
+    // Tar writes two zero blocks at the end; the first is enough, and so is the start of one.
+    if (header.length > 0 && isZero(header)) break;
     if (header.length < BLOCK) return countSkip(skipped, 'truncated tar');
-    if (header.every((b) => b === 0)) return; // tar writes two zero blocks; the first is enough
     const entry = parseTarHeader(header);
     if (!entry) return countSkip(skipped, 'corrupt tar');
     const start = offset + BLOCK;
     const metadata = entry.type === 'L' || entry.type === 'x' || entry.type === 'g';
-    const dataSize = metadata ? entry.size : (pending.size ?? entry.size);
+    const dataSize = metadata ? entry.size : (pending?.size ?? entry.size);
     if (start + dataSize > size) return countSkip(skipped, 'truncated tar');
     offset = start + Math.ceil(dataSize / BLOCK) * BLOCK;
 
-    if (entry.type === 'L') pending = { ...pending, path: cString(await readAt(file, start, entry.size)) };
-    else if (entry.type === 'x') pending = { ...pending, ...paxOverrides(await readAt(file, start, entry.size)) };
-    else if (entry.type === 'g')
-      continue; // global pax headers never carry a member's own name
-    else {
-      const name = pending.path ?? entry.name;
-      pending = {};
-      if (entry.type === 'file') yield { name, offset: start, size: dataSize };
+    if (entry.type === 'g') continue; // global pax headers never carry a member's own name
+    if (entry.type === 'L' || entry.type === 'x') {
+      if (entry.size > MAX_TAR_METADATA_BYTES) return countSkip(skipped, 'corrupt tar');
+      const data = await readOr(start, entry.size);
+      if (!data) return countSkip(skipped, 'unreadable file');
+      if (data.length < entry.size) return countSkip(skipped, 'truncated tar');
+      const more = entry.type === 'L' ? { path: cString(data) } : paxOverrides(data);
+      if (!more) return countSkip(skipped, 'corrupt tar');
+      pending = { ...pending, ...more };
+      continue;
     }
+    const name = pending?.path ?? entry.name;
+    pending = undefined;
+    if (entry.type === 'file') yield { name, offset: start, size: dataSize };
   }
+  // A long name or pax header whose member never came: that member is lost, not silently.
+  if (pending) countSkip(skipped, 'truncated tar');
+}
+
+function isZero(block: Uint8Array): boolean {
+  for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false;
+  return true;
 }
 
 /**
@@ -136,37 +238,52 @@ function headerChecksum(header: Uint8Array): number {
   return sum;
 }
 
-/** Octal (NUL/space padded), or GNU base-256 for members of 8 GiB and more. */
+/** Octal (NUL/space padded), or GNU base-256 for members of 8 GiB and more (negative ones: undefined). */
 function parseSize(field: Uint8Array): number | undefined {
   if (!(field[0] & 0x80)) return parseOctal(field);
+  if (field[0] & 0x40) return undefined; // base-256 sign bit: a negative size
   let n = field[0] & 0x7f;
   for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
   return n;
 }
 
 function parseOctal(field: Uint8Array): number | undefined {
-  const text = new TextDecoder('latin1')
-    .decode(field)
+  const text = latin1(field)
     .replace(/[\0 ]+$/, '')
     .trim();
   return /^[0-7]*$/.test(text) ? parseInt(text || '0', 8) : undefined;
 }
+
+const latin1 = (bytes: Uint8Array) => new TextDecoder('latin1').decode(bytes);
 
 function cString(bytes: Uint8Array): string {
   const end = bytes.indexOf(0);
   return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end));
 }
 
-/** The `path` and `size` records of a pax extended header ("<length> key=value\n" records; lengths in bytes). */
-function paxOverrides(data: Uint8Array): PaxOverrides {
+/**
+ * The `path` and `size` records of a pax extended header ("<length> key=value\n" records, the length
+ * in decimal bytes counting the whole record); undefined when a record is malformed (a length that
+ * is not decimal digits, runs past the data or does not end at a newline; no key; a `size` that is
+ * not decimal digits). NUL padding after the last record is allowed.
+ */
+function paxOverrides(data: Uint8Array): PaxOverrides | undefined {
   const out: PaxOverrides = {};
-  for (let pos = 0; pos < data.length; ) {
-    const space = data.indexOf(0x20, pos);
-    const length = space < 0 ? NaN : Number(new TextDecoder().decode(data.subarray(pos, space)));
-    if (!(length > 0)) break;
-    const record = new TextDecoder().decode(data.subarray(space + 1, pos + length - 1));
+  let pos = 0;
+  while (pos < data.length && data[pos] !== 0) {
+    const space = data.subarray(pos, pos + 20).indexOf(0x20); // the length has at most 19 digits
+    if (space <= 0) return undefined;
+    const digits = latin1(data.subarray(pos, pos + space));
+    const length = /^\d+$/.test(digits) ? Number(digits) : Number.NaN;
+    // The shortest record is "<digits> k=\n".
+    if (!(length >= space + 4 && pos + length <= data.length) || data[pos + length - 1] !== 0x0a) return undefined;
+    const record = new TextDecoder().decode(data.subarray(pos + space + 1, pos + length - 1));
+    if (record.indexOf('=') <= 0) return undefined;
     if (record.startsWith('path=')) out.path = record.slice(5);
-    else if (record.startsWith('size=') && /^\d+$/.test(record.slice(5))) out.size = Number(record.slice(5));
+    else if (record.startsWith('size=')) {
+      if (!/^\d+$/.test(record.slice(5))) return undefined;
+      out.size = Number(record.slice(5));
+    }
     pos += length;
   }
   return out;

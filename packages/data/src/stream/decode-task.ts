@@ -1,4 +1,5 @@
 import { decodeImage, decodeVideoClip } from '../decode.js';
+import { IMAGE_TOO_LARGE, ImageTooLargeError } from '../image-limit.js';
 import type { ByteRange } from '../sources/source.js';
 import { readRange } from '../sources/tar.js';
 
@@ -14,6 +15,8 @@ export interface DecodeTask {
   stride: number;
   /** The ffmpeg binary for videos (default: MDM_FFMPEG, else ffmpeg on PATH). */
   ffmpeg?: string;
+  /** Most pixels an image may declare (default `MAX_INPUT_PIXELS`); a bigger one is skipped as 'image too large'. */
+  maxPixels?: number;
 }
 
 /**
@@ -25,7 +28,11 @@ export type DecodeOutcome =
   | { ok: true; pixels: Uint8Array; frames: number }
   | { ok: false; reason: string; message: string; fatal?: boolean };
 
-/** Decodes one task; never throws: a bad input becomes a skip with its reason. */
+/**
+ * Decodes one task; never throws: a bad input becomes a skip with its reason ('unreadable file',
+ * 'image too large' — its message names the file, the declared size and the limit —, 'corrupt
+ * image'; for videos 'video too short', 'unreadable video').
+ */
 export async function runDecodeTask(task: DecodeTask): Promise<DecodeOutcome> {
   if (task.video) return decodeVideo(task);
   let bytes: Uint8Array;
@@ -35,9 +42,11 @@ export async function runDecodeTask(task: DecodeTask): Promise<DecodeOutcome> {
     return skip('unreadable file', error);
   }
   try {
-    const pixels = await decodeImage(bytes, task.size, { flip: task.flip });
+    const pixels = await decodeImage(bytes, task.size, { flip: task.flip, maxPixels: task.maxPixels });
     return { ok: true, pixels, frames: 1 };
   } catch (error) {
+    if (error instanceof ImageTooLargeError)
+      return { ok: false, reason: IMAGE_TOO_LARGE, message: `${task.image.path}: ${error.message}` };
     return skip('corrupt image', error);
   }
 }

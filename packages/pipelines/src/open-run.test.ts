@@ -79,7 +79,7 @@ describe('opening a run reads only what sampling needs, and refuses broken weigh
     await expect(refused).rejects.toThrow(CheckpointError);
     await expect(openRun(path)).rejects.toThrow(
       new RegExp(
-        `1 weight tensor hold NaN or Inf: '${broken.replace('.', '\\.')}' \\(2 of \\d+ values\\).*--allow-nonfinite`,
+        `1 weight tensor holds NaN or Inf: '${broken.replace('.', '\\.')}' \\(2 of \\d+ values\\).*--allow-nonfinite`,
       ),
     );
     const run = await openRun(path, { allowNonFinite: true });

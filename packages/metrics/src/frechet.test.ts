@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FeatureStats } from './feature-stats.js';
-import { frechetDistance, frechetDistanceParts } from './frechet.js';
-import { gemmNT } from './linalg.js';
+import { covarianceDefect, frechetDistance, frechetDistanceParts } from './frechet.js';
+import { gemmNT, symmetricEigen } from './linalg.js';
 import { writeFidStats } from './npz.js';
 import { correlatedSamples, gaussian, pythonWith, runPython } from './test-helpers.js';
 
@@ -138,6 +138,62 @@ describe('frechetDistance: closed forms (no reference needed)', () => {
     expect(() => frechetDistance([0, 0], [1, 0.5, 0, 1], [0, 0], s)).toThrow(/sigma1 is not symmetric/);
     expect(() => frechetDistance([0, 0], s, [0, 0], s, { method: 'svd' as 'eigh' })).toThrow(/unknown method 'svd'/);
     expect(() => frechetDistance([], [], [], [])).toThrow(/mu1 is empty/);
+    // A negated covariance (whose distance came out 0) is refused by the cheap diagonal check.
+    const { mu, sigma } = new FeatureStats(8).add(correlatedSamples(5, 50, 8)).fidStats();
+    expect(() =>
+      frechetDistance(
+        mu,
+        sigma,
+        mu,
+        sigma.map((v) => -v),
+      ),
+    ).toThrow(/sigma2 is not positive semi-definite: its diagonal entry \[0, 0\] is -/);
+  });
+});
+
+describe('covarianceDefect: symmetric positive semi-definite within float32 rounding', () => {
+  it('accepts sample covariances, singular ones and float32-rounded ones included', () => {
+    for (const [n, d] of [
+      [400, 48],
+      [30, 64], // rank 29: eigenvalues that are 0 up to rounding
+      [2, 16],
+    ]) {
+      const { sigma } = new FeatureStats(d).add(correlatedSamples(n + d, n, d)).fidStats();
+      expect(covarianceDefect(sigma, d), `n = ${n}, d = ${d}`).toBeUndefined();
+      expect(covarianceDefect(Float32Array.from(sigma), d), `float32, n = ${n}, d = ${d}`).toBeUndefined();
+    }
+    expect(covarianceDefect(new Float64Array(9), 3)).toBeUndefined();
+    expect(covarianceDefect(diagonal([1, 0, 1e-300]), 3)).toBeUndefined();
+  });
+
+  it('refuses the rest, saying what is wrong and by how much', () => {
+    const d = 32;
+    const { sigma } = new FeatureStats(d).add(correlatedSamples(7, 200, d)).fidStats();
+    const lambda = (m: ArrayLike<number>) =>
+      Number(/smallest eigenvalue is (\S+),/.exec(covarianceDefect(m, d) ?? '')?.[1]);
+    // −Σ: the smallest eigenvalue is −λmax(Σ).
+    expect(
+      covarianceDefect(
+        sigma.map((v) => -v),
+        d,
+      ),
+    ).toMatch(/^is not positive semi-definite: its smallest eigenvalue/);
+    // Σ − (λ₀ + δ)·vvᵀ, v the eigenvector of Σ's smallest eigenvalue λ₀: the smallest becomes −δ.
+    const { values, vectorsT } = symmetricEigen(sigma, d);
+    const dent = (depth: number) =>
+      sigma.map((x, k) => x - (values[0] + depth) * vectorsT[Math.floor(k / d)] * vectorsT[k % d]);
+    expect(lambda(dent(0.01))).toBe(-0.01); // reported to 4 digits
+    // Just inside and just outside the tolerance (1e-6·tr Σ).
+    let trace = 0;
+    for (let i = 0; i < d; i++) trace += sigma[i * d + i];
+    expect(covarianceDefect(dent(0.9e-6 * trace), d)).toBeUndefined();
+    expect(lambda(dent(1.1e-6 * trace)) / (-1.1e-6 * trace)).toBeCloseTo(1, 3);
+    const skew = Float64Array.from(sigma);
+    skew[1] += 1e-3 * sigma[0];
+    expect(covarianceDefect(skew, d)).toMatch(/^is not symmetric: \|Σ − Σᵀ\| reaches \S+ at \[0, 1\]/);
+    const nan = Float64Array.from(sigma);
+    nan[d + 2] = Number.NaN;
+    expect(covarianceDefect(nan, d)).toBe('has a non-finite value (NaN) at [1, 2]');
   });
 });
 

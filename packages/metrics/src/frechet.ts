@@ -24,7 +24,10 @@ import { gemmNT, pivotedCholesky, symmetricEigen, symmetricEigenvalues, symmetri
  *
  * Both assume what every sample covariance is, symmetric positive semi-definite: directions in
  * which Σ1 is not (Cholesky pivots ≤ d·ε·max Σ1ᵢᵢ, eigenvalues ≤ d·ε·λmax) are left out of F as
- * numerical null space, and negative eigenvalues of M are clipped (see `clipped`).
+ * numerical null space, and negative eigenvalues of M are clipped (see `clipped`). Symmetry and
+ * the sign of the diagonal are checked here; the full PSD test, `covarianceDefect`, costs about
+ * a seventh of the distance per covariance and is left to whoever reads statistics from a file
+ * (`readFidStats` applies it).
  *
  * Singular covariances (fewer samples than dimensions, dead features): pytorch-fid adds
  * eps·I (eps = 1e-6) to both covariances when scipy's sqrtm of the singular product comes back
@@ -92,20 +95,81 @@ function dimensionOf(
   return d;
 }
 
-/** Symmetric working copy of a covariance; refuses one that is far from symmetric. */
-function covariance(name: string, sigma: ArrayLike<number>, d: number): Float64Array {
-  const s = toFloat64(name, sigma, d * d);
+/** Largest |Σ − Σᵀ| tolerated, relative to max |Σ|: float32 round trips and summation order leave ~1e-7. */
+const ASYMMETRY = 1e-6;
+
+/**
+ * Most negative eigenvalue tolerated, relative to Σᵢ|Σᵢᵢ| (= tr Σ for a covariance). Statistics
+ * often come from float32 (activations, or a covariance saved as float32): rounding every entry
+ * to float32 moves each eigenvalue by at most ‖E‖₂ ≤ ‖E‖_F ≤ 2⁻²⁴·‖Σ‖_F ≤ 2⁻²⁴·tr Σ ≈ 6e-8·tr Σ
+ * (‖Σ‖_F ≤ tr Σ for a PSD Σ), so 1e-6 leaves a margin of 16 for float32 arithmetic in whatever
+ * computed Σ. An eigenvalue −δ moves the distance by about δ, so what passes cannot matter.
+ */
+const NEGATIVITY = 1e-6;
+
+/** A number for a message: 4 significant digits. */
+const g = (x: number): string => String(Number(x.toPrecision(4)));
+
+function asymmetry(s: ArrayLike<number>, d: number): string | undefined {
   let maxAbs = 0;
   let maxAsym = 0;
+  let at = '';
   for (let i = 0; i < d; i++) {
     for (let j = i; j < d; j++) {
-      maxAbs = Math.max(maxAbs, Math.abs(s[i * d + j]));
-      maxAsym = Math.max(maxAsym, Math.abs(s[i * d + j] - s[j * d + i]));
+      maxAbs = Math.max(maxAbs, Math.abs(s[i * d + j]), Math.abs(s[j * d + i]));
+      const asym = Math.abs(s[i * d + j] - s[j * d + i]);
+      if (asym > maxAsym) [maxAsym, at] = [asym, `[${i}, ${j}]`];
     }
   }
-  // Float32 round trips and summation order leave ~1e-7 relative asymmetry at most.
-  if (maxAsym > 1e-6 * maxAbs)
-    throw new RangeError(`${name} is not symmetric: max |Σ − Σᵀ| = ${maxAsym} (max |Σ| = ${maxAbs})`);
+  if (maxAsym > ASYMMETRY * maxAbs)
+    return `is not symmetric: |Σ − Σᵀ| reaches ${g(maxAsym)} at ${at}, over 1e-6·max |Σ| = ${g(ASYMMETRY * maxAbs)}`;
+  return undefined;
+}
+
+function negativityTolerance(s: ArrayLike<number>, d: number): number {
+  let sum = 0;
+  for (let i = 0; i < d; i++) sum += Math.abs(s[i * d + i]);
+  return NEGATIVITY * sum;
+}
+
+/**
+ * Why `sigma` (row-major d×d) is not a covariance matrix — a non-finite value, not symmetric, or
+ * not positive semi-definite (an eigenvalue below −1e-6·tr Σ) — or undefined if it is one.
+ *
+ * The PSD test is a Cholesky factorisation of Σ + τI (τ the tolerance), which succeeds exactly
+ * when every eigenvalue of Σ exceeds −τ: d³/6 multiply-adds, ~2.5 s at d = 2048 where
+ * `frechetDistance` takes ~17 s. Only when it fails are the eigenvalues computed (another
+ * ~10 s at d = 2048), to confirm and to report the smallest.
+ */
+export function covarianceDefect(sigma: ArrayLike<number>, d: number): string | undefined {
+  if (sigma.length !== d * d) throw new RangeError(`expected ${d}×${d} = ${d * d} values, got ${sigma.length}`);
+  for (let k = 0; k < d * d; k++)
+    if (!Number.isFinite(sigma[k])) return `has a non-finite value (${sigma[k]}) at [${Math.floor(k / d)}, ${k % d}]`;
+  const asym = asymmetry(sigma, d);
+  if (asym) return asym;
+  const tol = negativityTolerance(sigma, d);
+  const shifted = symmetrized(sigma, d);
+  for (let i = 0; i < d; i++) shifted[i * d + i] += tol;
+  if (pivotedCholesky(shifted, d, { tol: 0 }).rank === d) return undefined;
+  const smallest = symmetricEigenvalues(symmetrized(sigma, d), d)[0];
+  if (smallest >= -tol) return undefined;
+  return `is not positive semi-definite: its smallest eigenvalue is ${g(smallest)}, below ${g(-tol)} (-1e-6·Σᵢ|Σᵢᵢ|)`;
+}
+
+/**
+ * Symmetric working copy of a covariance; refuses one that is far from symmetric, or has a
+ * diagonal entry below the PSD tolerance (a cheap, partial PSD test: Σᵢᵢ ≥ λmin).
+ */
+function covariance(name: string, sigma: ArrayLike<number>, d: number): Float64Array {
+  const s = toFloat64(name, sigma, d * d);
+  const asym = asymmetry(s, d);
+  if (asym) throw new RangeError(`${name} ${asym}`);
+  const tol = negativityTolerance(s, d);
+  for (let i = 0; i < d; i++)
+    if (s[i * d + i] < -tol)
+      throw new RangeError(
+        `${name} is not positive semi-definite: its diagonal entry [${i}, ${i}] is ${g(s[i * d + i])}`,
+      );
   return symmetrized(s, d);
 }
 

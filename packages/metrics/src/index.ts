@@ -1,4 +1,4 @@
-export { frechetDistance, frechetDistanceParts } from './frechet.js';
+export { covarianceDefect, frechetDistance, frechetDistanceParts } from './frechet.js';
 export type { FrechetOptions, FrechetParts } from './frechet.js';
 export { FeatureStats } from './feature-stats.js';
 export type { FeatureBatch } from './feature-stats.js';

@@ -8,6 +8,7 @@
 
 import { endianness } from 'node:os';
 import { DataError } from '@matryoshka-ts/core';
+import { printable } from './printable.js';
 
 export type NpyDtype = 'float64' | 'float32';
 
@@ -36,32 +37,39 @@ const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
 type PyValue = string | number | boolean | null | PyValue[] | { [key: string]: PyValue };
 
+/** Nesting deeper than this is refused: numpy's headers nest twice ({'shape': (…)}), and a
+ * damaged header of 10⁴ brackets must not exhaust the stack of this recursive parser. */
+const MAX_DEPTH = 16;
+
 function parsePythonLiteral(text: string): PyValue {
   let i = 0;
   const fail = (what: string): never => {
-    throw new DataError(`invalid .npy header (${what} at offset ${i}): ${JSON.stringify(text.trim())}`);
+    throw new DataError(`invalid .npy header (${what} at offset ${i}): "${printable(text.trim())}"`);
   };
   const skip = () => {
     while (i < text.length && /\s/.test(text[i])) i++;
   };
-  const value = (): PyValue => {
+  const token = /[A-Za-z_][A-Za-z_0-9]*|-?\d+L?/y;
+  const value = (depth: number): PyValue => {
+    if (depth > MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH}`);
     skip();
     const ch = text[i];
     if (ch === '{') {
       i++;
-      const out: { [key: string]: PyValue } = {};
+      // No prototype: a key such as '__proto__' is just a key.
+      const out: { [key: string]: PyValue } = Object.create(null);
       for (;;) {
         skip();
         if (text[i] === '}') {
           i++;
           return out;
         }
-        const key = value();
+        const key = value(depth + 1);
         if (typeof key !== 'string') fail('a dict key that is not a string');
         skip();
         if (text[i] !== ':') fail("a missing ':'");
         i++;
-        out[key as string] = value();
+        out[key as string] = value(depth + 1);
         skip();
         if (text[i] === ',') i++;
         else if (text[i] !== '}') fail("a missing ',' or '}'");
@@ -77,7 +85,7 @@ function parsePythonLiteral(text: string): PyValue {
           i++;
           return out;
         }
-        out.push(value());
+        out.push(value(depth + 1));
         skip();
         if (text[i] === ',') i++;
         else if (text[i] !== close) fail(`a missing ',' or '${close}'`);
@@ -90,16 +98,17 @@ function parsePythonLiteral(text: string): PyValue {
       i = end + 1;
       return s;
     }
-    const word = /^[A-Za-z_][A-Za-z_0-9]*|^-?\d+L?/.exec(text.slice(i));
+    token.lastIndex = i;
+    const word = token.exec(text);
     if (!word) return fail('an unexpected character');
     i += word[0].length;
     if (word[0] === 'True') return true;
     if (word[0] === 'False') return false;
     if (word[0] === 'None') return null;
     if (/^-?\d/.test(word[0])) return Number.parseInt(word[0], 10);
-    return fail(`an unexpected name '${word[0]}'`);
+    return fail(`an unexpected name '${printable(word[0])}'`);
   };
-  const out = value();
+  const out = value(0);
   skip();
   if (i !== text.length) fail('trailing characters');
   return out;
@@ -110,7 +119,8 @@ function dtypeOfDescr(descr: PyValue): NpyDtype {
   if (descr === '<f4') return 'float32';
   if (typeof descr !== 'string')
     throw new DataError(
-      `unsupported .npy dtype ${JSON.stringify(descr)}: structured arrays are not supported (only '<f8' and '<f4')`,
+      `unsupported .npy dtype ${printable(JSON.stringify(descr))}: structured arrays are not supported ` +
+        `(only '<f8' and '<f4')`,
     );
   if (descr === '>f8' || descr === '>f4')
     throw new DataError(
@@ -118,58 +128,75 @@ function dtypeOfDescr(descr: PyValue): NpyDtype {
         `convert with arr.astype('<f8')`,
     );
   throw new DataError(
-    `unsupported .npy dtype '${descr}': only float64 ('<f8') and float32 ('<f4') arrays are supported`,
+    `unsupported .npy dtype '${printable(descr)}': only float64 ('<f8') and float32 ('<f4') arrays are supported`,
   );
 }
 
-/** Decodes a .npy file's bytes. The data is copied (the result owns its buffer). */
-export function decodeNpy(bytes: Uint8Array): NpyArray {
+/** What a .npy header says: the array's dtype and shape, where its data starts and how long it is. */
+export interface NpyHeader {
+  dtype: NpyDtype;
+  shape: number[];
+  dataStart: number;
+  byteLength: number;
+}
+
+/**
+ * Where the data of a .npy file starts, from its first 12 bytes (the magic string, the version
+ * and the header length), so that a reader can fetch just the header before the rest.
+ */
+export function npyDataStart(bytes: Uint8Array): number {
   if (bytes.byteLength < 10 || MAGIC.some((b, i) => bytes[i] !== b))
     throw new DataError('not a .npy file (the magic string \\x93NUMPY is missing)');
-  const major = bytes[6];
-  const minor = bytes[7];
+  const [major, minor] = [bytes[6], bytes[7]];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let headerLength: number;
-  let headerStart: number;
-  if (major === 1) {
-    headerLength = view.getUint16(8, true);
-    headerStart = 10;
-  } else if (major === 2 || major === 3) {
-    if (bytes.byteLength < 12) throw new DataError('truncated .npy header');
-    headerLength = view.getUint32(8, true);
-    headerStart = 12;
-  } else {
+  if (major === 1) return 10 + view.getUint16(8, true);
+  if (major !== 2 && major !== 3)
     throw new DataError(`unsupported .npy format version ${major}.${minor} (1.0, 2.0 and 3.0 are read)`);
-  }
-  const dataStart = headerStart + headerLength;
+  if (bytes.byteLength < 12) throw new DataError('truncated .npy header');
+  return 12 + view.getUint32(8, true);
+}
+
+/** The header of a .npy file; `bytes` may stop where the data starts. */
+export function parseNpyHeader(bytes: Uint8Array): NpyHeader {
+  const dataStart = npyDataStart(bytes);
   if (dataStart > bytes.byteLength) throw new DataError('truncated .npy header');
-  const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
+  const headerStart = bytes[6] === 1 ? 10 : 12;
+  const headerText = new TextDecoder(bytes[6] === 3 ? 'utf-8' : 'latin1').decode(
+    bytes.subarray(headerStart, dataStart),
+  );
+  const excerpt = `"${printable(headerText.trim())}"`;
   const header = parsePythonLiteral(headerText);
   if (header === null || typeof header !== 'object' || Array.isArray(header))
-    throw new DataError(`invalid .npy header: not a dict: ${headerText.trim()}`);
+    throw new DataError(`invalid .npy header: not a dict: ${excerpt}`);
   for (const key of ['descr', 'fortran_order', 'shape'])
-    if (!(key in header)) throw new DataError(`invalid .npy header: no '${key}': ${headerText.trim()}`);
+    if (!(key in header)) throw new DataError(`invalid .npy header: no '${key}': ${excerpt}`);
   const dtype = dtypeOfDescr(header.descr);
   if (header.fortran_order !== false)
     throw new DataError(
       'unsupported .npy array: fortran_order is True (only C-order arrays are read); save np.ascontiguousarray(arr)',
     );
-  const shapeValue = header.shape;
-  if (!Array.isArray(shapeValue) || !shapeValue.every((s) => typeof s === 'number' && Number.isInteger(s) && s >= 0)) {
+  const shape = header.shape;
+  if (!Array.isArray(shape) || !shape.every((s) => typeof s === 'number' && Number.isSafeInteger(s) && s >= 0)) {
     throw new DataError(
-      `invalid .npy header: shape ${JSON.stringify(shapeValue)} is not a tuple of non-negative integers`,
+      `invalid .npy header: shape ${printable(JSON.stringify(shape))} is not a tuple of non-negative integers`,
     );
   }
-  const shape = shapeValue as number[];
-  const size = shape.reduce((a, b) => a * b, 1);
-  const byteLength = size * ITEMSIZE[dtype];
+  // May come out unsafe or Infinity for an absurd shape; it then matches no real byte count.
+  const byteLength = (shape as number[]).reduce((a, b) => a * b, ITEMSIZE[dtype]);
+  return { dtype, shape: shape as number[], dataStart, byteLength };
+}
+
+/** Decodes a .npy file's bytes. The data is copied (the result owns its buffer). */
+export function decodeNpy(bytes: Uint8Array): NpyArray {
+  const { dtype, shape, dataStart, byteLength } = parseNpyHeader(bytes);
   const available = bytes.byteLength - dataStart;
   if (available !== byteLength) {
     throw new DataError(
-      `.npy data size mismatch: shape (${shape.join(', ')}) of ${dtype} needs ${byteLength} bytes, ` +
+      `.npy data size mismatch: shape (${printable(shape.join(', '))}) of ${dtype} needs ${byteLength} bytes, ` +
         `the file has ${available}`,
     );
   }
+  const size = byteLength / ITEMSIZE[dtype];
   const body = bytes.subarray(dataStart, dataStart + byteLength);
   let data: Float64Array | Float32Array;
   if (LITTLE_ENDIAN_HOST) {

@@ -252,6 +252,127 @@ describe('.npz', () => {
   });
 });
 
+describe('damaged and hostile files: a one-line DataError naming the file and the array', () => {
+  /** What `f` throws, checked to be a one-line DataError (DATA_INVALID). */
+  const refusal = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (error) {
+      expect(error).toBeInstanceOf(DataError);
+      expect(error).toMatchObject({ code: 'DATA_INVALID' });
+      expect((error as Error).message).not.toMatch(/\n/);
+      return (error as Error).message;
+    }
+    throw new Error('expected a throw');
+  };
+  const at = (name: string, bytes: Uint8Array): string => {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    return path;
+  };
+
+  /** One deflated member x.npy whose zip entry declares `declared` bytes (central directory and local header). */
+  const deflatedClaiming = (npy: Uint8Array, declared: number): Uint8Array => {
+    const zip = writeZip([{ name: 'x.npy', data: npy }], { deflate: true });
+    const view = new DataView(zip.buffer);
+    view.setUint32(22, declared, true);
+    view.setUint32(view.getUint32(zip.byteLength - 6, true) + 24, declared, true);
+    return zip;
+  };
+
+  it('zip bombs: inflation stops at the declared size and at what the .npy header implies, fast', () => {
+    // 4 MiB: the .npy of three float64 values (152 bytes), then zeros. Deflated to ~4 KiB.
+    const bomb = new Uint8Array(4 << 20);
+    bomb.set(encodeNpy({ data: [1, 2, 3] }));
+    const cases: [number, RegExp][] = [
+      [152, /x\.npy' inflates to more than the 152 bytes it declares/],
+      [bomb.byteLength, /array 'x': its .npy header implies 152 bytes, its zip entry declares 4194304/],
+      [100 << 20, /x\.npy' declares 104857600 bytes, more than its \d+ deflated bytes can hold/],
+      [2 ** 32 - 2, /x\.npy' declares 4294967294 bytes, more than the 2 GiB read at most/],
+    ];
+    for (const [declared, message] of cases) {
+      const path = at(`bomb-${declared}.npz`, deflatedClaiming(bomb, declared));
+      const start = performance.now();
+      expect(refusal(() => readNpz(path))).toMatch(message);
+      expect(refusal(() => readNpz(path)).startsWith(`${path}: `)).toBe(true);
+      expect(performance.now() - start).toBeLessThan(1000);
+    }
+    // The same member, honestly declared and with a header to match, reads.
+    const zeros = encodeNpy({ data: new Float64Array((bomb.byteLength - 128) / 8) });
+    expect(readNpz(at('zeros.npz', deflatedClaiming(zeros, zeros.byteLength))).get('x')?.shape).toEqual([524272]);
+  });
+
+  it('a changed byte in array data fails the CRC-32 check, naming file and member', () => {
+    const path = join(dir, 'crc.npz');
+    writeFidStats(path, { mu: [0, 0], sigma: [1, 0, 0, 1] });
+    const bytes = readFileSync(path);
+    bytes[bytes.byteLength - 22 - (46 + 6) - (46 + 9) - 3] ^= 0x10; // inside sigma's last float64
+    writeFileSync(path, bytes);
+    expect(refusal(() => readNpz(path))).toBe(
+      `${path}: array 'sigma': zip member 'sigma.npy' fails its CRC-32 check (the file is corrupt)`,
+    );
+    expect(refusal(() => readFidStats(path))).toMatch(/sigma\.npy' fails its CRC-32 check/);
+  });
+
+  it('refuses damaged zip structure and headers instead of reading them differently', () => {
+    const npy = encodeNpy({ data: [1] });
+    expect(
+      refusal(() =>
+        readZip(
+          writeZip([
+            { name: 'a.npy', data: npy },
+            { name: 'a.npy', data: npy },
+          ]),
+        ),
+      ),
+    ).toBe("zip member 'a.npy' occurs twice");
+    expect(
+      refusal(() =>
+        decodeNpz(
+          writeZip([
+            { name: 'a.npy', data: npy },
+            { name: 'a', data: npy },
+          ]),
+        ),
+      ),
+    ).toBe("array 'a': two members hold it");
+    // The count of entries in the end record lowered: one array would silently go missing.
+    const two = encodeNpz({ a: { data: [1] }, b: { data: [2] } });
+    two[two.byteLength - 12] = two[two.byteLength - 14] = 1;
+    expect(refusal(() => decodeNpz(two))).toMatch(/1 entries do not fill the central directory/);
+    // A damaged name in the central directory no longer matches the local header's copy.
+    const renamed = encodeNpz({ a: { data: [1] } });
+    renamed[renamed.byteLength - 22 - 5] = 0x62; // the central name 'a.npy' (before the end record) → 'b.npy'
+    expect(refusal(() => decodeNpz(renamed))).toBe("zip member 'b.npy': its local header holds another name");
+    // Nesting that would exhaust a recursive parser's stack; control characters in what is quoted.
+    const deep = `{'descr': '<f8', 'fortran_order': False, 'shape': ${'('.repeat(60000)}1,), }`;
+    expect(refusal(() => decodeNpy(npyWithHeader(deep, new Uint8Array(8))))).toMatch(/nesting deeper than 16/);
+    const ctrl = "{'descr': '<f8',\n\x00 'fortran_order': False, 'shape': (1,), }x";
+    expect(refusal(() => decodeNpy(npyWithHeader(ctrl, new Uint8Array(8))))).toContain('\\u000a\\u0000');
+    expect(refusal(() => readNpz(join(dir, 'nope.npz')))).toMatch(/nope\.npz: cannot read it \(ENOENT/);
+  });
+
+  it('FID statistics: non-finite values and a sigma that is no covariance, naming the file and the array', () => {
+    const write = (name: string, mu: number[], sigma: number[]) => {
+      const path = join(dir, name);
+      writeNpz(path, { mu: { data: mu }, sigma: { shape: [2, 2], data: sigma } });
+      return path;
+    };
+    const nan = write('nan.npz', [0, Number.NaN], [1, 0, 0, 1]);
+    expect(refusal(() => readFidStats(nan))).toBe(`${nan}: 'mu' has a non-finite value (NaN) at [1]`);
+    const inf = write('inf.npz', [0, 0], [1, Number.POSITIVE_INFINITY, 0, 1]);
+    expect(refusal(() => readFidStats(inf))).toBe(`${inf}: 'sigma' has a non-finite value (Infinity) at [0, 1]`);
+    const negated = write('negated.npz', [0, 0], [-2, -0.5, -0.5, -1]);
+    expect(refusal(() => readFidStats(negated))).toMatch(
+      /negated\.npz: 'sigma' is not positive semi-definite: its smallest eigenvalue is -2\.207, below -0\.000003 /,
+    );
+    const indefinite = write('indefinite.npz', [0, 0], [1, 2, 2, 1]);
+    expect(refusal(() => readFidStats(indefinite))).toMatch(/'sigma' is not positive semi-definite: .* -1(\.0+\d*)?, /);
+    const skew = write('skew.npz', [0, 0], [1, 0.5, 0, 1]);
+    expect(refusal(() => readFidStats(skew))).toMatch(/skew\.npz: 'sigma' is not symmetric: \|Σ − Σᵀ\| reaches 0\.5/);
+  });
+});
+
 const py = pythonWith(['numpy']);
 if (!py.ok) console.warn(py.why);
 
@@ -265,7 +386,7 @@ describe.skipIf(!py.ok)('.npz interchange with numpy (needs python3 + numpy)', (
         'import numpy as np, sys, json',
         'd = sys.argv[1]',
         'rng = np.random.default_rng(0)',
-        "arrays = {'mu': rng.standard_normal(300).astype('<f4'), 'sigma': rng.standard_normal((300, 300)), " +
+        "arrays = {'mu': rng.standard_normal(300).astype('<f4'), 'sigma': np.cov(rng.standard_normal((300, 400))), " +
           "'scalar': np.float64(2.5), 'empty': np.zeros((0, 4)), 'cube': rng.standard_normal((2, 3, 5)).astype('<f4')}",
         "np.savez(f'{d}/np.npz', **arrays)",
         "np.savez_compressed(f'{d}/np_c.npz', **arrays)",

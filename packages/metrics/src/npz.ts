@@ -1,7 +1,9 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { DataError } from '@matryoshka-ts/core';
-import { type NpyArray, type NpyInput, decodeNpy, encodeNpy } from './npy.js';
-import { readZip, writeZip } from './zip.js';
+import { covarianceDefect } from './frechet.js';
+import { type NpyArray, type NpyInput, decodeNpy, encodeNpy, npyDataStart, parseNpyHeader } from './npy.js';
+import { printable } from './printable.js';
+import { type ZipEntry, writeZip, zipEntries, zipEntryData, zipEntryHead } from './zip.js';
 
 /**
  * numpy's .npz files: a zip of .npy files, one per array, the key being the member name without
@@ -9,18 +11,36 @@ import { readZip, writeZip } from './zip.js';
  * `np.savez_compressed` write; writes uncompressed archives that `np.load` reads.
  */
 
-/** The arrays of an .npz file's bytes, by key. */
+/**
+ * The arrays of an .npz file's bytes, by key. Every problem with the bytes is a DataError naming
+ * the member or array concerned.
+ */
 export function decodeNpz(bytes: Uint8Array): Map<string, NpyArray> {
   const out = new Map<string, NpyArray>();
-  for (const member of readZip(bytes)) {
-    const key = member.name.endsWith('.npy') ? member.name.slice(0, -4) : member.name;
+  for (const entry of zipEntries(bytes)) {
+    const key = entry.name.endsWith('.npy') ? entry.name.slice(0, -4) : entry.name;
     try {
-      out.set(key, decodeNpy(member.data));
+      if (out.has(key)) throw new DataError('two members hold it');
+      if (entry.method === 8) checkDeclaredSize(entry);
+      out.set(key, decodeNpy(zipEntryData(entry)));
     } catch (error) {
-      throw new DataError(`array '${key}': ${(error as Error).message}`, { cause: error });
+      if (!(error instanceof DataError)) throw error;
+      throw new DataError(`array '${printable(key)}': ${error.message}`, { cause: error });
     }
   }
   return out;
+}
+
+/**
+ * Refuses a deflated member whose .npy header disagrees with the size its zip entry declares.
+ * Only the header is inflated for this, so a small file cannot make us allocate more than its
+ * header says the array needs (inflating stops at the declared size).
+ */
+function checkDeclaredSize(entry: ZipEntry): void {
+  const header = parseNpyHeader(zipEntryHead(entry, npyDataStart(zipEntryHead(entry, 12))));
+  const total = header.dataStart + header.byteLength;
+  if (total !== entry.size)
+    throw new DataError(`its .npy header implies ${total} bytes, its zip entry declares ${entry.size}`);
 }
 
 /** The bytes of an .npz file holding these arrays (STORED, in the given order). */
@@ -39,11 +59,18 @@ export function encodeNpz(entries: ReadonlyMap<string, NpyInput> | Readonly<Reco
 
 /** Reads every array of an .npz file. */
 export function readNpz(path: string): Map<string, NpyArray> {
-  const bytes = readFileSync(path);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    // A missing file, a directory, one over the 2 GiB that readFileSync reads, …
+    throw new DataError(`${path}: cannot read it (${(error as Error).message})`, { cause: error });
+  }
   try {
     return decodeNpz(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (error) {
-    throw new DataError(`${path}: ${(error as Error).message}`, { cause: error });
+    if (!(error instanceof DataError)) throw error; // a bug: keep its stack
+    throw new DataError(`${path}: ${error.message}`, { cause: error });
   }
 }
 
@@ -95,7 +122,8 @@ export interface FidStats {
 
 /**
  * Checks the `mu` and `sigma` arrays of an .npz file (pytorch-fid's statistics files: mu of
- * shape (d,), sigma of shape (d, d), float64 or float32) and returns them as float64.
+ * shape (d,), sigma of shape (d, d), float64 or float32) and returns them as float64. Refuses
+ * non-finite values and a sigma that is not a covariance (`covarianceDefect`: ~2.5 s at d = 2048).
  */
 export function fidStatsFromArrays(
   arrays: ReadonlyMap<string, NpyArray>,
@@ -120,6 +148,10 @@ export function fidStatsFromArrays(
       `${source}: 'sigma' must have shape (${d}, ${d}) to match 'mu' of shape (${d},), got (${sigma.shape.join(', ')})`,
     );
   }
+  const k = mu.data.findIndex((v) => !Number.isFinite(v));
+  if (k >= 0) throw new DataError(`${source}: 'mu' has a non-finite value (${mu.data[k]}) at [${k}]`);
+  const defect = covarianceDefect(sigma.data, d);
+  if (defect) throw new DataError(`${source}: 'sigma' ${defect}`);
   return { mu: Float64Array.from(mu.data), sigma: Float64Array.from(sigma.data), dim: d };
 }
 

@@ -1,12 +1,16 @@
 /**
  * The subset of the ZIP format that .npz files use. Reading: STORED and DEFLATED members, ZIP64
- * sizes and offsets (numpy's `savez` always writes ZIP64 local headers), CRC-32 checked. Writing:
+ * sizes and offsets (numpy's `savez` always writes ZIP64 local headers), CRC-32 checked; every
+ * field that points or counts is checked against the file, and a member's declared size against
+ * what its compressed bytes can hold, so that damage is refused (DataError) rather than read
+ * differently, and inflating never goes past the declared size. Writing:
  * STORED (or DEFLATED) members with their CRC-32, no ZIP64 (so at most 4 GiB), fixed timestamps
  * (1980-01-01) so the same arrays always give the same bytes.
  */
 
 import * as zlib from 'node:zlib';
 import { DataError } from '@matryoshka-ts/core';
+import { printable } from './printable.js';
 
 const LOCAL = 0x04034b50;
 const CENTRAL = 0x02014b50;
@@ -48,14 +52,34 @@ export interface ZipMember {
   data: Uint8Array;
 }
 
-/** Every member of a ZIP archive, decompressed and CRC-checked, in central-directory order. */
-export function readZip(bytes: Uint8Array): ZipMember[] {
+/** A member as the central directory describes it, its data not yet read (see `zipEntryData`). */
+export interface ZipEntry {
+  name: string;
+  /** 0: stored, 8: deflated. */
+  method: 0 | 8;
+  /** The uncompressed size the archive declares (checked when the data is read). */
+  size: number;
+  crc: number;
+  /** The member's data as stored in the archive (compressed for method 8). */
+  raw: Uint8Array;
+}
+
+/**
+ * The largest member read: 2 GiB, what Node's readFileSync reads at most, so that compression
+ * cannot make a member larger than an uncompressed file could be.
+ */
+const MAX_SIZE = 2 ** 31;
+/** Deflate spends at least 2 bits on a 258-byte match, so no stream inflates more than 1032-fold. */
+const MAX_RATIO = 1032;
+
+/** Every member of a ZIP archive in central-directory order, its sizes checked for plausibility. */
+export function zipEntries(bytes: Uint8Array): ZipEntry[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const u16 = (at: number) => view.getUint16(at, true);
   const u32 = (at: number) => view.getUint32(at, true);
   const u64 = (at: number) => {
     const v = view.getBigUint64(at, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DataError('ZIP64 value too large');
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DataError('not a valid zip/.npz file: a ZIP64 value too large');
     return Number(v);
   };
   const need = (at: number, length: number, what: string) => {
@@ -73,6 +97,8 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
   }
   if (end < 0) throw new DataError('not a zip/.npz file (no end-of-central-directory record)');
   if (u16(end + 4) !== 0 || u16(end + 6) !== 0) throw new DataError('multi-disk zip archives are not supported');
+  if (u16(end + 8) !== u16(end + 10))
+    throw new DataError('not a valid zip/.npz file: the end record holds two different entry counts');
   let entries = u16(end + 10);
   let cdSize = u32(end + 12);
   let cdOffset = u32(end + 16);
@@ -91,7 +117,8 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
   need(cdOffset, cdSize, 'the central directory');
 
   const decoder = new TextDecoder('utf-8');
-  const members: ZipMember[] = [];
+  const out: ZipEntry[] = [];
+  const names = new Set<string>();
   let at = cdOffset;
   for (let e = 0; e < entries; e++) {
     need(at, 46, 'a central directory entry');
@@ -106,48 +133,97 @@ export function readZip(bytes: Uint8Array): ZipMember[] {
     const commentLength = u16(at + 32);
     let localOffset = u32(at + 42);
     need(at + 46, nameLength + extraLength + commentLength, 'a central directory entry');
-    const name = decoder.decode(bytes.subarray(at + 46, at + 46 + nameLength));
+    const nameBytes = bytes.subarray(at + 46, at + 46 + nameLength);
+    const name = decoder.decode(nameBytes);
+    const member = `zip member '${printable(name)}'`;
     // ZIP64 extended information: 8-byte values for exactly the fields saturated above.
     let x = at + 46 + nameLength;
     const extraEnd = x + extraLength;
     while (x + 4 <= extraEnd) {
       const id = u16(x);
       const length = u16(x + 2);
+      if (x + 4 + length > extraEnd) throw new DataError(`${member}: its extra field overruns its entry`);
       if (id === 0x0001) {
         let f = x + 4;
-        if (size === U32) {
-          size = u64(f);
+        const next = () => {
+          if (f + 8 > x + 4 + length) throw new DataError(`${member}: its ZIP64 field is too short`);
           f += 8;
-        }
-        if (compressedSize === U32) {
-          compressedSize = u64(f);
-          f += 8;
-        }
-        if (localOffset === U32) localOffset = u64(f);
+          return u64(f - 8);
+        };
+        if (size === U32) size = next();
+        if (compressedSize === U32) compressedSize = next();
+        if (localOffset === U32) localOffset = next();
       }
       x += 4 + length;
     }
     at = extraEnd + commentLength;
 
-    if (flags & 0x1) throw new DataError(`zip member '${name}' is encrypted`);
-    need(localOffset, 30, `the local header of '${name}'`);
-    if (u32(localOffset) !== LOCAL) throw new DataError(`not a valid zip/.npz file: bad local header for '${name}'`);
-    const dataStart = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28);
-    need(dataStart, compressedSize, `the data of '${name}'`);
-    const raw = bytes.subarray(dataStart, dataStart + compressedSize);
-    let data: Uint8Array;
-    if (method === 0) data = raw;
-    else if (method === 8) data = new Uint8Array(zlib.inflateRawSync(raw));
-    else
+    if (names.has(name)) throw new DataError(`${member} occurs twice`);
+    names.add(name);
+    if (flags & 0x1) throw new DataError(`${member} is encrypted`);
+    if (method !== 0 && method !== 8)
       throw new DataError(
-        `zip member '${name}' uses compression method ${method} (only stored (0) and deflated (8) are supported)`,
+        `${member} uses compression method ${method} (only stored (0) and deflated (8) are supported)`,
       );
-    if (data.byteLength !== size)
-      throw new DataError(`zip member '${name}' has ${data.byteLength} bytes, its header says ${size}`);
-    if (crc32(data) !== crc) throw new DataError(`zip member '${name}' fails its CRC-32 check (the file is corrupt)`);
-    members.push({ name, data });
+    need(localOffset, 30, `the local header of '${printable(name)}'`);
+    if (u32(localOffset) !== LOCAL)
+      throw new DataError(`not a valid zip/.npz file: bad local header for '${printable(name)}'`);
+    const localName = localOffset + 30;
+    const dataStart = localName + u16(localOffset + 26) + u16(localOffset + 28);
+    need(localName, nameLength, `the local header of '${printable(name)}'`);
+    // The name is stored twice; a difference means one copy is damaged.
+    if (u16(localOffset + 26) !== nameLength || nameBytes.some((b, i) => bytes[localName + i] !== b))
+      throw new DataError(`${member}: its local header holds another name`);
+    need(dataStart, compressedSize, `the data of '${printable(name)}'`);
+    if (size > MAX_SIZE) throw new DataError(`${member} declares ${size} bytes, more than the 2 GiB read at most`);
+    if (method === 0 && size !== compressedSize)
+      throw new DataError(`${member} is stored uncompressed in ${compressedSize} bytes but declares ${size}`);
+    if (method === 8 && size > MAX_RATIO * compressedSize)
+      throw new DataError(`${member} declares ${size} bytes, more than its ${compressedSize} deflated bytes can hold`);
+    out.push({ name, method: method as 0 | 8, size, crc, raw: bytes.subarray(dataStart, dataStart + compressedSize) });
   }
-  return members;
+  if (at !== cdOffset + cdSize)
+    throw new DataError(`not a valid zip/.npz file: ${entries} entries do not fill the central directory`);
+  return out;
+}
+
+/** Inflates at most `entry.size` bytes (a stream that would give more is refused, unread). */
+function inflate(entry: ZipEntry, input: Uint8Array, finishFlush: number): Uint8Array {
+  try {
+    return new Uint8Array(zlib.inflateRawSync(input, { finishFlush, maxOutputLength: Math.max(1, entry.size) }));
+  } catch (error) {
+    const why =
+      (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE'
+        ? `inflates to more than the ${entry.size} bytes it declares`
+        : `has corrupt deflated data (${(error as Error).message})`;
+    throw new DataError(`zip member '${printable(entry.name)}' ${why}`, { cause: error });
+  }
+}
+
+/**
+ * The first `n` bytes of an entry's data (fewer if it is shorter), inflating little more than
+ * that: to look at a header before trusting the declared size. Not CRC-checked.
+ */
+export function zipEntryHead(entry: ZipEntry, n: number): Uint8Array {
+  if (entry.method === 0) return entry.raw.subarray(0, n);
+  // Deflate spends at most 15 bits on a byte, plus a few hundred bytes per block header.
+  const input = entry.raw.subarray(0, 2 * n + 1024);
+  return inflate(entry, input, zlib.constants.Z_SYNC_FLUSH).subarray(0, n);
+}
+
+/** An entry's data, decompressed, checked against the declared size and the CRC-32. */
+export function zipEntryData(entry: ZipEntry): Uint8Array {
+  const member = `zip member '${printable(entry.name)}'`;
+  const data = entry.method === 0 ? entry.raw : inflate(entry, entry.raw, zlib.constants.Z_FINISH);
+  if (data.byteLength !== entry.size)
+    throw new DataError(`${member} has ${data.byteLength} bytes, its header says ${entry.size}`);
+  if (crc32(data) !== entry.crc) throw new DataError(`${member} fails its CRC-32 check (the file is corrupt)`);
+  return data;
+}
+
+/** Every member of a ZIP archive, decompressed and CRC-checked, in central-directory order. */
+export function readZip(bytes: Uint8Array): ZipMember[] {
+  return zipEntries(bytes).map((entry) => ({ name: entry.name, data: zipEntryData(entry) }));
 }
 
 /**

@@ -1,4 +1,5 @@
 import * as zlib from 'node:zlib';
+import { crc32Portable } from '@matryoshka-ts/core';
 
 /**
  * The metadata key under which this writer stores CRC-32s: of the header (every field but this
@@ -13,27 +14,12 @@ export interface Checksums {
   tensors: Record<string, string>;
 }
 
-// zlib.crc32 (Node ≥ 20.15) runs at memory speed; older Node 20 releases get a table-driven one.
+// zlib.crc32 (Node ≥ 20.15) runs at memory speed; older Node 20 releases get the portable one.
 const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
-let table: Uint32Array | undefined;
-
-function tableCrc32(data: Uint8Array, value: number): number {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  let c = ~value >>> 0;
-  for (let i = 0; i < data.byteLength; i++) c = table[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
 
 /** CRC-32 (zip's polynomial) of `data`, continuing from `value` for data that comes in pieces. */
 export function crc32(data: Uint8Array, value = 0): number {
-  return nativeCrc32 ? nativeCrc32(data, value) >>> 0 : tableCrc32(data, value);
+  return nativeCrc32 ? nativeCrc32(data, value) >>> 0 : crc32Portable(data, value);
 }
 
 /** Eight lowercase hex digits: fixed width, so a header's length is known before its checksums are. */

@@ -1,6 +1,7 @@
 // The shared vocabulary of every package: seeded RNG, parameter specs, layouts and errors. No
 // backend is imported here; choosing one is @matryoshka-ts/backends' job.
 export { Rng } from './rng.js';
+export { crc32Portable } from './crc32.js';
 export type { RngState } from './rng.js';
 export { BACKEND_NAMES, sizeOf } from './types.js';
 export type { BackendName, PredictionType, ParamLayout, ParamInit, ParamSpec } from './types.js';

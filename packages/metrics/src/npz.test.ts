@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type NpyArray, decodeNpy, encodeNpy } from './npy.js';
 import { decodeNpz, encodeNpz, readFidStats, readNpz, writeFidStats, writeNpz } from './npz.js';
 import { gaussian, pythonWith, runPython } from './test-helpers.js';
-import { crc32, crc32Portable, readZip, writeZip } from './zip.js';
+import { crc32Portable } from '@matryoshka-ts/core';
+import { crc32, readZip, writeZip } from './zip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mdm-metrics-npz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,7 +9,7 @@
  */
 
 import * as zlib from 'node:zlib';
-import { DataError } from '@matryoshka-ts/core';
+import { DataError, crc32Portable } from '@matryoshka-ts/core';
 import { printable } from './printable.js';
 
 const LOCAL = 0x04034b50;
@@ -19,32 +19,11 @@ const END64 = 0x06064b50;
 const END64_LOCATOR = 0x07064b50;
 const U32 = 0xffffffff;
 
-let table: Uint32Array | undefined;
-function crcTable(): Uint32Array {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  return table;
-}
-
 /** CRC-32 (ISO 3309, as ZIP and zlib use it). node:zlib's when the runtime has it (Node ≥ 20.15). */
 export function crc32(bytes: Uint8Array): number {
   const native = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
   if (typeof native === 'function') return native(bytes) >>> 0;
   return crc32Portable(bytes);
-}
-
-/** CRC-32 by table lookup, for runtimes without zlib.crc32 (internal; exported for tests). */
-export function crc32Portable(bytes: Uint8Array): number {
-  const t = crcTable();
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 export interface ZipMember {

@@ -97,9 +97,9 @@ function refuseNonFinite(file: string, group: string, weights: Map<string, Float
     .slice(0, 3)
     .map((b) => `'${group}/${b.name}' (${b.count} of ${b.size} values)`)
     .join(', ');
-  const text = `${file}: ${bad.length} weight ${bad.length === 1 ? 'tensor holds' : 'tensors hold'} NaN or Inf: ${list}${
-    bad.length > 3 ? `, and ${bad.length - 3} more` : ''
-  }`;
+  const more = bad.length > 3 ? `, and ${bad.length - 3} more` : '';
+  const what = bad.length === 1 ? 'tensor holds' : 'tensors hold';
+  const text = `${file}: ${bad.length} weight ${what} NaN or Inf: ${list}${more}`;
   if (!allow) throw new CheckpointError(`${text}; samples would be noise (pass --allow-nonfinite to sample anyway)`);
   process.stderr.write(`warning: ${text}; sampling anyway (--allow-nonfinite)\n`);
 }

@@ -199,7 +199,10 @@ export async function fvdCommand(options: FvdCommandOptions) {
     const a = samples.stats.fidStats();
     const b = reference.stats.fidStats();
     const fvd = frechetDistance(a.mu, a.sigma, b.mu, b.sigma);
-    if (!Number.isFinite(fvd)) throw new Error(`the Fréchet distance came out ${fvd}`);
+    if (!Number.isFinite(fvd))
+      throw new DataError(
+        `the Fréchet distance of ${options.samples} to the reference came out ${fvd} (non-finite features?)`,
+      );
     return {
       fvd,
       n: samples.n,

@@ -167,6 +167,8 @@ export function fidBetween(samples: LabelledStats, reference: LabelledStats): nu
   if (reference.features !== 'unknown' && samples.features !== reference.features)
     throw new DataError(`samples use features ${samples.features}, the reference ${reference.features}`);
   const fid = frechetDistance(samples.mu, samples.sigma, reference.mu, reference.sigma);
-  if (!Number.isFinite(fid)) throw new Error(`the Fréchet distance came out ${fid}`);
+  // Non-finite features (a diverged model's samples) give a non-finite distance: a user's problem, not a bug.
+  if (!Number.isFinite(fid))
+    throw new DataError(`the Fréchet distance of the samples to the reference came out ${fid} (non-finite features?)`);
   return fid;
 }

@@ -12,6 +12,8 @@ import {
 import { type LevelSchedules, levelScales, levelSchedules, scheduleByName } from '@matryoshka-ts/schedules';
 import { AUTOENCODER_PRESET_NAMES } from '@matryoshka-ts/autoencoder';
 import { phaseLevel } from './phases.js';
+import { checkTensorSizes } from './memory-plan.js';
+import { jsonSyntaxError } from './json-position.js';
 
 const pos = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
@@ -122,17 +124,27 @@ const MODEL_BY_KIND = {
   latent: latentSchema,
 } as const;
 
+/** ` (got 1.5)`: the value a schema issue refused, when it is a number, a short string or a boolean. */
+function got(issue: { input?: unknown; code?: string }): string {
+  const value = issue.input;
+  if (issue.code === 'unrecognized_keys') return '';
+  if (typeof value === 'number' || typeof value === 'boolean') return ` (got ${value})`;
+  if (typeof value === 'string')
+    return ` (got ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)})`;
+  return '';
+}
+
 /** The first problem of `input.model` against the schema its kind (or its shape) selects. */
-function modelIssue(input: unknown): { path: PropertyKey[]; message: string } | undefined {
+function modelIssue(input: unknown): { path: PropertyKey[]; message: string; input?: unknown } | undefined {
   const model = (input as { model?: unknown } | null)?.model;
   if (typeof model !== 'object' || model === null) return undefined;
   const kind = (model as { kind?: unknown }).kind;
   const schema = kind === undefined ? nestedUNetConfigSchema : MODEL_BY_KIND[kind as keyof typeof MODEL_BY_KIND];
   if (!schema) return { path: ['model', 'kind'], message: `must be one of ${Object.keys(MODEL_BY_KIND).join(', ')}` };
-  const result = schema.safeParse(model);
+  const result = schema.safeParse(model, { reportInput: true });
   if (result.success) return undefined;
   const issue = result.error.issues[0];
-  return { path: ['model', ...issue.path], message: issue.message };
+  return { path: ['model', ...issue.path], message: issue.message, input: issue.input };
 }
 
 /** The whole training configuration; every field has a default except where noted. */
@@ -357,10 +369,10 @@ export function baseScheduleOf(config: TrainConfig) {
  * that knows how stages are derived: `parseRunConfig`).
  */
 export function parseTrainConfig(input: unknown): TrainConfig {
-  const parsed = trainConfigSchema.safeParse(input);
+  const parsed = trainConfigSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
     const issue = modelIssue(input) ?? parsed.error.issues[0];
-    throw new ConfigError(`config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError(`config: ${issue.path.join('.') || '(root)'}: ${issue.message}${got(issue)}`);
   }
   const config = parsed.data;
   baseScheduleOf(config);
@@ -404,6 +416,9 @@ function checkModelConfig(config: TrainConfig): void {
     if (i > 0 && from > froms[i - 1])
       throw new ConfigError(`config: phases.${i}.resolution: phases must not go down in resolution`);
   });
+  // Sizes no tensor can hold (a data batch or a parameter) fail here; the machine's memory is
+  // checked when training starts (`checkTrainingMemory`), so large configs still parse anywhere.
+  checkTensorSizes(config, full);
   const levels = model.levels.length;
   const oneTopPhase = config.phases.length === 1 && config.phases[0].resolution === resolutions[0];
   if (runKindOf(config) === 'simple' && !oneTopPhase)
@@ -480,36 +495,106 @@ function checkDataConfig(config: TrainConfig): void {
   }
 }
 
-/** Sets `path` (dots between keys, numbers index arrays) to `value` (JSON if it parses, else a string). */
+/**
+ * Sets `path` (dots between keys, numbers index arrays) to `value`: JSON if it parses, else the
+ * text as a string. A value that starts like a JSON list, object or string (`[`, `{`, `"`) must
+ * parse; errors name the key.
+ */
 export function applyOverride(target: Record<string, unknown>, assignment: string): void {
   const eq = assignment.indexOf('=');
   if (eq <= 0) throw new ConfigError(`--set expects key=value, got '${assignment}'`);
-  const keys = assignment.slice(0, eq).split('.');
+  const key = assignment.slice(0, eq);
+  const keys = key.split('.');
+  if (keys.some((k) => k.trim() === ''))
+    throw new ConfigError(`--set ${key}: empty key between dots (write e.g. phases.0.batchSize=8)`);
   const raw = assignment.slice(eq + 1);
   let value: unknown;
   try {
     value = JSON.parse(raw);
-  } catch {
+  } catch (error) {
+    if (/^\s*[[{"]/.test(raw)) {
+      const at = jsonSyntaxError(raw, error as Error);
+      const shown = raw.length > 60 ? `${raw.slice(0, 60)}…` : raw;
+      throw new ConfigError(`--set ${key}: the value ${shown} is not valid JSON: at column ${at.column}, ${at.reason}`);
+    }
     value = raw;
   }
   let node: Record<string, unknown> = target;
-  keys.slice(0, -1).forEach((key) => {
-    if (node[key] === undefined || node[key] === null || typeof node[key] !== 'object') node[key] = {};
-    node = node[key] as Record<string, unknown>;
+  keys.forEach((k, i) => {
+    const here = keys.slice(0, i).join('.');
+    if (Array.isArray(node)) {
+      if (!/^\d+$/.test(k)) throw new ConfigError(`--set ${key}: ${here} is a list; '${k}' is not an index (0, 1, …)`);
+      if (Number(k) > node.length)
+        throw new ConfigError(
+          `--set ${key}: ${here} has ${node.length} entries; index ${k} is past its end (at most ${node.length})`,
+        );
+    }
+    if (i === keys.length - 1) {
+      node[k] = value;
+      return;
+    }
+    if (node[k] === undefined || node[k] === null || typeof node[k] !== 'object') node[k] = {};
+    node = node[k] as Record<string, unknown>;
   });
-  node[keys[keys.length - 1]] = value;
 }
 
-/** Reads a JSON or YAML config file. */
+/** What a parsed file holds, for a message: `a list`, `a string ("hello")`, `nothing`. */
+function describeValue(data: unknown): string {
+  if (data === null || data === undefined) return 'nothing (the file is empty or null)';
+  if (Array.isArray(data)) return `a list (${data.length} entries)`;
+  if (typeof data === 'string')
+    return `a string (${JSON.stringify(data.length > 30 ? `${data.slice(0, 30)}…` : data)})`;
+  return `a ${typeof data} (${String(data)})`;
+}
+
+/** Why a file could not be read, from its system error code. */
+function readFailure(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  const known: Record<string, string> = {
+    ENOENT: 'no such file',
+    EISDIR: 'it is a directory',
+    EACCES: 'permission denied',
+  };
+  return code && known[code] ? `${known[code]} (${code})` : (error as Error).message.split('\n')[0];
+}
+
+/**
+ * Reads a JSON or YAML (`.yaml`, `.yml`) config file holding an object. Errors are one line naming
+ * the file, and for a syntax error the line and column.
+ */
 export function readConfigFile(path: string): Record<string, unknown> {
-  let data: unknown;
+  let text: string;
   try {
-    const text = readFileSync(path, 'utf8');
-    data = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+    text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
   } catch (error) {
-    throw new ConfigError(`${path}: cannot read the config file (${(error as Error).message})`, { cause: error });
+    throw new ConfigError(`${path}: cannot read the config file: ${readFailure(error)}`, { cause: error });
+  }
+  let data: unknown;
+  if (/\.ya?ml$/i.test(path)) {
+    try {
+      data = parseYaml(text);
+    } catch (error) {
+      const e = error as Error & { linePos?: Array<{ line: number; col: number }> };
+      const first = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      const reason = first.charAt(0).toLowerCase() + first.slice(1);
+      const at = e.linePos?.[0];
+      const where = at ? ` at line ${at.line}, column ${at.col}` : '';
+      throw new ConfigError(`${path}: invalid YAML${where}: ${reason}`, { cause: error });
+    }
+  } else {
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      const at = jsonSyntaxError(text, error as Error);
+      throw new ConfigError(`${path}: invalid JSON at line ${at.line}, column ${at.column}: ${at.reason}`, {
+        cause: error,
+      });
+    }
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data))
-    throw new ConfigError(`${path}: a config file must hold an object`);
+    throw new ConfigError(
+      `${path}: a config file must hold an object of config fields (e.g. {"phases": [...]}), ` +
+        `this one holds ${describeValue(data)}`,
+    );
   return data as Record<string, unknown>;
 }

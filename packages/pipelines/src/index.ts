@@ -22,6 +22,25 @@ export {
   unetConfigOf,
 } from './config.js';
 export type { RunKind, TrainConfig, TrainConfigInput } from './config.js';
+// What a training step would need (memory, the largest tensor), checked before any allocation.
+export {
+  COPIES_PER_PARAMETER,
+  MAX_TENSOR_BYTES,
+  MAX_TENSOR_ELEMENTS,
+  checkTensorSizes,
+  checkTrainingMemory,
+  formatBytes,
+  memoryPlan,
+} from './memory-plan.js';
+export type {
+  MemoryCheckOptions,
+  MemoryPlan,
+  MemoryPlanConfig,
+  PhaseMemory,
+  SizeField,
+  TensorCheckOptions,
+  TensorSize,
+} from './memory-plan.js';
 // Multi-stage runs (cascaded, latent): their stages, driver, autoencoder stage and latent data.
 export { LATENT_RUN, parseRunConfig, runStages } from './stages.js';
 export type { AutoencoderStage, DiffusionStage, RunStage } from './stages.js';

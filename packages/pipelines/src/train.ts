@@ -30,6 +30,7 @@ import { TrainStep } from './train-step.js';
 import { weightsFromRun } from './init-from.js';
 import { checkProgress, prepareFreshRunFolder } from './run-folder.js';
 import { requireBackend } from './require-backend.js';
+import { checkTrainingMemory } from './memory-plan.js';
 
 export interface TrainOptions {
   /** Run directory (created if needed). */
@@ -105,6 +106,7 @@ function variablesOf(values: Map<string, Float32Array>, shapes: Map<string, numb
  */
 export async function train(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
   requireBackend();
+  checkTrainingMemory(config, modelConfigOf(config));
   // A fresh run never writes over another run's history.
   if (!options.resume) {
     const aside = prepareFreshRunFolder(options.out, options.force);

@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@matryoshka-ts/core';
 import { countParams, preset, resolveConfig } from '@matryoshka-ts/nested-unet';
@@ -153,5 +156,23 @@ describe('formatBytes', () => {
     expect(formatBytes(95.2e9)).toBe('95.2 GB');
     expect(formatBytes(1.5e12)).toBe('1.5 TB');
     expect(formatBytes(768e9)).toBe('768 GB');
+  });
+});
+
+describe('a multi-stage run', () => {
+  it('checks every stage before the first starts: nothing is trained or written', async () => {
+    const { initBackend } = await import('@matryoshka-ts/backends');
+    const { trainRun } = await import('./train-run.js');
+    await initBackend({ backend: 'cpu', quiet: true });
+    const input = structuredClone(TRAIN_PRESETS['cascaded-tiny']) as {
+      model: { stages: Array<{ phases: Array<{ batchSize: number }> }> };
+    };
+    // The 16 px upsampler's activations ([200000, 16, 16, 32] floats) exceed what one array holds.
+    input.model.stages[1].phases[0].batchSize = 200_000;
+    const config = parseTrainConfig({ ...(input as TrainConfigInput), backend: 'cpu' });
+    const out = join(mkdtempSync(join(tmpdir(), 'mdm-memory-')), 'run');
+    await expect(trainRun(config, { out })).rejects.toThrow(ConfigError);
+    await expect(trainRun(config, { out })).rejects.toThrow(/^stage upsampler-16: .*batchSize 200000/);
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -1,9 +1,10 @@
 import { prepareFreshRunFolder } from './run-folder.js';
+import { checkTrainingMemory } from './memory-plan.js';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAutoencoder } from '@matryoshka-ts/autoencoder';
 import { ConfigError } from '@matryoshka-ts/core';
-import { type TrainConfig, isMultiStage, runKindOf } from './config.js';
+import { type TrainConfig, isMultiStage, modelConfigOf, runKindOf } from './config.js';
 import { latentDataset, measureScaleFactor, prepareLatentCache } from './latent-data.js';
 import { ProgressLine, formatDuration } from './progress.js';
 import { previewConditions } from './data-source.js';
@@ -28,6 +29,17 @@ function stageTotal(config: TrainConfig, steps: number | undefined): number {
  */
 export async function trainRun(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
   if (!isMultiStage(config)) return train(config, options);
+  // Every diffusion stage is checked before the first starts: a cascade's last stage must not
+  // fail for memory after the others have trained.
+  for (const stage of runStages(config)) {
+    if (stage.kind !== 'diffusion') continue;
+    try {
+      checkTrainingMemory(stage.config, modelConfigOf(stage.config));
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new ConfigError(`stage ${stage.name}: ${error.message}`, { cause: error });
+    }
+  }
   const out = options.out;
   const log = new ProgressLine();
   if (!options.resume) {

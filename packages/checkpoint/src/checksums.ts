@@ -44,9 +44,24 @@ export function headerForChecksum(header: Record<string, unknown>): string {
   return JSON.stringify(copy);
 }
 
-/** True for a value written as a checksum entry (it starts as one), whatever key it sits under. */
-export function looksLikeChecksums(text: string): boolean {
-  return text.startsWith('{"header":"');
+const VALUE_START = '{"header":"';
+
+/** Characters that differ between two strings of the same length (Infinity for different lengths). */
+function hamming(a: string, b: string): number {
+  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+}
+
+/**
+ * True for a metadata entry that is a damaged checksum entry: its key or the start of its value
+ * within two changed characters of ours. A file that lost its checksums to damage must not pass
+ * for an unchecked import: to do so, damage would have to change at least three characters of
+ * the key and three of the value's first eleven.
+ */
+export function looksLikeChecksums(key: string, value: string): boolean {
+  return hamming(key, CHECKSUM_KEY) <= 2 || hamming(value.slice(0, VALUE_START.length), VALUE_START) <= 2;
 }
 
 /** Parses a stored checksum entry; undefined if it is not one this writer made. */

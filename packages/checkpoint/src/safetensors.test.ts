@@ -944,3 +944,23 @@ describe('checksums', () => {
     }
   });
 });
+
+describe('a damaged checksum entry', () => {
+  it('is never taken for a file without checksums: key and value start both changed (up to 2 bytes each)', () => {
+    const path = freshPath('crc-key');
+    writeSafetensors(path, { x: { dtype: 'F32', shape: [1], data: [1] } }, { k: 'v' });
+    const text = readFileSync(path).toString('latin1');
+    // The probe's case: a bit flipped in the key and one in the value's first word.
+    const damaged = text.replace('"mdm.crc32"', '"mlm.crc22"').replace('{\\"header\\"', '{\\"haader\\"');
+    expect(damaged).not.toBe(text);
+    writeFileSync(path, Buffer.from(damaged, 'latin1'));
+    expect(() => SafetensorsFile.open(path)).toThrow(/"mlm\.crc22" is a damaged checksum entry/);
+  });
+
+  it("leaves other writers' metadata alone", () => {
+    const data = new Uint8Array(new Float32Array([1]).buffer);
+    const meta = { format: 'pt', 'mdm.notes': 'x', crc: '{"head":1}' };
+    const bytes = buildFile({ __metadata__: meta, x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, data);
+    expect(decodeSafetensors(bytes).metadata).toEqual(meta);
+  });
+});

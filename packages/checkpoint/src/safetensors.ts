@@ -119,7 +119,7 @@ export function parseHeader(json: Uint8Array, fileSize: number, path?: string): 
     tensors.set(name, { dtype: entry.dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
   }
   // A checksum entry whose key was damaged still looks like one: never read such a file unchecked.
-  const damagedKey = Object.keys(metadata).find((k) => k !== CHECKSUM_KEY && looksLikeChecksums(metadata[k]));
+  const damagedKey = Object.keys(metadata).find((k) => k !== CHECKSUM_KEY && looksLikeChecksums(k, metadata[k]));
   if (damagedKey !== undefined)
     fail(`__metadata__ key ${JSON.stringify(damagedKey)} is a damaged checksum entry`, path);
   const checksummed = CHECKSUM_KEY in metadata;

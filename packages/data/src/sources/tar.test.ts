@@ -107,11 +107,16 @@ describe('scanTar', () => {
     expect((await scan(join(dir, 'missing.tar'))).skipped).toEqual({ 'unreadable file': 1 });
   });
 
-  it('accepts an archive without end blocks (as Python tarfile does)', async () => {
+  it('lists an archive without end blocks and counts it as truncated (a cut at a member boundary)', async () => {
     const bytes = tar([{ name: 'a.txt', data: 'a' }]);
     const { members, skipped } = await scan(file('no-end.tar', bytes.subarray(0, bytes.length - 1024)));
     expect(members.map((m) => m.name)).toEqual(['a.txt']);
-    expect(skipped).toEqual({});
+    expect(skipped).toEqual({ 'truncated tar': 1 });
+    // One end block (or the start of one) is a proper end: nothing was lost.
+    const oneBlock = await scan(file('one-end.tar', bytes.subarray(0, bytes.length - 512)));
+    expect(oneBlock.skipped).toEqual({});
+    const partial = await scan(file('part-end.tar', bytes.subarray(0, bytes.length - 1000)));
+    expect(partial.skipped).toEqual({});
   });
 });
 

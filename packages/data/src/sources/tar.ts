@@ -44,7 +44,8 @@ export const MAX_TAR_METADATA_BYTES = 1 << 20;
  * file), 'empty file' (0 bytes), 'truncated tar' (a header or a member's data runs past the end, or
  * the archive ends after a long name or pax header, before the member it names), 'corrupt tar' (a
  * bad header checksum or size field, a malformed pax header, a long name or pax header over
- * `MAX_TAR_METADATA_BYTES`). An archive of only end blocks is simply empty. Every header's checksum
+ * `MAX_TAR_METADATA_BYTES`), and an archive that ends without its end-of-archive zero blocks counts as
+ * 'truncated tar' (its members up to the cut are listed). An archive of only end blocks is simply empty. Every header's checksum
  * is checked, so a damaged header is never read as another name or size; damage inside a member's
  * data cannot be detected (tar has no data checksum) and is left to the decoder.
  */
@@ -128,12 +129,15 @@ export async function* tarMembers(read: TarRead, size: number, skipped: SkipCoun
   let pending: PaxOverrides | undefined; // from a GNU 'L' or pax 'x' entry, for the member after it
   const readOr = (position: number, length: number) => read(position, length).catch(() => undefined);
   if (size === 0) return countSkip(skipped, 'empty file');
-  // Ending at a block boundary without the zero blocks is accepted, as Python's tarfile does.
+  let ended = false;
   while (offset < size) {
     const header = await readOr(offset, BLOCK);
     if (!header) return countSkip(skipped, 'unreadable file');
     // Tar writes two zero blocks at the end; the first is enough, and so is the start of one.
-    if (header.length > 0 && isZero(header)) break;
+    if (header.length > 0 && isZero(header)) {
+      ended = true;
+      break;
+    }
     if (header.length < BLOCK) return countSkip(skipped, 'truncated tar');
     const entry = parseTarHeader(header);
     if (!entry) return countSkip(skipped, 'corrupt tar');
@@ -158,8 +162,10 @@ export async function* tarMembers(read: TarRead, size: number, skipped: SkipCoun
     pending = undefined;
     if (entry.type === 'file') yield { name, offset: start, size: dataSize };
   }
-  // A long name or pax header whose member never came: that member is lost, not silently.
-  if (pending) countSkip(skipped, 'truncated tar');
+  // No end blocks: the file was cut (at a member boundary, or in a member's padding), and the
+  // members after the cut are lost; counted, though Python's tarfile accepts such a file silently.
+  // So is a long name or pax header whose member never came.
+  if (!ended || pending) countSkip(skipped, 'truncated tar');
 }
 
 function isZero(block: Uint8Array): boolean {

@@ -44,10 +44,11 @@ export const MAX_TAR_METADATA_BYTES = 1 << 20;
  * file), 'empty file' (0 bytes), 'truncated tar' (a header or a member's data runs past the end, or
  * the archive ends after a long name or pax header, before the member it names), 'corrupt tar' (a
  * bad header checksum or size field, a malformed pax header, a long name or pax header over
- * `MAX_TAR_METADATA_BYTES`), and an archive that ends without its end-of-archive zero blocks counts as
- * 'truncated tar' (its members up to the cut are listed). An archive of only end blocks is simply empty. Every header's checksum
- * is checked, so a damaged header is never read as another name or size; damage inside a member's
- * data cannot be detected (tar has no data checksum) and is left to the decoder.
+ * `MAX_TAR_METADATA_BYTES`); an archive that ends without its end-of-archive zero blocks also counts
+ * as 'truncated tar' (its members up to the cut are listed). An archive of only end blocks is simply
+ * empty. Every header's checksum is checked, so a damaged header is never read as another name or
+ * size; damage inside a member's data cannot be detected (tar has no data checksum) and is left to
+ * the decoder.
  */
 export async function* scanTar(path: string, skipped: SkipCounts): AsyncGenerator<TarMember> {
   const tar = await openTar(path, skipped);

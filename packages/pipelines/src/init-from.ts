@@ -23,7 +23,8 @@ export interface InitialWeights {
  */
 export function weightsFromRun(path: string, specs: readonly ParamSpec[], levels: number): InitialWeights {
   const file = runCheckpointPath(path);
-  const ckpt = loadCheckpoint(file);
+  // Weights and EMA only: the optimizer state (twice the weights) is not needed.
+  const ckpt = loadCheckpoint(file, { groups: ['params', 'ema'] });
   const config = parseTrainConfig(ckpt.config);
   const full = modelConfigOf(config);
   const phase = config.phases[ckpt.progress.phase];

@@ -57,7 +57,10 @@ struct Api {
                              const Dims, const Dims, const Dims);
   Status (*convBackwardWeights)(ConvDesc*, int, const MemoryDesc*, const MemoryDesc*, const MemoryDesc*,
                                 const MemoryDesc*, const Dims, const Dims, const Dims, const Dims);
-  Status (*pdCreate)(Handle*, const void*, Handle, Handle, Handle);
+  Status (*pdIteratorCreate)(Handle*, const void*, Handle, Handle, Handle);
+  Status (*pdIteratorNext)(Handle);
+  Handle (*pdIteratorFetch)(Handle);
+  Status (*pdIteratorDestroy)(Handle);
   Status (*pdDestroy)(Handle);
   const MemoryDesc* (*pdQueryMd)(Handle, int, int);
   Status (*pdQuery)(Handle, int, int, void*);
@@ -131,16 +134,6 @@ bool describe(const ConvGeometry& g, Descs& d) {
   return true;
 }
 
-Handle forwardPd(Descs& d) {
-  auto cd = std::make_unique<ConvDesc>();
-  Handle pd = nullptr;
-  if (api.convForward(cd.get(), kForwardTraining, kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides,
-                      d.dilates, d.padL, d.padR))
-    return nullptr;
-  if (api.pdCreate(&pd, cd.get(), nullptr, engine, nullptr)) return nullptr;
-  return pd;
-}
-
 // Only oneDNN's direct JIT convolutions: its reference ones are slower than the addon's, and
 // its GEMM-based ones run the JIT sgemm of 2.6, which corrupted the heap when a signal arrived
 // mid-call (SIGPROF of `node --cpu-prof`, reproduced with dnnl_sgemm alone; the direct
@@ -149,6 +142,33 @@ bool acceptable(Handle pd) {
   const char* impl = nullptr;
   if (api.pdQuery(pd, kQueryImplInfo, 0, &impl) || !impl) return false;
   return std::strncmp(impl, "jit", 3) == 0 && !std::strstr(impl, "gemm");
+}
+
+// The first implementation oneDNN offers for `desc` that `acceptable` takes: its preferred one
+// is not always (on AVX-512 CPUs 2.6 prefers brgemm-based kernels, not named jit:*, for some
+// directions), and the list goes on to the direct JIT ones. Null when none is acceptable.
+Handle acceptablePd(const void* desc, Handle hint) {
+  Handle it = nullptr, found = nullptr;
+  if (api.pdIteratorCreate(&it, desc, nullptr, engine, hint)) return nullptr;
+  do {
+    Handle pd = api.pdIteratorFetch(it);
+    if (!pd) break;
+    if (acceptable(pd)) {
+      found = pd;
+      break;
+    }
+    api.pdDestroy(pd);
+  } while (api.pdIteratorNext(it) == 0);
+  api.pdIteratorDestroy(it);
+  return found;
+}
+
+Handle forwardPd(Descs& d) {
+  auto cd = std::make_unique<ConvDesc>();
+  if (api.convForward(cd.get(), kForwardTraining, kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides,
+                      d.dilates, d.padL, d.padR))
+    return nullptr;
+  return acceptablePd(cd.get(), nullptr);
 }
 
 std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
@@ -166,13 +186,8 @@ std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
                                    : api.convBackwardWeights(cd.get(), kConvolutionDirect, &d.src, &d.anyW, nullptr,
                                                              &d.dst, d.strides, d.dilates, d.padL, d.padR);
     plan->hint = fwd;
-    if (!s) s = api.pdCreate(&plan->pd, cd.get(), nullptr, engine, fwd);
-    if (s) {
-      plan->pd = nullptr;
-      return plan;
-    }
+    if (s || !(plan->pd = acceptablePd(cd.get(), fwd))) return plan;
   }
-  if (!acceptable(plan->pd)) return plan;
   const MemoryDesc* w = api.pdQueryMd(plan->pd, dir == BackwardWeights ? kQueryDiffWeightsMd : kQueryWeightsMd, 0);
   const MemoryDesc* in = dir == BackwardData ? &d.dst : &d.src;
   const MemoryDesc* out = dir == Forward ? &d.dst : dir == BackwardData ? &d.src : nullptr;
@@ -253,7 +268,10 @@ bool loadDnnl() {
             resolve(lib, api.convForward, "dnnl_dilated_convolution_forward_desc_init") &&
             resolve(lib, api.convBackwardData, "dnnl_dilated_convolution_backward_data_desc_init") &&
             resolve(lib, api.convBackwardWeights, "dnnl_dilated_convolution_backward_weights_desc_init") &&
-            resolve(lib, api.pdCreate, "dnnl_primitive_desc_create") &&
+            resolve(lib, api.pdIteratorCreate, "dnnl_primitive_desc_iterator_create") &&
+            resolve(lib, api.pdIteratorNext, "dnnl_primitive_desc_iterator_next") &&
+            resolve(lib, api.pdIteratorFetch, "dnnl_primitive_desc_iterator_fetch") &&
+            resolve(lib, api.pdIteratorDestroy, "dnnl_primitive_desc_iterator_destroy") &&
             resolve(lib, api.pdDestroy, "dnnl_primitive_desc_destroy") &&
             resolve(lib, api.pdQueryMd, "dnnl_primitive_desc_query_md") &&
             resolve(lib, api.pdQuery, "dnnl_primitive_desc_query") &&

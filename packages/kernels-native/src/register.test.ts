@@ -42,8 +42,6 @@ interface ConvCase {
   strides: number | [number, number];
   pad: 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
   dilations?: number;
-  /** oneDNN has only a GEMM-based kernel for one direction here, which the addon declines (native/dnnl.cc). */
-  onednnDeclines?: number;
 }
 const convCases: ConvCase[] = [
   { name: '3×3 same stride 1', x: [2, 7, 5, 3], w: [3, 3, 3, 4], strides: 1, pad: 'same' },
@@ -61,7 +59,6 @@ const convCases: ConvCase[] = [
     w: [2, 3, 2, 3],
     strides: [1, 2],
     pad: 'valid',
-    onednnDeclines: 1,
   },
   { name: '1×1 stride 1 (a plain product)', x: [2, 4, 5, 6], w: [1, 1, 6, 7], strides: 1, pad: 'valid' },
   { name: '1×1 stride 2', x: [1, 5, 5, 4], w: [1, 1, 4, 3], strides: 2, pad: 'valid' },
@@ -156,10 +153,12 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
           expect(close(got.y, want.y)).toBe(true);
           expect(close(got.dx, want.dx)).toBe(true);
           expect(close(got.dw, want.dw)).toBe(true);
-          // oneDNN ran the directions itself rather than handing them back to the addon.
+          // Every direction went to oneDNN, which ran it or declined it back to the addon: which of
+          // the two depends on the implementations oneDNN has for this CPU (AVX2, AVX-512), so only
+          // the values above are asserted, and that each direction was dispatched.
           if (provider.conv === 'onednn') {
-            expect(after.onednnCalls - before.onednnCalls).toBeGreaterThanOrEqual(3 - (c.onednnDeclines ?? 0));
-            expect(after.onednnDeclined - before.onednnDeclined).toBe(c.onednnDeclines ?? 0);
+            const dispatched = after.onednnCalls + after.onednnDeclined - before.onednnCalls - before.onednnDeclined;
+            expect(dispatched).toBeGreaterThanOrEqual(3);
           }
         });
 

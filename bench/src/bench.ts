@@ -5,7 +5,7 @@
 //   ratio_train=<x> ratio_sample=<y>
 //   pnpm bench [--preset emoji] [--batch 8] [--rounds 3] [--repeats 7] [--backends native,wasm]
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,9 +30,23 @@ function findTorchPython(): string | undefined {
   return undefined;
 }
 
+/** The widest x86 vector extension the CPU reports (what oneDNN's and the addon's kernels can use). */
+function vectorIsa(): string {
+  let flags: string[] = [];
+  try {
+    flags = (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/);
+  } catch {
+    return 'unknown (no /proc/cpuinfo)';
+  }
+  const has = (f: string) => flags.includes(f);
+  if (has('avx512f')) return `AVX-512 (${flags.filter((f) => f.startsWith('avx512')).join(' ')})`;
+  return has('avx2') ? `AVX2${has('fma') ? ' + FMA' : ''}` : has('avx') ? 'AVX' : 'SSE only';
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const cpuName = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`machine: ${cpus().length} × ${cpuName}, Node ${process.version}, load ${loadavg()[0].toFixed(2)}`);
+console.log(`vector ISA: ${vectorIsa()}`);
 console.log(
   `model: preset ${opts.preset}, batch ${opts.batch}; ${opts.rounds} rounds × ${opts.repeats} timed steps (median), ` +
     'tfjs and PyTorch alternating',
@@ -109,6 +123,11 @@ for (const [key, rs] of results) {
       ? `torch ${s.last.torch}, ${s.last.threads} threads, ${String(s.last.blas).split(' (')[0]}`
       : String(s.last.description);
   console.log(`  ${key.padEnd(10)} train ${s.train.toFixed(3)} s  sample ${s.sample.toFixed(3)} s  (${what}; ${mem})`);
+  const impls = s.last.onednn_implementations as Record<string, number> | undefined;
+  if (impls && Object.keys(impls).length > 0) {
+    const list = Object.entries(impls).map(([what, plans]) => `${what} (${plans} ${plans === 1 ? 'shape' : 'shapes'})`);
+    console.log(`             oneDNN per direction: ${list.join('; ')}`);
+  }
 }
 const tfjs = [...summary].filter(([k]) => k !== 'pytorch').sort((a, b) => a[1].train - b[1].train)[0];
 const torch = summary.get('pytorch');

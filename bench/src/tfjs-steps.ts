@@ -6,7 +6,7 @@
 //   node --conditions=source --import tsx bench/src/tfjs-steps.ts <backend> [preset] [batch] [repeats]
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@matryoshka-ts/core';
-import { type BackendName, initBackend } from '@matryoshka-ts/backends';
+import { type BackendName, initBackend, nativeKernelInfo } from '@matryoshka-ts/backends';
 import { NestedUNet } from '@matryoshka-ts/nested-unet';
 import { TRAIN_PRESETS, levelSchedulesOf, modelConfigOf, parseTrainConfig } from '@matryoshka-ts/pipelines';
 import { networkDenoiser, sampleStep } from '@matryoshka-ts/samplers';
@@ -68,5 +68,7 @@ console.log(
     tensors_per_step: tensorsAfter - tensorsBefore,
     tf_memory_mib: Number((tf.memory().numBytes / 2 ** 20).toFixed(1)),
     peak_rss_mib: Number((process.resourceUsage().maxRSS / 1024).toFixed(1)),
+    // Which oneDNN implementation each convolution direction ran with, or why it declined.
+    ...(info.name === 'native' ? { onednn_implementations: (await nativeKernelInfo())?.onednnImplementations } : {}),
   }),
 );

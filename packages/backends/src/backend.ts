@@ -149,6 +149,17 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   return info;
 }
 
+/**
+ * The native addon's own report when it is loaded: sgemm and convolution providers, oneDNN's
+ * version, the convolutions it ran and declined, and which oneDNN implementation each direction
+ * planned with (`onednnImplementations`). For benchmarks and diagnostics; undefined otherwise.
+ */
+export async function nativeKernelInfo(): Promise<
+  ReturnType<NonNullable<ReturnType<NativeModule['loadAddon']>['addon']>['info']> | undefined
+> {
+  return (await nativeKernels())?.loadAddon().addon?.info();
+}
+
 /** The backend chosen by the last `initBackend` call, if any. */
 export function activeBackend(): BackendInfo | undefined {
   return active;

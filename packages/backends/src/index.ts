@@ -1,4 +1,4 @@
-export { initBackend, activeBackend, ensureGradients } from './backend.js';
+export { initBackend, activeBackend, ensureGradients, nativeKernelInfo } from './backend.js';
 export { BACKEND_NAMES } from '@matryoshka-ts/core';
 export type { BackendName } from '@matryoshka-ts/core';
 export type { BackendOptions, BackendInfo } from './backend.js';

@@ -150,6 +150,13 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, o, "onednnCalls", v);
   napi_create_double(env, double(counts.declined), &v);
   napi_set_named_property(env, o, "onednnDeclined", v);
+  napi_value impls;
+  napi_create_object(env, &impls);
+  for (const auto& [what, plans] : mdm::dnnlImplementations()) {
+    napi_create_double(env, double(plans), &v);
+    napi_set_named_property(env, impls, what.c_str(), v);
+  }
+  napi_set_named_property(env, o, "onednnImplementations", impls);
   return o;
 }
 

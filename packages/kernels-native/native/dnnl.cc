@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace mdm {
 namespace {
@@ -80,6 +81,9 @@ char versionText[32] = "";
 Handle engine = nullptr, stream = nullptr;
 std::mutex lock;
 long calls = 0, declined = 0;
+// Plans made, by "direction: implementation" (or "direction: declined (offered …)"): what ran.
+std::map<std::string, long> implUse;
+const char* const kDirectionName[] = {"forward", "backward data", "backward weights"};
 
 template <class F>
 bool resolve(void* lib, F& f, const char* name) {
@@ -144,10 +148,16 @@ bool acceptable(Handle pd) {
   return std::strncmp(impl, "jit", 3) == 0 && !std::strstr(impl, "gemm");
 }
 
+std::string implName(Handle pd) {
+  const char* impl = nullptr;
+  return api.pdQuery(pd, kQueryImplInfo, 0, &impl) || !impl ? "?" : impl;
+}
+
 // The first implementation oneDNN offers for `desc` that `acceptable` takes: its preferred one
 // is not always (on AVX-512 CPUs 2.6 prefers brgemm-based kernels, not named jit:*, for some
-// directions), and the list goes on to the direct JIT ones. Null when none is acceptable.
-Handle acceptablePd(const void* desc, Handle hint) {
+// directions), and the list goes on to the direct JIT ones. Null when none is acceptable;
+// `offered` lists the names passed over.
+Handle acceptablePd(const void* desc, Handle hint, std::string& offered) {
   Handle it = nullptr, found = nullptr;
   if (api.pdIteratorCreate(&it, desc, nullptr, engine, hint)) return nullptr;
   do {
@@ -157,37 +167,51 @@ Handle acceptablePd(const void* desc, Handle hint) {
       found = pd;
       break;
     }
+    offered += (offered.empty() ? "" : ", ") + implName(pd);
     api.pdDestroy(pd);
   } while (api.pdIteratorNext(it) == 0);
   api.pdIteratorDestroy(it);
   return found;
 }
 
-Handle forwardPd(Descs& d) {
+Handle forwardPd(Descs& d, std::string& offered) {
   auto cd = std::make_unique<ConvDesc>();
   if (api.convForward(cd.get(), kForwardTraining, kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides,
                       d.dilates, d.padL, d.padR))
     return nullptr;
-  return acceptablePd(cd.get(), nullptr);
+  return acceptablePd(cd.get(), nullptr, offered);
+}
+
+// Records which implementation a new plan uses, or why there is none.
+void record(Direction dir, Handle pd, const std::string& offered) {
+  std::string what = pd ? implName(pd) : "declined (offered " + (offered.empty() ? "none" : offered) + ")";
+  implUse[std::string(kDirectionName[dir]) + ": " + what]++;
 }
 
 std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
   auto plan = std::make_unique<Plan>();
   Descs d;
   if (!describe(g, d)) return plan;
-  Handle fwd = forwardPd(d);
-  if (!fwd) return plan;
+  std::string offered;
+  Handle fwd = forwardPd(d, offered);
+  if (!fwd) {
+    record(dir, nullptr, dir == Forward ? offered : "no forward implementation to pair with");
+    return plan;
+  }
   if (dir == Forward) {
     plan->pd = fwd;
   } else {
+    offered.clear();
     auto cd = std::make_unique<ConvDesc>();
     Status s = dir == BackwardData ? api.convBackwardData(cd.get(), kConvolutionDirect, &d.src, &d.anyW, &d.dst,
                                                           d.strides, d.dilates, d.padL, d.padR)
                                    : api.convBackwardWeights(cd.get(), kConvolutionDirect, &d.src, &d.anyW, nullptr,
                                                              &d.dst, d.strides, d.dilates, d.padL, d.padR);
     plan->hint = fwd;
-    if (s || !(plan->pd = acceptablePd(cd.get(), fwd))) return plan;
+    if (!s) plan->pd = acceptablePd(cd.get(), fwd, offered);
   }
+  record(dir, plan->pd, offered);
+  if (!plan->pd) return plan;
   const MemoryDesc* w = api.pdQueryMd(plan->pd, dir == BackwardWeights ? kQueryDiffWeightsMd : kQueryWeightsMd, 0);
   const MemoryDesc* in = dir == BackwardData ? &d.dst : &d.src;
   const MemoryDesc* out = dir == Forward ? &d.dst : dir == BackwardData ? &d.src : nullptr;
@@ -301,6 +325,10 @@ const char* dnnlVersion() { return versionText; }
 DnnlCounts dnnlCounts() {
   std::lock_guard<std::mutex> guard(lock);
   return {calls, declined};
+}
+std::map<std::string, long> dnnlImplementations() {
+  std::lock_guard<std::mutex> guard(lock);
+  return implUse;
 }
 void dnnlSetThreads(int n) {
   if (api.ompSetNumThreads) api.ompSetNumThreads(n);

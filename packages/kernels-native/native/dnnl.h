@@ -3,6 +3,9 @@
 // to its own kernels (conv.cc). oneDNN's JIT-generated AVX2 convolutions ran 2–8× faster than
 // ours on the default model's layers here (60–130 GFLOP/s on 2 threads, against 3–60).
 #pragma once
+#include <map>
+#include <string>
+
 #include "conv.h"
 
 namespace mdm {
@@ -22,6 +25,10 @@ struct DnnlCounts {
   long calls, declined;
 };
 DnnlCounts dnnlCounts();
+// Plans made since the process started (one per convolution geometry and direction), by
+// "direction: oneDNN implementation", e.g. "forward: jit:avx512_common", or
+// "backward data: declined (offered brg:avx512_core, …)" when none was acceptable.
+std::map<std::string, long> dnnlImplementations();
 
 // Each returns false (and writes nothing) when oneDNN is off or has no implementation for the
 // geometry, so the caller runs its own kernel instead.

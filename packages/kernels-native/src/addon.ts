@@ -18,6 +18,11 @@ export interface NativeAddon {
     onednn: string;
     onednnCalls: number;
     onednnDeclined: number;
+    /**
+     * Plans made (one per geometry and direction) by "direction: oneDNN implementation", e.g.
+     * 'forward: jit:avx512_common', or 'backward data: declined (offered …)' when none was taken.
+     */
+    onednnImplementations: Record<string, number>;
   };
   setProvider(provider: 'openblas' | 'builtin'): 'openblas' | 'builtin';
   /** oneDNN's convolutions (when libdnnl.so.2 loaded) or the addon's own. Returns the one in use. */

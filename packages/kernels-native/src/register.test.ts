@@ -159,6 +159,9 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
           if (provider.conv === 'onednn') {
             const dispatched = after.onednnCalls + after.onednnDeclined - before.onednnCalls - before.onednnDeclined;
             expect(dispatched).toBeGreaterThanOrEqual(3);
+            // …and the addon says, per direction, which implementation it planned with or why not.
+            const seen = Object.keys(after.onednnImplementations).map((k) => k.split(': ')[0]);
+            expect(new Set(seen)).toEqual(new Set(['forward', 'backward data', 'backward weights']));
           }
         });
 

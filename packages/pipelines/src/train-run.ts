@@ -1,11 +1,11 @@
-import { prepareFreshRunFolder } from './run-folder.js';
-import { checkTrainingMemory } from './memory-plan.js';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAutoencoder } from '@matryoshka-ts/autoencoder';
 import { ConfigError } from '@matryoshka-ts/core';
 import { type TrainConfig, isMultiStage, modelConfigOf, runKindOf } from './config.js';
 import { latentDataset, measureScaleFactor, prepareLatentCache } from './latent-data.js';
+import { checkTrainingMemory } from './memory-plan.js';
+import { prepareFreshRunFolder } from './run-folder.js';
 import { ProgressLine, formatDuration } from './progress.js';
 import { previewConditions } from './data-source.js';
 import { sampleGridPng } from './grid.js';

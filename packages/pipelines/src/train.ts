@@ -106,7 +106,8 @@ function variablesOf(values: Map<string, Float32Array>, shapes: Map<string, numb
  */
 export async function train(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
   requireBackend();
-  checkTrainingMemory(config, modelConfigOf(config));
+  const model = modelConfigOf(config);
+  checkTrainingMemory(config, model);
   // A fresh run never writes over another run's history.
   if (!options.resume) {
     const aside = prepareFreshRunFolder(options.out, options.force);
@@ -114,7 +115,7 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   }
   // The data is opened first, so a bad path fails before any work, and closed (decode workers
   // terminated) however the run ends.
-  const top = resolveConfig(modelConfigOf(config)).levels[0];
+  const top = resolveConfig(model).levels[0];
   const data =
     config.stage?.kind === 'latent'
       ? await openLatentTrainingData(config, options.out)

@@ -174,6 +174,10 @@ Handle acceptablePd(const void* desc, Handle hint, std::string& offered) {
   return found;
 }
 
+std::string declinedBecause(const std::string& offered) {
+  return "declined (offered " + (offered.empty() ? std::string("nothing") : offered) + ")";
+}
+
 Handle forwardPd(Descs& d, std::string& offered) {
   auto cd = std::make_unique<ConvDesc>();
   if (api.convForward(cd.get(), kForwardTraining, kConvolutionDirect, &d.src, &d.anyW, nullptr, &d.dst, d.strides,
@@ -183,10 +187,7 @@ Handle forwardPd(Descs& d, std::string& offered) {
 }
 
 // Records which implementation a new plan uses, or why there is none.
-void record(Direction dir, Handle pd, const std::string& offered) {
-  std::string what = pd ? implName(pd) : "declined (offered " + (offered.empty() ? "none" : offered) + ")";
-  implUse[std::string(kDirectionName[dir]) + ": " + what]++;
-}
+void record(Direction dir, const std::string& what) { implUse[std::string(kDirectionName[dir]) + ": " + what]++; }
 
 std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
   auto plan = std::make_unique<Plan>();
@@ -195,7 +196,8 @@ std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
   std::string offered;
   Handle fwd = forwardPd(d, offered);
   if (!fwd) {
-    record(dir, nullptr, dir == Forward ? offered : "no forward implementation to pair with");
+    // A backward direction needs a forward descriptor as its hint: none acceptable declines it too.
+    record(dir, dir == Forward ? declinedBecause(offered) : "declined (no acceptable forward to pair with)");
     return plan;
   }
   if (dir == Forward) {
@@ -210,7 +212,7 @@ std::unique_ptr<Plan> makePlan(Direction dir, const ConvGeometry& g) {
     plan->hint = fwd;
     if (!s) plan->pd = acceptablePd(cd.get(), fwd, offered);
   }
-  record(dir, plan->pd, offered);
+  record(dir, plan->pd ? implName(plan->pd) : declinedBecause(offered));
   if (!plan->pd) return plan;
   const MemoryDesc* w = api.pdQueryMd(plan->pd, dir == BackwardWeights ? kQueryDiffWeightsMd : kQueryWeightsMd, 0);
   const MemoryDesc* in = dir == BackwardData ? &d.dst : &d.src;

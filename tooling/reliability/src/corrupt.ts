@@ -58,7 +58,7 @@ export async function corruptFamily(ctx: Context): Promise<FamilyResult> {
   let done = 0;
   const tasks = Array.from({ length: count }, (_, i) => async () => {
     const rng = ctx.rng(`corrupt/${i}`);
-    const command: Command = rng.float() < 0.7 ? 'sample' : 'resume';
+    const command: Command = rng.uniform() < 0.7 ? 'sample' : 'resume';
     const dir = join(ctx.root, `corrupt-${i}`);
     cpSync(base, dir, { recursive: true });
     const mutation = mutate(join(dir, 'checkpoint.safetensors'), layout, rng, command);

@@ -100,16 +100,16 @@ async function diskTrial(ctx: Context, ref: Reference, i: number, checkpoint: nu
   const size = (2 * pages + 256) * PAGE;
   const freePages =
     scenario === 'first checkpoint'
-      ? Math.round(pages * (0.2 + 0.75 * rng.float()))
+      ? Math.round(pages * (0.2 + 0.75 * rng.uniform()))
       : scenario === 'second checkpoint'
-        ? Math.round(pages * (1.05 + 0.9 * rng.float()))
+        ? Math.round(pages * (1.05 + 0.9 * rng.uniform()))
         : scenario === 'a later checkpoint'
           ? 2 * pages + 2 + rng.int(4)
           : size / PAGE;
   // Filled at a random moment, or just before metrics.jsonl needs its next page (so that the
   // append fails, maybe after writing part of its line).
-  const midRun = scenario === 'filled mid-run' ? (rng.float() < 0.5 ? 'time' : 'metrics') : undefined;
-  const fillAt = midRun === 'time' ? Math.round(ref.ms * (0.1 + 0.7 * rng.float())) : undefined;
+  const midRun = scenario === 'filled mid-run' ? (rng.uniform() < 0.5 ? 'time' : 'metrics') : undefined;
+  const fillAt = midRun === 'time' ? Math.round(ref.ms * (0.1 + 0.7 * rng.uniform())) : undefined;
   const fillAtPage = midRun === 'metrics' ? 1 + rng.int(4) : undefined;
   const free = freePages * PAGE;
   const mnt = join(ctx.root, `disk-${i}`);

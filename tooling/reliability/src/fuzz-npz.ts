@@ -8,9 +8,9 @@ import type { Field, Mutated, Reader, Seed } from './fuzz-types.js';
 
 export function npzSeeds(dir: string, rng: Rng): Seed[] {
   const d = 4;
-  const mu = Array.from({ length: d }, () => rng.float());
+  const mu = Array.from({ length: d }, () => rng.uniform());
   // A valid covariance: symmetric, diagonally dominant.
-  const off = Array.from({ length: d * d }, () => 0.1 * rng.float());
+  const off = Array.from({ length: d * d }, () => 0.1 * rng.uniform());
   const sigma = Array.from({ length: d * d }, (_, k) => {
     const [i, j] = [Math.floor(k / d), k % d];
     return i === j ? 1 : off[Math.min(i, j) * d + Math.max(i, j)];

@@ -6,7 +6,7 @@ import { type Rng, bytesOf } from './shared.js';
 import type { Field, Reader, Seed } from './fuzz-types.js';
 
 export function safetensorsSeeds(dir: string, rng: Rng): Seed[] {
-  const values = (n: number) => Array.from({ length: n }, () => rng.float() * 4 - 2);
+  const values = (n: number) => Array.from({ length: n }, () => rng.uniform() * 4 - 2);
   const path = join(dir, 'seed.safetensors');
   writeSafetensors(
     path,

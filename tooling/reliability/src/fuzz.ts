@@ -232,7 +232,7 @@ function statusMb(key: string): number {
 function mutate(seed: Seed, rng: Rng, format: Format): Mutated {
   const bytes = seed.bytes.slice();
   const position = () =>
-    seed.headerEnd !== undefined && rng.float() < 0.6 ? rng.int(seed.headerEnd) : rng.int(bytes.length);
+    seed.headerEnd !== undefined && rng.uniform() < 0.6 ? rng.int(seed.headerEnd) : rng.int(bytes.length);
   const kind = rng.pick(['bit flip', 'bit flip', 'overwrite', 'overwrite', 'truncate', 'extend', 'length', 'length']);
   if (kind === 'bit flip') {
     const first = position();
@@ -258,13 +258,13 @@ function mutate(seed: Seed, rng: Rng, format: Format): Mutated {
   }
   if (kind === 'truncate') {
     // Tar: half the cuts at a block boundary, as a download stopped between members would leave it.
-    const blocks = format === 'tar' && rng.float() < 0.5;
+    const blocks = format === 'tar' && rng.uniform() < 0.5;
     const length = blocks ? 512 * rng.int(bytes.length / 512) : rng.int(bytes.length);
     return { bytes: bytes.subarray(0, length), text: `truncated to ${length} of ${bytes.length} bytes` };
   }
   if (kind === 'extend') {
     const n = 1 + rng.int(2048);
-    const zeros = rng.float() < 0.5;
+    const zeros = rng.uniform() < 0.5;
     const extra = new Uint8Array(n).map(() => (zeros ? 0 : rng.int(256)));
     const out = new Uint8Array(bytes.length + n);
     out.set(bytes);
@@ -274,7 +274,7 @@ function mutate(seed: Seed, rng: Rng, format: Format): Mutated {
   const field = rng.pick(seed.fields);
   const text = editField(bytes, field, rng);
   // Tar headers carry a checksum; half the time it is fixed, so the edited size itself gets parsed.
-  if (format === 'tar' && field.kind === 'octal' && rng.float() < 0.5) {
+  if (format === 'tar' && field.kind === 'octal' && rng.uniform() < 0.5) {
     const header = field.at - (field.at % 512);
     writeTarChecksum(bytes.subarray(header, header + 512));
     return { bytes, text: `${text} (header checksum fixed)`, consistent: true };
@@ -306,7 +306,7 @@ function editField(bytes: Uint8Array, f: Field, rng: Rng): string {
   const value = Math.min(max, Math.max(0, rng.pick([0, 1, old - 1, old + 1, old * 2, max, rng.int(max)])));
   if (f.kind === 'u16') view.setUint16(f.at, value, true);
   else if (f.kind === 'u32') view.setUint32(f.at, value, true);
-  else view.setBigUint64(f.at, rng.float() < 0.2 ? 2n ** 64n - 1n : BigInt(value), true);
+  else view.setBigUint64(f.at, rng.uniform() < 0.2 ? 2n ** 64n - 1n : BigInt(value), true);
   return `${f.what} ${old} → ${get()}`;
 }
 

@@ -52,7 +52,7 @@ export async function killFamily(ctx: Context): Promise<FamilyResult> {
 async function trainKillTrial(ctx: Context, ref: Reference, i: number): Promise<Trial> {
   const rng = ctx.rng(`kill/${i}`);
   const dir = join(ctx.root, `kill-${i}`);
-  const kills = rng.float() < 0.3 ? 2 : 1;
+  const kills = rng.uniform() < 0.3 ? 2 : 1;
   const story: string[] = [];
   const landed = new Set<string>();
   const id = `kill#${i} seed=${ctx.seed}`;
@@ -100,8 +100,8 @@ interface Kill {
  */
 function planKill(rng: Rng, ref: Reference, dir: string): Kill {
   const from = checkpointStep(dir);
-  if (rng.float() < 0.5) {
-    const ms = Math.round(300 + rng.float() * ref.ms * Math.max(0.25, 1 - from / STEPS));
+  if (rng.uniform() < 0.5) {
+    const ms = Math.round(300 + rng.uniform() * ref.ms * Math.max(0.25, 1 - from / STEPS));
     return { text: `at ${seconds(ms)}`, options: { killAfterMs: ms } };
   }
   // Every 5th step, and once more at the end.

@@ -5,58 +5,36 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '@matryoshka-ts/checkpoint';
+import { Rng as CoreRng } from '@matryoshka-ts/core';
 
 /** The monorepo root: the CLIs are run from here, as `pnpm mdm-train` would. */
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../../..');
 
 // ---------------------------------------------------------------------------------------------
-// A seeded PRNG (sfc32 seeded through a string hash), so each trial can be replayed from its label
-// and the --seed alone, whatever ran before it.
+// The project's seeded generator (core's xoshiro128**), seeded from --seed and a trial's label
+// through a string hash, so each trial can be replayed from its label and the seed alone,
+// whatever ran before it.
 
-export class Rng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-
+export class Rng extends CoreRng {
   constructor(seed: number, label: string) {
-    let h = 1779033703;
-    const mix = (s: string) => {
-      for (let i = 0; i < s.length; i++) {
-        h = Math.imul(h ^ s.charCodeAt(i), 3432918353);
-        h = (h << 13) | (h >>> 19);
-      }
-      h = Math.imul(h ^ (h >>> 16), 2246822507);
-      h = Math.imul(h ^ (h >>> 13), 3266489909);
-      h ^= h >>> 16;
-      return h >>> 0;
-    };
-    this.a = mix(`${seed}/${label}`);
-    this.b = mix('b');
-    this.c = mix('c');
-    this.d = mix('d');
-    for (let i = 0; i < 12; i++) this.float();
-  }
-
-  /** Uniform in [0, 1). */
-  float(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  }
-
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.float() * n);
+    super(hash(`${seed}/${label}`));
   }
 
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)];
   }
+}
+
+/** A 32-bit hash of a string (murmur3's mixing). */
+function hash(text: string): number {
+  let h = 1779033703;
+  for (let i = 0; i < text.length; i++) {
+    h = Math.imul(h ^ text.charCodeAt(i), 3432918353);
+    h = (h << 13) | (h >>> 19);
+  }
+  h = Math.imul(h ^ (h >>> 16), 2246822507);
+  h = Math.imul(h ^ (h >>> 13), 3266489909);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -111,6 +111,10 @@ export function judgeTar(value: TarContent, original: TarContent, m: Mutated, se
   if (m.consistent)
     return { outcome: 'survived', detail: 'valid edited header, read as written', tag: 'consistent header edit' };
   if (!m.changed) return undefined;
+  // Tar's header checksum is a plain byte sum: changes that cancel out (one bit flipped up, the
+  // same bit flipped down in another byte) leave a valid header the format cannot tell apart.
+  if (m.changed.every((at) => inHeaderWithValidSum(m.bytes, at, original)))
+    return { outcome: 'survived', detail: 'header changed, its byte sum unchanged', tag: 'consistent header edit' };
   // A member's data blocks: its data and the padding to the next 512-byte block (which tar ignores).
   const blocks = (o: { offset: number; size: number }) => o.offset + Math.ceil(o.size / 512) * 512;
   const inData = m.changed.every((at) => original.members.some((o) => at >= o.offset && at < blocks(o)));
@@ -132,6 +136,17 @@ export function judgeTar(value: TarContent, original: TarContent, m: Mutated, se
   if (m.changed.every((at) => metaBlocks.some(([b, e]) => at >= b && at < e)))
     return { outcome: 'survived', detail: 'long-name/pax data changed (no checksum)', tag: 'pax data changed' };
   return undefined;
+}
+
+/** True when byte `at` lies in a member's header (not its data) and that header's checksum still holds. */
+function inHeaderWithValidSum(bytes: Uint8Array, at: number, original: TarContent): boolean {
+  const start = at - (at % 512);
+  if (original.members.some((o) => at >= o.offset && at < o.offset + Math.ceil(o.size / 512) * 512)) return false;
+  const header = Uint8Array.from(bytes.subarray(start, start + 512));
+  if (header.length < 512 || header.every((b) => b === 0)) return false;
+  const stored = Number.parseInt(Buffer.from(header.subarray(148, 156)).toString('latin1'), 8);
+  header.fill(0x20, 148, 156);
+  return stored === header.reduce((a, b) => a + b, 0);
 }
 
 /** [begin, end) of the data of every GNU long-name and pax entry in a tar. */

@@ -1,5 +1,6 @@
 #include "group_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -16,24 +17,67 @@ struct Stats {
   std::vector<float> mean, rstd;  // per channel (its group's), so inner loops need no division
 };
 
+const bool gnAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+
+// Per-channel sums of x (or, with `center`, of (x − center)²) over one sample's pixels, 8 channels
+// at a time: float32 over blocks of 64 pixels, added to float64 totals after each block (as the
+// backward pass does), which keeps the rounding at the float64 level for any image size. The
+// portable double loops it replaces were most of the forward kernel's time (C = 8 at 64 px).
+template <bool Squares>
+__attribute__((target("avx2,fma"))) void channelSumsAvx2x8(const float* x, long pixels, int C, const float* center,
+                                                           double* out) {
+  for (int c = 0; c < C; c += 8) {
+    const __m256 m = Squares ? _mm256_loadu_ps(center + c) : _mm256_setzero_ps();
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (long p0 = 0; p0 < pixels; p0 += 64) {
+      const long p1 = std::min(pixels, p0 + 64);
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (long p = p0; p < p1; p++) {
+        __m256 v = _mm256_loadu_ps(x + p * C + c);
+        __m256& a = (p & 1) ? a1 : a0;  // two chains, so the adds overlap
+        if (Squares) {
+          v = _mm256_sub_ps(v, m);
+          a = _mm256_fmadd_ps(v, v, a);
+        } else {
+          a = _mm256_add_ps(a, v);
+        }
+      }
+      const __m256 a = _mm256_add_ps(a0, a1);
+      lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+      hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+    }
+    _mm256_storeu_pd(out + c, lo);
+    _mm256_storeu_pd(out + c + 4, hi);
+  }
+}
+
 // Mean and biased variance per group (as tf.moments), two passes with per-channel float64 sums
-// over the pixels (contiguous, so the loops vectorise), folded into groups afterwards.
+// over the pixels, folded into groups afterwards.
 Stats groupStats(const float* xb, const GroupNormShape& s) {
   const int C = s.channels, G = s.groups, cg = C / G;
   const double n = double(s.pixels) * cg;
+  const bool vector = gnAvx2 && C % 8 == 0;
   std::vector<double> sum(C, 0.0), sq(C, 0.0), gm(G, 0.0), gv(G, 0.0);
-  for (long p = 0; p < s.pixels; p++) {
-    const float* row = xb + p * C;
-    for (int c = 0; c < C; c++) sum[c] += row[c];
+  if (vector) {
+    channelSumsAvx2x8<false>(xb, s.pixels, C, nullptr, sum.data());
+  } else {
+    for (long p = 0; p < s.pixels; p++) {
+      const float* row = xb + p * C;
+      for (int c = 0; c < C; c++) sum[c] += row[c];
+    }
   }
   for (int c = 0; c < C; c++) gm[c / cg] += sum[c];
   std::vector<float> meanC(C);
   for (int c = 0; c < C; c++) meanC[c] = float(gm[c / cg] / n);
-  for (long p = 0; p < s.pixels; p++) {
-    const float* row = xb + p * C;
-    for (int c = 0; c < C; c++) {
-      double d = double(row[c]) - meanC[c];
-      sq[c] += d * d;
+  if (vector) {
+    channelSumsAvx2x8<true>(xb, s.pixels, C, meanC.data(), sq.data());
+  } else {
+    for (long p = 0; p < s.pixels; p++) {
+      const float* row = xb + p * C;
+      for (int c = 0; c < C; c++) {
+        double d = double(row[c]) - meanC[c];
+        sq[c] += d * d;
+      }
     }
   }
   for (int c = 0; c < C; c++) gv[c / cg] += sq[c];
@@ -87,8 +131,6 @@ __attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 z) {
   const __m256 one = _mm256_set1_ps(1.f);
   return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), z))));
 }
-
-const bool gnAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 
 // y = x·A[c] + B[c] (then SiLU), over one sample's pixels: with AVX2 intrinsics 8 channels at a
 // time when C is a multiple of 8, else portable code.

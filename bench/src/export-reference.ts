@@ -1,6 +1,8 @@
 // Exports what the PyTorch reference (bench/torch/mdm_reference.py) needs to rebuild a training
-// preset's NestedUNet and check it against ours:
-//   node --conditions=source --import tsx bench/src/export-reference.ts [outDir=/tmp/mdm-reference] [preset=emoji]
+// preset's (or a sweep model's, bench/src/sweep-models.ts) NestedUNet and check it against ours:
+//   node --conditions=source --import tsx bench/src/export-reference.ts \
+//     [outDir=/tmp/mdm-reference] [preset=emoji] [backend=cpu]
+// (`pnpm bench --sweep` passes `native`: the cpu backend's forward of the larger sweep models takes minutes.)
 // writes, in outDir:
 //   config.json               the resolved NestedUNetConfig, plus `paramCount` and the `train` settings the
 //                             benchmark mirrors
@@ -8,24 +10,23 @@
 //   check-weights.safetensors the same weights with every zero/one-initialised tensor perturbed, so that the
 //                             forward pass is not trivially 0 (conv_out and the adapters start at zero)
 //   io.safetensors            a deterministic batch — x.N (NCHW, level 0 first), times, tokens, mask — and
-//                             out.N, our forward outputs (NCHW) with check-weights on the cpu backend;
+//                             out.N, our forward outputs (NCHW) with check-weights on `backend`;
 //                             plus gammas.N, each level's ᾱ table (for the benchmark's noising and sampling step)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ParamSpec, Rng, nhwcToNchw, sizeOf } from '@matryoshka-ts/core';
-import { initBackend } from '@matryoshka-ts/backends';
+import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { type TensorToWrite, exportMlMdmStateDict, writeSafetensors } from '@matryoshka-ts/checkpoint';
 import { NestedUNet } from '@matryoshka-ts/nested-unet';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
-import { TRAIN_PRESETS, levelSchedulesOf, modelConfigOf, parseTrainConfig } from '@matryoshka-ts/pipelines';
+import { levelSchedulesOf, modelConfigOf, parseTrainConfig } from '@matryoshka-ts/pipelines';
+import { benchModel } from './sweep-models.js';
 
-const [outDir = '/tmp/mdm-reference', presetName = 'emoji'] = process.argv.slice(2);
-const preset = TRAIN_PRESETS[presetName];
-if (!preset)
-  throw new Error(`unknown train preset '${presetName}' (available: ${Object.keys(TRAIN_PRESETS).join(', ')})`);
+const [outDir = '/tmp/mdm-reference', presetName = 'emoji', backend = 'cpu'] = process.argv.slice(2);
+const preset = benchModel(presetName);
 
-await initBackend({ backend: 'cpu', quiet: true });
+await initBackend({ backend: backend as BackendName, quiet: true });
 mkdirSync(outDir, { recursive: true });
 
 const train = parseTrainConfig(preset);

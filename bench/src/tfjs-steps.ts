@@ -1,23 +1,24 @@
 // One tfjs backend's side of `pnpm bench` and `pnpm bench:steps`: times the training step (the pipelines' TrainStep:
 // forward, multi-resolution loss, backward, Adam; no clipping or EMA, as the PyTorch reference)
-// and the sampling step (one DDPM step of all levels) of a training
-// preset's full model, as bench/torch/mdm_reference.py --bench does in PyTorch, and prints one
-// JSON line. Run by bench/src/bench.ts in a fresh process per measurement.
+// and the sampling step (one DDPM step of all levels) of a training preset's or sweep model's
+// (sweep-models.ts) full model, as bench/torch/mdm_reference.py --bench does in PyTorch, and prints
+// one JSON line. Run by bench/src/bench.ts in a fresh process per measurement.
 //   node --conditions=source --import tsx bench/src/tfjs-steps.ts <backend> [preset] [batch] [repeats]
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@matryoshka-ts/core';
 import { type BackendName, initBackend, nativeKernelInfo } from '@matryoshka-ts/backends';
 import { NestedUNet } from '@matryoshka-ts/nested-unet';
-import { TRAIN_PRESETS, levelSchedulesOf, modelConfigOf, parseTrainConfig } from '@matryoshka-ts/pipelines';
+import { levelSchedulesOf, modelConfigOf, parseTrainConfig } from '@matryoshka-ts/pipelines';
 import { networkDenoiser, sampleStep } from '@matryoshka-ts/samplers';
 import { HashedWordEncoder } from '@matryoshka-ts/text-encoders';
 import { benchTrainStep } from './bench-step.js';
+import { benchModel } from './sweep-models.js';
 
 const [backend = 'native', presetName = 'emoji', batchArg = '8', repeatsArg = '3'] = process.argv.slice(2);
 const batch = Number(batchArg);
 const repeats = Number(repeatsArg);
 const info = await initBackend({ backend: backend as BackendName, quiet: true });
-const config = parseTrainConfig(TRAIN_PRESETS[presetName]);
+const config = parseTrainConfig(benchModel(presetName));
 const model = new NestedUNet(modelConfigOf(config), { seed: 1 });
 const levels = model.config.levels;
 const schedules = levelSchedulesOf(config);

@@ -17,12 +17,14 @@ const child = (addonPath: string) => `
 const a = require(${JSON.stringify(addonPath)});
 if (a.info().convProvider !== 'onednn') throw new Error('oneDNN is not in use');
 let seed = 1;
-const rand = (n) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5);
+const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
+const rand = (n) => Float32Array.from({ length: n }, next);
 // [batch, size, in channels, out channels, kernel, stride]
 const shapes = [[8, 16, 32, 32, 3, 1], [8, 32, 16, 16, 3, 1], [4, 16, 64, 32, 1, 1], [2, 32, 3, 8, 3, 1],
   [2, 31, 8, 16, 3, 1], [4, 32, 16, 32, 3, 2]];
 const cases = shapes.map(([B, H, C, O, K, S]) => {
-  const p = K === 3 ? 1 : 0, OH = Math.floor((H + 2 * p - K) / S) + 1, g = [B, H, H, C, K, K, O, S, S, 1, 1, p, p, OH, OH];
+  const p = K === 3 ? 1 : 0, OH = Math.floor((H + 2 * p - K) / S) + 1;
+  const g = [B, H, H, C, K, K, O, S, S, 1, 1, p, p, OH, OH];
   const x = rand(B * H * H * C), w = rand(K * K * C * O), dy = rand(B * OH * OH * O);
   const run = () => {
     const out = [new Float32Array(dy.length), new Float32Array(x.length), new Float32Array(w.length)];
@@ -43,7 +45,8 @@ for (let round = 0; round < 40; round++)
       // Relative to the largest value: the two sum in different orders (float32, K ≤ 1,152 terms).
       const ref = c.expected[d];
       let err = 0, scale = 0;
-      for (let i = 0; i < ref.length; i++) err = Math.max(err, Math.abs(got[i] - ref[i])), scale = Math.max(scale, Math.abs(ref[i]));
+      for (let i = 0; i < ref.length; i++)
+        (err = Math.max(err, Math.abs(got[i] - ref[i]))), (scale = Math.max(scale, Math.abs(ref[i])));
       if (!(err <= 1e-4 * scale)) throw new Error('direction ' + d + ' of ' + c.g + ' off by ' + err / scale);
       worst = Math.max(worst, err / scale);
     });

@@ -11,7 +11,7 @@ const STEPS = 400;
 const BATCH = 8;
 const text = { featureDim: 64, projDim: 64, headLayers: 1, maskedCrossAttention: true };
 
-/** The `emoji` preset's NestedUNet levels: 64 px [8, 16], 32 px [16, 32], 16 px [32, 64] with attention. */
+/** The `emoji` preset's levels before its retune (2026-12-07): 64 px [8, 16], 32 px [16, 32], 16 px [32, 64]. */
 const level16 = {
   resolution: 16,
   channels: [32, 64],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the two optional libraries the `native` backend loads at run time (OpenBLAS for matrix
 # products, oneDNN 2.x for convolutions), where Debian/Ubuntu's apt can: with them the default
-# model's training step ran 1.4× faster than on the addon's built-in kernels (docs/performance.md).
+# model's training step ran 1.8× faster than on the addon's built-in kernels (docs/performance.md).
 # Never fails: without apt, root or sudo it says what to install and everything runs on the
 # built-in kernels. MDM_NO_SYSTEM_PACKAGES=1 skips it.
 set -u

@@ -55,13 +55,16 @@ function randomFloat(seed: number, width: number, height: number, channels: numb
 const REFERENCE_SCRIPT = String.raw`
 import json, sys
 import numpy as np
-from PIL import Image
 
+# PIL is imported where it is used: the torch cases run where torch is installed without Pillow
+# (Debian's python3-torch does not bring python3-pil).
 def pil_f(x, w, h):  # each channel as a mode 'F' image, as clean-fid does
+    from PIL import Image
     return np.stack([np.asarray(Image.fromarray(x[:, :, c], mode='F').resize((w, h), resample=Image.BICUBIC))
                      for c in range(x.shape[2])], axis=2)
 
 def pil_u8(x, w, h):
+    from PIL import Image
     img = Image.fromarray(x[:, :, 0], 'L') if x.shape[2] == 1 else Image.fromarray(x, 'RGB')
     return np.asarray(img.resize((w, h), resample=Image.BICUBIC)).reshape(h, w, x.shape[2])
 
@@ -78,6 +81,7 @@ def pytorch_fid(x, w, h):  # torchvision ToTensor: byte tensor .float().div(255)
     return torch_bilinear(torch.from_numpy(x).float().div(255).numpy(), w, h)
 
 def hf_clip(x, size, _):  # transformers CLIPImageProcessor, step by step
+    from PIL import Image
     img = Image.fromarray(x, 'RGB')
     width, height = img.size
     short, long = (width, height) if width <= height else (height, width)

@@ -255,6 +255,12 @@ export const trainConfigSchema = z.strictObject({
       warmupSteps: z.number().int().nonnegative().default(1000),
       /** Gradient clipping by global norm (0 = off). */
       clipNorm: z.number().nonnegative().default(2),
+      /**
+       * After warm-up: constant (the official code), or a cosine fall over each phase to
+       * `decayFloor`·lr at its last step, which sharpens a short run's end.
+       */
+      decay: z.enum(['none', 'cosine']).default('none'),
+      decayFloor: fraction.default(0.1),
     })
     .prefault({}),
   ema: z

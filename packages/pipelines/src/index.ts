@@ -6,6 +6,7 @@ export type { Conditioning, DiffusionInputs, DiffusionLevel, DiffusionModel, Par
 export { TrainStep } from './train-step.js';
 export type { StepGradients, StepResult, TrainStepOptions } from './train-step.js';
 export { Adam, clipByGlobalNorm, emaDecay, globalNorm, learningRate, updateEma } from './optim.js';
+export type { LrDecay } from './optim.js';
 export type { AdamOptions } from './optim.js';
 
 // Runs: their config, presets, progressive phases, training loop, checkpoints and logs.

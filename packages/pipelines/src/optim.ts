@@ -83,9 +83,22 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, norm: number, ma
   }
 }
 
-/** Learning rate at update `step` (1-based): linear warm-up from 0, then constant (as the official code). */
-export function learningRate(step: number, lr: number, warmupSteps: number): number {
-  return warmupSteps > 0 ? lr * Math.min(1, step / warmupSteps) : lr;
+/** A cosine fall of the learning rate after warm-up, to `floor`·lr at update `steps`. */
+export interface LrDecay {
+  steps: number;
+  floor: number;
+}
+
+/**
+ * Learning rate at update `step` (1-based): linear warm-up from 0, then constant (as the official
+ * code) or, with `decay`, lr·(floor + (1 − floor)·½(1 + cos πp)) where p runs from 0 at the end of
+ * the warm-up to 1 at `decay.steps`.
+ */
+export function learningRate(step: number, lr: number, warmupSteps: number, decay?: LrDecay): number {
+  if (warmupSteps > 0 && step < warmupSteps) return (lr * step) / warmupSteps;
+  if (!decay) return lr;
+  const p = Math.min(1, Math.max(0, (step - warmupSteps) / Math.max(1, decay.steps - warmupSteps)));
+  return lr * (decay.floor + (1 - decay.floor) * 0.5 * (1 + Math.cos(Math.PI * p)));
 }
 
 /** EMA decay at update `n` (1-based): `decay`, or with warm-up min(decay, (1 + n)/(10 + n)). */

@@ -18,7 +18,16 @@ import {
   vdmLossWeights,
 } from '@matryoshka-ts/losses';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
-import { Adam, type AdamOptions, clipByGlobalNorm, emaDecay, globalNorm, learningRate, updateEma } from './optim.js';
+import {
+  Adam,
+  type AdamOptions,
+  type LrDecay,
+  clipByGlobalNorm,
+  emaDecay,
+  globalNorm,
+  learningRate,
+  updateEma,
+} from './optim.js';
 
 /** How one training step computes its loss and updates the weights (a run config's loss, optimizer and EMA). */
 export interface TrainStepOptions {
@@ -41,6 +50,8 @@ export interface TrainStepOptions {
     warmupSteps: number;
     /** Gradient clipping by global norm (0: off). */
     clipNorm: number;
+    /** A cosine fall of the learning rate after warm-up (omit for a constant one). */
+    lrDecay?: LrDecay;
   };
   /** An exponential moving average of the weights (omit for none). */
   ema?: { decay: number; warmup: boolean };
@@ -165,7 +176,7 @@ export class TrainStep {
       gradNorm = globalNorm(grads.values());
       if (!Number.isFinite(gradNorm)) skipped = 'non-finite gradient';
     }
-    const lr = learningRate(this.adam.step + 1, optimizer.lr, optimizer.warmupSteps);
+    const lr = learningRate(this.adam.step + 1, optimizer.lr, optimizer.warmupSteps, optimizer.lrDecay);
     if (!skipped) {
       if (Number.isFinite(gradNorm)) clipByGlobalNorm(grads, gradNorm, optimizer.clipNorm);
       this.adam.update(this.model.params, grads, lr);

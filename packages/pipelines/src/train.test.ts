@@ -6,6 +6,7 @@ import { initBackend } from '@matryoshka-ts/backends';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
 import { TRAIN_PRESETS } from './train-presets.js';
 import { openRun } from './open-run.js';
+import { learningRate } from './optim.js';
 import { listSnapshots, loadCheckpoint } from './run-checkpoint.js';
 import type { StepMetrics } from './run-log.js';
 import { train } from './train.js';
@@ -75,6 +76,28 @@ describe('train', () => {
     expect(Float32Array.from(late.model.params.get(name)!.dataSync())).toEqual(values);
     late.dispose();
     await expect(openRun(snaps[1].path, { ema: false })).rejects.toThrow(/no raw weights/);
+  }, 300_000);
+
+  it("with decay 'cosine', each phase warms up and falls to the floor at its own last step", async () => {
+    const dir = tempRun();
+    const phases = [
+      { resolution: 4, batchSize: 2, steps: 4 },
+      { resolution: 8, batchSize: 2, steps: 6 },
+    ];
+    const optimizer = { lr: 1e-3, warmupSteps: 2, decay: 'cosine', decayFloor: 0.1 } as const;
+    await train(parseTrainConfig({ ...micro, optimizer, phases }), { out: dir });
+    const lrs = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as StepMetrics).lr);
+    // learningRate's closed form (optim.test.ts) per phase: update n of a phase of S steps.
+    const expected = phases.flatMap(({ steps }) =>
+      Array.from({ length: steps }, (_, i) => learningRate(i + 1, 1e-3, 2, { steps, floor: 0.1 })),
+    );
+    expect(lrs.length).toBe(10);
+    lrs.forEach((lr, i) => expect(lr).toBeCloseTo(expected[i], 12));
+    expect(lrs[3]).toBeCloseTo(1e-4, 12); // the first phase's last step is at the floor
+    expect(lrs[4]).toBeCloseTo(5e-4, 12); // the second warms up again
   }, 300_000);
 
   it('keeps the number of live tensors flat across 20 training steps', async () => {

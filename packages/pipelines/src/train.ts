@@ -192,9 +192,14 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
     const model = new NestedUNet(phaseModelConfig(full, from), { seed: config.seed + index });
     const shapes = new Map(model.specs.map((s) => [s.name, s.shape]));
     const phaseSchedules = schedules.slice(from);
+    const { decay, decayFloor, ...optimizer } = config.optimizer;
     const stepOptions = {
       loss: lossOptionsOf(config, resolutions.length - from),
-      optimizer: config.optimizer,
+      // Each phase starts its own Adam, warm-up and (with `decay: 'cosine'`) fall.
+      optimizer:
+        decay === 'cosine'
+          ? { ...optimizer, lrDecay: { steps: config.phases[index].steps, floor: decayFloor } }
+          : optimizer,
       ema: config.ema,
     };
     let step: TrainStep;

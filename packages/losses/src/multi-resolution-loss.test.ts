@@ -126,6 +126,44 @@ describe('multi-resolution loss', () => {
     tf.dispose([result, b.levels, b.outputs]);
   });
 
+  it('per-level sample weights scale each level error before the plain batch mean', () => {
+    const b = randomBatch(8, 3, [4, 2], { mixedRatio: '2:1', weights: [1, 3] });
+    const perLevel = [
+      [0.25, 1],
+      [1, 0.5, 0.125],
+    ];
+    const result = multiResolutionLoss(b.outputs, b.levels, {
+      prediction: 'v',
+      target: 'eps',
+      mixedRatio: '2:1',
+      weights: [1, 3],
+      levelSampleWeights: perLevel,
+    });
+    // The float64 reference's per-level errors, weighted by hand: Σ_N w_N·u_N,b·mse_N,b/m_N, then the mean.
+    const ref = referenceLoss(b.ref, 'v', 'eps');
+    const perSample = [0, 1, 2].map(
+      (i) => (i < 2 ? (perLevel[0][i] * ref.mse[0][i]) / (2 / 3) : 0) + 3 * perLevel[1][i] * ref.mse[1][i],
+    );
+    Array.from(result.perSample.dataSync()).forEach((v, i) => expect(close(v, perSample[i]), `sample ${i}`).toBe(true));
+    expect(close(result.loss.dataSync()[0], perSample.reduce((a, c) => a + c, 0) / 3)).toBe(true);
+    // mse stays the unweighted per-level error (what the run log reports).
+    result.mse.forEach((m, n) =>
+      Array.from(m.dataSync()).forEach((v, i) => expect(close(v, ref.mse[n][i])).toBe(true)),
+    );
+    expect(() =>
+      multiResolutionLoss(b.outputs, b.levels, {
+        prediction: 'v',
+        target: 'eps',
+        mixedRatio: '2:1',
+        levelSampleWeights: [
+          [1, 1, 1],
+          [1, 1, 1],
+        ],
+      }),
+    ).toThrow(/level 0: 3 sample weights for the 2 samples it sees/);
+    tf.dispose([result, b.levels, b.outputs]);
+  });
+
   it('levelMse is the per-sample mean over H, W, C', () => {
     const a = tf.tensor4d([1, 2, 3, 4, 0, 0, 0, 0], [2, 2, 2, 1]);
     const z = tf.zeros([2, 2, 2, 1]) as tf.Tensor4D;

@@ -25,6 +25,12 @@ export interface MultiResolutionLossOptions {
    * the same weights up to rounding, see `vdmLossWeights`).
    */
   sampleWeights?: readonly number[];
+  /**
+   * Per-level, per-sample weights w_N,b multiplying level N's error of sample b before the plain
+   * batch mean (level 0 first; each list holds the level's b_N samples): Min-SNR-γ weighting
+   * (`minSnrWeights` of each level's own table), where a level's SNR at t depends on its shift.
+   */
+  levelSampleWeights?: readonly (readonly number[])[];
 }
 
 /**
@@ -34,7 +40,10 @@ export interface MultiResolutionLossOptions {
 export type MultiResolutionLoss = {
   /** The batch loss: the mean over the B samples of `perSample` (Σ w·l / Σ w with sample weights); scalar. */
   loss: tf.Scalar;
-  /** Per-sample total Σ_N w_N·mse_N, [B]; in mixed batches w_N·mse_N/m_N where level N sees the sample, 0 where not. */
+  /**
+   * Per-sample total Σ_N w_N·mse_N, [B] (each mse_N times its per-level sample weight where given); in mixed
+   * batches w_N·mse_N/m_N where level N sees the sample, 0 where not.
+   */
   perSample: tf.Tensor1D;
   /** Per level, for the b_N samples the level sees: the mean over H, W, C of (prediction − target)², [b_N]. */
   mse: tf.Tensor1D[];
@@ -65,7 +74,7 @@ export function multiResolutionLoss(
     options.mixedRatio === undefined
       ? new Array<number>(count).fill(batch)
       : samplesPerLevel(options.mixedRatio, batch);
-  checkLevels(outputs, levels, weights, fractions, seen, options.sampleWeights);
+  checkLevels(outputs, levels, weights, fractions, seen, options.sampleWeights, options.levelSampleWeights);
 
   return tf.tidy(() => {
     const mse = outputs.map((output, n) => {
@@ -77,7 +86,11 @@ export function multiResolutionLoss(
       );
     });
     // Σ_N w_N·mse_N/m_N, where a level contributes 0 for the samples it does not see.
-    const terms = mse.map((m, n) => tf.mul(tf.pad(m, [[0, batch - seen[n]]]), weights[n] / fractions[n]));
+    const terms = mse.map((m, n) => {
+      const perLevel = options.levelSampleWeights;
+      const weighted = perLevel ? tf.mul(m, tf.tensor1d(perLevel[n] as number[], 'float32')) : m;
+      return tf.mul(tf.pad(weighted, [[0, batch - seen[n]]]), weights[n] / fractions[n]);
+    });
     const perSample = (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Tensor1D;
     const loss = options.sampleWeights ? weightedMean(perSample, options.sampleWeights) : tf.mean(perSample);
     return { loss: loss as tf.Scalar, perSample, mse };
@@ -101,6 +114,7 @@ function checkLevels(
   fractions: readonly number[],
   seen: readonly number[],
   sampleWeights: readonly number[] | undefined,
+  levelSampleWeights: readonly (readonly number[])[] | undefined,
 ): void {
   const count = levels.x0.length;
   const batch = levels.x0[0].shape[0];
@@ -112,6 +126,16 @@ function checkLevels(
     throw new Error(`multiResolutionLoss: the mixed ratio has ${fractions.length} parts for ${count} levels`);
   if (sampleWeights && sampleWeights.length !== batch)
     throw new Error(`multiResolutionLoss: ${sampleWeights.length} sample weights for ${batch} samples`);
+  if (levelSampleWeights) {
+    if (levelSampleWeights.length !== count)
+      throw new Error(
+        `multiResolutionLoss: per-level sample weights for ${levelSampleWeights.length} levels, not ${count}`,
+      );
+    levelSampleWeights.forEach((w, n) => {
+      if (w.length !== seen[n])
+        throw new Error(`level ${n}: ${w.length} sample weights for the ${seen[n]} samples it sees`);
+    });
+  }
   outputs.forEach((output, n) => {
     const full = levels.x0[n].shape;
     if (

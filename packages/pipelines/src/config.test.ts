@@ -168,6 +168,20 @@ describe('applyOverride (--set)', () => {
   });
 });
 
+describe('loss weighting', () => {
+  it('takes loss.minSnrGamma (off by default) and refuses it together with loss.vdmWeights', () => {
+    const micro = TRAIN_PRESETS.micro;
+    expect(parseTrainConfig(micro).loss.minSnrGamma).toBeUndefined();
+    expect(parseTrainConfig({ ...micro, loss: { minSnrGamma: 5 } }).loss.minSnrGamma).toBe(5);
+    expect(configError(() => parseTrainConfig({ ...micro, loss: { minSnrGamma: 0 } }))).toMatch(
+      /^config: loss\.minSnrGamma: /,
+    );
+    expect(configError(() => parseTrainConfig({ ...micro, loss: { minSnrGamma: 5, vdmWeights: true } }))).toMatch(
+      /loss\.vdmWeights and loss\.minSnrGamma are two weightings of the same sum: choose one/,
+    );
+  });
+});
+
 describe('parseTrainConfig sizes', () => {
   const micro = TRAIN_PRESETS.micro;
   const withBatch = (batchSize: number): TrainConfigInput => ({

@@ -243,6 +243,15 @@ export const trainConfigSchema = z.strictObject({
       /** How lower levels' clean images are made: average pooling (official code) or bilinear (paper). */
       lowRes: z.enum(['avgpool', 'bilinear']).default('avgpool'),
       vdmWeights: z.boolean().default(false),
+      /**
+       * Min-SNR-γ weighting (Hang et al. 2023; 5 in their paper): each level's error at time t is
+       * weighted as if its x0 error counted min(SNR, γ) times, SNR from that level's (shifted)
+       * schedule. Off by default, as in the official code.
+       */
+      minSnrGamma: z.number().positive().optional(),
+    })
+    .refine((loss) => !(loss.vdmWeights && loss.minSnrGamma !== undefined), {
+      message: 'loss.vdmWeights and loss.minSnrGamma are two weightings of the same sum: choose one',
     })
     .prefault({}),
   optimizer: z

@@ -115,6 +115,30 @@ describe('TrainStep', () => {
     model.dispose();
   });
 
+  it('min-SNR-γ: a γ above every SNR changes nothing; a small one lowers the loss; no tensors left', () => {
+    const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
+    const loss = (minSnrGamma?: number) => {
+      const step = new TrainStep(
+        model,
+        schedules,
+        options({ loss: { prediction: 'v', target: 'eps', mixedRatio: [1, 2], minSnrGamma } }),
+      );
+      const live = tf.memory().numTensors;
+      const grads = step.computeGradients(images, text, new Rng(11)); // the same times and noise each time
+      tf.dispose([...grads.grads.values()]);
+      expect(tf.memory().numTensors).toBe(live);
+      step.dispose();
+      return grads;
+    };
+    const plain = loss();
+    // eps target: weight min(SNR, γ)/SNR = 1 wherever SNR ≤ γ, and every SNR of the table is below 1e30.
+    expect(loss(1e30).loss).toBe(plain.loss);
+    const small = loss(1e-3);
+    expect(small.mse).toEqual(plain.mse); // the logged errors stay unweighted
+    expect(small.loss).toBeLessThan(plain.loss);
+    model.dispose();
+  });
+
   it('needs one schedule per level', () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
     expect(() => new TrainStep(model, schedules.slice(1), options())).toThrow(/1 schedules for a model of 2 levels/);

@@ -15,6 +15,7 @@ import {
   firstSamples,
   multiResolutionLoss,
   samplesPerLevel,
+  minSnrWeights,
   vdmLossWeights,
 } from '@matryoshka-ts/losses';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
@@ -43,6 +44,8 @@ export interface TrainStepOptions {
     lowRes?: DownsampleMethod;
     /** VDM per-sample weights (the official `use_vdm_loss_weights`). */
     vdmWeights?: boolean;
+    /** Min-SNR-γ weighting of each level's error, from its own schedule (omit for none). */
+    minSnrGamma?: number;
   };
   optimizer: AdamOptions & {
     lr: number;
@@ -136,6 +139,18 @@ export class TrainStep {
       ? vdmLossWeights(this.schedules[0].gammasF32, example.times)
       : undefined;
     const batch = example.times.length;
+    const seen = ratio ? samplesPerLevel(ratio, batch) : levels.map(() => batch);
+    const levelSampleWeights =
+      lossOptions.minSnrGamma === undefined
+        ? undefined
+        : this.schedules.map((schedule, n) =>
+            minSnrWeights(
+              schedule.gammasF32,
+              example.times.slice(0, seen[n]),
+              lossOptions.minSnrGamma!,
+              lossOptions.target,
+            ),
+          );
     let mse: tf.Tensor1D[] = [];
     const { value, grads } = tf.variableGrads(() => {
       // Mixed-resolution batches: level n sees the first samplesPerLevel(ratio)[n] samples.
@@ -150,6 +165,7 @@ export class TrainStep {
         weights: lossOptions.weights as number[] | undefined,
         mixedRatio: ratio as number[] | undefined,
         sampleWeights,
+        levelSampleWeights,
       });
       mse = result.mse.map((m) => tf.keep(m));
       return result.loss;

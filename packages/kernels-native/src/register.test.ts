@@ -383,6 +383,74 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
     await tf.setBackend('cpu');
   });
 
+  it('Slice (row copies) equals the stock kernel for every rank and begin/size, int32 by fallback', async () => {
+    // [shape, begin, size]: a weight's column block (attention q/k/v), a bias half, NHWC channel and
+    // pixel blocks, size −1 (to the end), a slice of everything, an empty one, rank 5.
+    const cases: Array<[number[], number[], number[]]> = [
+      [
+        [12, 9],
+        [0, 3],
+        [12, 3],
+      ],
+      [[10], [4], [5]],
+      [
+        [2, 5, 3, 8],
+        [0, 0, 0, 4],
+        [2, 5, 3, 4],
+      ],
+      [
+        [2, 5, 3, 8],
+        [1, 2, 1, 2],
+        [1, 3, 2, 5],
+      ],
+      [
+        [3, 4, 6],
+        [1, 0, 0],
+        [2, -1, -1],
+      ],
+      [
+        [3, 4, 6],
+        [0, 0, 0],
+        [3, 4, 6],
+      ],
+      [
+        [3, 4, 6],
+        [0, 1, 2],
+        [3, 0, 2],
+      ],
+      [
+        [2, 3, 2, 2, 5],
+        [1, 1, 0, 1, 1],
+        [1, 2, 2, 1, 3],
+      ],
+    ];
+    const results = async (name: string) =>
+      onBackend(name, () =>
+        cases.map(([shape, begin, size]) =>
+          tf.tidy(() => {
+            reseed(9);
+            const x = tf.tensor(randoms(shape), shape);
+            const ints = tf.tensor(
+              randoms(shape).map((v) => Math.round(v * 100)),
+              shape,
+              'int32',
+            );
+            return [tf.slice(x, begin, size), tf.slice(ints, begin, size)].map((t) => [...t.shape, ...t.dataSync()]);
+          }),
+        ),
+      );
+    const want = await results('cpu');
+    const stock = tf.getKernel('Slice', 'wasm');
+    registerNativeKernels('wasm');
+    expect(tf.getKernel('Slice', 'wasm')).not.toEqual(stock);
+    const got = await results('wasm');
+    unregisterNativeKernels('wasm');
+    // Copies are exact; shapes lead each list.
+    got.forEach((g, i) => g.forEach((arr, j) => expect(arr, `case ${i} output ${j}`).toEqual(want[i][j])));
+    expect(want[6][0].slice(0, 3)).toEqual([3, 0, 2]); // the empty case is there
+    await tf.setBackend('cpu');
+  });
+
   it('the fused Adam update equals the tfjs-ops formula on the cpu backend', async () => {
     const attrs = { lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, c1: 1 - 0.9 ** 3, c2: Math.sqrt(1 - 0.99 ** 3) };
     const shape = [5, 7, 3];

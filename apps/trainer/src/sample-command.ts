@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
@@ -8,6 +7,7 @@ import {
   previewConditions,
   runBackend,
   sampleGridPng,
+  writeRunFile,
   writeVideoSamples,
 } from '@matryoshka-ts/pipelines';
 
@@ -71,7 +71,7 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
   const path = options.out ?? join(options.run, 'sample.png');
   run.dispose();
   if (images[0].frames === 1) {
-    writeFileSync(path, sampleGridPng(images));
+    writeRunFile(path, sampleGridPng(images));
     return path;
   }
   const prefix = basename(path).replace(/\.png$/i, '');

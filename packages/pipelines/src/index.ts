@@ -47,6 +47,7 @@ export { LATENT_RUN, parseRunConfig, runStages } from './stages.js';
 export type { AutoencoderStage, DiffusionStage, RunStage } from './stages.js';
 export { trainRun } from './train-run.js';
 export { RUN_MANIFEST, readRunManifest } from './run-manifest.js';
+export { writeRunFile, writeRunFileAtomic } from './run-files.js';
 export type { RunManifest } from './run-manifest.js';
 export { readAutoencoderProgress, trainAutoencoderStage } from './train-autoencoder.js';
 export type { AutoencoderProgress } from './train-autoencoder.js';

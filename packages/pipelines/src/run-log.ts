@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { WriteError } from '@matryoshka-ts/core';
 import type { SkipCounts } from '@matryoshka-ts/data';
 import { lineChartSvg, smooth } from './plot.js';
+import { writeRunFile } from './run-files.js';
 
 /** One row of metrics.jsonl. */
 export interface StepMetrics {
@@ -93,6 +94,6 @@ export class RunLog {
       ],
       { title: 'training loss', xLabel: 'step', yLabel: 'loss (log scale)' },
     );
-    writeFileSync(join(this.out, 'loss.svg'), svg);
+    writeRunFile(join(this.out, 'loss.svg'), svg);
   }
 }

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunKind } from './config.js';
+import { writeRunFileAtomic } from './run-files.js';
 
 /** `run.json` of a multi-stage run: what `openRun` and `mdm-eval compare` read. */
 export interface RunManifest {
@@ -22,6 +23,5 @@ export function readRunManifest(dir: string): RunManifest | undefined {
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(`${path}.tmp`, path);
+  writeRunFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAutoencoder } from '@matryoshka-ts/autoencoder';
 import { ConfigError } from '@matryoshka-ts/core';
@@ -11,6 +11,7 @@ import { previewConditions } from './data-source.js';
 import { sampleGridPng } from './grid.js';
 import { openRun } from './open-run.js';
 import { readCheckpointInfo } from './run-checkpoint.js';
+import { writeRunFile } from './run-files.js';
 import { type AutoencoderStage, type DiffusionStage, LATENT_RUN, runStages } from './stages.js';
 import { type TrainOptions, type TrainResult, train } from './train.js';
 import { trainAutoencoderStage } from './train-autoencoder.js';
@@ -55,7 +56,7 @@ export async function trainRun(config: TrainConfig, options: TrainOptions): Prom
     stages: runStages(config).map((s) => ({ name: s.name, kind: s.kind, dir: s.dir })),
     ...(previous?.scaleFactor !== undefined ? { scaleFactor: previous.scaleFactor } : {}),
   };
-  writeFileSync(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  writeRunFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   writeJsonAtomic(join(out, RUN_MANIFEST), manifest);
 
   const started = performance.now();
@@ -106,8 +107,8 @@ async function writeRunSamples(out: string, config: TrainConfig, log: ProgressLi
     });
     log.done();
     const path = join(out, 'samples.png');
-    writeFileSync(path, sampleGridPng(images));
-    writeFileSync(join(out, 'samples.txt'), `${captions.map((c, i) => `${i + 1}. ${c}`).join('\n')}\n`);
+    writeRunFile(path, sampleGridPng(images));
+    writeRunFile(join(out, 'samples.txt'), `${captions.map((c, i) => `${i + 1}. ${c}`).join('\n')}\n`);
     log.log(`samples: ${path}`);
     return path;
   } finally {

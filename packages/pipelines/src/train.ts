@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, MdmError, Rng } from '@matryoshka-ts/core';
@@ -26,6 +26,7 @@ import {
   snapshotPath,
 } from './run-checkpoint.js';
 import { RunLog, type StepMetrics } from './run-log.js';
+import { writeRunFile } from './run-files.js';
 import { TrainStep } from './train-step.js';
 import { weightsFromRun } from './init-from.js';
 import { checkProgress, prepareFreshRunFolder } from './run-folder.js';
@@ -175,7 +176,7 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
     };
     log = new RunLog(out);
   }
-  writeFileSync(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  writeRunFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 
   const skippedBefore: SkipCounts = { ...(progress.dataSkipped ?? {}) };
   const total = options.steps ?? config.phases.reduce((n, p) => n + p.steps, 0);
@@ -437,14 +438,14 @@ function writeSampleGrid(
   // A video model: a contact sheet (rows = samples) and one looping GIF per sample.
   const video = images[0].frames > 1;
   const png = video ? contactSheetPng(images) : sampleGridPng(images);
-  if (video) images[0].images.forEach((_, k) => writeFileSync(join(out, `samples-${k}.gif`), clipGif(images[0], k)));
+  if (video) images[0].images.forEach((_, k) => writeRunFile(join(out, `samples-${k}.gif`), clipGif(images[0], k)));
   const path = join(out, 'samples.png');
-  writeFileSync(join(out, `samples-${tag}.png`), png);
-  writeFileSync(path, png);
+  writeRunFile(join(out, `samples-${tag}.png`), png);
+  writeRunFile(path, png);
   const names = preview.captions.map(
     (c, i) => `${i + 1}. ${conditioner.kind === 'labels' ? classNames[preview.labels[i]] : c}`,
   );
-  writeFileSync(join(out, 'samples.txt'), `${names.join('\n')}\n`);
+  writeRunFile(join(out, 'samples.txt'), `${names.join('\n')}\n`);
   progressLine.log(`samples (${tag}): ${path}`);
   return path;
 }

@@ -1,11 +1,12 @@
 /// <reference path="./gifenc.d.ts" />
 import { spawn } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkFfmpeg, encodePng, ffmpegBinary } from '@matryoshka-ts/data';
 import * as gifencModule from 'gifenc';
 import type { LevelSamples } from './generate.js';
 import { byteOf, rgbOf } from './grid.js';
+import { writeRunFileAtomic } from './run-files.js';
 
 /**
  * Video samples as files: an animated GIF per clip (gifenc, pure JS), an MP4 per clip where ffmpeg
@@ -137,9 +138,7 @@ export function contactSheetPng(levels: readonly LevelSamples[]): Uint8Array {
 
 /** Writes `bytes` to `path` through a temporary name and a rename, so readers never see part of it. */
 function writeAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
+  writeRunFileAtomic(path, bytes, `${path}.${process.pid}.tmp`);
 }
 
 /** Encodes raw RGB frames (frames × height × width × 3) as an H.264 yuv420p MP4 at `path`, atomically. */

@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { WriteError } from '@matryoshka-ts/core';
 
 /**
@@ -9,6 +9,15 @@ import { WriteError } from '@matryoshka-ts/core';
 export function writeRunFile(path: string, data: string | Uint8Array): void {
   try {
     writeFileSync(path, data);
+  } catch (error) {
+    throw new WriteError(path, error);
+  }
+}
+
+/** Appends to a run's file (a metrics.jsonl line); a failure is a `WriteError` naming the file. */
+export function appendRunFile(path: string, data: string): void {
+  try {
+    appendFileSync(path, data);
   } catch (error) {
     throw new WriteError(path, error);
   }

@@ -1,9 +1,8 @@
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WriteError } from '@matryoshka-ts/core';
 import type { SkipCounts } from '@matryoshka-ts/data';
 import { lineChartSvg, smooth } from './plot.js';
-import { writeRunFile } from './run-files.js';
+import { appendRunFile, writeRunFile } from './run-files.js';
 
 /** One row of metrics.jsonl. */
 export interface StepMetrics {
@@ -40,7 +39,7 @@ export class RunLog {
   ) {
     this.metricsPath = join(out, 'metrics.jsonl');
     if (resumeAt === undefined) {
-      this.write(() => writeFileSync(this.metricsPath, ''));
+      writeRunFile(this.metricsPath, '');
       return;
     }
     if (!existsSync(this.metricsPath)) return;
@@ -59,29 +58,20 @@ export class RunLog {
     });
     if (torn.length) {
       const aside = `${this.metricsPath}.torn`;
-      this.write(() => writeFileSync(aside, text), aside);
+      writeRunFile(aside, text);
       note(
         `metrics: ${this.metricsPath} had ${torn.length} unreadable line${torn.length === 1 ? '' : 's'} ` +
           `(line ${torn.slice(0, 5).join(', ')}${torn.length > 5 ? ', …' : ''}: a torn write); dropped, ` +
           `the file as it was kept as ${aside}; the checkpoint's step ${resumeAt} is where the run resumes`,
       );
     }
-    this.write(() => writeFileSync(this.metricsPath, kept.map((m) => `${JSON.stringify(m)}\n`).join('')));
+    writeRunFile(this.metricsPath, kept.map((m) => `${JSON.stringify(m)}\n`).join(''));
     for (const m of kept) if (!m.skipped) this.history.push([m.step, m.loss]);
   }
 
   append(metrics: StepMetrics): void {
-    this.write(() => appendFileSync(this.metricsPath, `${JSON.stringify(metrics)}\n`));
+    appendRunFile(this.metricsPath, `${JSON.stringify(metrics)}\n`);
     if (!metrics.skipped) this.history.push([metrics.step, metrics.loss]);
-  }
-
-  /** Runs a write, turning a failure (ENOSPC, EACCES) into an error that names the file. */
-  private write(action: () => void, path = this.metricsPath): void {
-    try {
-      action();
-    } catch (error) {
-      throw new WriteError(path, error);
-    }
   }
 
   /** Redraws loss.svg: every loss, and a moving average over a fiftieth of them. */

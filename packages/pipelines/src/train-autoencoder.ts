@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AutoencoderKL,
@@ -10,13 +10,13 @@ import {
   saveAutoencoder,
 } from '@matryoshka-ts/autoencoder';
 import { SafetensorsFile, type TensorToWrite, toFloat32, writeSafetensors } from '@matryoshka-ts/checkpoint';
-import { CheckpointError, Rng, type RngState, WriteError } from '@matryoshka-ts/core';
+import { CheckpointError, Rng, type RngState } from '@matryoshka-ts/core';
 import { type DataPosition, nextBatch } from '@matryoshka-ts/data';
 import type { TrainConfig } from './config.js';
 import { latentDataset } from './latent-data.js';
 import { ProgressLine, Throughput, formatDuration } from './progress.js';
 import type { AutoencoderStage } from './stages.js';
-import { writeRunFile } from './run-files.js';
+import { appendRunFile, writeRunFile } from './run-files.js';
 
 const FORMAT = 'matryoshka-ts/autoencoder-checkpoint/1';
 const CHECKPOINT = 'checkpoint.safetensors';
@@ -148,12 +148,7 @@ export async function trainAutoencoderStage(
         progress.badTotal += 1;
         log.log(`autoencoder step ${progress.step}: ${result.skipped}; update skipped`);
       }
-      const metricsPath = join(dir, 'metrics.jsonl');
-      try {
-        appendFileSync(metricsPath, `${JSON.stringify({ step: progress.step, ...result })}\n`);
-      } catch (error) {
-        throw new WriteError(metricsPath, error);
-      }
+      appendRunFile(join(dir, 'metrics.jsonl'), `${JSON.stringify({ step: progress.step, ...result })}\n`);
       const rate = speed.perSecond();
       const eta = Number.isFinite(rate) ? ` | ETA ${formatDuration((total - progress.step) / rate)}` : '';
       log.update(

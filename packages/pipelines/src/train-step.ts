@@ -139,22 +139,18 @@ export class TrainStep {
       ? vdmLossWeights(this.schedules[0].gammasF32, example.times)
       : undefined;
     const batch = example.times.length;
+    // Mixed-resolution batches: level n sees the first seen[n] samples.
     const seen = ratio ? samplesPerLevel(ratio, batch) : levels.map(() => batch);
+    const gammaMax = lossOptions.minSnrGamma;
     const levelSampleWeights =
-      lossOptions.minSnrGamma === undefined
+      gammaMax === undefined
         ? undefined
         : this.schedules.map((schedule, n) =>
-            minSnrWeights(
-              schedule.gammasF32,
-              example.times.slice(0, seen[n]),
-              lossOptions.minSnrGamma!,
-              lossOptions.target,
-            ),
+            minSnrWeights(schedule.gammasF32, example.times.slice(0, seen[n]), gammaMax, lossOptions.target),
           );
     let mse: tf.Tensor1D[] = [];
     const { value, grads } = tf.variableGrads(() => {
-      // Mixed-resolution batches: level n sees the first samplesPerLevel(ratio)[n] samples.
-      const xt = ratio ? firstSamples(example.xt, samplesPerLevel(ratio, batch)) : example.xt;
+      const xt = ratio ? firstSamples(example.xt, seen) : example.xt;
       const x = xt.map((t, n) => clipRowsToFrames(t, frames[n]));
       const outputs = this.model
         .forward({ x, times: example.times, ...conditioning }, { training: true })

@@ -209,7 +209,10 @@ program
   .requiredOption('--run <path>', 'training run directory, or a checkpoint / snapshot file')
   .requiredOption('--out <dir>', 'samples directory')
   .requiredOption('--n <count>', 'number of samples', integer('--n'))
-  .option('--prompts <file>', "captions, one per line, cycled (default: the run's own captions in data-set order)")
+  .option(
+    '--prompts <file>',
+    "captions, one per line, cycled (default: the run's own captions, spread evenly over its data set)",
+  )
   .option('--labels <list>', "class labels: comma list or 'all' (class-conditioned runs)")
   .option('--guidance <w>', "guidance weight (default: the run's sampling.guidance)", number('--guidance'))
   .option('--steps <k>', "sampling steps (default: the run's)", integer('--steps'))

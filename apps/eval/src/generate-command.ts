@@ -54,6 +54,12 @@ export interface SamplesManifest {
   frames?: number;
   /** The clips' GIF frame rate (video levels only). */
   fps?: number;
+  /**
+   * Which of the run's own captions (labels) condition the samples: 'spread', evenly over the data
+   * set. Absent with --prompts / --labels, and in manifests of older versions, which took the
+   * first n in data-set order (such a directory is not resumed: its captions would differ).
+   */
+  conditions?: 'spread';
 }
 
 export interface GenerateResult {
@@ -76,7 +82,22 @@ export function checkAugLevel(run: Pick<OpenRun, 'kind' | 'config'>, level: numb
   return level;
 }
 
-/** The n conditions: prompts from a file, labels, or the run's own captions (labels) in data-set order, cycled. */
+/** A manifest setting as the resume check names it; `conditions` is absent for prompts in file or data-set order. */
+function shown(m: SamplesManifest, key: keyof SamplesManifest): unknown {
+  return key === 'conditions' ? (m.conditions ?? 'in order') : m[key];
+}
+
+/**
+ * Which data-set entries condition n samples: n ≤ size spreads them evenly (entry ⌊i·size/n⌋), so
+ * the captions are a stratified draw of the whole set; n > size cycles through it. A data set is
+ * ordered by topic (the bundled emoji by Unicode group), so its first n entries are not: the first
+ * 64 of the 169 faces, drawn perfectly, score a proxy FID of 19.5 against all 169; these 64, 3.7.
+ */
+export function spreadIndices(n: number, size: number): number[] {
+  return Array.from({ length: n }, (_, i) => (n <= size ? Math.floor((i * size) / n) : i % size));
+}
+
+/** The n conditions: prompts from a file, labels, or the run's own captions (labels) spread over its data set. */
 function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: string[]; labels: number[] } {
   const n = options.n;
   const kind = run.conditioner.kind;
@@ -101,14 +122,11 @@ function conditions(run: OpenRun, options: GenerateCommandOptions): { captions: 
     return { captions: new Array(n).fill(''), labels: Array.from({ length: n }, (_, i) => list[i % list.length]) };
   }
   const dataset = run.dataset();
-  const captions: string[] = [];
-  const labels: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const e = dataset.get(i % dataset.size);
-    captions.push(kind === 'text' ? e.caption : '');
-    labels.push(kind === 'labels' ? e.label : 0);
-  }
-  return { captions, labels };
+  const entries = spreadIndices(n, dataset.size).map((i) => dataset.get(i));
+  return {
+    captions: entries.map((e) => (kind === 'text' ? e.caption : '')),
+    labels: entries.map((e) => (kind === 'labels' ? e.label : 0)),
+  };
 }
 
 /**
@@ -146,16 +164,22 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     batch: options.batch ?? 8,
     ...(options.augLevel !== undefined ? { augLevel: checkAugLevel(run, options.augLevel) } : {}),
     ...(video ? { frames, fps: options.fps ?? 8 } : {}),
+    ...(options.prompts === undefined && options.labels === undefined ? { conditions: 'spread' as const } : {}),
   };
   const manifestPath = join(options.out, 'manifest.json');
   if (existsSync(manifestPath)) {
     const old = JSON.parse(readFileSync(manifestPath, 'utf8')) as SamplesManifest;
-    const keys = new Set([...Object.keys(manifest), 'augLevel', 'frames', 'fps']) as Set<keyof SamplesManifest>;
+    const keys = new Set([...Object.keys(manifest), 'augLevel', 'frames', 'fps', 'conditions']) as Set<
+      keyof SamplesManifest
+    >;
     const differs = [...keys].filter((k) => k !== 'run' && k !== 'checkpoint' && old[k] !== manifest[k]);
     if (differs.length)
       throw new ConfigError(
         `${options.out} holds samples made with other settings ` +
-          `(${differs.map((k) => `${k}: ${old[k]} → ${manifest[k]}`).join(', ')}); choose another --out`,
+          `(${differs.map((k) => `${k}: ${shown(old, k)} → ${shown(manifest, k)}`).join(', ')}); choose another --out` +
+          (differs.includes('conditions')
+            ? " (a run's own captions are now spread over its data set, where older versions took the first N)"
+            : ''),
       );
   }
   mkdirSync(join(options.out, video ? 'clips' : 'images'), { recursive: true });

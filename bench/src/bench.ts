@@ -9,10 +9,27 @@ import { parseArgs } from 'node:util';
 import { alternate, exportReference, summarise } from './compare.js';
 import { NO_TORCH, findTorchPython, printMachine } from './machine.js';
 
-if (process.argv.includes('--sweep')) {
-  await import('./sweep.js');
+const USAGE = `pnpm bench: the default model's training and sampling steps, tfjs against PyTorch on this machine
+  pnpm bench [--preset emoji] [--batch 8] [--rounds 3] [--repeats 7] [--backends native,wasm,tensorflow]
+  pnpm bench --sweep [--rounds 3] [--repeats 7] [--big-rounds 3] [--big-repeats 5] [--model-batch 1]
+                     [--only <model>] [--backend native] [--out docs]
+Prints the machine, per-round step times, the medians and a last line ratio_train=<x> ratio_sample=<y>.`;
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(USAGE);
 } else {
-  plainBench();
+  try {
+    if (args.includes('--sweep')) await import('./sweep.js');
+    else plainBench();
+  } catch (error) {
+    // parseArgs's own error is a stack trace; say which option and where the usage is.
+    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`bench: ${(error as Error).message} (pnpm bench --help)`);
+      process.exit(2);
+    }
+    throw error;
+  }
 }
 
 function plainBench() {

@@ -120,6 +120,20 @@ async function onBackend<T>(name: string, f: () => T): Promise<T> {
   return f();
 }
 
+/**
+ * `results` on the stock cpu backend (the reference), then on wasm with the native kernels, after
+ * checking that they replaced `kernels` there (copies give the same numbers either way).
+ */
+async function cpuThenNativeWasm<T>(kernels: string[], results: (backend: string) => Promise<T>): Promise<[T, T]> {
+  const want = await results('cpu');
+  const stock = kernels.map((k) => tf.getKernel(k, 'wasm'));
+  registerNativeKernels('wasm');
+  expect(kernels.map((k) => tf.getKernel(k, 'wasm'))).not.toEqual(stock);
+  const got = await results('wasm');
+  unregisterNativeKernels('wasm');
+  return [want, got];
+}
+
 // float32 products of ≤ 425 terms of size ≤ 1 agree to a few 1e-6 relative; 1e-5 of the largest
 // entry leaves room for the different summation orders of the blocked kernels.
 const close = (a: Float32Array, b: Float32Array) => maxAbsDiff(a, b) <= 1e-5 * Math.max(1, maxAbs(b));
@@ -371,13 +385,7 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
           }),
         ),
       );
-    const want = await results('cpu');
-    const stock = [tf.getKernel('Concat', 'wasm'), tf.getKernel('SplitV', 'wasm')];
-    registerNativeKernels('wasm');
-    // The native kernels are the ones registered (copies give the same numbers either way).
-    expect([tf.getKernel('Concat', 'wasm'), tf.getKernel('SplitV', 'wasm')]).not.toEqual(stock);
-    const got = await results('wasm');
-    unregisterNativeKernels('wasm');
+    const [want, got] = await cpuThenNativeWasm(['Concat', 'SplitV'], results);
     // Copies are exact.
     got.forEach((g, i) => g.forEach((arr, j) => expect(maxAbsDiff(arr, want[i][j]), `case ${i} output ${j}`).toBe(0)));
     await tf.setBackend('cpu');
@@ -439,12 +447,7 @@ describe.skipIf(!haveAddon)('native kernels match the stock cpu backend', () => 
           }),
         ),
       );
-    const want = await results('cpu');
-    const stock = tf.getKernel('Slice', 'wasm');
-    registerNativeKernels('wasm');
-    expect(tf.getKernel('Slice', 'wasm')).not.toEqual(stock);
-    const got = await results('wasm');
-    unregisterNativeKernels('wasm');
+    const [want, got] = await cpuThenNativeWasm(['Slice'], results);
     // Copies are exact; shapes lead each list.
     got.forEach((g, i) => g.forEach((arr, j) => expect(arr, `case ${i} output ${j}`).toEqual(want[i][j])));
     expect(want[6][0].slice(0, 3)).toEqual([3, 0, 2]); // the empty case is there

@@ -7,6 +7,7 @@
 
 #include "dnnl.h"
 #include "gemm.h"
+#include "pool.h"
 
 namespace mdm {
 namespace {
@@ -67,10 +68,8 @@ template <class F>
 void parallelRows(long rows, long minRows, F f) {
   int T = std::min<long>(threads(), std::max(1L, rows / std::max(1L, minRows)));
   if (T <= 1) return f(0L, rows, 0);
-  std::vector<std::thread> pool;
   long step = (rows + T - 1) / T;
-  for (int t = 0; t < T && t * step < rows; t++) pool.emplace_back(f, t * step, std::min(rows, (t + 1) * step), t);
-  for (auto& th : pool) th.join();
+  parallelFor(int((rows + step - 1) / step), [&](int t) { f(t * step, std::min(rows, (t + 1) * step), t); });
 }
 
 // 8 floats; aligned(4) so loads from any float address are allowed (unaligned moves).

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "pool.h"
+
 namespace mdm {
 namespace {
 
@@ -170,23 +172,21 @@ void sgemm(bool transA, bool transB, int M, int N, int K, const float* A, const 
   double flops = 2.0 * M * N * K;
   int T = flops < 4e6 ? 1 : nThreads;
   if (T <= 1) return gemmSerial(a, b, M, N, K, C, N);
-  std::vector<std::thread> pool;
   if (M >= T * 2 * MR) {
     int step = (M / T + MR - 1) / MR * MR;
-    for (int t = 0, i0 = 0; i0 < M; t++, i0 += step) {
-      int m = std::min(step, M - i0);
+    parallelFor((M + step - 1) / step, [&](int t) {
+      int i0 = t * step;
       View at{a.p + i0 * a.si, a.si, a.sj};
-      pool.emplace_back(gemmSerial, at, b, m, N, K, C + long(i0) * N, long(N));
-    }
+      gemmSerial(at, b, std::min(step, M - i0), N, K, C + long(i0) * N, long(N));
+    });
   } else {
     int step = (N / T + NR - 1) / NR * NR;
-    for (int j0 = 0; j0 < N; j0 += step) {
-      int n = std::min(step, N - j0);
+    parallelFor((N + step - 1) / step, [&](int t) {
+      int j0 = t * step;
       View bt{b.p + j0 * b.sj, b.si, b.sj};
-      pool.emplace_back(gemmSerial, a, bt, M, n, K, C + j0, long(N));
-    }
+      gemmSerial(a, bt, M, std::min(step, N - j0), K, C + j0, long(N));
+    });
   }
-  for (auto& t : pool) t.join();
 }
 
 void sgemmBatched(int batch, bool transA, bool transB, int M, int N, int K, const float* A, long strideA,

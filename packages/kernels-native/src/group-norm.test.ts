@@ -31,6 +31,8 @@ const cases: Case[] = [
   { name: 'GN + scale/shift + SiLU (the residual block)', shape: [3, 6, 5, 8], groups: 2, silu: true, modulated: true },
   { name: 'GN + scale/shift, one channel per group', shape: [2, 3, 3, 4], groups: 4, silu: false, modulated: true },
   { name: 'large enough for two threads', shape: [4, 16, 16, 32], groups: 8, silu: true, modulated: true },
+  // 56 = 32 + 16 + 8 channels: the statistics read them in sweeps of each width; 35 pixels is odd.
+  { name: '56 channels, odd pixel count', shape: [2, 5, 7, 56], groups: 7, silu: true, modulated: true },
 ];
 
 function data(c: Case) {

@@ -2,8 +2,10 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <immintrin.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -27,9 +29,13 @@ class Pool {
     }
     wake_.notify_all();
     f(0);
+    // The caller has nothing else to do, so it polls for up to 50 µs before sleeping: being woken
+    // would cost as much again as waking the workers (an empty call: 24–33 µs sleeping, 3–5 µs polling).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (pending_.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < until) _mm_pause();
     {
       std::unique_lock<std::mutex> lk(m_);
-      done_.wait(lk, [&] { return pending_ == 0; });
+      done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
       job_ = nullptr;
     }
     busy_.store(false, std::memory_order_release);
@@ -58,7 +64,7 @@ class Pool {
       lk.unlock();
       (*f)(id);
       lk.lock();
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.notify_one();
     }
   }
 
@@ -67,7 +73,8 @@ class Pool {
   std::condition_variable wake_, done_;
   const std::function<void(int)>* job_ = nullptr;
   long generation_ = 0;
-  int tasks_ = 0, pending_ = 0;
+  int tasks_ = 0;
+  std::atomic<int> pending_{0};
   int count_ = 0;  // workers started; they live until the process ends
 };
 

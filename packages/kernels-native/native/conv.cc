@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "dnnl.h"
@@ -66,10 +65,7 @@ void col2imAdd(const float* col, const ConvGeometry& g, long r0, long rows, floa
 
 template <class F>
 void parallelRows(long rows, long minRows, F f) {
-  int T = std::min<long>(threads(), std::max(1L, rows / std::max(1L, minRows)));
-  if (T <= 1) return f(0L, rows, 0);
-  long step = (rows + T - 1) / T;
-  parallelFor(int((rows + step - 1) / step), [&](int t) { f(t * step, std::min(rows, (t + 1) * step), t); });
+  parallelRanges(rows, int(std::min<long>(threads(), std::max(1L, rows / std::max(1L, minRows)))), f);
 }
 
 // 8 floats; aligned(4) so loads from any float address are allowed (unaligned moves).

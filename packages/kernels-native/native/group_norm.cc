@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstring>
 #include <immintrin.h>
-#include <thread>
 #include <vector>
 
 #include "gemm.h"
@@ -272,10 +271,9 @@ void backwardPass1(const float* x, const float* dy, float* dx, const float* mean
 // Runs f(b0, b1, thread) over batch ranges, on up to threads() threads when the work is large.
 template <class F>
 void forBatches(const GroupNormShape& s, F f) {
-  int T = std::min(threads(), s.batch);
-  if (T <= 1 || double(s.batch) * s.pixels * s.channels < 65536) return f(0, s.batch, 0);
-  int step = (s.batch + T - 1) / T;
-  parallelFor((s.batch + step - 1) / step, [&](int t) { f(t * step, std::min(s.batch, (t + 1) * step), t); });
+  const bool large = double(s.batch) * s.pixels * s.channels >= 65536;
+  parallelRanges(s.batch, large ? std::min(threads(), s.batch) : 1,
+                 [&](long b0, long b1, int t) { f(int(b0), int(b1), t); });
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ class Pool {
 
  private:
   void grow(int workers) {
-    while (int(count_) < workers) {
+    while (count_ < workers) {
       // The workers take no signals: SIGPROF (node --cpu-prof) and the like go to Node's threads.
       sigset_t all, old;
       sigfillset(&all);

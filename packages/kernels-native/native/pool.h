@@ -2,6 +2,7 @@
 // cost ~45 µs each on the machines we measured (2 threads per call: 89 µs), about what a whole
 // GroupNorm of a 32 px sampling layer computes in.
 #pragma once
+#include <algorithm>
 #include <functional>
 
 namespace mdm {
@@ -11,5 +12,14 @@ namespace mdm {
 // while another is running (from a second JavaScript thread, or from inside f) starts threads
 // of its own instead of waiting, so it can neither deadlock nor serialise unrelated callers.
 void parallelFor(int n, const std::function<void(int)>& f);
+
+// Splits [0, total) into up to T equal ranges and runs f(begin, end, t) for each with parallelFor
+// (t < T indexes any per-thread scratch); on the calling thread alone when T ≤ 1.
+template <class F>
+void parallelRanges(long total, int T, F f) {
+  if (T <= 1) return f(0L, total, 0);
+  const long step = (total + T - 1) / T;
+  parallelFor(int((total + step - 1) / step), [&](int t) { f(t * step, std::min(total, (t + 1) * step), t); });
+}
 
 }  // namespace mdm

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
 import {
   FeatureStats,
+  type OnnxDevice,
   type Uint8Image,
   frechetDistance,
   onnxRuntime,
@@ -62,7 +63,7 @@ export function i3dInputBatch(clips: Uint8Image[][], size: number): Float32Array
 /** Opens an I3D (or any video network) ONNX file taking [N, 3, T, size, size] in [−1, 1]. */
 export async function loadI3d(
   path: string,
-  options: { size?: number; device?: 'cpu' | 'cuda' } = {},
+  options: { size?: number; device?: OnnxDevice } = {},
 ): Promise<VideoFeatureExtractor> {
   const size = options.size ?? 224;
   if (!Number.isInteger(size) || size < 1) throw new ConfigError(`--i3d-size must be a positive integer, got ${size}`);
@@ -159,7 +160,7 @@ export interface FvdCommandOptions {
   i3dSize?: number;
   /** Clips per network batch (default 8). */
   batch?: number;
-  device?: 'cpu' | 'cuda';
+  device?: OnnxDevice;
 }
 
 /** One set's frame count(s) as reported: a number for a uniform set, else the list. */

@@ -36,7 +36,7 @@ describe('initBackend errors', () => {
     const msg = error!.message;
     expect(msg).toContain('@tensorflow/tfjs-node-gpu');
     expect(msg).toContain('@tensorflow/tfjs-node');
-    expect(msg).toMatch(/pnpm add @tensorflow\/tfjs-node-gpu@4\.22\.0/);
+    expect(msg).toMatch(/npm i @tensorflow\/tfjs-node-gpu@4\.22\.0/);
     expect(msg).toMatch(/--backend wasm/);
     expect(activeBackend()).toBeUndefined(); // a failed selection does not count as active
   });

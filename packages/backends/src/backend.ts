@@ -104,7 +104,7 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     throw new BackendError(
       "Backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, " +
         'and neither is installed. ' +
-        'Install one next to your app (`pnpm add @tensorflow/tfjs-node-gpu@4.22.0`; ' +
+        'Install one next to your app (`npm i @tensorflow/tfjs-node-gpu@4.22.0`, or pnpm add / yarn add; ' +
         'its installer downloads libtensorflow), ' +
         'or choose --backend wasm / cpu.',
     );
@@ -127,15 +127,21 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   }
   await ensureGradients();
   let info: BackendInfo;
+  // Why `auto` passed over the native kernels, said once: an addon that was never built (install
+  // scripts blocked) must not silently cost a 2× slower step.
+  let skippedNative: string | undefined;
   if (requested === 'auto') {
     // Fastest first: libtensorflow (CUDA when present), our native kernels, WebAssembly, pure JS.
     if (await loadNative()) info = await activate('tensorflow');
-    else if (!(await nativeUnavailable())) info = await activate('native');
     else {
-      try {
-        info = await activate('wasm');
-      } catch {
-        info = await activate('cpu');
+      skippedNative = await nativeUnavailable();
+      if (!skippedNative) info = await activate('native');
+      else {
+        try {
+          info = await activate('wasm');
+        } catch {
+          info = await activate('cpu');
+        }
       }
     }
   } else {
@@ -145,6 +151,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   if (!options.quiet && !announced) {
     announced = true;
     process.stderr.write(`[matryoshka-ts] backend: ${info.description}\n`);
+    if (skippedNative) process.stderr.write(`[matryoshka-ts] not using the native kernels: ${skippedNative}\n`);
   }
   return info;
 }

@@ -126,19 +126,27 @@ function packageRoot(): string {
 }
 
 /**
- * Loads the addon that `pnpm install` compiled (build/Release/mdm_native.node). Never throws:
+ * How to build the addon where the install script did not run (`--ignore-scripts`, npm's script
+ * allow-lists) or failed: npm's rebuild runs it again; the script itself works under any manager.
+ */
+export function buildHint(): string {
+  const script = join(packageRoot(), 'scripts', 'build-native.mjs');
+  return (
+    'Build it with `npm rebuild @matryoshka-ts/kernels-native --ignore-scripts=false` ' +
+    '(pnpm and yarn: `rebuild @matryoshka-ts/kernels-native`), ' +
+    `or directly with \`node ${script} --strict\`; it needs g++ and Node's C headers`
+  );
+}
+
+/**
+ * Loads the addon that the package's install script compiled (build/Release/mdm_native.node). Never throws:
  * when it is missing or fails to load, the reason says why and how to build it.
  */
 export function loadAddon(): LoadResult {
   if (cached) return cached;
   const path = join(packageRoot(), 'build', 'Release', 'mdm_native.node');
   if (!existsSync(path)) {
-    cached = {
-      addon: undefined,
-      reason:
-        `the native addon was not built (${path} is missing; run ` +
-        "`pnpm --filter @matryoshka-ts/kernels-native run build:native`, which needs g++ and Node's headers)",
-    };
+    cached = { addon: undefined, reason: `the native addon was not built (${path} is missing). ${buildHint()}` };
     return cached;
   }
   try {

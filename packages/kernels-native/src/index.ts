@@ -1,4 +1,4 @@
-export { type LoadResult, type NativeAddon, loadAddon } from './addon.js';
+export { type LoadResult, type NativeAddon, buildHint, loadAddon } from './addon.js';
 export {
   NATIVE_KERNELS,
   type NativeBase,

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '@matryoshka-ts/core';
 import { ClipTokenizer } from '@matryoshka-ts/text-encoders';
-import { onnxRuntime, onnxSession, readOnnxFile } from './onnx-runtime.js';
+import { type OnnxDevice, type OrtTensor, onnxRuntime, onnxSession, readOnnxFile } from './onnx-runtime.js';
 import { type Uint8Image, clipPreprocess } from './resize.js';
 
 /**
@@ -101,7 +101,7 @@ function findFile(dir: string, names: string[]): string | undefined {
  */
 export async function loadOnnxClip(
   dir: string,
-  options: { imageSize?: number; device?: 'cpu' | 'cuda' } = {},
+  options: { imageSize?: number; device?: OnnxDevice } = {},
 ): Promise<ClipModel> {
   if (!existsSync(dir)) throw new DataError(`no CLIP model directory at ${dir}`);
   const visionPath = findFile(dir, ['vision_model.onnx', 'image_model.onnx', 'visual.onnx']);
@@ -143,7 +143,7 @@ export async function loadOnnxClip(
     async textEmbeddings(captions) {
       const batch = tokenizer.encodeBatch(captions);
       const L = batch.ids.length / captions.length;
-      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
+      const feeds: Record<string, OrtTensor> = {
         input_ids: new ort.Tensor(
           'int64',
           BigInt64Array.from(batch.ids, (v) => BigInt(v)),

@@ -1,14 +1,14 @@
 import { DataError } from '@matryoshka-ts/core';
 import type { FeatureExtractor, NetworkInput } from './feature-extractor.js';
 import { networkInputBatch } from './feature-extractor.js';
-import { onnxRuntime, onnxSession, readOnnxFile } from './onnx-runtime.js';
+import { type OnnxDevice, onnxRuntime, onnxSession, readOnnxFile } from './onnx-runtime.js';
 import type { Uint8Image } from './resize.js';
 
 export interface OnnxFeatureOptions extends Partial<NetworkInput> {
   /** Input and output names (default: the model's first of each). */
   inputName?: string;
   outputName?: string;
-  device?: 'cpu' | 'cuda';
+  device?: OnnxDevice;
 }
 
 /**

@@ -13,3 +13,11 @@ export type { OnnxTextEncoderOptions } from './onnx-text-encoder.js';
 export { onnxModelFingerprint } from './model-fingerprint.js';
 export { TextFeatureCache } from './text-feature-cache.js';
 export type { PrepareOptions, PrepareResult } from './text-feature-cache.js';
+export {
+  ONNX_RUNTIME_INSTALL_HINT,
+  onnxRuntime,
+  onnxSession,
+  onnxSessionFromFile,
+  readOnnxFile,
+} from './onnx-runtime.js';
+export type { OnnxDevice, OrtRuntime, OrtSession, OrtTensor, OrtValueMetadata } from './onnx-runtime.js';

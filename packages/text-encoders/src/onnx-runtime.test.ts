@@ -12,7 +12,7 @@ describe('onnxRuntime', () => {
       () => undefined,
       (e: Error) => e,
     );
-    expect(error?.message).toMatch(/^onnxruntime-node is needed to run ONNX text encoders and could not be loaded/);
-    expect(error?.message).toContain('Install it with `ONNXRUNTIME_NODE_INSTALL=skip pnpm add onnxruntime-node`');
+    expect(error?.message).toMatch(/^onnxruntime-node is needed to run ONNX models and could not be loaded/);
+    expect(error?.message).toContain('`ONNXRUNTIME_NODE_INSTALL=skip npm i onnxruntime-node`');
   });
 });

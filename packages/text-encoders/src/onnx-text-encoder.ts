@@ -1,15 +1,22 @@
 import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import type * as Ort from 'onnxruntime-node';
 import { onnxModelFingerprint } from './model-fingerprint.js';
-import { onnxRuntime, onnxSessionFromFile } from './onnx-runtime.js';
+import {
+  type OnnxDevice,
+  type OrtRuntime,
+  type OrtSession,
+  type OrtTensor,
+  type OrtValueMetadata,
+  onnxRuntime,
+  onnxSessionFromFile,
+} from './onnx-runtime.js';
 import type { AsyncTextEncoder, EncodedTextArrays } from './text-encoder.js';
 import { type BatchTokenizer, tokenizerFromDirectory } from './tokenizer-from-directory.js';
 
 export interface OnnxTextEncoderOptions {
   /** Where the session runs (default `cpu`); `cuda` needs onnxruntime-node's CUDA provider files. */
-  device?: 'cpu' | 'cuda';
+  device?: OnnxDevice;
   /** Tokens L per caption, eos included (default 128 for T5, the CLIP context length, 77). */
   maxTokens?: number;
   /** The model file, relative to `dir` or absolute (default: searched, see loadOnnxTextEncoder). */
@@ -26,8 +33,6 @@ export const ONNX_TEXT_MODEL_FILES = ['encoder_model.onnx', 'text_model.onnx', '
 
 /** Bumped when the features for the same model and tokenizer change (padding, zeroing). */
 const FORMAT = 'v1';
-
-type OrtTensor = InstanceType<typeof Ort.Tensor>;
 
 /**
  * A frozen text encoder exported to ONNX in a LOCAL directory (FLAN-T5's encoder from optimum,
@@ -104,7 +109,7 @@ interface ModelIo {
   width: number | undefined;
 }
 
-function resolveIo(session: Ort.InferenceSession, path: string, options: OnnxTextEncoderOptions): ModelIo {
+function resolveIo(session: OrtSession, path: string, options: OnnxTextEncoderOptions): ModelIo {
   const inputIds = options.inputIdsName ?? 'input_ids';
   const maskName = options.attentionMaskName ?? 'attention_mask';
   const wanted = options.outputName ?? 'last_hidden_state';
@@ -128,7 +133,7 @@ function resolveIo(session: Ort.InferenceSession, path: string, options: OnnxTex
     output = session.outputNames[0];
   }
   // Shapes from the model's metadata (onnxruntime ≥ 1.22); older runtimes give none.
-  const meta = (list: readonly Ort.InferenceSession.ValueMetadata[] | undefined, name: string) => {
+  const meta = (list: readonly OrtValueMetadata[] | undefined, name: string) => {
     const m = list?.find((v) => v.name === name);
     return m?.isTensor ? m : undefined;
   };
@@ -153,8 +158,8 @@ function resolveIo(session: Ort.InferenceSession, path: string, options: OnnxTex
  * to L with zeros.
  */
 async function runBatch(
-  ort: typeof Ort,
-  session: Ort.InferenceSession,
+  ort: OrtRuntime,
+  session: OrtSession,
   io: ModelIo,
   tokenizer: BatchTokenizer,
   captions: string[],

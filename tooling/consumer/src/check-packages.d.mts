@@ -1,0 +1,1 @@
+export declare function checkTarball(tarball: string, options: { library: boolean }): string[];

@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { seeded } from '@matryoshka-ts/test-utils';
 import { DataError } from '@matryoshka-ts/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { networkInputBatch } from './feature-extractor.js';
 import type { Uint8Image } from './resize.js';
 import { loadTfjsGraphFeatureExtractor } from './tfjs-graph-features.js';
@@ -125,5 +125,24 @@ describe('loadTfjsGraphFeatureExtractor', () => {
       message: `${join(broken, 'model.json')} lists weight shard group1-shard1of1.bin, which is missing`,
     });
     rmSync(broken, { recursive: true });
+  });
+
+  it('says how to install tfjs-converter (an optional peer) when it is missing', async () => {
+    vi.resetModules();
+    vi.doMock('@tensorflow/tfjs-converter', () => {
+      throw new Error("Cannot find package '@tensorflow/tfjs-converter'");
+    });
+    try {
+      const { loadTfjsGraphFeatureExtractor: load } = await import('./tfjs-graph-features.js');
+      const error = await load(dir).catch((e: unknown) => e as Error);
+      expect(error).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+      expect(error.message).toMatch(
+        /^a TF\.js graph model needs @tensorflow\/tfjs-core and @tensorflow\/tfjs-converter/,
+      );
+      expect(error.message).toContain('`npm i @tensorflow/tfjs-core@4.22.0 @tensorflow/tfjs-converter@4.22.0`');
+    } finally {
+      vi.doUnmock('@tensorflow/tfjs-converter');
+      vi.resetModules();
+    }
   });
 });

@@ -28,7 +28,9 @@ async function tfjs(): Promise<{ tf: typeof Tf; converter: typeof TfConverter }>
     return { tf: await import('@tensorflow/tfjs-core'), converter: await import('@tensorflow/tfjs-converter') };
   } catch (error) {
     throw new BackendError(
-      `a TF.js graph model needs @tensorflow/tfjs-core and @tensorflow/tfjs-converter (${(error as Error).message})`,
+      `a TF.js graph model needs @tensorflow/tfjs-core and @tensorflow/tfjs-converter ` +
+        `(${(error as Error).message.split('\n')[0]}). Install them next to your app: ` +
+        '`npm i @tensorflow/tfjs-core@4.22.0 @tensorflow/tfjs-converter@4.22.0` (or pnpm add / yarn add).',
       { cause: error },
     );
   }

@@ -83,7 +83,8 @@ function expected(pkg, { dir, folder }) {
     bugs: { url: `${REPO}/issues` },
     repository: { type: 'git', url: `git+${REPO}.git`, directory: dir },
     sideEffects: cli,
-    files: ['dist', ...(EXTRA_FILES[folder] ?? [])],
+    // npm always ships README and LICENSE; the changelog `changeset version` writes must be named.
+    files: ['dist', 'CHANGELOG.md', ...(EXTRA_FILES[folder] ?? [])],
     engines: ENGINES,
     publishConfig: { access: 'public' },
   };

@@ -4,9 +4,7 @@
 // tags it in git. `pnpm release --dry-run` does all of it without publishing or tagging (pnpm
 // publish --dry-run under changesets) and fails unless every published package would go out.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -19,7 +17,10 @@ function step(title, command, args, env = process.env) {
   process.stdout.write(result.stdout ?? '');
   process.stderr.write(result.stderr ?? '');
   if (result.status !== 0) {
-    console.error(`[release] ${title} failed (exit ${result.status}); nothing was published.`);
+    const published = title.startsWith('changeset publish')
+      ? 'changesets lists above what it published before the failure'
+      : 'nothing was published';
+    console.error(`[release] ${title} failed (exit ${result.status}); ${published}.`);
     process.exit(1);
   }
   return `${result.stdout}${result.stderr}`;
@@ -28,17 +29,8 @@ function step(title, command, args, env = process.env) {
 step('build', bin('turbo'), ['run', 'build']);
 step('package checks', process.execPath, [join(root, 'tooling', 'consumer', 'src', 'check-packages.mjs')]);
 
-// changesets runs `pnpm publish` by name: give it the pnpm running this script where pnpm is not
-// on PATH (pnpm through npx or corepack's shims in another folder).
+// changesets runs `pnpm publish` (pnpm puts itself on the PATH of the scripts it runs).
 const env = { ...process.env };
-// biome-ignore lint/suspicious/noUndeclaredEnvVars: set by pnpm for this script, not a turbo task input
-const execpath = process.env.npm_execpath;
-if (execpath && /pnpm/.test(execpath)) {
-  const shims = mkdtempSync(join(tmpdir(), 'mdm-release-'));
-  writeFileSync(join(shims, 'pnpm'), `#!/bin/sh\nexec "${process.execPath}" "${execpath}" "$@"\n`);
-  chmodSync(join(shims, 'pnpm'), 0o755);
-  env.PATH = `${shims}${delimiter}${env.PATH}`;
-}
 if (dryRun) env.npm_config_dry_run = 'true';
 const output = step(
   dryRun ? 'changeset publish (dry run: nothing is uploaded or tagged)' : 'changeset publish',

@@ -188,6 +188,32 @@ describe('the README examples and the types, as an npm user compiles them', () =
   );
 });
 
+describe('the native addon where install scripts did not run', () => {
+  it("'auto' says how to build it, and the command it names builds it", () => {
+    const canBuild = run('g++', ['--version'], project).status === 0;
+    if (!canBuild && process.env.MDM_REQUIRE_NATIVE !== '1') return; // nothing to build it with
+    const pkg = modules('@matryoshka-ts/kernels-native');
+    // As after `npm install --ignore-scripts`: the sources are there, the compiled addon is not.
+    rmSync(join(pkg, 'build'), { recursive: true, force: true });
+    const script = join(project, 'which-backend.mjs');
+    writeFileSync(
+      script,
+      `import { initBackend } from '@matryoshka-ts/backends';\n` +
+        `console.log((await initBackend({ backend: 'auto' })).name);\n`,
+    );
+    const before = ok(process.execPath, [script], project, userEnv());
+    expect(before).toMatch(/^wasm$/m);
+    expect(before).toContain('not using the native kernels: the native addon was not built');
+    const command = /`(npm rebuild @matryoshka-ts\/kernels-native[^`]*)`/.exec(before)?.[1];
+    expect(command).toBe('npm rebuild @matryoshka-ts/kernels-native --ignore-scripts=false');
+    const [npm, ...args] = command!.split(' ');
+    ok(npm, args, project, userEnv());
+    const after = ok(process.execPath, [script], project, userEnv());
+    expect(after).toMatch(/^native$/m);
+    expect(after).not.toContain('not using the native kernels');
+  }, 300_000);
+});
+
 describe('the commands from node_modules/.bin', () => {
   const bin = (name: string) => join(project, 'node_modules', '.bin', name);
 

@@ -20,9 +20,15 @@ beforeAll(() => {
   const started = Date.now();
   tarballs = packAll(join(root, 'tooling', 'consumer', '.tarballs'));
   project = createProject(tarballs);
-  const npmVersion = ok('npm', ['--version'], project, userEnv()).trim();
+  // npm 11, the current one (Node 20 ships npm 10: then npm 11 from the registry through npx).
+  const local = ok('npm', ['--version'], project, userEnv()).trim();
+  const npm = (args: string[]) =>
+    Number(local.split('.')[0]) >= 11
+      ? ok('npm', args, project, userEnv())
+      : ok('npx', ['-y', 'npm@11', ...args], project, userEnv());
+  const npmVersion = npm(['--version']).trim().split('\n').pop();
   // `--loglevel http` lists every request npm makes, to check that all go to the registry.
-  installLog = ok('npm', ['install', '--no-audit', '--no-fund', '--loglevel', 'http'], project, userEnv());
+  installLog = npm(['install', '--no-audit', '--no-fund', '--loglevel', 'http']);
   console.log(`[consumer] npm ${npmVersion}: packed and installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }, 900_000);
 

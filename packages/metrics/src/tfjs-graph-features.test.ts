@@ -134,7 +134,7 @@ describe('loadTfjsGraphFeatureExtractor', () => {
     });
     try {
       const { loadTfjsGraphFeatureExtractor: load } = await import('./tfjs-graph-features.js');
-      const error = await load(dir).catch((e: unknown) => e as Error);
+      const error = (await load(dir).catch((e: unknown) => e)) as Error;
       expect(error).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
       expect(error.message).toMatch(
         /^a TF\.js graph model needs @tensorflow\/tfjs-core and @tensorflow\/tfjs-converter/,

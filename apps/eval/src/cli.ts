@@ -7,7 +7,8 @@ import { curvesCommand } from './curves-command.js';
 import { frechetCommand } from './frechet-command.js';
 import { fvdCommand } from './fvd-command.js';
 import { generateCommand } from './generate-command.js';
-import { clipCommand, fidCommand, statsCommand } from './metric-commands.js';
+import { clipCommand, fidCommand, mergeCommand, statsCommand } from './metric-commands.js';
+import { type Shard, parseShard } from './shard.js';
 import type { NetworkOptions } from './networks.js';
 import { sweepCommand } from './sweep-command.js';
 
@@ -32,6 +33,18 @@ const integer = (name: string) => (v: string) => {
   if (!Number.isInteger(x) || x < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${v}'`);
   return x;
 };
+
+const shardOption = (v: string) => {
+  try {
+    return parseShard(v);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+};
+
+const SHARD_HELP =
+  'statistics of shard i of n only (images k with k mod n = i), written as a part for `merge` ' +
+  '(count, mean and centred scatter in float64)';
 
 const FRAMES_HELP =
   'read the source as video clips (a folder of clip folders of frame PNG/JPEGs, or of GIFs) and measure every ' +
@@ -118,12 +131,23 @@ networkOptions(
         "or 'bundled' (the default run's data)",
     )
     .requiredOption('--out <file.npz>', 'statistics file to write')
-    .option('--frames', FRAMES_HELP),
+    .option('--frames', FRAMES_HELP)
+    .option('--shard <i/n>', SHARD_HELP, shardOption),
   false,
-).action(async (o: Opts & { images: string; out: string; frames?: boolean }) => {
+).action(async (o: Opts & { images: string; out: string; frames?: boolean; shard?: Shard }) => {
   await initBackend({ backend: o.backend });
-  print(await statsCommand({ ...networks(o), images: o.images, out: o.out, frames: o.frames }));
+  print(await statsCommand({ ...networks(o), images: o.images, out: o.out, frames: o.frames, shard: o.shard }));
 });
+
+program
+  .command('merge')
+  .description(
+    'Merge the parts of a sharded stats job (stats --shard i/n, for every i) into one statistics file, ' +
+      'equal to what one process writes; prints one JSON line.',
+  )
+  .argument('<parts...>', 'the part files (.npz, each with its .npz.json sidecar)')
+  .requiredOption('--out <file.npz>', 'statistics file to write')
+  .action((parts: string[], o: { out: string }) => print(mergeCommand(parts, o.out)));
 
 networkOptions(
   program
@@ -223,6 +247,12 @@ program
   .option('--resolution <px>', "which level's images to write (default the outermost)", integer('--resolution'))
   .option('--batch <size>', 'images per sampling batch', integer('--batch'), 8)
   .option('--seed <n>', 'seed', number('--seed'), 0)
+  .option(
+    '--shard <i/n>',
+    'write only shard i of n: a fixed range of batches (same seeds and names as one process), ' +
+      'so n workers writing into one --out make the same samples',
+    shardOption,
+  )
   .option('--aug-level <L>', "cascaded runs: the low-resolution input's augmentation level", integer('--aug-level'))
   .option('--fps <n>', "video levels: frame rate of each clip's GIF", number('--fps'))
   .option('--allow-nonfinite', 'generate even if weights hold NaN or Inf (refused by default, naming the tensors)')

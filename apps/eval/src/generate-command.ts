@@ -4,6 +4,7 @@ import { type OpenRun, ProgressLine, formatDuration, openRun } from '@matryoshka
 import { clipComplete, writeClips } from './clips.js';
 import { floatToUint8Image, writePng } from './images.js';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
+import { type Shard, shardRange } from './shard.js';
 
 export interface GenerateCommandOptions {
   /** A run directory, or one checkpoint / snapshot file. */
@@ -33,6 +34,12 @@ export interface GenerateCommandOptions {
   fps?: number;
   /** An already opened run (the sweep and curves commands share one). */
   opened?: OpenRun;
+  /**
+   * This worker's share (`--shard i/n`): the batches ⌊i·B/n⌋ … ⌊(i+1)·B/n⌋ − 1 of the B batches,
+   * with the same seeds, names and captions as in one process, so n workers writing into one
+   * directory produce exactly its samples.
+   */
+  shard?: Shard;
 }
 
 /** What a samples directory holds: written first, so a resumed generation must match it. */
@@ -183,17 +190,23 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
       );
   }
   mkdirSync(join(options.out, video ? 'clips' : 'images'), { recursive: true });
-  writeFileSync(`${manifestPath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
-  renameSync(`${manifestPath}.tmp`, manifestPath);
+  // Shards of one job write the same manifest and captions into the same directory: each
+  // through its own temp file, so that none reads another's half-written file.
+  const writeWhole = (path: string, text: string) => {
+    writeFileSync(`${path}.tmp-${process.pid}`, text);
+    renameSync(`${path}.tmp-${process.pid}`, path);
+  };
+  writeWhole(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   const { captions, labels } = conditions(run, options);
   await run.prepare(captions);
-  writeFileSync(join(options.out, 'captions.txt'), `${captions.join('\n')}\n`);
+  writeWhole(join(options.out, 'captions.txt'), `${captions.join('\n')}\n`);
 
   const progress = new ProgressLine(10);
   const started = performance.now();
   let generated = 0;
-  const batches = Math.ceil(options.n / manifest.batch);
-  for (let b = 0; b < batches; b++) {
+  const batches = shardRange(Math.ceil(options.n / manifest.batch), options.shard ?? { index: 0, count: 1 });
+  const last = Math.min(options.n, batches.to * manifest.batch);
+  for (let b = batches.from; b < batches.to; b++) {
     const first = b * manifest.batch;
     const count = Math.min(manifest.batch, options.n - first);
     const indices = Array.from({ length: count }, (_, k) => first + k);
@@ -222,8 +235,9 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
     const rate = generated / ((performance.now() - started) / 1000);
     const unit = video ? 'clips' : 'images';
     progress.update(
-      `generate: ${first + count}/${options.n} ${unit} | ${rate.toFixed(2)} ${video ? 'clip' : 'img'}/s | ` +
-        `ETA ${formatDuration((options.n - first - count) / rate)}`,
+      `generate${options.shard ? ` (shard ${options.shard.index}/${options.shard.count})` : ''}: ` +
+        `${first + count}/${last} ${unit} | ${rate.toFixed(2)} ${video ? 'clip' : 'img'}/s | ` +
+        `ETA ${formatDuration((last - first - count) / rate)}`,
     );
   }
   progress.done();

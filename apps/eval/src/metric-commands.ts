@@ -11,7 +11,17 @@ import { ProgressLine } from '@matryoshka-ts/pipelines';
 import { type Clip, isClipSource, readClips } from './clips.js';
 import { readImages } from './images.js';
 import { type NetworkOptions, PROXY_NOTE, openClip, openFeatures } from './networks.js';
-import { type LabelledStats, fidBetween, referenceStats, sourceStats, writeLabelledStats } from './statistics.js';
+import type { Shard } from './shard.js';
+import {
+  type LabelledStats,
+  fidBetween,
+  mergeStats,
+  partialSourceStats,
+  referenceStats,
+  sourceStats,
+  writeLabelledStats,
+  writePartialStats,
+} from './statistics.js';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
 
 const progress = new ProgressLine(10);
@@ -21,8 +31,27 @@ const counter = (what: string) => (done: number) => progress.update(`${what}: ${
  * `mdm-eval stats`: feature statistics of a set of images, as pytorch-fid's .npz plus a sidecar naming
  * the features. Clips (`frames`, or a source that holds clips) give per-frame statistics.
  */
-export async function statsCommand(options: NetworkOptions & { images: string; out: string; frames?: boolean }) {
+export async function statsCommand(
+  options: NetworkOptions & { images: string; out: string; frames?: boolean; shard?: Shard },
+) {
   const extractor = await openFeatures(options);
+  if (options.shard) {
+    // One worker's part: merged into the whole statistics by `mdm-eval merge`.
+    const part = await partialSourceStats(options.images, extractor, options.shard, counter('features'), {
+      frames: options.frames,
+    });
+    progress.done();
+    writePartialStats(options.out, part);
+    const { stats, skipped, ...label } = part;
+    return {
+      out: options.out,
+      ...label,
+      n: stats.count,
+      dim: extractor.dim,
+      ...(Object.keys(skipped).length ? { skipped } : {}),
+      ...(extractor.proxy ? { note: PROXY_NOTE } : {}),
+    };
+  }
   const stats = await referenceStats(options.images, extractor, counter('features'), { frames: options.frames });
   progress.done();
   writeLabelledStats(options.out, stats);
@@ -210,4 +239,12 @@ export async function clipCommand(
     proxy: model.proxy,
     ...(model.proxy ? { note: PROXY_NOTE } : {}),
   };
+}
+
+/** `mdm-eval merge`: the parts of a sharded `stats` job as one statistics file (.npz + sidecar). */
+export function mergeCommand(parts: string[], out: string) {
+  const stats = mergeStats(parts);
+  writeLabelledStats(out, stats);
+  const { mu: _m, sigma: _s, ...label } = stats;
+  return { out, parts: parts.length, ...label, dim: stats.mu.length };
 }

@@ -2,16 +2,19 @@ import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { type ImageDataset, loadEmojiDataset } from '@matryoshka-ts/data';
 import {
   type FeatureExtractor,
-  type FeatureStats,
+  FeatureStats,
   type Uint8Image,
   featureStatsOf,
   frechetDistance,
   readFidStats,
+  readNpz,
   writeFidStats,
+  writeNpz,
 } from '@matryoshka-ts/metrics';
 import { isClipSource, readClips } from './clips.js';
 import { readImages } from './images.js';
-import { DataError } from '@matryoshka-ts/core';
+import { type Shard, shardLabel, shardOf } from './shard.js';
+import { ConfigError, DataError } from '@matryoshka-ts/core';
 
 /** Feature statistics with what they were computed from and with, so numbers are never compared blindly. */
 export interface LabelledStats {
@@ -171,4 +174,128 @@ export function fidBetween(samples: LabelledStats, reference: LabelledStats): nu
   if (!Number.isFinite(fid))
     throw new DataError(`the Fréchet distance of the samples to the reference came out ${fid} (non-finite features?)`);
   return fid;
+}
+
+/**
+ * One worker's share of a statistics job (`mdm-eval stats --shard i/n`): the count, mean and
+ * centred scatter of its features (`FeatureStats.parts`) in float64, and what they were computed
+ * from and with; `mergeStats` folds the n parts into the statistics one process would write.
+ */
+export interface PartialStats {
+  stats: FeatureStats;
+  source: string;
+  features: string;
+  resize?: string;
+  proxy?: boolean;
+  per_frame?: boolean;
+  clips?: number;
+  /** `i/n` */
+  shard: string;
+}
+
+export function writePartialStats(path: string, part: PartialStats): void {
+  const { count, mean, scatter } = part.stats.parts();
+  const d = mean.length;
+  writeNpz(path, {
+    count: { dtype: 'float64', shape: [], data: Float64Array.of(count) },
+    mean: { dtype: 'float64', shape: [d], data: mean },
+    scatter: { dtype: 'float64', shape: [d, d], data: scatter },
+  });
+  const { stats: _stats, ...label } = part;
+  const tmp = `${sidecarOf(path)}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify({ kind: 'partial', n: count, ...label }, null, 2)}\n`);
+  renameSync(tmp, sidecarOf(path));
+}
+
+export function readPartialStats(path: string): PartialStats {
+  if (!existsSync(sidecarOf(path)))
+    throw new DataError(`${path}: no ${sidecarOf(path)} beside it; write parts with mdm-eval stats --shard`);
+  const label = JSON.parse(readFileSync(sidecarOf(path), 'utf8')) as Omit<PartialStats, 'stats'> & { kind?: string };
+  if (label.kind !== 'partial') throw new DataError(`${path} holds whole statistics, not a part (stats --shard)`);
+  const arrays = readNpz(path);
+  const get = (name: string) => {
+    const a = arrays.get(name);
+    if (!a) throw new DataError(`${path} has no '${name}' array`);
+    return a.data;
+  };
+  const stats = FeatureStats.fromParts({ count: get('count')[0], mean: get('mean'), scatter: get('scatter') });
+  const { kind: _kind, ...rest } = label as typeof label & { n?: number };
+  delete (rest as { n?: number }).n;
+  return { ...rest, stats };
+}
+
+/**
+ * The statistics of the parts together, equal to one process's up to rounding (Chan's update):
+ * refuses parts of different features or sources, and a set of shards that is not exactly
+ * 0/n … (n−1)/n.
+ */
+export function mergeStats(paths: string[]): LabelledStats {
+  if (!paths.length) throw new ConfigError('merge needs the part files (mdm-eval stats --shard i/n --out part-i.npz)');
+  const parts = paths.map(readPartialStats);
+  const first = parts[0];
+  const n = Number(first.shard.split('/')[1]);
+  const seen = new Set<number>();
+  parts.forEach((part, k) => {
+    for (const key of ['features', 'source', 'per_frame'] as const)
+      if (part[key] !== first[key])
+        throw new DataError(
+          `${paths[k]} has ${key} ${part[key]}, ${paths[0]} has ${key} ${first[key]}: not parts of one job`,
+        );
+    const [i, count] = part.shard.split('/').map(Number);
+    if (count !== n) throw new DataError(`${paths[k]} is shard ${part.shard}, ${paths[0]} is one of ${n}`);
+    if (seen.has(i)) throw new DataError(`shard ${part.shard} is given twice`);
+    seen.add(i);
+  });
+  const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !seen.has(i));
+  if (missing.length) throw new DataError(`shards ${missing.map((i) => `${i}/${n}`).join(', ')} are missing`);
+  // In shard order, so the result does not depend on the order the files are named in.
+  parts.sort((a, b) => Number(a.shard.split('/')[0]) - Number(b.shard.split('/')[0]));
+  const total = parts.reduce((acc, part) => acc.merge(part.stats), new FeatureStats(first.stats.dim));
+  if (total.count < 2) throw new DataError(`the parts hold ${total.count} image(s); statistics need at least 2`);
+  const { mu, sigma } = total.fidStats();
+  const clips = parts.every((p) => p.clips !== undefined) ? parts.reduce((s, p) => s + (p.clips ?? 0), 0) : undefined;
+  return {
+    mu,
+    sigma,
+    n: total.count,
+    source: first.source,
+    features: first.features,
+    ...(first.resize !== undefined ? { resize: first.resize } : {}),
+    ...(first.proxy !== undefined ? { proxy: first.proxy } : {}),
+    ...(first.per_frame ? { per_frame: true, clips } : {}),
+  };
+}
+
+/**
+ * Shard i of n of the statistics of `source` (`bundled`, a directory / tar shards of images, or
+ * clips read per frame): the images (or clips) at positions k with k mod n = i of the stream,
+ * which every worker reads in the same order.
+ */
+export async function partialSourceStats(
+  source: string,
+  extractor: FeatureExtractor,
+  shard: Shard,
+  onBatch?: (done: number) => void,
+  options: { frames?: boolean } = {},
+): Promise<PartialStats & { skipped: Record<string, number> }> {
+  const skipped: Record<string, number> = {};
+  const label = { features: extractor.id, resize: extractor.resize, proxy: extractor.proxy, shard: shardLabel(shard) };
+  if (source === 'bundled') {
+    const bundled = bundledImages();
+    const stats = await featureStatsOf(extractor, shardOf(bundled.images, shard), { onBatch });
+    return { ...label, stats, source: bundled.source, skipped };
+  }
+  if (options.frames || isClipSource(source)) {
+    let clips = 0;
+    const frames = async function* () {
+      for await (const clip of shardOf(readClips(source, { skipped }), shard)) {
+        clips++;
+        yield* clip.frames;
+      }
+    };
+    const stats = await featureStatsOf(extractor, frames(), { onBatch });
+    return { ...label, stats, source, per_frame: true, clips, skipped };
+  }
+  const stats = await featureStatsOf(extractor, shardOf(imagesOf(source, skipped), shard), { onBatch });
+  return { ...label, stats, source, skipped };
 }

@@ -82,6 +82,28 @@ describe('FeatureStats', () => {
     expect(one.merge(new FeatureStats(d)).covariance()).toEqual(before);
   });
 
+  it('parts() → fromParts() round-trips the state exactly, and parts merge as the accumulators do', () => {
+    const d = 5;
+    const x = correlatedSamples(4, 90, d, { shift: 3 });
+    const a = new FeatureStats(d).add(x.subarray(0, 40 * d));
+    const b = new FeatureStats(d).add(x.subarray(40 * d));
+    const copy = FeatureStats.fromParts(a.parts());
+    expect(copy.count).toBe(40);
+    expect(copy.mean()).toEqual(a.mean());
+    expect(copy.covariance()).toEqual(a.covariance());
+    // Bit-equal: the parts hold the whole state, so merging copies is merging the originals.
+    const viaParts = FeatureStats.fromParts(a.parts()).merge(FeatureStats.fromParts(b.parts()));
+    const direct = a.clone().merge(b);
+    expect(viaParts.covariance()).toEqual(direct.covariance());
+    expect(viaParts.mean()).toEqual(direct.mean());
+    // The scatter is the full symmetric matrix Σ(x − x̄)(x − x̄)ᵀ = (n − 1)·covariance.
+    const { scatter } = a.parts();
+    const cov = a.covariance();
+    for (let i = 0; i < d * d; i++) expect(scatter[i]).toBeCloseTo(39 * cov[i], 10);
+    expect(() => FeatureStats.fromParts({ count: 2, mean: [0, 0], scatter: [1, 0, 0] })).toThrow(/expected 2×2/);
+    expect(() => FeatureStats.fromParts({ count: -1, mean: [0], scatter: [0] })).toThrow(/non-negative integer/);
+  });
+
   it('stays accurate when the features have a large mean (centred chunks, not raw moments)', () => {
     const d = 4;
     const n = 1000;

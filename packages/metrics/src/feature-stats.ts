@@ -150,6 +150,38 @@ export class FeatureStats {
     return { mu: this.mean(), sigma: this.covariance() };
   }
 
+  /**
+   * The accumulator's whole state: the count, the mean and the centred scatter matrix
+   * Σ(x − x̄)(x − x̄)ᵀ (full, symmetric), in float64. A sharded evaluation writes one per worker
+   * and merges them with `fromParts` + `merge`; centred sums, not Σx and Σxxᵀ, so that merging
+   * loses no digits however large the features' means (the same reason `add` centres).
+   */
+  parts(): { count: number; mean: Float64Array; scatter: Float64Array } {
+    const d = this.dim;
+    const scatter = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j <= i; j++) {
+        scatter[i * d + j] = this.m2[i * d + j];
+        scatter[j * d + i] = this.m2[i * d + j];
+      }
+    }
+    return { count: this.n, mean: Float64Array.from(this.mu), scatter };
+  }
+
+  /** An accumulator holding `parts` (as `parts()` returns them), to merge with others. */
+  static fromParts(parts: { count: number; mean: ArrayLike<number>; scatter: ArrayLike<number> }): FeatureStats {
+    const d = parts.mean.length;
+    if (parts.scatter.length !== d * d)
+      throw new RangeError(`scatter has ${parts.scatter.length} values, expected ${d}×${d} for a mean of length ${d}`);
+    if (!Number.isInteger(parts.count) || parts.count < 0)
+      throw new RangeError(`count must be a non-negative integer, got ${parts.count}`);
+    const stats = new FeatureStats(d);
+    stats.n = parts.count;
+    stats.mu.set(parts.mean);
+    stats.m2.set(parts.scatter);
+    return stats;
+  }
+
   /** An independent copy. */
   clone(): FeatureStats {
     const c = new FeatureStats(this.dim);

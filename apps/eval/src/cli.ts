@@ -8,7 +8,7 @@ import { frechetCommand } from './frechet-command.js';
 import { fvdCommand } from './fvd-command.js';
 import { generateCommand } from './generate-command.js';
 import { clipCommand, fidCommand, mergeCommand, statsCommand } from './metric-commands.js';
-import { type Shard, parseShard } from './shard.js';
+import { type Shard, parseShard } from '@matryoshka-ts/pipelines';
 import type { NetworkOptions } from './networks.js';
 import { sweepCommand } from './sweep-command.js';
 

@@ -4,7 +4,7 @@ import { type OpenRun, ProgressLine, formatDuration, openRun } from '@matryoshka
 import { clipComplete, writeClips } from './clips.js';
 import { floatToUint8Image, writePng } from './images.js';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
-import { type Shard, shardRange } from './shard.js';
+import { type Shard, shardRange } from '@matryoshka-ts/pipelines';
 
 export interface GenerateCommandOptions {
   /** A run directory, or one checkpoint / snapshot file. */

@@ -11,7 +11,7 @@ import { ProgressLine } from '@matryoshka-ts/pipelines';
 import { type Clip, isClipSource, readClips } from './clips.js';
 import { readImages } from './images.js';
 import { type NetworkOptions, PROXY_NOTE, openClip, openFeatures } from './networks.js';
-import type { Shard } from './shard.js';
+import type { Shard } from '@matryoshka-ts/pipelines';
 import {
   type LabelledStats,
   fidBetween,

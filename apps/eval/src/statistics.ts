@@ -13,7 +13,7 @@ import {
 } from '@matryoshka-ts/metrics';
 import { isClipSource, readClips } from './clips.js';
 import { readImages } from './images.js';
-import { type Shard, shardLabel, shardOf } from './shard.js';
+import { type Shard, shardLabel, shardOf } from '@matryoshka-ts/pipelines';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
 
 /** Feature statistics with what they were computed from and with, so numbers are never compared blindly. */

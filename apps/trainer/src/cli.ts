@@ -10,6 +10,7 @@ import {
   type TrainConfigInput,
   applyOverride,
   dataCheck,
+  parseShard,
   readCheckpointInfo,
   parseRunConfig,
   readConfigFile,
@@ -222,6 +223,17 @@ program
   .option('--size <px>', 'decode size', int, 64)
   .option('--limit <n>', 'stop after this many samples', int)
   .option('--workers <n>', 'decode worker threads (default min(4, cores − 1))', int)
+  .option(
+    '--shard <i/n>',
+    "check only shard i of n of the source's files (a job array's task id: n checks add up to one)",
+    (v: string) => {
+      try {
+        return parseShard(v);
+      } catch (error) {
+        throw new InvalidArgumentError((error as Error).message);
+      }
+    },
+  )
   .action(async (options) => {
     const result = await dataCheck({ ...options, classNames: options.classNames });
     console.log(JSON.stringify(result));

@@ -2,6 +2,7 @@ import { ConfigError, DataError } from '@matryoshka-ts/core';
 import { DecodePool, type SampleRef, type ShardedSource, type SkipCounts, countSkip } from '@matryoshka-ts/data';
 import { type SourceSpec, openSource } from './data-source.js';
 import { ProgressLine } from './progress.js';
+import { type Shard, shardLabel, shardRange } from './shard.js';
 
 export interface DataCheckOptions extends SourceSpec {
   /** Decode size in pixels (default 64). */
@@ -12,6 +13,8 @@ export interface DataCheckOptions extends SourceSpec {
   /** Clip length and stride for video sources (default 16, 4: as in training). */
   frames?: number;
   stride?: number;
+  /** Check only shard i of n: the source's shards (files, synset folders) ⌊i·S/n⌋ … ⌊(i+1)·S/n⌋ − 1. */
+  shard?: Shard;
 }
 
 /** What `mdm-train data-check` prints: samples read, skips by reason, decoded images per second. */
@@ -19,6 +22,9 @@ export interface DataCheckResult {
   read: number;
   skipped: SkipCounts;
   images_per_s: number;
+  /** With `shard`: which one (`i/n`), and the source shards it read ([from, to) of `of`). */
+  shard?: string;
+  source_shards?: { from: number; to: number; of: number };
 }
 
 /**
@@ -35,7 +41,8 @@ export async function dataCheck(options: DataCheckOptions): Promise<DataCheckRes
     throw new ConfigError(`data-check: --size must be a positive integer, got ${size}`);
   const source = await openSource(options);
   const skipped: SkipCounts = {};
-  const refs = storedOrder(source, skipped);
+  const range = shardRange(source.shards.length, options.shard ?? { index: 0, count: 1 });
+  const refs = storedOrder(source, skipped, range);
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   let listed = 0;
   const nextRef = async () => {
@@ -84,12 +91,23 @@ export async function dataCheck(options: DataCheckOptions): Promise<DataCheckRes
     progress.done();
   }
   const perSecond = images > imagesBefore ? rate() : 0;
-  return { read, skipped, images_per_s: Number(perSecond.toFixed(2)) };
+  return {
+    read,
+    skipped,
+    images_per_s: Number(perSecond.toFixed(2)),
+    ...(options.shard
+      ? { shard: shardLabel(options.shard), source_shards: { ...range, of: source.shards.length } }
+      : {}),
+  };
 }
 
-/** Every reference of every shard, shards in order, each in stored order. */
-async function* storedOrder(source: ShardedSource, skipped: SkipCounts): AsyncGenerator<SampleRef> {
-  for (let s = 0; s < source.shards.length; s++) yield* source.scan(s, skipped);
+/** Every reference of the shards [from, to), shards in order, each in stored order. */
+async function* storedOrder(
+  source: ShardedSource,
+  skipped: SkipCounts,
+  range: { from: number; to: number },
+): AsyncGenerator<SampleRef> {
+  for (let s = range.from; s < range.to; s++) yield* source.scan(s, skipped);
 }
 
 const total = (skipped: SkipCounts) => Object.values(skipped).reduce((a, b) => a + b, 0);

@@ -118,6 +118,24 @@ describe('dataCheck', () => {
     expect(result.images_per_s).toBeGreaterThan(0);
   }, 60_000);
 
+  it('--shard i/n: the shards of the source split n ways add up to the whole check', async () => {
+    const path = join(shards, '{00000..00001}.tar');
+    for (const count of [2, 3]) {
+      const parts = [];
+      for (let index = 0; index < count; index++)
+        parts.push(await dataCheck({ source: 'cc12m', path, size: 16, workers: 1, shard: { index, count } }));
+      expect(parts.reduce((n, p) => n + p.read, 0)).toBe(10);
+      const skipped: Record<string, number> = {};
+      for (const p of parts) for (const [k, v] of Object.entries(p.skipped)) skipped[k] = (skipped[k] ?? 0) + v;
+      expect(skipped).toEqual({ 'corrupt image': 1, 'missing caption': 1 });
+      expect(parts.map((p) => p.shard)).toEqual(Array.from({ length: count }, (_, i) => `${i}/${count}`));
+      // Two tar files over three workers: one reads none of them, the others one each.
+      expect(parts.map((p) => p.source_shards!.to - p.source_shards!.from).sort()).toEqual(
+        count === 2 ? [1, 1] : [0, 1, 1],
+      );
+    }
+  }, 60_000);
+
   it('fails at start on a missing path, and honours --limit', async () => {
     await expect(dataCheck({ source: 'cc12m', path: join(dir, 'missing-shards') })).rejects.toThrow(/missing-shards/);
     await expect(dataCheck({ source: 'imagenet' })).rejects.toThrow(/needs a path/);

@@ -96,6 +96,7 @@ export { clipGif, contactSheetPng, writeVideoSamples } from './video-output.js';
 
 // Progress output and plots for long work.
 export { ProgressLine, Throughput, formatDuration } from './progress.js';
+export { type Shard, parseShard, shardLabel, shardOf, shardRange } from './shard.js';
 export { lineChartSvg, smooth } from './plot.js';
 export type { Series } from './plot.js';
 export { reportError } from './cli-errors.js';

@@ -1,6 +1,9 @@
 import { ConfigError } from '@matryoshka-ts/core';
 
-/** One worker's share of a job split n ways: `--shard i/n` (0 ≤ i < n), as array or Indexed Job index. */
+/**
+ * One worker's share of a job split n ways, `--shard i/n` (0 ≤ i < n): a job array's task id or
+ * a Kubernetes Indexed Job's completion index. Used by generation, statistics and data-check.
+ */
 export interface Shard {
   index: number;
   count: number;

@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initBackend } from '@matryoshka-ts/backends';
 import { frechetDistance } from '@matryoshka-ts/metrics';
 import { TRAIN_PRESETS, parseTrainConfig, train } from '@matryoshka-ts/pipelines';
@@ -10,6 +12,7 @@ import { mergeCommand, statsCommand } from './metric-commands.js';
 import { readLabelledStats } from './statistics.js';
 import { SMALL_PROXY } from './test-helpers.js';
 
+const root = fileURLToPath(new URL('../../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mdm-eval-shard-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const networks = { cacheDir: join(dir, 'cache'), proxy: SMALL_PROXY };
@@ -42,6 +45,45 @@ describe('sharded generation and statistics equal one process', () => {
       expect(readFileSync(join(sharded, f), 'utf8')).toBe(readFileSync(join(whole, f), 'utf8'));
     expect(readdirSync(sharded).filter((f) => f.includes('.tmp-'))).toEqual([]);
   }, 120_000);
+
+  it('the Slurm template, run as a three-task array would run it, writes the same files', () => {
+    const viaSlurm = join(dir, 'via-slurm');
+    const script = join(root, 'tooling', 'launch', 'slurm', 'generate.sbatch');
+    for (let task = 0; task < 3; task++) {
+      execFileSync('bash', [script], {
+        env: {
+          ...process.env,
+          SLURM_ARRAY_TASK_ID: String(task),
+          SLURM_ARRAY_TASK_COUNT: '3',
+          RUN: run,
+          N: String(options.n),
+          OUT: viaSlurm,
+          GENERATE_ARGS: `--batch ${options.batch} --steps ${options.steps} --backend cpu`,
+          MDM_EVAL: `${process.execPath} --conditions=source --import tsx ${join(root, 'apps', 'eval', 'src', 'cli.ts')}`,
+        },
+        stdio: 'pipe',
+      });
+    }
+    const files = readdirSync(join(whole, 'images')).sort();
+    expect(readdirSync(join(viaSlurm, 'images')).sort()).toEqual(files);
+    for (const f of files)
+      expect(readFileSync(join(viaSlurm, 'images', f)).equals(readFileSync(join(whole, 'images', f)))).toBe(true);
+    // Without the array's variables it stops at once and says why.
+    expect(() => execFileSync('bash', [script], { env: { ...process.env, RUN: run }, stdio: 'pipe' })).toThrow(
+      /run as a job array/,
+    );
+  }, 120_000);
+
+  it('each Kubernetes Indexed Job has as many completions as its --shard n', () => {
+    for (const file of ['generate-job.yaml', 'stats-job.yaml']) {
+      const text = readFileSync(join(root, 'tooling', 'launch', 'k8s', file), 'utf8');
+      expect(text).toMatch(/completionMode: Indexed/);
+      const completions = Number(/completions: (\d+)/.exec(text)?.[1]);
+      const n = Number(/--shard "\$JOB_COMPLETION_INDEX\/(\d+)"/.exec(text)?.[1]);
+      expect(completions).toBeGreaterThan(1);
+      expect(n, file).toBe(completions);
+    }
+  });
 
   it('stats --shard i/3 then merge give the unsharded statistics, and the same FID', async () => {
     const one = join(dir, 'bundled.npz');

@@ -49,6 +49,7 @@ describe('sharded generation and statistics equal one process', () => {
   it('the Slurm template, run as a three-task array would run it, writes the same files', () => {
     const viaSlurm = join(dir, 'via-slurm');
     const script = join(root, 'tooling', 'launch', 'slurm', 'generate.sbatch');
+    const cli = join(root, 'apps', 'eval', 'src', 'cli.ts');
     for (let task = 0; task < 3; task++) {
       execFileSync('bash', [script], {
         env: {
@@ -59,7 +60,7 @@ describe('sharded generation and statistics equal one process', () => {
           N: String(options.n),
           OUT: viaSlurm,
           GENERATE_ARGS: `--batch ${options.batch} --steps ${options.steps} --backend cpu`,
-          MDM_EVAL: `${process.execPath} --conditions=source --import tsx ${join(root, 'apps', 'eval', 'src', 'cli.ts')}`,
+          MDM_EVAL: `${process.execPath} --conditions=source --import tsx ${cli}`,
         },
         stdio: 'pipe',
       });

@@ -44,6 +44,12 @@ for (const group of groups) {
     }
   }
 }
+// A test run that died (turbo killed, a package's vitest crashed before writing its report) is a
+// failure even when every report it left says 0 failed: the line must not read green.
+if (turboStatus !== 0 && failed === 0) {
+  console.error(`test-summary: the test run exited with status ${turboStatus} but no report counts a failure`);
+  failed = 1;
+}
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 if (reports === 0) console.error('test-summary: no vitest report was written; did the tests run?');
 process.exit(failed > 0 || turboStatus !== 0 || reports === 0 ? 1 : 0);

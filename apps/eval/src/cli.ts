@@ -1,14 +1,13 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
-import { reportError, runBackend } from '@matryoshka-ts/pipelines';
+import { type Shard, parseShard, reportError, runBackend } from '@matryoshka-ts/pipelines';
 import { DEFAULT_AUG_LEVELS, compareCommand } from './compare-command.js';
 import { curvesCommand } from './curves-command.js';
 import { frechetCommand } from './frechet-command.js';
 import { fvdCommand } from './fvd-command.js';
 import { generateCommand } from './generate-command.js';
 import { clipCommand, fidCommand, mergeCommand, statsCommand } from './metric-commands.js';
-import { type Shard, parseShard } from '@matryoshka-ts/pipelines';
 import type { NetworkOptions } from './networks.js';
 import { sweepCommand } from './sweep-command.js';
 

@@ -1,10 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type OpenRun, ProgressLine, formatDuration, openRun } from '@matryoshka-ts/pipelines';
+import { type OpenRun, ProgressLine, type Shard, formatDuration, openRun, shardRange } from '@matryoshka-ts/pipelines';
 import { clipComplete, writeClips } from './clips.js';
 import { floatToUint8Image, writePng } from './images.js';
 import { ConfigError, DataError } from '@matryoshka-ts/core';
-import { type Shard, shardRange } from '@matryoshka-ts/pipelines';
 
 export interface GenerateCommandOptions {
   /** A run directory, or one checkpoint / snapshot file. */

@@ -7,11 +7,10 @@ import {
   clipScore,
   clipScoreOfCosine,
 } from '@matryoshka-ts/metrics';
-import { ProgressLine } from '@matryoshka-ts/pipelines';
+import { ProgressLine, type Shard } from '@matryoshka-ts/pipelines';
 import { type Clip, isClipSource, readClips } from './clips.js';
 import { readImages } from './images.js';
 import { type NetworkOptions, PROXY_NOTE, openClip, openFeatures } from './networks.js';
-import type { Shard } from '@matryoshka-ts/pipelines';
 import {
   type LabelledStats,
   fidBetween,

@@ -219,8 +219,8 @@ export function readPartialStats(path: string): PartialStats {
     return a.data;
   };
   const stats = FeatureStats.fromParts({ count: get('count')[0], mean: get('mean'), scatter: get('scatter') });
-  const { kind: _kind, ...rest } = label as typeof label & { n?: number };
-  delete (rest as { n?: number }).n;
+  // `kind` and `n` describe the file; the count is the stats' own.
+  const { kind: _kind, n: _n, ...rest } = label as typeof label & { n?: number };
   return { ...rest, stats };
 }
 

@@ -181,14 +181,8 @@ export function fidBetween(samples: LabelledStats, reference: LabelledStats): nu
  * centred scatter of its features (`FeatureStats.parts`) in float64, and what they were computed
  * from and with; `mergeStats` folds the n parts into the statistics one process would write.
  */
-export interface PartialStats {
+export interface PartialStats extends Omit<LabelledStats, 'mu' | 'sigma' | 'n'> {
   stats: FeatureStats;
-  source: string;
-  features: string;
-  resize?: string;
-  proxy?: boolean;
-  per_frame?: boolean;
-  clips?: number;
   /** `i/n` */
   shard: string;
 }

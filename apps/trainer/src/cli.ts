@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKEND_NAMES, initBackend } from '@matryoshka-ts/backends';
-import { ConfigError } from '@matryoshka-ts/core';
+import { BACKEND_NAMES, initBackend, initDistributed } from '@matryoshka-ts/backends';
+import { type Communicator, ConfigError, SINGLE_PROCESS } from '@matryoshka-ts/core';
 import { type NestedUNetConfig, PRESET_NAMES, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
 import {
   TRAIN_PRESETS,
@@ -21,6 +21,9 @@ import {
 } from '@matryoshka-ts/pipelines';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
+
+/** The job this process is a rank of (mpirun, srun), once `train` has opened it. */
+let job: Communicator = SINGLE_PROCESS;
 
 const program = new Command();
 program.name('mdm-train').description('Train, resume and sample Matryoshka Diffusion Models.').showHelpAfterError();
@@ -86,6 +89,9 @@ program
   )
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES))
   .action(async (options) => {
+    // Started by mpirun or srun: one rank of a data-parallel run (README: "Many processes").
+    job = await initDistributed();
+    const writer = job.rank === 0;
     // The config a fresh run would use, from --preset / --config / --set / --seed / --backend.
     const fresh = () => {
       const name = options.preset ?? (options.config ? undefined : 'emoji');
@@ -137,18 +143,22 @@ program
       out = options.out ?? join('runs', name ?? 'custom');
     }
     const parsed = parseRunConfig(config);
-    // A used folder is refused (or, with --force, moved aside) before any work starts.
-    if (!options.resume) {
+    // A used folder is refused (or, with --force, moved aside) before any work starts; by rank 0.
+    if (!options.resume && writer) {
       const aside = prepareFreshRunFolder(out, Boolean(options.force));
       if (aside) console.error(`${out} held a run: moved to ${aside}`);
     }
-    await initBackend({ backend: parsed.backend });
+    job.barrier();
+    await initBackend({ backend: parsed.backend, quiet: !writer });
     const result = await trainRun(parsed, {
       out,
       resume: Boolean(options.resume),
       force: Boolean(options.force),
       steps: options.steps,
+      communicator: job,
     });
+    job.finalize();
+    if (!writer) return;
     console.log(`run: ${out}`);
     const manifest = readRunManifest(out);
     // A multi-stage run logs each stage in its own directory.
@@ -240,7 +250,10 @@ program
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  process.exit(reportError('mdm-train', error));
+  if (job.world === 1) process.exit(reportError('mdm-train', error));
+  // One rank failing stops the job (MPI_Abort: the launcher stops the other ranks, which would
+  // otherwise wait for this one), after saying which rank and why.
+  job.abort(reportError(`mdm-train (rank ${job.rank} of ${job.world})`, error));
 });
 
 /** A model's top level as a phase names it: its resolution and frames. */

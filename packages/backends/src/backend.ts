@@ -82,7 +82,8 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
     return {
       name,
       description:
-        `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ` + `${info.threads} threads)`,
+        `native (wasm + N-API convolution, matMul and GroupNorm kernels: ${kernels}, ` +
+        `${info.threads} thread${info.threads === 1 ? '' : 's'})`,
     };
   }
   if (name === 'cpu') {

@@ -2,3 +2,5 @@ export { initBackend, activeBackend, ensureGradients, nativeKernelInfo } from '.
 export { BACKEND_NAMES } from '@matryoshka-ts/core';
 export type { BackendName } from '@matryoshka-ts/core';
 export type { BackendOptions, BackendInfo } from './backend.js';
+export { initDistributed } from './distributed.js';
+export type { DistributedOptions } from './distributed.js';

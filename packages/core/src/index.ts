@@ -18,3 +18,5 @@ export {
 export { BackendError, CheckpointError, ConfigError, DataError, MdmError, WriteError, isUserError } from './errors.js';
 export type { MdmErrorCode } from './errors.js';
 export type { Conditioning, DiffusionInputs, DiffusionLevel, DiffusionModel, ParamLookup } from './diffusion-model.js';
+export { SINGLE_PROCESS, launcherWorld } from './communicator.js';
+export type { Communicator, LauncherWorld } from './communicator.js';

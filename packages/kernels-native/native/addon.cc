@@ -14,6 +14,7 @@
 #include "dnnl.h"
 #include "gemm.h"
 #include "group_norm.h"
+#include "mpi.h"
 #include "upsample.h"
 
 namespace {
@@ -381,6 +382,94 @@ napi_value AdamUpdate(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// --- MPI (mpi.h): errors are thrown as Error (not RangeError): they are the run's, not a bad call's.
+
+napi_value throwMpi(napi_env env, const std::string& why) {
+  napi_throw_error(env, "MDM_MPI", ("mdm native: mpi: " + why).c_str());
+  return undefined(env);
+}
+
+// A Float32Array, Float64Array or Uint8Array argument: its data, length and MPI type.
+bool mpiBuffer(Args& a, size_t i, void*& data, size_t& length, mdm::mpi::Dtype& type) {
+  bool is = false;
+  if (i < a.argc) napi_is_typedarray(a.env, a.argv[i], &is);
+  napi_typedarray_type t = napi_int8_array;
+  if (is) napi_get_typedarray_info(a.env, a.argv[i], &t, &length, &data, nullptr, nullptr);
+  if (t == napi_float32_array) type = mdm::mpi::Dtype::Float32;
+  else if (t == napi_float64_array) type = mdm::mpi::Dtype::Float64;
+  else if (t == napi_uint8_array) type = mdm::mpi::Dtype::Byte;
+  else {
+    a.fail("argument " + std::to_string(i) + " must be a Float32Array, Float64Array or Uint8Array");
+    return false;
+  }
+  return true;
+}
+
+// mpiInit(): { rank, size, library }; throws when Open MPI cannot be loaded or initialised.
+napi_value MpiInit(napi_env env, napi_callback_info) {
+  int rank = 0, size = 0;
+  std::string library, why;
+  if (!mdm::mpi::init(rank, size, library, why)) return throwMpi(env, why);
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_int32(env, rank, &v);
+  napi_set_named_property(env, out, "rank", v);
+  napi_create_int32(env, size, &v);
+  napi_set_named_property(env, out, "size", v);
+  napi_create_string_utf8(env, library.c_str(), library.size(), &v);
+  napi_set_named_property(env, out, "library", v);
+  return out;
+}
+
+// mpiAllreduce(buffer, op ('sum' | 'min' | 'max'), timeoutSeconds): in place over every rank.
+napi_value MpiAllreduce(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  void* data = nullptr;
+  size_t length = 0;
+  mdm::mpi::Dtype type;
+  if (!mpiBuffer(a, 0, data, length, type)) return undefined(env);
+  char op[8] = {0};
+  size_t opLength = 0;
+  if (a.argc < 2 || napi_get_value_string_utf8(env, a.argv[1], op, sizeof op, &opLength) != napi_ok)
+    a.fail("argument 1 must be 'sum', 'min' or 'max'");
+  std::string name(op, opLength);
+  mdm::mpi::Op o = name == "min" ? mdm::mpi::Op::Min : name == "max" ? mdm::mpi::Op::Max : mdm::mpi::Op::Sum;
+  if (!a.failed && name != "sum" && name != "min" && name != "max") a.fail("argument 1 must be 'sum', 'min' or 'max'");
+  double timeout = a.num(2);
+  if (a.failed) return undefined(env);
+  std::string why;
+  if (!mdm::mpi::allreduce(data, length, type, o, timeout, why)) return throwMpi(env, why);
+  return undefined(env);
+}
+
+// mpiBroadcast(buffer, root, timeoutSeconds): root's values into every rank's buffer.
+napi_value MpiBroadcast(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  void* data = nullptr;
+  size_t length = 0;
+  mdm::mpi::Dtype type;
+  if (!mpiBuffer(a, 0, data, length, type)) return undefined(env);
+  int root = a.integer(1);
+  double timeout = a.num(2);
+  if (a.failed) return undefined(env);
+  std::string why;
+  if (!mdm::mpi::broadcast(data, length, type, root, timeout, why)) return throwMpi(env, why);
+  return undefined(env);
+}
+
+// mpiAbort(code): stops every rank (through the launcher); does not return.
+napi_value MpiAbort(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  mdm::mpi::abort(a.failed ? 1 : a.integer(0));
+  return undefined(env);
+}
+
+napi_value MpiFinalize(napi_env env, napi_callback_info) {
+  std::string why;
+  if (!mdm::mpi::finalize(why)) return throwMpi(env, why);
+  return undefined(env);
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   // OpenBLAS is the default provider when it is installed.
   if (mdm::loadOpenBlas()) mdm::setProvider(mdm::GemmProvider::OpenBlas);
@@ -404,6 +493,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"upsample2xGrad", nullptr, Upsample2xGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"biasAdd", nullptr, BiasAdd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"biasGrad", nullptr, BiasGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"mpiInit", nullptr, MpiInit, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"mpiAllreduce", nullptr, MpiAllreduce, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"mpiBroadcast", nullptr, MpiBroadcast, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"mpiAbort", nullptr, MpiAbort, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"mpiFinalize", nullptr, MpiFinalize, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   return exports;

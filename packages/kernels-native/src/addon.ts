@@ -114,6 +114,13 @@ export interface NativeAddon {
     rows: number,
     width: number,
   ): void;
+  /** Loads and initialises Open MPI (native/mpi.cc); throws when it cannot. */
+  mpiInit(): { rank: number; size: number; library: string };
+  /** In place over every rank (timeout in seconds, 0: none); throws on failure or timeout. */
+  mpiAllreduce(buffer: Float32Array | Float64Array, op: 'sum' | 'min' | 'max', timeoutSeconds: number): void;
+  mpiBroadcast(buffer: Float32Array | Float64Array | Uint8Array, root: number, timeoutSeconds: number): void;
+  mpiAbort(code: number): never;
+  mpiFinalize(): void;
 }
 
 export type LoadResult = { addon: NativeAddon; path: string } | { addon: undefined; reason: string };

@@ -7,3 +7,4 @@ export {
   registerNativeKernels,
   unregisterNativeKernels,
 } from './register.js';
+export { type MpiCommunicator, type OpenMpiOptions, openMpi } from './mpi.js';

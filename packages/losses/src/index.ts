@@ -9,5 +9,5 @@ export { levelMse, multiResolutionLoss } from './multi-resolution-loss.js';
 export type { MultiResolutionLoss, MultiResolutionLossOptions } from './multi-resolution-loss.js';
 export { vdmLossWeights } from './vdm-weights.js';
 export { minSnrWeights } from './min-snr-weights.js';
-export { drawTrainingExample } from './training-example.js';
+export { drawTrainingExample, drawTrainingExampleInParts } from './training-example.js';
 export type { TrainingExample, TrainingExampleOptions } from './training-example.js';

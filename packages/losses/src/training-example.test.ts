@@ -5,7 +5,7 @@ import { initBackend } from '@matryoshka-ts/backends';
 import { levelSchedules, makeSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import { noisyImage } from './forward-process.js';
 import { lowResolutionTargets } from './low-resolution.js';
-import { drawTrainingExample } from './training-example.js';
+import { drawTrainingExample, drawTrainingExampleInParts } from './training-example.js';
 import { leakedBy, rngFor, uniformF32 } from './test-helpers.js';
 
 beforeAll(async () => {
@@ -106,6 +106,39 @@ describe('drawing a training example', () => {
         expect(() => drawTrainingExample(x, { schedules, resolutions: [16, 8, 3] }, new Rng(1))).toThrow(),
       ),
     ).toBe(0);
+    x.dispose();
+  });
+});
+
+describe('drawing a training example in parts (data-parallel ranks)', () => {
+  it('part p of the batch is what drawTrainingExample draws from generator p on its rows', () => {
+    const x = images(4);
+    const before = tf.memory().numTensors;
+    const whole = drawTrainingExampleInParts(x, { schedules, resolutions }, [new Rng(1), new Rng(2)]);
+    for (const [p, seed] of [
+      [0, 1],
+      [1, 2],
+    ]) {
+      const rows = tf.slice(x, [2 * p], [2]);
+      const part = drawTrainingExample(rows, { schedules, resolutions }, new Rng(seed));
+      expect(whole.times.slice(2 * p, 2 * p + 2)).toEqual(part.times);
+      for (const field of ['x0', 'eps', 'gamma', 'xt'] as const)
+        part[field].forEach((t, n) => {
+          const mine = tf.slice(whole[field][n], [2 * p], [2]);
+          expect(Array.from(mine.dataSync())).toEqual(Array.from(t.dataSync()));
+          mine.dispose();
+        });
+      tf.dispose([rows, part]);
+    }
+    tf.dispose(whole);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() =>
+      drawTrainingExampleInParts(
+        x,
+        { schedules, resolutions },
+        [1, 2, 3].map((s) => new Rng(s)),
+      ),
+    ).toThrow(/does not split into 3 equal parts/);
     x.dispose();
   });
 });

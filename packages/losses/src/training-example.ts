@@ -68,3 +68,42 @@ export function drawTrainingExample(images: tf.Tensor4D, options: TrainingExampl
     return { times, ...noiseLevels(x0, eps, gamma) };
   });
 }
+
+/**
+ * The example of a batch drawn in parts, as data-parallel ranks draw it: the batch is
+ * `rngs.length` equal consecutive parts (whole clips), and part p's times and noise come from
+ * `rngs[p]` exactly as `drawTrainingExample` draws them. So one process drawing `[rng0, rng1]` at
+ * batch 2B holds the example two ranks draw at batch B with `rng0` and `rng1`: the reference of
+ * data-parallel training. One generator is `drawTrainingExample` itself.
+ */
+export function drawTrainingExampleInParts(
+  images: tf.Tensor4D,
+  options: TrainingExampleOptions,
+  rngs: readonly Rng[],
+): TrainingExample {
+  if (rngs.length === 1) return drawTrainingExample(images, options, rngs[0]);
+  const framesPerSample = options.frames?.[0] ?? 1;
+  const batch = images.shape[0] / framesPerSample;
+  if (!Number.isInteger(batch / rngs.length))
+    throw new Error(`drawTrainingExampleInParts: a batch of ${batch} does not split into ${rngs.length} equal parts`);
+  const rows = (batch / rngs.length) * framesPerSample;
+  const parts = rngs.map((rng, p) => {
+    const slice = tf.slice(images, [p * rows], [rows]);
+    const part = drawTrainingExample(slice, options, rng);
+    slice.dispose();
+    return part;
+  });
+  const joined = tf.tidy(() => {
+    const join = <T extends tf.Tensor>(field: 'x0' | 'eps' | 'gamma' | 'xt') =>
+      parts[0][field].map((_, n) => tf.concat(parts.map((part) => part[field][n] as T))) as T[];
+    return {
+      x0: join<tf.Tensor4D>('x0'),
+      eps: join<tf.Tensor4D>('eps'),
+      gamma: join<tf.Tensor1D>('gamma'),
+      xt: join<tf.Tensor4D>('xt'),
+    };
+  });
+  const times = parts.flatMap((part) => part.times);
+  tf.dispose(parts);
+  return { times, ...joined };
+}

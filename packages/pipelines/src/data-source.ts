@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs-core';
 import type { Batch, DataPosition, ImageDataset, ShardedSource, SkipCounts, StreamPosition } from '@matryoshka-ts/data';
 import {
   StreamBatcher,
@@ -53,6 +54,17 @@ export function bundledDataset(config: Pick<TrainConfig, 'data'>, resolution: nu
     : loadEmojiDataset({ resolution, skinTones, categories });
 }
 
+/** Samples rank·n … (rank+1)·n − 1 of a batch (clips of `frames` rows each); frees the batch. */
+function rowsOf(batch: Batch, rank: number, n: number, frames: number): Batch {
+  const images = tf.slice(batch.images, [rank * n * frames], [n * frames]);
+  batch.images.dispose();
+  return {
+    images,
+    captions: batch.captions.slice(rank * n, (rank + 1) * n),
+    labels: batch.labels.slice(rank * n, (rank + 1) * n),
+  };
+}
+
 /** Captions and labels for sample grids: the first distinct ones, in a fixed order. */
 export interface Preview {
   captions: string[];
@@ -74,14 +86,30 @@ export interface TrainingData {
   close(): Promise<void>;
 }
 
+/** This process's place among the ranks of a data-parallel run. */
+export interface DataPart {
+  rank: number;
+  world: number;
+}
+
 /**
  * The training data of a config at `resolution` (the model's top level), in clips of `frames` for
  * a video model (each sample's frames adjacent rows of the batch). 'bundled' keeps the
  * in-memory emoji data set and `nextBatch`, so the default run is unchanged bit for bit; the other
  * sources stream through a `StreamBatcher` (shard + buffer shuffling, worker decoding, skips).
+ *
+ * For rank r of a data-parallel run (`part`), a batch is this rank's part: of the bundled data,
+ * rows r·B … (r+1)·B − 1 of the whole batch of world·B at the shared position (so the ranks
+ * together see what one process at world·B sees); of a streamed source, B samples of this rank's
+ * own part of the shards, at its own position.
  */
-export async function openTrainingData(config: TrainConfig, resolution: number, frames = 1): Promise<TrainingData> {
-  const data = config.data;
+export async function openTrainingData(
+  config: TrainConfig,
+  resolution: number,
+  frames = 1,
+  part: DataPart = { rank: 0, world: 1 },
+): Promise<TrainingData> {
+  const data = part.world > 1 ? { ...config.data, rank: part.rank, world: part.world } : config.data;
   if (data.source === 'bundled') {
     const dataset = bundledDataset(config, resolution, frames);
     const skipped = Object.values(dataset.skipped).reduce((a, b) => a + b, 0);
@@ -90,7 +118,10 @@ export async function openTrainingData(config: TrainConfig, resolution: number, 
         `${dataset.id}, ${dataset.size} ${frames > 1 ? `clips of ${frames} frames` : 'images'}` +
         `${skipped ? `, ${skipped} skipped ${JSON.stringify(dataset.skipped)}` : ''}`,
       classNames: dataset.classNames,
-      next: async (batchSize, position) => nextBatch(dataset, batchSize, config.seed, position),
+      next: async (batchSize, position) =>
+        part.world > 1
+          ? rowsOf(nextBatch(dataset, batchSize * part.world, config.seed, position), part.rank, batchSize, frames)
+          : nextBatch(dataset, batchSize, config.seed, position),
       preview: async (n) => previewConditions(dataset, n),
       captions: async () => [...new Set(Array.from({ length: dataset.size }, (_, i) => dataset.get(i).caption))],
       stats: () => undefined,

@@ -100,3 +100,4 @@ export { type Shard, parseShard, shardLabel, shardOf, shardRange } from './shard
 export { lineChartSvg, smooth } from './plot.js';
 export type { Series } from './plot.js';
 export { reportError } from './cli-errors.js';
+export { BUCKET_BYTES, DataParallel, batchPartRngs } from './data-parallel.js';

@@ -15,11 +15,16 @@ export class ProgressLine {
   private last = 0;
   private readonly tty: boolean;
 
-  constructor(private readonly everySeconds = 10) {
+  constructor(
+    private readonly everySeconds = 10,
+    /** Print nothing (the ranks of a data-parallel run other than rank 0). */
+    private readonly silent = false,
+  ) {
     this.tty = Boolean(process.stderr.isTTY);
   }
 
   update(text: string, force = false): void {
+    if (this.silent) return;
     const now = Date.now() / 1000;
     if (this.tty) {
       process.stderr.write(`\r\x1b[2K${text}`);
@@ -31,11 +36,12 @@ export class ProgressLine {
 
   /** Ends the line (on a terminal) and prints `text` on its own line. */
   log(text: string): void {
+    if (this.silent) return;
     process.stderr.write(`${this.tty ? '\r\x1b[2K' : ''}${text}\n`);
   }
 
   done(): void {
-    if (this.tty) process.stderr.write('\n');
+    if (this.tty && !this.silent) process.stderr.write('\n');
   }
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, type RngState } from '@matryoshka-ts/core';
 import { SafetensorsFile, type TensorToWrite, toFloat32, writeSafetensors } from '@matryoshka-ts/checkpoint';
-import type { DataPosition } from '@matryoshka-ts/data';
+import type { DataPosition, StreamPosition } from '@matryoshka-ts/data';
 import type { TrainConfig } from './config.js';
 
 /** Everything besides tensors that a resumed run needs to continue exactly. */
@@ -24,6 +24,10 @@ export interface TrainProgress {
   seconds?: number;
   /** Streamed sources: inputs skipped up to the data position, by reason (a resumed run continues the counts). */
   dataSkipped?: Record<string, number>;
+  /** The ranks of a data-parallel run (absent: 1). */
+  world?: number;
+  /** A data-parallel run over a streamed source: each rank's position in its own part of the shards. */
+  dataRanks?: StreamPosition[];
 }
 
 /** The tensors of a training run (names are model parameter names). */

@@ -30,6 +30,11 @@ function stageTotal(config: TrainConfig, steps: number | undefined): number {
  */
 export async function trainRun(config: TrainConfig, options: TrainOptions): Promise<TrainResult> {
   if (!isMultiStage(config)) return train(config, options);
+  if ((options.communicator?.world ?? 1) > 1)
+    throw new ConfigError(
+      `a ${runKindOf(config)} run trains its stages in one process: data-parallel training (mpirun, srun) ` +
+        'covers single-stage runs (model.kind mdm or simple)',
+    );
   // Every diffusion stage is checked before the first starts: a cascade's last stage must not
   // fail for memory after the others have trained.
   for (const stage of runStages(config)) {

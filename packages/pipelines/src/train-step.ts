@@ -12,6 +12,7 @@ import {
   type LossTarget,
   downsample,
   drawTrainingExample,
+  drawTrainingExampleInParts,
   firstSamples,
   multiResolutionLoss,
   samplesPerLevel,
@@ -119,21 +120,21 @@ export class TrainStep {
   /**
    * Forward, loss and backward on one batch of clean images at level 0's resolution or larger
    * (downsampled with `loss.lowRes`), NHWC; for a video model, clips of level 0's frames as
-   * adjacent rows ([B·F, r, r, C]). Draws the example's times and noise from `rng`. The inputs stay
-   * the caller's.
+   * adjacent rows ([B·F, r, r, C]). Draws the example's times and noise from `rng`; given several
+   * generators, the batch is that many equal parts each drawn from its own (what data-parallel
+   * ranks draw: `drawTrainingExampleInParts`). The inputs stay the caller's.
    */
-  computeGradients(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng): StepGradients {
+  computeGradients(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng | readonly Rng[]): StepGradients {
     const { loss: lossOptions } = this.options;
     const levels = this.model.levels;
     const resolutions = levels.map((l) => l.resolution);
     const frames = levels.map((l) => l.frames);
     const top = images.shape[1] === resolutions[0] ? images : downsample(images, resolutions[0], lossOptions.lowRes);
     // The example holds each clip as one sample ([B, F·r, r, C]): γ, noise and loss are per clip.
-    const example = drawTrainingExample(
-      top,
-      { schedules: this.schedules, resolutions, downsample: lossOptions.lowRes, frames },
-      rng,
-    );
+    const drawOptions = { schedules: this.schedules, resolutions, downsample: lossOptions.lowRes, frames };
+    const example = Array.isArray(rng)
+      ? drawTrainingExampleInParts(top, drawOptions, rng)
+      : drawTrainingExample(top, drawOptions, rng as Rng);
     const ratio = lossOptions.mixedRatio;
     const sampleWeights = lossOptions.vdmWeights
       ? vdmLossWeights(this.schedules[0].gammasF32, example.times)
@@ -202,7 +203,7 @@ export class TrainStep {
   }
 
   /** One whole step: `computeGradients`, then `update`. */
-  run(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng): StepResult {
+  run(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng | readonly Rng[]): StepResult {
     return this.update(this.computeGradients(images, conditioning, rng));
   }
 

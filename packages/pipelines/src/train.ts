@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, MdmError, Rng } from '@matryoshka-ts/core';
-import type { SkipCounts } from '@matryoshka-ts/data';
+import { type Communicator, ConfigError, MdmError, Rng, SINGLE_PROCESS } from '@matryoshka-ts/core';
+import type { DataPosition, SkipCounts } from '@matryoshka-ts/data';
 import { NestedUNet, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
 import { type AutoencoderKL, loadAutoencoder } from '@matryoshka-ts/autoencoder';
@@ -28,6 +28,8 @@ import {
 import { RunLog, type StepMetrics } from './run-log.js';
 import { writeRunFile } from './run-files.js';
 import { TrainStep } from './train-step.js';
+import { DataParallel } from './data-parallel.js';
+import { dataPositionOnResume } from './data-parallel-resume.js';
 import { weightsFromRun } from './init-from.js';
 import { checkProgress, prepareFreshRunFolder } from './run-folder.js';
 import { requireBackend } from './require-backend.js';
@@ -47,6 +49,12 @@ export interface TrainOptions {
   steps?: number;
   /** Called after every step with its metrics and the number of live tensors (for leak checks and UIs). */
   onStep?: (metrics: StepMetrics, liveTensors: number) => void;
+  /**
+   * The processes of a data-parallel run (`initDistributed` of @matryoshka-ts/backends; default one
+   * process). Each rank trains on its part of every batch (`batchSize` per rank) with gradients
+   * averaged over the ranks; rank 0 alone writes the run's files. Every rank must see `out`.
+   */
+  communicator?: Communicator;
 }
 
 export interface TrainResult {
@@ -109,30 +117,48 @@ export async function train(config: TrainConfig, options: TrainOptions): Promise
   requireBackend();
   const model = modelConfigOf(config);
   checkTrainingMemory(config, model);
-  // A fresh run never writes over another run's history.
-  if (!options.resume) {
+  const comm = options.communicator ?? SINGLE_PROCESS;
+  if (comm.world > 1 && config.stage?.kind === 'latent')
+    throw new ConfigError('a latent stage trains in one process: data-parallel training does not cover it yet');
+  if (comm.world > 1 && config.data.world > 1)
+    throw new ConfigError(
+      `data.world is ${config.data.world} but the launcher started ${comm.world} ranks: ` +
+        'under mpirun or srun the ranks split the data themselves; leave data.rank and data.world unset',
+    );
+  // A fresh run never writes over another run's history (rank 0 decides; the others wait for it).
+  if (!options.resume && comm.rank === 0) {
     const aside = prepareFreshRunFolder(options.out, options.force);
     if (aside) process.stderr.write(`${options.out} held a run: moved to ${aside}\n`);
   }
+  comm.barrier();
   // The data is opened first, so a bad path fails before any work, and closed (decode workers
   // terminated) however the run ends.
   const top = resolveConfig(model).levels[0];
   const data =
     config.stage?.kind === 'latent'
       ? await openLatentTrainingData(config, options.out)
-      : await openTrainingData(config, top.resolution, top.frames);
+      : await openTrainingData(config, top.resolution, top.frames, { rank: comm.rank, world: comm.world });
   try {
-    return await runTraining(config, options, data);
+    return await runTraining(config, options, data, comm);
   } finally {
     await data.close();
   }
 }
 
-async function runTraining(config: TrainConfig, options: TrainOptions, data: TrainingData): Promise<TrainResult> {
+async function runTraining(
+  config: TrainConfig,
+  options: TrainOptions,
+  data: TrainingData,
+  comm: Communicator,
+): Promise<TrainResult> {
   const out = options.out;
-  mkdirSync(out, { recursive: true });
+  // Data-parallel: rank 0 writes the run's files and prints; every rank computes.
+  const dp = comm.world > 1 ? new DataParallel(comm) : undefined;
+  const writer = comm.rank === 0;
+  if (writer) mkdirSync(out, { recursive: true });
   const checkpointPath = join(out, 'checkpoint.safetensors');
-  const progressLine = new ProgressLine();
+  const progressLine = new ProgressLine(10, !writer);
+  if (dp) progressLine.log(`data-parallel: ${dp.world} ranks (${comm.launcher}), batch ${dp.world} × per-rank batch`);
 
   const full = modelConfigOf(config);
   const fullLevels = resolveConfig(full).levels;
@@ -140,6 +166,8 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   // Frames per sample the data gives: a video model's clips (its latent stage's or images' 1).
   const dataFrames = config.stage?.kind === 'latent' ? 1 : fullLevels[0].frames;
   const schedules = levelSchedulesOf(config);
+  // A frozen encoder's cache is written by rank 0 first; the other ranks then find it full.
+  if (!writer) comm.barrier();
   const conditioner = await openConditioner(config, full, (line) => progressLine.log(line));
   if (conditioner.kind === 'labels' && data.classNames.length > conditioner.numClasses) {
     throw new ConfigError(
@@ -151,17 +179,22 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   // A frozen ONNX encoder encodes every caption once, before training (later runs read its cache).
   if (conditioner.kind === 'text' && conditioner.prepare)
     await conditioner.prepare(['', ...preview.captions, ...(await data.captions())]);
+  if (writer) comm.barrier();
 
   let progress: TrainProgress;
   let restored: LoadedCheckpoint | undefined;
-  let log: RunLog;
+  let log: RunLog | undefined;
   if (options.resume) {
     restored = loadCheckpoint(checkpointPath);
     progress = restored.progress;
     checkProgress(progress, config.phases.length, checkpointPath);
     // Steps logged after the checkpoint are replayed by the resumed run: the log drops them.
-    log = new RunLog(out, progress.step, (line) => progressLine.log(line));
+    log = writer ? new RunLog(out, progress.step, (line) => progressLine.log(line)) : undefined;
     progressLine.log(`resuming ${out} at step ${progress.step} (phase ${progress.phase + 1}/${config.phases.length})`);
+    // This rank's data position, re-partitioned (or refused) when the world size changed.
+    const resumed = dataPositionOnResume(progress, config, comm, checkpointPath);
+    progress.data = resumed.position;
+    if (resumed.note) progressLine.log(resumed.note);
   } else {
     progress = {
       step: 0,
@@ -174,9 +207,9 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
       badInARow: 0,
       badTotal: 0,
     };
-    log = new RunLog(out);
+    log = writer ? new RunLog(out) : undefined;
   }
-  writeRunFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  if (writer) writeRunFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 
   const skippedBefore: SkipCounts = { ...(progress.dataSkipped ?? {}) };
   const total = options.steps ?? config.phases.reduce((n, p) => n + p.steps, 0);
@@ -240,6 +273,13 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
     }
     previous?.model.dispose();
     previous?.step.dispose();
+    // Every rank starts the phase from rank 0's weights, EMA and Adam state.
+    dp?.broadcastVariables([
+      ...model.params.values(),
+      ...step.ema!.values(),
+      ...step.adam.m.values(),
+      ...step.adam.v.values(),
+    ]);
     return { model, step, from };
   };
 
@@ -251,7 +291,7 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   const latent = config.stage?.kind === 'latent' ? latentStageOf(config, out) : undefined;
 
   const writeSamples = (tag: string) => {
-    if (!current) return;
+    if (!current || !writer) return;
     if (upsampler) {
       // An upsampler's samples need the base stage's: the cascade writes them when every stage is trained.
       progressLine.log(`samples (${tag}): drawn by the cascade once every stage is trained`);
@@ -273,21 +313,36 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   };
 
   const secondsBefore = progress.seconds ?? 0;
+  // Every rank calls it (the data-parallel checks are collective); rank 0 writes.
   const checkpoint = () => {
     if (!current) return;
     progress.rng = rng.getState();
     progress.seconds = secondsBefore + (performance.now() - started) / 1000;
     const { model, step } = current;
+    let ranks: Pick<TrainProgress, 'world' | 'dataRanks'> = {};
+    if (dp) {
+      dp.checkSame(model.params.values(), 'weights');
+      const positions = dp.gather([progress.data.epoch, progress.data.cursor, streamPositionFrame(progress.data)]);
+      const dataRanks = positions.map(([epoch, cursor, frame]) => ({
+        epoch,
+        cursor,
+        ...(frame >= 0 ? { frame } : {}),
+      }));
+      ranks = { world: dp.world, ...(config.data.source === 'bundled' ? {} : { dataRanks }) };
+    }
+    if (!writer) return;
+    // A resumed run's ranks are this session's, not those of the checkpoint it started from.
+    const { world: _world, dataRanks: _dataRanks, ...ours } = progress;
     saveCheckpoint(
       checkpointPath,
       { params: model.params, ema: step.ema!, adamM: step.adam.m, adamV: step.adam.v },
-      { ...progress, adamStep: step.adam.step },
+      { ...ours, ...ranks, adamStep: step.adam.step },
       config,
     );
   };
 
   const snapshot = (stepNo: number) => {
-    if (!current) return;
+    if (!current || !writer) return;
     mkdirSync(join(out, 'snapshots'), { recursive: true });
     const empty = new Map<string, tf.Tensor>();
     const tensors = { params: empty, ema: current.step.ema!, adamM: empty, adamV: empty };
@@ -305,16 +360,26 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
     while (progress.step < bounds[p].end) {
       const stepNo = progress.step + 1;
       const batch = await data.next(phase.batchSize, progress.data);
+      // Data-parallel: this rank draws its part of the batch from its own generator (one seed
+      // drawn from the run's, the same on every rank).
+      const stepRng = dp ? dp.partRng(rng) : rng;
       // Condition dropout draws from the run's generator before the step draws times and noise.
-      const cond = conditionBatch(conditioner, batch.captions, batch.labels, config.conditioning.dropout, rng);
+      const cond = conditionBatch(conditioner, batch.captions, batch.labels, config.conditioning.dropout, stepRng);
       if (upsampler && augmentation) {
-        const aug = augmentForTraining(batch.images, upsampler.baseResolution, augmentation, rng, config.loss.lowRes);
+        const aug = augmentForTraining(
+          batch.images,
+          upsampler.baseResolution,
+          augmentation,
+          stepRng,
+          config.loss.lowRes,
+        );
         cond.lowRes = aug.lowRes;
         cond.augTimes = aug.augTimes;
       }
       // A video model's image phase trains on each clip's first frame (the temporal D^r).
       const images = current.model.levels[0].frames < dataFrames ? firstFrames(batch.images, dataFrames) : batch.images;
-      const result = current.step.run(images, cond, rng);
+      const gradients = current.step.computeGradients(images, cond, stepRng);
+      const result = current.step.update(dp ? dp.averageGradients(gradients) : gradients);
       tf.dispose(
         [batch.images, images, cond.tokens, cond.mask, cond.labels, cond.lowRes].filter(
           (t) => t !== undefined,
@@ -352,11 +417,11 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
         ...(skipped ? { skipped } : {}),
         ...(dataSkipped ? { dataSkipped } : {}),
       };
-      log.append(metrics);
+      log?.append(metrics);
       options.onStep?.(metrics, tf.memory().numTensors);
       const rate = speed.perSecond();
       const speedText = Number.isFinite(rate)
-        ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize).toFixed(1)} ` +
+        ? `${rate.toFixed(2)} steps/s | ${(rate * phase.batchSize * comm.world).toFixed(1)} ` +
           `${current.model.levels[0].frames > 1 ? 'clips' : 'img'}/s | ` +
           `ETA ${formatDuration((total - stepNo) / rate)}`
         : 'measuring speed…';
@@ -365,7 +430,8 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
           `(${levelName(phase.resolution, fullLevels[current.from].frames)}) | ` +
           `loss ${loss.toFixed(4)} | ${speedText}` +
           `${progress.badTotal ? ` | skipped ${progress.badTotal} steps` : ''}` +
-          `${dataProgress(dataStats?.imagesPerSecond, runSkipped)}`,
+          `${dataProgress(dataStats?.imagesPerSecond, runSkipped)}` +
+          `${dp && Number.isFinite(rate) ? ` | ${dp.world} ranks, all-reduce ${allReduceShare(dp, rate)}` : ''}`,
       );
       if (progress.badInARow >= config.maxBadSteps) {
         progressLine.done();
@@ -374,7 +440,7 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
             `The last good checkpoint (${checkpointPath}) is intact; lower optimizer.lr or check the data.`,
         );
       }
-      if (stepNo % config.plotEvery === 0) log.plot();
+      if (stepNo % config.plotEvery === 0) log?.plot();
       // A skipped step never overwrites the last good checkpoint.
       if (!skipped && stepNo % config.checkpointEvery === 0) checkpoint();
       if (config.snapshotEvery > 0 && stepNo % config.snapshotEvery === 0) snapshot(stepNo);
@@ -384,7 +450,7 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   }
   progressLine.done();
   checkpoint();
-  log.plot();
+  log?.plot();
   writeSamples('final');
   current?.step.dispose();
   current?.model.dispose();
@@ -392,9 +458,26 @@ async function runTraining(config: TrainConfig, options: TrainOptions, data: Tra
   const seconds = (performance.now() - started) / 1000;
   progressLine.log(
     `done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}` +
-      `${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}`,
+      `${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}` +
+      `${dp?.reducedSteps ? `; ${dp.world} ranks, all-reduce ${allReduceSeconds(dp)} s/step` : ''}`,
   );
   return { steps: progress.step, finalLoss, badSteps: progress.badTotal, seconds, samples: lastSamples };
+}
+
+/** The share of a step spent in the gradient all-reduce, for the progress line. */
+function allReduceShare(dp: DataParallel, stepsPerSecond: number): string {
+  const { share, bytes } = dp.costPerStep(1 / stepsPerSecond);
+  return `${(100 * share).toFixed(0)}% of a step (${(bytes / 2 ** 20).toFixed(1)} MiB)`;
+}
+
+/** Seconds of one step's gradient all-reduce (waiting for the slowest rank included), on average. */
+function allReduceSeconds(dp: DataParallel): string {
+  return (dp.reduceSeconds / dp.reducedSteps).toFixed(3);
+}
+
+/** A stream position's frame within a clip, or −1 for none (the all-gather carries numbers only). */
+function streamPositionFrame(position: DataPosition): number {
+  return (position as DataPosition & { frame?: number }).frame ?? -1;
 }
 
 /**

@@ -7,3 +7,4 @@ export type { OnnxGraph, OnnxInitializer, OnnxNode, OnnxValue } from './onnx-mod
 export { paxRecord, tar } from './tar-writer.js';
 export type { TarWriterMember } from './tar-writer.js';
 export { findPython, pythonCandidates } from './python.js';
+export { MPI_ENV, hasMpirun } from './mpi.js';

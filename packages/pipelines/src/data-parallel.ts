@@ -1,0 +1,163 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { type Communicator, Rng, crc32Portable } from '@matryoshka-ts/core';
+import type { StepGradients } from './train-step.js';
+
+/** Gradients are reduced in buckets of at most this many bytes (PyTorch DDP's default, 25 MiB). */
+export const BUCKET_BYTES = 25 * 2 ** 20;
+
+/**
+ * The generators of one step's batch parts: one 32-bit seed drawn from the run's generator
+ * (identical on every rank), then one generator per part. Rank r of `parts` draws its condition
+ * dropout, times and noise from part r; one process drawing every part
+ * (`TrainStep.computeGradients(images, conditioning, parts)`) holds the same example at `parts`× the batch.
+ */
+export function batchPartRngs(rng: Rng, parts: number): Rng[] {
+  const seed = rng.nextUint32();
+  // A different odd multiplier per part spreads the seeds; Rng's own seeding mixes them further.
+  return Array.from({ length: parts }, (_, p) => new Rng((seed ^ Math.imul(p + 1, 0x9e3779b1)) >>> 0));
+}
+
+/**
+ * Data-parallel training over a `Communicator`: every rank holds the same weights, draws its own
+ * part of the batch, and applies the gradients averaged over the ranks (bucketed all-reduce, before
+ * clipping and Adam), so every rank makes the same update. Also measures what the reduction costs.
+ */
+export class DataParallel {
+  /** Seconds spent reducing gradients, bytes reduced, and steps reduced, since construction. */
+  reduceSeconds = 0;
+  reducedBytes = 0;
+  reducedSteps = 0;
+
+  constructor(
+    readonly comm: Communicator,
+    readonly bucketBytes = BUCKET_BYTES,
+  ) {}
+
+  get rank(): number {
+    return this.comm.rank;
+  }
+
+  get world(): number {
+    return this.comm.world;
+  }
+
+  /** This rank's generator for the step's draws (see `batchPartRngs`). */
+  partRng(rng: Rng): Rng {
+    return batchPartRngs(rng, this.world)[this.rank];
+  }
+
+  /** Every rank's variables take rank 0's values (fresh weights, or a checkpoint only rank 0 read). */
+  broadcastVariables(variables: readonly tf.Variable[]): void {
+    for (const bucket of this.buckets(variables)) {
+      const flat = this.flatten(bucket);
+      this.comm.broadcast(flat, 0);
+      if (this.rank === 0) continue;
+      const values = this.split(flat, bucket);
+      bucket.forEach((v, i) => v.assign(values[i]));
+      tf.dispose(values);
+    }
+  }
+
+  /**
+   * The step's gradients, loss and per-level errors averaged over the ranks (each rank's are
+   * means over its part of the batch, so the average is the mean over the whole batch). Frees the
+   * given gradients. A non-finite loss on any rank makes the average non-finite: every rank then
+   * skips the update together.
+   */
+  averageGradients(step: StepGradients): StepGradients {
+    const started = performance.now();
+    const scale = 1 / this.world;
+    const names = [...step.grads.keys()];
+    const tensors = names.map((n) => step.grads.get(n)!);
+    const reduced: tf.Tensor[] = [];
+    for (const bucket of this.buckets(tensors)) {
+      const flat = this.flatten(bucket);
+      this.comm.allReduce(flat, 'sum');
+      for (let i = 0; i < flat.length; i++) flat[i] *= scale;
+      this.reducedBytes += flat.byteLength;
+      reduced.push(...this.split(flat, bucket));
+    }
+    tf.dispose(tensors);
+    const averaged = new Map(names.map((name, i) => [name, reduced[i]]));
+    const scalars = Float64Array.from([step.loss, ...step.mse]);
+    this.comm.allReduce(scalars, 'sum');
+    this.reduceSeconds += (performance.now() - started) / 1000;
+    this.reducedSteps += 1;
+    return { loss: scalars[0] * scale, mse: [...scalars.subarray(1)].map((m) => m * scale), grads: averaged };
+  }
+
+  /**
+   * Throws unless every rank holds the same values (a CRC-32 of their bytes, compared by min and
+   * max over the ranks): the check that the ranks made the same updates, before a checkpoint.
+   */
+  checkSame(tensors: Iterable<tf.Tensor>, what: string): void {
+    let crc = 0;
+    for (const t of tensors) {
+      const values = t.dataSync() as Float32Array;
+      crc = crc32Portable(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), crc);
+    }
+    const low = Float64Array.of(crc);
+    const high = Float64Array.of(crc);
+    this.comm.allReduce(low, 'min');
+    this.comm.allReduce(high, 'max');
+    if (low[0] !== high[0])
+      throw new Error(`the ranks hold different ${what} (CRC-32 from ${low[0]} to ${high[0]}): they diverged`);
+  }
+
+  /** Every rank's `values` (the same count on each), in rank order: an all-gather by a sum. */
+  gather(values: readonly number[]): number[][] {
+    const k = values.length;
+    const all = new Float64Array(this.world * k);
+    all.set(values, this.rank * k);
+    this.comm.allReduce(all, 'sum');
+    return Array.from({ length: this.world }, (_, r) => [...all.subarray(r * k, (r + 1) * k)]);
+  }
+
+  /** The share of a step's wall time spent in the all-reduce, and bytes reduced per step (0 before any). */
+  costPerStep(stepSeconds: number): { share: number; bytes: number } {
+    if (!this.reducedSteps) return { share: 0, bytes: 0 };
+    return {
+      share: this.reduceSeconds / this.reducedSteps / stepSeconds,
+      bytes: this.reducedBytes / this.reducedSteps,
+    };
+  }
+
+  /** Consecutive groups of tensors of at most `bucketBytes` (a larger tensor is a bucket alone). */
+  private buckets<T extends tf.Tensor>(tensors: readonly T[]): T[][] {
+    const out: T[][] = [];
+    let current: T[] = [];
+    let bytes = 0;
+    for (const t of tensors) {
+      if (current.length && bytes + t.size * 4 > this.bucketBytes) {
+        out.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(t);
+      bytes += t.size * 4;
+    }
+    if (current.length) out.push(current);
+    return out;
+  }
+
+  private flatten(tensors: readonly tf.Tensor[]): Float32Array {
+    const flat = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
+    let offset = 0;
+    for (const t of tensors) {
+      flat.set(t.dataSync() as Float32Array, offset);
+      offset += t.size;
+    }
+    return flat;
+  }
+
+  /** New tensors of the tensors' shapes holding their consecutive slices of `flat`. */
+  private split(flat: Float32Array, tensors: readonly tf.Tensor[]): tf.Tensor[] {
+    let offset = 0;
+    return tensors.map((t) => {
+      // slice(), not subarray(): a backend may keep the array it is given.
+      const value = tf.tensor(flat.slice(offset, offset + t.size), t.shape, 'float32');
+      offset += t.size;
+      return value;
+    });
+  }
+}

@@ -19,6 +19,7 @@ import {
   reportError,
   trainRun,
 } from '@matryoshka-ts/pipelines';
+import { cacheCommand } from './cache-command.js';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
 
@@ -248,6 +249,9 @@ program
     const result = await dataCheck({ ...options, classNames: options.classNames });
     console.log(JSON.stringify(result));
   });
+
+// `mdm-train cache [--shard i/n]`: the caches a run fills before training, whole or one shard's part.
+program.addCommand(cacheCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (job.world === 1) process.exit(reportError('mdm-train', error));

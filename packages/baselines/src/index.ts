@@ -14,6 +14,9 @@ export {
   LATENT_CACHE_VERSION,
   LatentCache,
   fillLatentCache,
+  latentCacheParts,
+  latentPartRange,
+  mergeLatentCacheParts,
   openLatentCache,
 } from './latent-cache.js';
 export type {
@@ -21,6 +24,8 @@ export type {
   LatentBatch,
   LatentCacheMeta,
   LatentCacheOptions,
+  LatentCachePart,
   LatentEncodeFn,
+  LatentMergeReport,
   LatentRecord,
 } from './latent-cache.js';

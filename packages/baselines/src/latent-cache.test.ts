@@ -1,4 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataError, isUserError } from '@matryoshka-ts/core';
@@ -8,6 +18,9 @@ import {
   LATENT_CACHE_FORMAT,
   LATENT_CACHE_VERSION,
   type LatentCacheOptions,
+  latentCacheParts,
+  latentPartRange,
+  mergeLatentCacheParts,
   openLatentCache,
 } from './latent-cache.js';
 
@@ -313,5 +326,106 @@ describe('latent cache', () => {
     const empty = openLatentCache(newRoot(), opts({ count: 0 }));
     expect(empty.done).toBe(true);
     empty.close();
+  });
+});
+
+describe('latent cache parts (a fill split over workers)', () => {
+  /** Fills part i of n at `root` (12 samples), as worker i would; closed. */
+  async function fillPart(root: string, index: number, n = 3, failFrom?: number) {
+    const part = openLatentCache(root, opts({ part: latentPartRange(12, index, n) }));
+    const { calls, encode } = encoder(failFrom);
+    const filled = fillLatentCache(part, encode, { batchSize: 3 });
+    if (failFrom === undefined) await filled;
+    else await expect(filled).rejects.toThrow('interrupted');
+    part.close();
+    return { part, calls };
+  }
+
+  it('n = 3 parts merged in shard order give the bytes one process writes, and are deleted', async () => {
+    const root = newRoot();
+    // Out of order, as a job array's tasks finish.
+    for (const i of [2, 0, 1]) await fillPart(root, i);
+    const { part: one, calls } = await fillPart(root, 1);
+    // Run twice: the complete part is kept as it is.
+    expect(calls).toEqual([]);
+    expect([one.first, one.records, one.complete]).toEqual([4, 4, 4]);
+    expect(latentCacheParts(join(root, KEY))).toEqual([0, 1, 2].map((index) => ({ index, count: 3 })));
+    expect(JSON.parse(readFileSync(join(root, KEY, 'part-1-of-3.json'), 'utf8')).part).toEqual({
+      index: 1,
+      count: 3,
+      from: 4,
+      to: 8,
+    });
+
+    const cache = openLatentCache(root, opts());
+    const report = await mergeLatentCacheParts(cache);
+    expect(report).toEqual({
+      merged: ['0/3', '1/3', '2/3'],
+      copied: 12,
+      encoded: 0,
+      missing: [],
+      foreign: [],
+      incomplete: [],
+    });
+    expect(cache.done).toBe(true);
+    cache.close();
+    expect(readFileSync(dataPath(root)).equals(await referenceBytes())).toBe(true);
+    const single = newRoot();
+    const whole = openLatentCache(single, opts());
+    await fillLatentCache(whole, encoder().encode, { batchSize: 5 });
+    whole.close();
+    expect(readFileSync(metaPath(root)).equals(readFileSync(metaPath(single)))).toBe(true);
+    expect(readdirSync(join(root, KEY)).sort()).toEqual(['latents.bin', 'meta.json']);
+  });
+
+  it('reports a missing part, stops before its samples, and with encode fills them and goes on', async () => {
+    const root = newRoot();
+    await fillPart(root, 0);
+    await fillPart(root, 2);
+    const cache = openLatentCache(root, opts());
+    const report = await mergeLatentCacheParts(cache);
+    expect(report).toMatchObject({ merged: ['0/3'], copied: 4, missing: ['1/3'], foreign: [], incomplete: [] });
+    expect(cache.complete).toBe(4);
+    expect(existsSync(join(root, KEY, 'part-2-of-3.bin'))).toBe(true);
+    expect(existsSync(join(root, KEY, 'part-0-of-3.bin'))).toBe(false);
+
+    const { calls, encode } = encoder();
+    const filled = await mergeLatentCacheParts(cache, { encode, batchSize: 5 });
+    expect(filled).toMatchObject({ merged: ['2/3'], copied: 4, encoded: 4, missing: ['1/3'] });
+    expect(calls).toEqual([[4, 4]]);
+    cache.close();
+    expect(readFileSync(dataPath(root)).equals(await referenceBytes())).toBe(true);
+  });
+
+  it('leaves an unfinished part (its torn tail too) alone and reports it', async () => {
+    const root = newRoot();
+    await fillPart(root, 0);
+    await fillPart(root, 1, 3, 7);
+    const bin = join(root, KEY, 'part-1-of-3.bin');
+    appendFileSync(bin, Buffer.alloc(10, 7));
+    const size = statSync(bin).size;
+    const cache = openLatentCache(root, opts());
+    const report = await mergeLatentCacheParts(cache);
+    expect(report).toMatchObject({ merged: ['0/3'], copied: 7, missing: ['2/3'], incomplete: ['1/3: 3 of 4 records'] });
+    // Read-only: a worker still writing the part is never truncated under.
+    expect(statSync(bin).size).toBe(size);
+    expect(cache.complete).toBe(7);
+    cache.close();
+  });
+
+  it('reports a part of another cache (shape) as foreign and never merges it', async () => {
+    const root = newRoot();
+    const other = openLatentCache(root, opts({ shape: [1, 1, 4], part: latentPartRange(12, 0, 3) }));
+    other.append(new Float32Array(4), new Float32Array(4));
+    other.close();
+    const cache = openLatentCache(root, opts());
+    const report = await mergeLatentCacheParts(cache);
+    expect(report.merged).toEqual([]);
+    expect(report.foreign).toHaveLength(1);
+    expect(report.foreign[0]).toMatch(/^0\/3: .*part-0-of-3\.json records shape \[1,1,4\]/);
+    expect(report.missing).toEqual(['1/3', '2/3']);
+    expect(cache.complete).toBe(0);
+    cache.close();
+    expect(() => openLatentCache(root, opts({ part: { index: 0, count: 3, from: 0, to: 5 } }))).toThrow(/part must be/);
   });
 });

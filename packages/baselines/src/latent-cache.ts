@@ -9,13 +9,14 @@ import {
   openSync,
   readFileSync,
   readSync,
+  readdirSync,
   renameSync,
   statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import { endianness } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /**
  * A crash-safe, resumable disk cache of a data set's autoencoder latents, for latent diffusion:
@@ -46,6 +47,12 @@ import { join } from 'node:path';
  * `complete · h·w·c` values), so reads never touch the disk. That suits the data sets here
  * (thousands of 8×8×4 latents: a few MB); a data set of millions of large latents would need a
  * reader that seeks into `latents.bin` instead.
+ *
+ * Parts: a fill split over n workers (`mdm-train cache --shard i/n`) gives each worker its own
+ * files in the same directory, `part-<i>-of-<n>.json` and `part-<i>-of-<n>.bin`, holding samples
+ * [from, to) in the same record format (record r is sample from + r), so that no two writers
+ * ever share a file. `mergeLatentCacheParts` appends the complete parts to `latents.bin` in sample
+ * order and deletes them; the result is byte for byte what one process writes.
  */
 
 /** The `format` field of `meta.json`. */
@@ -55,6 +62,9 @@ export const LATENT_CACHE_VERSION = 1;
 
 const META = 'meta.json';
 const DATA = 'latents.bin';
+/** A part's files: `part-<i>-of-<n>.json` and `.bin`. */
+const PART_META = /^part-(\d+)-of-(\d+)\.json$/;
+const partName = (index: number, count: number) => `part-${index}-of-${count}`;
 /** Bytes read per chunk while checking `latents.bin` on open. */
 const READ_CHUNK = 1 << 22;
 
@@ -74,6 +84,37 @@ export interface LatentCacheOptions {
    * the autoencoder's name). Not compared on reopen: `key` is what identifies the latents.
    */
   info?: Record<string, unknown>;
+  /**
+   * Open shard `index` of `count`'s part of the cache (samples [from, to)) instead of the cache
+   * itself: its own files `part-<index>-of-<count>.{json,bin}` in the same directory.
+   */
+  part?: LatentCachePart;
+  /**
+   * Only read: the cache must exist; a torn tail is left on disk (another process may be
+   * writing it) and not loaded; appends throw. For reading another process's files.
+   */
+  readOnly?: boolean;
+}
+
+/**
+ * One worker's part of a cache split n ways: samples [from, to) of `LatentCacheOptions.count`,
+ * from = ⌊index·count / n⌋ and to = ⌊(index + 1)·count / n⌋ (`latentPartRange`), as `--shard i/n`.
+ */
+export interface LatentCachePart {
+  index: number;
+  count: number;
+  from: number;
+  to: number;
+}
+
+/** Samples [from, to) of a data set of `total` that part `index` of `count` holds (the same split as `--shard`). */
+export function latentPartRange(total: number, index: number, count: number): LatentCachePart {
+  return {
+    index,
+    count,
+    from: Math.floor((index * total) / count),
+    to: Math.floor(((index + 1) * total) / count),
+  };
 }
 
 /** The contents of `meta.json`. */
@@ -84,6 +125,8 @@ export interface LatentCacheMeta {
   count: number;
   shape: [number, number, number];
   info?: Record<string, unknown>;
+  /** Set in a part's meta file (`part-<i>-of-<n>.json`): which samples it holds. */
+  part?: LatentCachePart;
 }
 
 /** The posterior of one sample: mean and log-variance, each h·w·c values in [h, w, c] order. */
@@ -110,6 +153,8 @@ export interface FillLatentCacheOptions {
   batchSize: number;
   /** Called after each stored batch with the records now in the cache and the number expected. */
   onProgress?: (done: number, total: number) => void;
+  /** Stop before this sample (default: the end of the cache or part). */
+  until?: number;
 }
 
 /** CRC-32 (IEEE 802.3, as zlib) lookup table; Node 20 has no `zlib.crc32`. */
@@ -144,6 +189,22 @@ function validateOptions(options: LatentCacheOptions): void {
   }
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
     throw new Error(`openLatentCache: shape must be [h, w, c] of positive integers, got ${JSON.stringify(shape)}`);
+  }
+  const part = options.part;
+  if (part) {
+    const want = latentPartRange(count, part.index, part.count);
+    if (
+      !(Number.isSafeInteger(part.count) && part.count >= 1 && Number.isSafeInteger(part.index)) ||
+      part.index < 0 ||
+      part.index >= part.count ||
+      part.from !== want.from ||
+      part.to !== want.to
+    ) {
+      throw new Error(
+        `openLatentCache: part must be shard i of n (0 ≤ i < n) over [⌊i·count/n⌋, ⌊(i+1)·count/n⌋), ` +
+          `got ${JSON.stringify(part)} for count ${count}`,
+      );
+    }
   }
 }
 
@@ -185,8 +246,8 @@ function fsyncDir(dir: string): void {
 }
 
 /**
- * A cache of one data set's latents, opened by `openLatentCache`. Records `0 … complete - 1` are
- * stored; `append` adds record `complete`.
+ * A cache of one data set's latents (or one part of it), opened by `openLatentCache`. Records
+ * `0 … complete - 1` are stored (samples `first …`); `append` adds record `complete`.
  */
 export class LatentCache {
   /** The cache directory, `<root>/<key>`. */
@@ -194,8 +255,16 @@ export class LatentCache {
   readonly metaPath: string;
   readonly dataPath: string;
   readonly key: string;
-  /** Number of samples the complete cache holds. */
+  /** Number of samples in the data set (the records of the whole cache). */
   readonly count: number;
+  /** The part these files are (undefined for the cache itself). */
+  readonly part: LatentCachePart | undefined;
+  /** The sample record 0 holds: the part's `from`, else 0. */
+  readonly first: number;
+  /** Records these files hold when complete: `count`, or a part's `to - from`. */
+  readonly records: number;
+  /** Opened with `readOnly`: appends throw, nothing on disk is changed. */
+  readonly readOnly: boolean;
   /** Shape [h, w, c] of one latent. */
   readonly shape: readonly [number, number, number];
   /** The `info` stored in `meta.json` (from the call that created the cache). */
@@ -222,20 +291,29 @@ export class LatentCache {
     validateOptions(options);
     this.key = options.key;
     this.count = options.count;
+    this.part = options.part && { ...options.part };
+    this.first = this.part?.from ?? 0;
+    this.records = this.part ? this.part.to - this.part.from : this.count;
+    this.readOnly = Boolean(options.readOnly);
     this.shape = [options.shape[0], options.shape[1], options.shape[2]];
     this.size = this.shape[0] * this.shape[1] * this.shape[2];
     this.recordBytes = 8 * this.size + 4;
     this.dir = join(root, this.key);
-    this.metaPath = join(this.dir, META);
-    this.dataPath = join(this.dir, DATA);
+    const name = this.part && partName(this.part.index, this.part.count);
+    this.metaPath = join(this.dir, name ? `${name}.json` : META);
+    this.dataPath = join(this.dir, name ? `${name}.bin` : DATA);
     this.means = new Float32Array(0);
     this.logvars = new Float32Array(0);
 
-    try {
-      mkdirSync(this.dir, { recursive: true });
-    } catch (error) {
-      const why = (error as Error).message;
-      throw new DataError(`LatentCache: cannot use ${this.dir} as the cache directory (${why})`, { cause: error });
+    if (this.readOnly) {
+      if (!existsSync(this.metaPath)) throw new DataError(`LatentCache: ${this.metaPath} does not exist`);
+    } else {
+      try {
+        mkdirSync(this.dir, { recursive: true });
+      } catch (error) {
+        const why = (error as Error).message;
+        throw new DataError(`LatentCache: cannot use ${this.dir} as the cache directory (${why})`, { cause: error });
+      }
     }
     this.info = existsSync(this.metaPath) ? this.checkMeta() : this.createMeta(options.info);
     const warnings: string[] = [];
@@ -248,9 +326,14 @@ export class LatentCache {
     return this.completeRecords;
   }
 
-  /** True when every sample's latents are stored. */
+  /** True when every sample's latents are stored (a part: every sample of its range). */
   get done(): boolean {
-    return this.completeRecords === this.count;
+    return this.completeRecords === this.records;
+  }
+
+  /** `i/n` for a part, for messages. */
+  get label(): string {
+    return this.part ? `${this.part.index}/${this.part.count}` : 'the cache';
   }
 
   /**
@@ -259,6 +342,7 @@ export class LatentCache {
    */
   append(mean: Float32Array, logvar: Float32Array): void {
     if (this.closed) throw new Error(`LatentCache: append after close() (${this.dir})`);
+    if (this.readOnly) throw new Error(`LatentCache: append to ${this.dataPath}, opened read-only`);
     for (const [name, a] of [
       ['mean', mean],
       ['logvar', logvar],
@@ -266,21 +350,21 @@ export class LatentCache {
       if (!(a instanceof Float32Array) || a.length !== this.size) {
         const got = a instanceof Float32Array ? `${a.length} values` : 'not a Float32Array';
         throw new DataError(
-          `LatentCache: ${name} of sample ${this.completeRecords} must be a Float32Array of ` +
+          `LatentCache: ${name} of sample ${this.first + this.completeRecords} must be a Float32Array of ` +
             `${this.shape.join('×')} = ${this.size} values, got ${got} (cache ${this.dir})`,
         );
       }
       for (let j = 0; j < a.length; j++) {
         if (!Number.isFinite(a[j])) {
           throw new DataError(
-            `LatentCache: ${name} of sample ${this.completeRecords} holds ${a[j]} at index ${j}; ` +
+            `LatentCache: ${name} of sample ${this.first + this.completeRecords} holds ${a[j]} at index ${j}; ` +
               `the autoencoder produced a non-finite latent (not stored in ${this.dataPath})`,
           );
         }
       }
     }
-    if (this.completeRecords >= this.count) {
-      throw new DataError(`LatentCache: ${this.dataPath} already holds all ${this.count} records; nothing to append`);
+    if (this.completeRecords >= this.records) {
+      throw new DataError(`LatentCache: ${this.dataPath} already holds all ${this.records} records; nothing to append`);
     }
     const record = new Uint8Array(this.recordBytes);
     const half = 4 * this.size;
@@ -354,11 +438,12 @@ export class LatentCache {
     this.closed = true;
   }
 
+  /** `i` is a record index: for a part, sample `first + i`. */
   private checkIndex(i: number): void {
     if (!Number.isInteger(i) || i < 0 || i >= this.completeRecords) {
       throw new RangeError(
-        `LatentCache: sample ${i} is not in the cache (it holds samples 0 to ${this.completeRecords - 1} ` +
-          `of ${this.count}); run fillLatentCache first`,
+        `LatentCache: sample ${this.first + i} is not in the cache (${this.dataPath} holds ` +
+          `${this.completeRecords} of ${this.records} records); run fillLatentCache first`,
       );
     }
   }
@@ -376,9 +461,10 @@ export class LatentCache {
   }
 
   private corrupt(what: string): DataError {
-    return new DataError(
-      `LatentCache: ${what}; the cache is corrupt — delete ${this.dir} to rebuild it (the latents get encoded again)`,
-    );
+    const fix = this.part
+      ? `delete ${this.metaPath} and ${this.dataPath} to encode part ${this.label} again`
+      : `delete ${this.dir} to rebuild it (the latents get encoded again)`;
+    return new DataError(`LatentCache: ${what}; the cache is corrupt — ${fix}`);
   }
 
   private createMeta(info: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
@@ -392,6 +478,7 @@ export class LatentCache {
       count: this.count,
       shape: [this.shape[0], this.shape[1], this.shape[2]],
       ...(info === undefined ? {} : { info }),
+      ...(this.part ? { part: { ...this.part } } : {}),
     };
     try {
       writeAtomically(this.metaPath, `${JSON.stringify(meta, null, 2)}\n`);
@@ -434,6 +521,12 @@ export class LatentCache {
     if (!Array.isArray(shape) || shape.length !== 3 || shape.some((d, k) => d !== this.shape[k])) {
       throw mismatch('shape', shape, this.shape);
     }
+    // A part's range is part of its identity; the cache's own meta.json has none.
+    const part = meta.part;
+    const samePart = this.part
+      ? part !== undefined && (['index', 'count', 'from', 'to'] as const).every((k) => part[k] === this.part![k])
+      : part === undefined;
+    if (!samePart) throw mismatch('part', part ?? null, this.part ?? null);
     const info = meta.info;
     if (info !== undefined && (typeof info !== 'object' || info === null || Array.isArray(info))) {
       throw this.corrupt(`${this.metaPath} has an info field that is not an object`);
@@ -447,16 +540,16 @@ export class LatentCache {
     const R = this.recordBytes;
     let fd: number;
     try {
-      fd = openSync(this.dataPath, 'r+');
+      fd = openSync(this.dataPath, this.readOnly ? 'r' : 'r+');
     } catch (error) {
       const why = (error as Error).message;
       throw new DataError(`LatentCache: cannot open ${this.dataPath} (${why})`, { cause: error });
     }
     try {
       const size = fstatSync(fd).size;
-      if (size > this.count * R) {
+      if (size > this.records * R) {
         throw this.corrupt(
-          `${this.dataPath} is ${size} bytes, longer than the ${this.count} records of ${R} bytes ` +
+          `${this.dataPath} is ${size} bytes, longer than the ${this.records} records of ${R} bytes ` +
             `that ${this.metaPath} allows`,
         );
       }
@@ -482,7 +575,7 @@ export class LatentCache {
           if (crc32(chunk, at, at + R - 4) !== view.getUint32(at + R - 4, true)) {
             if (i < full - 1) {
               throw this.corrupt(
-                `record ${i} (sample ${i}, bytes ${i * R} to ${(i + 1) * R - 1}) of ${this.dataPath} ` +
+                `record ${i} (sample ${this.first + i}, bytes ${i * R} to ${(i + 1) * R - 1}) of ${this.dataPath} ` +
                   'fails its checksum, and it is not the last record, so it is not a torn write',
               );
             }
@@ -494,7 +587,13 @@ export class LatentCache {
         }
       }
       const keep = valid * R;
-      if (keep < size) {
+      if (keep < size && this.readOnly) {
+        // Perhaps a record being written right now by the process that owns the file: left alone.
+        warnings.push(
+          `LatentCache: ${this.dataPath} ends in ${size - keep} bytes that are not a whole record ` +
+            `(being written, or torn); ${valid} of ${this.records} records read`,
+        );
+      } else if (keep < size) {
         ftruncateSync(fd, keep);
         fsyncSync(fd);
         const partial = size - full * R;
@@ -504,12 +603,12 @@ export class LatentCache {
         ];
         warnings.push(
           `LatentCache: dropped a torn tail of ${size - keep} bytes from ${this.dataPath} ` +
-            `(${parts.join('; ')}; an interrupted write): ${valid} of ${this.count} records kept, ` +
+            `(${parts.join('; ')}; an interrupted write): ${valid} of ${this.records} records kept, ` +
             'the rest get encoded again',
         );
       }
       this.completeRecords = valid;
-      return size - keep;
+      return this.readOnly ? 0 : size - keep;
     } finally {
       closeSync(fd);
     }
@@ -520,7 +619,7 @@ export class LatentCache {
     const n = this.size;
     if ((i + 1) * n > this.means.length) {
       // Grow geometrically, never past the data set.
-      const capacity = Math.min(this.count, Math.max(i + 1, 2 * (this.means.length / n), 16)) * n;
+      const capacity = Math.min(this.records, Math.max(i + 1, 2 * (this.means.length / n), 16)) * n;
       const means = new Float32Array(capacity);
       const logvars = new Float32Array(capacity);
       means.set(this.means.subarray(0, i * n));
@@ -545,9 +644,10 @@ export function openLatentCache(root: string, options: LatentCacheOptions): Late
 }
 
 /**
- * Encodes the samples the cache lacks, `cache.complete … cache.count - 1`, in batches of
- * `batchSize`, appending each batch and fsyncing after it; an interrupted fill resumes where it
- * stopped. Returns the number of samples encoded by this call (0 when the cache was done).
+ * Encodes the samples the cache (or part) lacks, from sample `cache.first + cache.complete` to the
+ * end of its range (or to `until`), in batches of `batchSize`, appending each batch and fsyncing
+ * after it; an interrupted fill resumes where it stopped. Returns the number of samples encoded by
+ * this call (0 when the cache was done).
  */
 export async function fillLatentCache(
   cache: LatentCache,
@@ -559,12 +659,15 @@ export async function fillLatentCache(
     throw new Error(`fillLatentCache: batchSize must be a positive integer, got ${batchSize}`);
   }
   const size = cache.size;
+  // In records of this file (a part's record r is sample first + r).
+  const end = Math.min(cache.records, options.until === undefined ? cache.records : options.until - cache.first);
   let encoded = 0;
-  while (cache.complete < cache.count) {
-    const start = cache.complete;
-    const n = Math.min(batchSize, cache.count - start);
+  while (cache.complete < end) {
+    const record = cache.complete;
+    const start = cache.first + record;
+    const n = Math.min(batchSize, end - record);
     const { mean, logvar } = await encode(start, n);
-    if (cache.complete !== start) {
+    if (cache.complete !== record) {
       throw new Error(`fillLatentCache: ${cache.dir} was appended to while samples ${start}+ were being encoded`);
     }
     for (const [name, a] of [
@@ -584,7 +687,140 @@ export async function fillLatentCache(
     }
     cache.flush();
     encoded += n;
-    onProgress?.(cache.complete, cache.count);
+    onProgress?.(cache.complete, cache.records);
   }
   return encoded;
+}
+
+/** The parts found next to a cache: `part-<i>-of-<n>.json` files in its directory, sorted by n then i. */
+export function latentCacheParts(dir: string): Array<{ index: number; count: number }> {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const parts: Array<{ index: number; count: number }> = [];
+  for (const name of names) {
+    const m = PART_META.exec(name);
+    if (m) parts.push({ index: Number(m[1]), count: Number(m[2]) });
+  }
+  return parts.sort((a, b) => a.count - b.count || a.index - b.index);
+}
+
+/** Deletes a part's files: records first, so a crash in between leaves a listed (empty) part, not a stray file. */
+function removePart(part: LatentCache): void {
+  for (const path of [part.dataPath, part.metaPath]) {
+    try {
+      unlinkSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
+
+/** What `mergeLatentCacheParts` did, and what it could not do, for the caller to report. */
+export interface LatentMergeReport {
+  /** Parts folded into the cache (`i/n`), in sample order; their files are deleted. */
+  merged: string[];
+  /** Records copied from parts. */
+  copied: number;
+  /** Records encoded here, for samples before a part that no part covered (with `encode`). */
+  encoded: number;
+  /** Parts of a split not found whose samples the cache lacks (`i/n`, for each n whose parts were seen). */
+  missing: string[];
+  /** Parts found but not of this cache (other key, data set size, shape, range, or unreadable): never merged. */
+  foreign: string[];
+  /** Parts found but not complete (a worker still running, or one that stopped): `i/n: k of m records`. */
+  incomplete: string[];
+}
+
+/**
+ * Folds the parts of a sharded fill (`part-<i>-of-<n>` files in the cache's directory) into the
+ * cache, in sample order: each complete part's records that follow the cache's last one are
+ * appended (fsynced once per part) and the part's files are deleted. Records are copied exactly,
+ * so the cache ends byte for byte as one process would have written it.
+ *
+ * The cache is append-only in sample order, so samples not covered by any part stop the merge
+ * there, unless `encode` is given: then they are encoded here (a missing or unfinished part's
+ * samples) and merging goes on. Parts are opened read-only, so a worker still writing one is
+ * never disturbed (its part is reported incomplete). A part of another cache (its meta names
+ * another key, size or shape) is reported in `foreign` and left alone.
+ */
+export async function mergeLatentCacheParts(
+  cache: LatentCache,
+  options: { encode?: LatentEncodeFn; batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<LatentMergeReport> {
+  if (cache.part || cache.readOnly) throw new Error(`mergeLatentCacheParts: ${cache.metaPath} is not a writable cache`);
+  const report: LatentMergeReport = { merged: [], copied: 0, encoded: 0, missing: [], foreign: [], incomplete: [] };
+  const found = latentCacheParts(cache.dir);
+  const root = dirname(cache.dir);
+  const parts: LatentCache[] = [];
+  for (const { index, count } of found) {
+    const label = `${index}/${count}`;
+    if (!(count >= 1 && index < count)) {
+      report.foreign.push(`${label}: not a shard i/n with i < n`);
+      continue;
+    }
+    try {
+      const part = openLatentCache(root, {
+        key: cache.key,
+        count: cache.count,
+        shape: cache.shape,
+        part: latentPartRange(cache.count, index, count),
+        readOnly: true,
+      });
+      parts.push(part);
+    } catch (error) {
+      if (!(error instanceof DataError)) throw error;
+      report.foreign.push(`${label}: ${error.message}`);
+    }
+  }
+  // A part not found whose samples the cache lacks (one merged earlier is deleted, not missing).
+  for (const count of new Set(found.map((p) => p.count))) {
+    for (let index = 0; index < count; index++) {
+      const { from, to } = latentPartRange(cache.count, index, count);
+      const absent = !found.some((p) => p.index === index && p.count === count);
+      if (absent && to > from && to > cache.complete) report.missing.push(`${index}/${count}`);
+    }
+  }
+  // Sample order; for parts of two splits starting together, the one reaching further first.
+  parts.sort((a, b) => a.first - b.first || b.records - a.records);
+  const done: LatentCache[] = [];
+  for (const part of parts) {
+    if (!part.done) report.incomplete.push(`${part.label}: ${part.complete} of ${part.records} records`);
+    const end = part.first + part.records;
+    let next = cache.first + cache.complete;
+    if (end <= next) {
+      // Already in the cache (merged before a crash kept the files, or an overlapping split).
+      if (part.done) done.push(part);
+      continue;
+    }
+    if (part.first > next) {
+      if (!options.encode) break;
+      report.encoded += await fillLatentCache(cache, options.encode, {
+        batchSize: options.batchSize ?? 16,
+        until: part.first,
+        onProgress: options.onProgress,
+      });
+      next = cache.first + cache.complete;
+    }
+    // Records next … of the part's valid prefix; only what follows the cache's last record.
+    for (let r = next - part.first; r < part.complete; r++) {
+      const { mean, logvar } = part.read(r);
+      cache.append(mean, logvar);
+      report.copied++;
+    }
+    cache.flush();
+    options.onProgress?.(cache.complete, cache.count);
+    if (part.done) {
+      report.merged.push(part.label);
+      done.push(part);
+    } else if (!options.encode) {
+      break;
+    }
+  }
+  // Deleted only once the records they gave are durable in the cache.
+  for (const part of done) removePart(part);
+  return report;
 }

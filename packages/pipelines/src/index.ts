@@ -53,11 +53,17 @@ export { readAutoencoderProgress, trainAutoencoderStage } from './train-autoenco
 export type { AutoencoderProgress } from './train-autoencoder.js';
 export {
   decodeLatents,
+  fillLatentCacheShard,
+  fillLatentCacheWithParts,
   latentCacheKey,
   measureScaleFactor,
   openLatentTrainingData,
   prepareLatentCache,
 } from './latent-data.js';
+// Filling a run's caches ahead of training, whole or one shard's part (`mdm-train cache`).
+export { fillRunCaches, runCaptions } from './run-caches.js';
+export type { FillRunCachesOptions } from './run-caches.js';
+export type { CacheFillSummary } from './cache-summary.js';
 export { TRAIN_PRESETS } from './train-presets.js';
 export { levelName, levelsOf, nestDeeper, phaseBounds, phaseLevel, phaseModelConfig } from './phases.js';
 export { TrainingDivergedError, lossOptionsOf, train } from './train.js';
@@ -77,7 +83,13 @@ export type { LoadSelection, LoadedCheckpoint, TrainProgress, TrainTensors } fro
 // Conditioning and data.
 export { concatConditioning, conditionBatch, nullCondition } from './conditioning.js';
 export type { Conditioner } from './conditioning.js';
-export { defaultTextCacheDir, openConditioner } from './frozen-encoder.js';
+export {
+  defaultTextCacheDir,
+  fillTextFeatureCache,
+  frozenEncoderOf,
+  openConditioner,
+  sortedCaptions,
+} from './frozen-encoder.js';
 export { openSource, openTrainingData, previewConditions } from './data-source.js';
 export type { Preview, SourceSpec, TrainingData } from './data-source.js';
 export { dataCheck } from './data-check.js';

@@ -1,13 +1,24 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AutoencoderKL, disposePosterior, loadAutoencoder } from '@matryoshka-ts/autoencoder';
-import { type LatentCache, fillLatentCache, openLatentCache } from '@matryoshka-ts/baselines';
+import {
+  type LatentCache,
+  type LatentCacheOptions,
+  type LatentEncodeFn,
+  fillLatentCache,
+  latentPartRange,
+  mergeLatentCacheParts,
+  openLatentCache,
+} from '@matryoshka-ts/baselines';
 import { ConfigError, DataError, Rng } from '@matryoshka-ts/core';
 import { type DataPosition, type ImageDataset, epochOrder, loadEmojiDataset } from '@matryoshka-ts/data';
 import type { TrainConfig } from './config.js';
 import { type LevelSamples, levelSamplesTensor } from './generate.js';
 import { previewConditions, type TrainingData } from './data-source.js';
+import { type Shard, shardLabel } from './shard.js';
+import { type CacheFillSummary, mergeProblems } from './cache-summary.js';
 
 type LatentStage = Extract<NonNullable<TrainConfig['stage']>, { kind: 'latent' }>;
 
@@ -61,9 +72,86 @@ function imagesOf(dataset: ImageDataset, indices: number[]): tf.Tensor4D {
   return tf.tensor4d(pixels, [indices.length, r, r, 3]);
 }
 
+/** The posteriors of samples [start, start + n): the images encoded, every tensor disposed. */
+function latentEncoder(autoencoder: AutoencoderKL, dataset: ImageDataset): LatentEncodeFn {
+  return (start, n) => {
+    const x = imagesOf(
+      dataset,
+      Array.from({ length: n }, (_, k) => start + k),
+    );
+    const posterior = autoencoder.encode(x);
+    const out = {
+      mean: posterior.mean.dataSync() as Float32Array,
+      logvar: posterior.logvar.dataSync() as Float32Array,
+    };
+    disposePosterior(posterior);
+    x.dispose();
+    return out;
+  };
+}
+
+/** Where the cache of `dataset` under `autoencoder` lives and what it holds. */
+function latentCacheOptions(autoencoder: AutoencoderKL, dataset: ImageDataset): LatentCacheOptions {
+  const f = dataset.resolution / autoencoder.factor;
+  return {
+    key: latentCacheKey(autoencoder, dataset),
+    count: dataset.size,
+    shape: [f, f, autoencoder.config.embedDim],
+    info: { dataset: dataset.id, resolution: dataset.resolution },
+  };
+}
+
 /**
- * Opens (and fills, resuming where a previous fill stopped) the cache of the data set's latents:
- * the posterior mean and log-variance of every image.
+ * Opens the cache of the data set's latents and fills it: first from the parts a sharded fill
+ * left next to it (`mdm-train cache --shard i/n`, merged in sample order), then by encoding what
+ * is still missing (resuming where a previous fill stopped). A missing, unfinished or foreign part
+ * is logged, and its samples encoded here.
+ */
+export async function fillLatentCacheWithParts(
+  autoencoder: AutoencoderKL,
+  dataset: ImageDataset,
+  root: string,
+  log: (line: string) => void,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ cache: LatentCache; summary: CacheFillSummary }> {
+  const started = performance.now();
+  const cache = openLatentCache(root, latentCacheOptions(autoencoder, dataset));
+  try {
+    for (const warning of cache.warnings ?? []) log(`latent cache: ${warning}`);
+    const before = cache.complete;
+    const encode = latentEncoder(autoencoder, dataset);
+    const report = await mergeLatentCacheParts(cache, { encode, batchSize: 16, onProgress });
+    if (report.merged.length)
+      log(`latent cache: merged parts ${report.merged.join(', ')} (${report.copied} samples) into ${cache.dataPath}`);
+    for (const line of mergeProblems('latent cache', report, 'its samples are encoded here')) log(line);
+    let encoded = report.encoded;
+    if (!cache.done) {
+      log(`latent cache: encoding ${dataset.size - cache.complete} of ${dataset.size} images into ${root}`);
+      encoded += await fillLatentCache(cache, encode, { batchSize: 16, onProgress });
+    }
+    const summary: CacheFillSummary = {
+      cache: 'latents',
+      path: cache.dataPath,
+      total: dataset.size,
+      encoded,
+      present: before + report.copied,
+      merged: report.merged,
+      missing: report.missing,
+      foreign: report.foreign,
+      incomplete: report.incomplete,
+      seconds: (performance.now() - started) / 1000,
+    };
+    return { cache, summary };
+  } catch (error) {
+    cache.close();
+    throw error;
+  }
+}
+
+/**
+ * Opens (and fills, from parts of a sharded fill and by encoding the rest, resuming where a
+ * previous fill stopped) the cache of the data set's latents: the posterior mean and
+ * log-variance of every image.
  */
 export async function prepareLatentCache(
   autoencoder: AutoencoderKL,
@@ -72,36 +160,55 @@ export async function prepareLatentCache(
   log: (line: string) => void,
   onProgress?: (done: number, total: number) => void,
 ): Promise<LatentCache> {
-  const f = dataset.resolution / autoencoder.factor;
-  const cache = openLatentCache(root, {
-    key: latentCacheKey(autoencoder, dataset),
-    count: dataset.size,
-    shape: [f, f, autoencoder.config.embedDim],
-    info: { dataset: dataset.id, resolution: dataset.resolution },
+  return (await fillLatentCacheWithParts(autoencoder, dataset, root, log, onProgress)).cache;
+}
+
+/**
+ * Fills shard i of n's part of the latent cache: samples [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) into its own
+ * files next to the cache (`part-<i>-of-<n>.{json,bin}`), resuming a part filled before. When
+ * the cache itself already holds those samples (the parts were merged), nothing is encoded.
+ */
+export async function fillLatentCacheShard(
+  autoencoder: AutoencoderKL,
+  dataset: ImageDataset,
+  root: string,
+  shard: Shard,
+  log: (line: string) => void,
+  onProgress?: (done: number, total: number) => void,
+): Promise<CacheFillSummary> {
+  const started = performance.now();
+  const options = latentCacheOptions(autoencoder, dataset);
+  const range = latentPartRange(dataset.size, shard.index, shard.count);
+  const total = range.to - range.from;
+  const summary = (path: string, encoded: number, present: number): CacheFillSummary => ({
+    cache: 'latents',
+    shard: shardLabel(shard),
+    path,
+    total,
+    encoded,
+    present,
+    seconds: (performance.now() - started) / 1000,
   });
-  for (const warning of cache.warnings ?? []) log(`latent cache: ${warning}`);
-  if (!cache.done) {
-    log(`latent cache: encoding ${dataset.size - cache.complete} of ${dataset.size} images into ${root}`);
-    await fillLatentCache(
-      cache,
-      (start, n) => {
-        const x = imagesOf(
-          dataset,
-          Array.from({ length: n }, (_, k) => start + k),
-        );
-        const posterior = autoencoder.encode(x);
-        const out = {
-          mean: posterior.mean.dataSync() as Float32Array,
-          logvar: posterior.logvar.dataSync() as Float32Array,
-        };
-        disposePosterior(posterior);
-        x.dispose();
-        return out;
-      },
-      { batchSize: 16, onProgress },
-    );
+  // Read-only: the cache may be being merged into by another process; nothing here may truncate it.
+  if (existsSync(join(root, options.key, 'meta.json'))) {
+    const merged = openLatentCache(root, { ...options, readOnly: true });
+    merged.close();
+    if (merged.complete >= range.to) return summary(merged.dataPath, 0, total);
   }
-  return cache;
+  const part = openLatentCache(root, { ...options, part: range });
+  try {
+    for (const warning of part.warnings) log(`latent cache: ${warning}`);
+    const present = part.complete;
+    if (!part.done)
+      log(
+        `latent cache: shard ${shardLabel(shard)}: encoding images ${range.from + present} to ${range.to - 1} ` +
+          `into ${part.dataPath}`,
+      );
+    const encoded = await fillLatentCache(part, latentEncoder(autoencoder, dataset), { batchSize: 16, onProgress });
+    return summary(part.dataPath, encoded, present);
+  } finally {
+    part.close();
+  }
 }
 
 /** z = mean + exp(logvar / 2)·ε, scaled: the latents a batch trains on (a posterior sample, as LDM's). */

@@ -12,7 +12,14 @@ export { ONNX_TEXT_MODEL_FILES, loadOnnxTextEncoder } from './onnx-text-encoder.
 export type { OnnxTextEncoderOptions } from './onnx-text-encoder.js';
 export { onnxModelFingerprint } from './model-fingerprint.js';
 export { TextFeatureCache } from './text-feature-cache.js';
-export type { PrepareOptions, PrepareResult } from './text-feature-cache.js';
+export { captionListDigest } from './text-feature-cache.js';
+export type {
+  PrepareOptions,
+  PrepareResult,
+  TextFeatureCacheOptions,
+  TextFeatureMergeReport,
+  TextFeaturePart,
+} from './text-feature-cache.js';
 export {
   ONNX_RUNTIME_INSTALL_HINT,
   onnxRuntime,

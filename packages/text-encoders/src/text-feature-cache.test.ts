@@ -1,4 +1,14 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOnnxTextEncoder } from './onnx-text-encoder.js';
 import { T5_PIECES, t5TokenizerJson } from './t5-test-fixtures.js';
 import type { AsyncTextEncoder, EncodedTextArrays } from './text-encoder.js';
-import { TextFeatureCache } from './text-feature-cache.js';
+import { TextFeatureCache, type TextFeaturePart, captionListDigest } from './text-feature-cache.js';
 
 const root = mkdtempSync(join(tmpdir(), 'text-feature-cache-'));
 beforeAll(async () => {
@@ -254,5 +264,106 @@ describe('TextFeatureCache over an ONNX encoder', () => {
     expect(Array.from(mask.dataSync())).toEqual(Array.from(direct.mask));
     tf.dispose([tokens, mask]);
     await encoder.dispose?.();
+  });
+});
+
+describe('TextFeatureCache parts (encoding split over workers)', () => {
+  // Sorted and distinct, as `--shard` splits them: 10 captions, shards of 3, 3 and 4.
+  const list = ['', 'a bee', 'a cat', 'a dog', 'an owl', 'gap', 'one two', 'red fox', 'three', 'zebra crossing'];
+  const digest = captionListDigest(list);
+  const partOf = (index: number, count = 3): TextFeaturePart => ({
+    index,
+    count,
+    list: { captions: list.length, digest },
+  });
+  const rangeOf = (index: number, count = 3) =>
+    list.slice(Math.floor((index * list.length) / count), Math.floor(((index + 1) * list.length) / count));
+
+  /** Worker i of 3: encodes its range into its part and marks it finished. */
+  async function worker(dir: string, index: number, enc = new FakeEncoder()) {
+    const part = TextFeatureCache.open(dir, enc, { part: partOf(index) });
+    const result = await part.prepare(rangeOf(index), { batchSize: 2 });
+    part.finishPart();
+    return { part, result, enc };
+  }
+
+  it('3 parts merged give the bytes one process writes; a shard run twice encodes nothing', async () => {
+    const dir = join(root, 'parts');
+    for (const i of [1, 2, 0]) await worker(dir, i);
+    const { result, enc } = await worker(dir, 1);
+    expect(result).toEqual({ encoded: 0, cached: 3 });
+    expect(enc.calls).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.includes('.part-')).length).toBe(6);
+
+    const cache = TextFeatureCache.open(dir, new FakeEncoder());
+    const report = await cache.mergeParts(list);
+    expect(report).toEqual({
+      merged: ['0/3', '1/3', '2/3'],
+      copied: 10,
+      skipped: 0,
+      encoded: 0,
+      missing: [],
+      foreign: [],
+      incomplete: [],
+      otherList: [],
+    });
+    expect(readdirSync(dir).filter((f) => f.includes('.part-'))).toEqual([]);
+    const single = TextFeatureCache.open(join(root, 'single'), new FakeEncoder());
+    await single.prepare(list);
+    expect(readFileSync(cache.path).equals(readFileSync(single.path))).toBe(true);
+    expect(read(cache, list)).toEqual(want(list));
+    // Merging again finds nothing; a cache reopened holds everything.
+    expect((await cache.mergeParts(list)).merged).toEqual([]);
+    expect(TextFeatureCache.open(dir, new FakeEncoder()).size).toBe(10);
+  });
+
+  it('reports a missing part and an unfinished one, merging neither', async () => {
+    const dir = join(root, 'parts-missing');
+    await worker(dir, 0);
+    const unfinished = TextFeatureCache.open(dir, new FakeEncoder(), { part: partOf(2) });
+    await unfinished.prepare(rangeOf(2).slice(0, 2));
+    const cache = TextFeatureCache.open(dir, new FakeEncoder());
+    const report = await cache.mergeParts(list);
+    expect(report).toMatchObject({ merged: ['0/3'], copied: 3, missing: ['1/3'], foreign: [] });
+    expect(report.incomplete).toEqual([expect.stringMatching(/^2\/3: not finished/)]);
+    expect(existsSync(unfinished.path)).toBe(true);
+    expect(cache.size).toBe(3);
+  });
+
+  it("with encodeGaps, encodes a missing part's captions in its place: still the bytes of one process", async () => {
+    const dir = join(root, 'parts-gap');
+    await worker(dir, 0);
+    await worker(dir, 2);
+    const enc = new FakeEncoder();
+    const cache = TextFeatureCache.open(dir, enc);
+    const report = await cache.mergeParts(list, { encodeGaps: true });
+    expect(report).toMatchObject({ merged: ['0/3', '2/3'], copied: 7, encoded: 3, missing: ['1/3'] });
+    expect(enc.calls).toEqual([rangeOf(1)]);
+    const single = TextFeatureCache.open(join(root, 'single'), new FakeEncoder());
+    expect(readFileSync(cache.path).equals(readFileSync(single.path))).toBe(true);
+  });
+
+  it('reports a part of another encoder width as foreign, and refuses to reuse a part for another list', async () => {
+    const dir = join(root, 'parts-foreign');
+    const wide = TextFeatureCache.open(dir, new FakeEncoder('fake-encoder-v1', 6), { part: partOf(0) });
+    await wide.prepare(rangeOf(0));
+    wide.finishPart();
+    const cache = TextFeatureCache.open(dir, new FakeEncoder());
+    const report = await cache.mergeParts(list);
+    expect(report.merged).toEqual([]);
+    expect(report.foreign).toEqual([expect.stringMatching(/^0\/3: .*holds features of fake-encoder-v1 \(width 6/)]);
+    expect(cache.size).toBe(0);
+
+    const other = { ...partOf(0, 3), list: { captions: 4, digest: captionListDigest(['a', 'b', 'c', 'd']) } };
+    await worker(join(root, 'parts-relist'), 0);
+    const error = (() => {
+      try {
+        TextFeatureCache.open(join(root, 'parts-relist'), new FakeEncoder(), { part: other });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(DataError);
+    expect(String((error as Error).message)).toMatch(/part 0\/3 of another caption list/);
   });
 });

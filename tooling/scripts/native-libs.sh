@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# Installs the two optional libraries the `native` backend loads at run time (OpenBLAS for matrix
-# products, oneDNN 2.x for convolutions), where Debian/Ubuntu's apt can: with them the default
-# model's training step ran 1.8× faster than on the addon's built-in kernels (docs/performance.md).
-# Never fails: without apt, root or sudo it says what to install and everything runs on the
-# built-in kernels. MDM_NO_SYSTEM_PACKAGES=1 skips it.
+# Installs the optional system libraries the `native` backend loads at run time, where Debian/
+# Ubuntu's apt can: OpenBLAS (matrix products) and oneDNN 2.x (convolutions), with which the
+# default model's training step ran 1.8× faster than on the addon's built-in kernels
+# (docs/performance.md), and Open MPI (`mpirun`, libmpi.so.40) for data-parallel training over
+# several processes (docs/scale-out.md). Never fails: without apt, root or sudo it says what to
+# install and everything runs on the built-in kernels, in one process. MDM_NO_SYSTEM_PACKAGES=1 skips it.
 set -u
 say() { echo "[native-libs] $*"; }
 have() { ldconfig -p 2>/dev/null | grep -q "$1"; }
 
-if have libopenblas.so.0 && have libdnnl.so.2; then
-  say 'OpenBLAS and oneDNN are installed'
+packages=()
+have libopenblas.so.0 || packages+=(libopenblas0)
+have libdnnl.so.2 || packages+=(libdnnl2)
+{ have libmpi.so.40 && command -v mpirun >/dev/null; } || packages+=(openmpi-bin)
+if [ ${#packages[@]} -eq 0 ]; then
+  say 'OpenBLAS, oneDNN and Open MPI are installed'
   exit 0
 fi
 if [ "${MDM_NO_SYSTEM_PACKAGES:-}" = 1 ]; then
-  say 'MDM_NO_SYSTEM_PACKAGES=1: not installing OpenBLAS/oneDNN; the built-in kernels will run (slower)'
+  say "MDM_NO_SYSTEM_PACKAGES=1: not installing ${packages[*]}; the built-in kernels run (slower), in one process"
   exit 0
 fi
 if ! command -v apt-get >/dev/null; then
   say 'no apt-get here: install OpenBLAS (libopenblas.so.0) and oneDNN 2.x (libdnnl.so.2) from your' \
-    'system packages for faster training; until then the built-in kernels run'
+    'system packages for faster training, and Open MPI 4 (mpirun, libmpi.so.40) for several processes;' \
+    'until then the built-in kernels run, in one process'
   exit 0
 fi
 if [ "$(id -u)" = 0 ]; then
@@ -26,17 +32,16 @@ if [ "$(id -u)" = 0 ]; then
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
   sudo=(sudo -n)
 else
-  say 'for faster training run: sudo apt-get install -y libopenblas0 libdnnl2' \
+  say "for faster training (and mpirun) run: sudo apt-get install -y ${packages[*]}" \
     '(not done: no root or password-less sudo); the built-in kernels run until then'
   exit 0
 fi
-packages=(libopenblas0 libdnnl2)
-say "installing ${packages[*]} with apt-get (optional, ~30 MB; MDM_NO_SYSTEM_PACKAGES=1 skips it)"
+say "installing ${packages[*]} with apt-get (optional, ~60 MB; MDM_NO_SYSTEM_PACKAGES=1 skips it)"
 install() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; }
 if install >/tmp/mdm-native-libs.log 2>&1 ||
   { "${sudo[@]}" apt-get update -q >>/tmp/mdm-native-libs.log 2>&1 && install >>/tmp/mdm-native-libs.log 2>&1; }; then
   say 'installed'
 else
-  say "apt-get could not install them (log: /tmp/mdm-native-libs.log); the built-in kernels will run (slower)"
+  say "apt-get could not install them (log: /tmp/mdm-native-libs.log); the built-in kernels run (slower), in one process"
 fi
 exit 0

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,5 +111,37 @@ describe.runIf(hasMpirun())('mdm-train over mpirun -np 2', () => {
     const saved = loadCheckpoint(checkpoint);
     expect(saved.progress.step % 2).toBe(0);
     expect(saved.progress.step).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+describe.runIf(hasMpirun())('tooling/launch/slurm/train.sbatch', () => {
+  it('starts a run, and continues it when submitted again (srun stood in for by mpirun -np 2)', () => {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    // srun's own options (--mpi, --kill-on-bad-exit) are dropped; the rest is the command.
+    writeFileSync(join(bin, 'srun'), '#!/usr/bin/env bash\nshift 2\nexec mpirun --oversubscribe -np 2 "$@"\n', {
+      mode: 0o755,
+    });
+    const run = join(dir, 'sbatch-run');
+    const script = fileURLToPath(new URL('../../../tooling/launch/slurm/train.sbatch', import.meta.url));
+    const submit = (trainArgs: string) =>
+      execFileSync('bash', [script], {
+        env: {
+          ...env,
+          PATH: `${bin}:${process.env.PATH}`,
+          RUN: run,
+          ARGS: '--preset tiny',
+          TRAIN_ARGS: trainArgs,
+          MDM_TRAIN: node.join(' '),
+        },
+        encoding: 'utf8',
+        stdio: 'pipe',
+        timeout: 120_000,
+      });
+    submit('--steps 2');
+    expect(loadCheckpoint(join(run, 'checkpoint.safetensors')).progress).toMatchObject({ step: 2, world: 2 });
+    submit('--steps 4');
+    expect(loadCheckpoint(join(run, 'checkpoint.safetensors')).progress.step).toBe(4);
+    expect(losses(run)).toHaveLength(4);
   }, 120_000);
 });

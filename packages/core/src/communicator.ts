@@ -9,8 +9,8 @@ export interface Communicator {
   readonly world: number;
   /** Who started the processes and how we knew (for the log), e.g. `mpirun (OMPI_COMM_WORLD_RANK)`. */
   readonly launcher: string;
-  /** In place: every rank's buffer becomes the element-wise sum (min, max) over the ranks. */
-  allReduce(buffer: Float32Array | Float64Array, op?: 'sum' | 'min' | 'max'): void;
+  /** In place: every rank's buffer becomes the element-wise sum (mean, min, max) over the ranks. */
+  allReduce(buffer: Float32Array | Float64Array, op?: 'sum' | 'mean' | 'min' | 'max'): void;
   /** In place: every rank's buffer becomes rank `root`'s (default 0). */
   broadcast(buffer: Float32Array | Float64Array | Uint8Array, root?: number): void;
   /** Returns once every rank has called it. */
@@ -29,7 +29,11 @@ export const SINGLE_PROCESS: Communicator = {
   allReduce: () => {},
   broadcast: () => {},
   barrier: () => {},
-  abort: (code) => process.exit(code),
+  abort: (code) => {
+    // In Node, the exit code; in a browser (no process) an error is all there is.
+    globalThis.process?.exit(code);
+    throw new Error(`aborted with code ${code}`);
+  },
   finalize: () => {},
 };
 
@@ -53,7 +57,9 @@ const LAUNCHERS: { name: string; rank: string; world: string }[] = [
  * Rank and world size as the launcher set them (Open MPI's mpirun, a PMI launcher, Slurm's srun),
  * or undefined when no launcher started this process. Malformed values are an error, not world 1.
  */
-export function launcherWorld(env: Record<string, string | undefined> = process.env): LauncherWorld | undefined {
+export function launcherWorld(
+  env: Record<string, string | undefined> = globalThis.process?.env ?? {},
+): LauncherWorld | undefined {
   for (const { name, rank, world } of LAUNCHERS) {
     const r = env[rank];
     const w = env[world];

@@ -421,7 +421,7 @@ napi_value MpiInit(napi_env env, napi_callback_info) {
   return out;
 }
 
-// mpiAllreduce(buffer, op ('sum' | 'min' | 'max'), timeoutSeconds): in place over every rank.
+// mpiAllreduce(buffer, op ('sum' | 'mean' | 'min' | 'max'), timeoutSeconds): in place over every rank.
 napi_value MpiAllreduce(napi_env env, napi_callback_info info) {
   Args a(env, info);
   void* data = nullptr;
@@ -431,10 +431,15 @@ napi_value MpiAllreduce(napi_env env, napi_callback_info info) {
   char op[8] = {0};
   size_t opLength = 0;
   if (a.argc < 2 || napi_get_value_string_utf8(env, a.argv[1], op, sizeof op, &opLength) != napi_ok)
-    a.fail("argument 1 must be 'sum', 'min' or 'max'");
+    a.fail("argument 1 must be 'sum', 'mean', 'min' or 'max'");
   std::string name(op, opLength);
-  mdm::mpi::Op o = name == "min" ? mdm::mpi::Op::Min : name == "max" ? mdm::mpi::Op::Max : mdm::mpi::Op::Sum;
-  if (!a.failed && name != "sum" && name != "min" && name != "max") a.fail("argument 1 must be 'sum', 'min' or 'max'");
+  mdm::mpi::Op o = name == "min"    ? mdm::mpi::Op::Min
+                   : name == "max"  ? mdm::mpi::Op::Max
+                   : name == "mean" ? mdm::mpi::Op::Mean
+                                    : mdm::mpi::Op::Sum;
+  if (!a.failed && name != "sum" && name != "min" && name != "max" && name != "mean")
+    a.fail("argument 1 must be 'sum', 'mean', 'min' or 'max'");
+  if (!a.failed && o == mdm::mpi::Op::Mean && type == mdm::mpi::Dtype::Byte) a.fail("'mean' needs a float buffer");
   double timeout = a.num(2);
   if (a.failed) return undefined(env);
   std::string why;

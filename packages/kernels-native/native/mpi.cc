@@ -94,16 +94,17 @@ std::string errorText(int code) {
 }
 
 Handle typeOf(Dtype t) { return t == Dtype::Float32 ? api.float32 : t == Dtype::Float64 ? api.float64 : api.byte; }
-Handle opOf(Op o) { return o == Op::Sum ? api.sum : o == Op::Min ? api.min : api.max; }
+Handle opOf(Op o) { return o == Op::Sum || o == Op::Mean ? api.sum : o == Op::Min ? api.min : api.max; }
 size_t sizeOf(Dtype t) { return t == Dtype::Float32 ? 4 : t == Dtype::Float64 ? 8 : 1; }
 
-// Polls a request until it completes or the deadline passes: spinning at first (a step's
-// all-reduce usually completes within microseconds of the last rank joining), then sleeping
-// 100 µs between polls so a rank waiting for slower ones leaves the cores to their work.
+// Polls a request until it completes or the deadline passes. Open MPI moves a large message in
+// fragments only while it is polled, so the first second spins (yielding the core between polls);
+// after that (a rank waiting for rank 0 to draw samples, say) it sleeps 100 µs between polls so
+// a waiting rank leaves the cores to the work it waits for.
 bool wait(Handle& request, double timeoutSeconds, const char* what, std::string& why) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  for (long polls = 0;; polls++) {
+  for (;;) {
     int done = 0;
     int rc = api.test(&request, &done, nullptr);  // nullptr: MPI_STATUS_IGNORE in Open MPI
     if (rc != 0) {
@@ -111,15 +112,14 @@ bool wait(Handle& request, double timeoutSeconds, const char* what, std::string&
       return false;
     }
     if (done) return true;
-    if (polls > 2000) {
-      double waited = std::chrono::duration<double>(clock::now() - start).count();
-      if (timeoutSeconds > 0 && waited > timeoutSeconds) {
-        why = std::string(what) + ": no answer from every rank within " + std::to_string(int(timeoutSeconds)) +
-              " s (a rank stopped or hangs)";
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    double waited = std::chrono::duration<double>(clock::now() - start).count();
+    if (timeoutSeconds > 0 && waited > timeoutSeconds) {
+      why = std::string(what) + ": no answer from every rank within " + std::to_string(int(timeoutSeconds)) +
+            " s (a rank stopped or hangs)";
+      return false;
     }
+    if (waited < 1.0) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
 }
 
@@ -163,6 +163,19 @@ bool allreduce(void* buf, size_t count, Dtype type, Op op, double timeoutSeconds
     }
     if (!wait(request, timeoutSeconds, "all-reduce", why)) return false;
     done += n;
+  }
+  if (op == Op::Mean) {
+    int size = 1;
+    api.commSize(api.world, &size);
+    if (type == Dtype::Float32) {
+      float* f = static_cast<float*>(buf);
+      const float scale = 1.0f / float(size);
+      for (size_t i = 0; i < count; i++) f[i] *= scale;
+    } else if (type == Dtype::Float64) {
+      double* d = static_cast<double*>(buf);
+      const double scale = 1.0 / double(size);
+      for (size_t i = 0; i < count; i++) d[i] *= scale;
+    }
   }
   return true;
 }

@@ -9,7 +9,7 @@
 namespace mdm::mpi {
 
 enum class Dtype { Float32, Float64, Byte };
-enum class Op { Sum, Min, Max };
+enum class Op { Sum, Min, Max, Mean };  // Mean: the sum, then × 1/size (float types)
 
 // Loads the library (once) and initialises MPI (once). False with `why` set when it cannot.
 bool init(int& rank, int& size, std::string& library, std::string& why);

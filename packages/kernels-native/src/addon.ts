@@ -117,7 +117,7 @@ export interface NativeAddon {
   /** Loads and initialises Open MPI (native/mpi.cc); throws when it cannot. */
   mpiInit(): { rank: number; size: number; library: string };
   /** In place over every rank (timeout in seconds, 0: none); throws on failure or timeout. */
-  mpiAllreduce(buffer: Float32Array | Float64Array, op: 'sum' | 'min' | 'max', timeoutSeconds: number): void;
+  mpiAllreduce(buffer: Float32Array | Float64Array, op: 'sum' | 'mean' | 'min' | 'max', timeoutSeconds: number): void;
   mpiBroadcast(buffer: Float32Array | Float64Array | Uint8Array, root: number, timeoutSeconds: number): void;
   mpiAbort(code: number): never;
   mpiFinalize(): void;

@@ -8,7 +8,7 @@ export interface MpiCommunicator {
   readonly launcher: string;
   /** The MPI library loaded (e.g. libmpi.so.40). */
   readonly library: string;
-  allReduce(buffer: Float32Array | Float64Array, op?: 'sum' | 'min' | 'max'): void;
+  allReduce(buffer: Float32Array | Float64Array, op?: 'sum' | 'mean' | 'min' | 'max'): void;
   broadcast(buffer: Float32Array | Float64Array | Uint8Array, root?: number): void;
   barrier(): void;
   abort(code: number): never;

@@ -41,7 +41,9 @@ export function dataPositionOnResume(
   if (positions.every((p) => p.epoch === epoch && p.cursor === 0 && !p.frame))
     return {
       position: { epoch, cursor: 0 },
-      note: `the run was trained by ${ranks(saved)}, now ${ranks(comm.world)}: epoch ${epoch}'s shards are re-partitioned`,
+      note:
+        `the run was trained by ${ranks(saved)}, now ${ranks(comm.world)}: ` +
+        `epoch ${epoch}'s shards are re-partitioned`,
     };
   const where = positions.map((p, r) => `rank ${r}: epoch ${p.epoch}, sample ${p.cursor}`).join('; ');
   throw new ConfigError(

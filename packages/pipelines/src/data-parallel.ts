@@ -27,6 +27,8 @@ export class DataParallel {
   reduceSeconds = 0;
   reducedBytes = 0;
   reducedSteps = 0;
+  /** The gradient buckets' buffers, kept between steps (the layout is the same every step). */
+  private readonly buffers: Float32Array[] = [];
 
   constructor(
     readonly comm: Communicator,
@@ -66,24 +68,22 @@ export class DataParallel {
    */
   averageGradients(step: StepGradients): StepGradients {
     const started = performance.now();
-    const scale = 1 / this.world;
     const names = [...step.grads.keys()];
     const tensors = names.map((n) => step.grads.get(n)!);
     const reduced: tf.Tensor[] = [];
-    for (const bucket of this.buckets(tensors)) {
-      const flat = this.flatten(bucket);
-      this.comm.allReduce(flat, 'sum');
-      for (let i = 0; i < flat.length; i++) flat[i] *= scale;
+    this.buckets(tensors).forEach((bucket, b) => {
+      const flat = this.flatten(bucket, b);
+      this.comm.allReduce(flat, 'mean');
       this.reducedBytes += flat.byteLength;
       reduced.push(...this.split(flat, bucket));
-    }
+    });
     tf.dispose(tensors);
     const averaged = new Map(names.map((name, i) => [name, reduced[i]]));
     const scalars = Float64Array.from([step.loss, ...step.mse]);
-    this.comm.allReduce(scalars, 'sum');
+    this.comm.allReduce(scalars, 'mean');
     this.reduceSeconds += (performance.now() - started) / 1000;
     this.reducedSteps += 1;
-    return { loss: scalars[0] * scale, mse: [...scalars.subarray(1)].map((m) => m * scale), grads: averaged };
+    return { loss: scalars[0], mse: [...scalars.subarray(1)], grads: averaged };
   }
 
   /**
@@ -140,8 +140,14 @@ export class DataParallel {
     return out;
   }
 
-  private flatten(tensors: readonly tf.Tensor[]): Float32Array {
-    const flat = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
+  /** The tensors' values, one after another, in bucket `slot`'s buffer (reused when it fits). */
+  private flatten(tensors: readonly tf.Tensor[], slot?: number): Float32Array {
+    const size = tensors.reduce((n, t) => n + t.size, 0);
+    let flat = slot === undefined ? undefined : this.buffers[slot];
+    if (flat?.length !== size) {
+      flat = new Float32Array(size);
+      if (slot !== undefined) this.buffers[slot] = flat;
+    }
     let offset = 0;
     for (const t of tensors) {
       flat.set(t.dataSync() as Float32Array, offset);

@@ -158,7 +158,10 @@ async function runTraining(
   if (writer) mkdirSync(out, { recursive: true });
   const checkpointPath = join(out, 'checkpoint.safetensors');
   const progressLine = new ProgressLine(10, !writer);
-  if (dp) progressLine.log(`data-parallel: ${dp.world} ranks (${comm.launcher}), batch ${dp.world} × per-rank batch`);
+  if (dp)
+    progressLine.log(
+      `data-parallel: ${dp.world} ranks (${comm.launcher}); batchSize is per rank, a step averages ${dp.world} batches`,
+    );
 
   const full = modelConfigOf(config);
   const fullLevels = resolveConfig(full).levels;

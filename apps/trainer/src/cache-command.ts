@@ -1,21 +1,17 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, initBackend } from '@matryoshka-ts/backends';
-import { type BackendName, ConfigError } from '@matryoshka-ts/core';
-import { type NestedUNetConfig, PRESET_NAMES, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
+import type { BackendName } from '@matryoshka-ts/core';
+import { PRESET_NAMES } from '@matryoshka-ts/nested-unet';
 import {
   type CacheFillSummary,
   type Shard,
   TRAIN_PRESETS,
   type TrainConfig,
-  type TrainConfigInput,
-  applyOverride,
   fillRunCaches,
-  parseRunConfig,
-  parseShard,
-  readConfigFile,
   shardLabel,
 } from '@matryoshka-ts/pipelines';
+import { freshRunConfig, shardArgument } from './run-config.js';
 
 /** `mdm-train cache`'s options: the run-config options of `train`, and `--shard`. */
 export interface CacheCommandOptions {
@@ -37,35 +33,10 @@ export interface CacheCommandResult {
   seconds: number;
 }
 
-/** A model's top level as a phase names it (as `train` does for a model preset alone). */
-function topOf(config: NestedUNetConfig): { resolution: number; frames: number } {
-  const top = resolveConfig(config).levels[0];
-  return { resolution: top.resolution, frames: top.frames };
-}
-
-/**
- * The config `mdm-train train` would run with the same --preset / --config / --set / --seed /
- * --backend, and its run directory. Kept in step with the `train` command's (cli.ts): the caches
- * filled here are only found by a run whose config names the same data, autoencoder and encoder.
- */
+/** The config `mdm-train train` would run with the same options, and its run directory. */
 export function cacheRunConfig(options: CacheCommandOptions): { config: TrainConfig; out: string } {
-  const name = options.preset ?? (options.config ? undefined : 'emoji');
-  let raw: Record<string, unknown> = {};
-  if (name) {
-    if (TRAIN_PRESETS[name]) raw = structuredClone(TRAIN_PRESETS[name]) as Record<string, unknown>;
-    else if ((PRESET_NAMES as readonly string[]).includes(name))
-      raw = { model: name, phases: [{ ...topOf(modelPreset(name)), batchSize: 8, steps: 1000 }] };
-    else
-      throw new ConfigError(
-        `unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; ` +
-          `model presets ${PRESET_NAMES.join(', ')}`,
-      );
-  }
-  if (options.config) raw = { ...raw, ...readConfigFile(options.config) };
-  for (const s of options.set ?? []) applyOverride(raw, s);
-  if (options.seed !== undefined) raw.seed = options.seed;
-  if (options.backend) raw.backend = options.backend;
-  return { config: parseRunConfig(raw as TrainConfigInput), out: options.out ?? join('runs', name ?? 'custom') };
+  const { name, config } = freshRunConfig(options);
+  return { config, out: options.out ?? join('runs', name ?? 'custom') };
 }
 
 /**
@@ -118,13 +89,7 @@ export function cacheCommand(): Command {
     .option(
       '--shard <i/n>',
       "fill only shard i of n's part of each cache (a job array's task id: n shards add up to one)",
-      (v: string) => {
-        try {
-          return parseShard(v);
-        } catch (error) {
-          throw new InvalidArgumentError((error as Error).message);
-        }
-      },
+      shardArgument,
     )
     .addOption(new Option('--backend <name>', 'compute backend (the autoencoder encodes on it)').choices(BACKEND_NAMES))
     .action(async (options: CacheCommandOptions) => {

@@ -3,14 +3,11 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, initBackend, initDistributed } from '@matryoshka-ts/backends';
 import { type Communicator, ConfigError, SINGLE_PROCESS } from '@matryoshka-ts/core';
-import { type NestedUNetConfig, PRESET_NAMES, preset as modelPreset, resolveConfig } from '@matryoshka-ts/nested-unet';
+import { PRESET_NAMES } from '@matryoshka-ts/nested-unet';
 import {
   TRAIN_PRESETS,
   type TrainConfig,
-  type TrainConfigInput,
-  applyOverride,
   dataCheck,
-  parseShard,
   readCheckpointInfo,
   parseRunConfig,
   readConfigFile,
@@ -22,6 +19,7 @@ import {
 import { cacheCommand } from './cache-command.js';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
+import { freshRunConfig, shardArgument } from './run-config.js';
 
 /** The job this process is a rank of (mpirun, srun), once `train` has opened it. */
 let job: Communicator = SINGLE_PROCESS;
@@ -94,27 +92,7 @@ program
     job = await initDistributed();
     const writer = job.rank === 0;
     // The config a fresh run would use, from --preset / --config / --set / --seed / --backend.
-    const fresh = () => {
-      const name = options.preset ?? (options.config ? undefined : 'emoji');
-      let raw: Record<string, unknown> = {};
-      if (name) {
-        if (TRAIN_PRESETS[name]) raw = structuredClone(TRAIN_PRESETS[name]) as Record<string, unknown>;
-        // A model preset alone: one phase training all its levels.
-        else if ((PRESET_NAMES as readonly string[]).includes(name))
-          raw = { model: name, phases: [{ ...topOf(modelPreset(name)), batchSize: 8, steps: 1000 }] };
-        else
-          throw new ConfigError(
-            `unknown preset '${name}': training presets ${Object.keys(TRAIN_PRESETS).join(', ')}; ` +
-              `model presets ${PRESET_NAMES.join(', ')}`,
-          );
-      }
-      if (options.config) raw = { ...raw, ...readConfigFile(options.config) };
-      for (const s of options.set) applyOverride(raw, s);
-      if (options.seed !== undefined) raw.seed = options.seed;
-      if (options.initFrom) raw.initFrom = options.initFrom;
-      if (options.backend) raw.backend = options.backend;
-      return { name, config: parseRunConfig(raw as TrainConfigInput) };
-    };
+    const fresh = () => freshRunConfig(options);
     let config: TrainConfig;
     let out: string;
     if (options.resume) {
@@ -237,13 +215,7 @@ program
   .option(
     '--shard <i/n>',
     "check only shard i of n of the source's files (a job array's task id: n checks add up to one)",
-    (v: string) => {
-      try {
-        return parseShard(v);
-      } catch (error) {
-        throw new InvalidArgumentError((error as Error).message);
-      }
-    },
+    shardArgument,
   )
   .action(async (options) => {
     const result = await dataCheck({ ...options, classNames: options.classNames });
@@ -259,9 +231,3 @@ program.parseAsync(process.argv).catch((error: unknown) => {
   // otherwise wait for this one), after saying which rank and why.
   job.abort(reportError(`mdm-train (rank ${job.rank} of ${job.world})`, error));
 });
-
-/** A model's top level as a phase names it: its resolution and frames. */
-function topOf(config: NestedUNetConfig): { resolution: number; frames: number } {
-  const top = resolveConfig(config).levels[0];
-  return { resolution: top.resolution, frames: top.frames };
-}

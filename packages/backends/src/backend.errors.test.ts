@@ -7,7 +7,7 @@ import { activeBackend, initBackend } from './backend.js';
 describe('initBackend errors', () => {
   it('an unknown backend name rejects with a message listing the valid names', async () => {
     await expect(initBackend({ backend: 'gpu' as BackendName, quiet: true })).rejects.toThrow(
-      "Unknown backend 'gpu': choose auto, native, cpu, wasm or tensorflow.",
+      "Unknown backend 'gpu': choose auto, native, cpu, wasm, webgpu or tensorflow.",
     );
     await expect(initBackend({ backend: 'webgl' as BackendName, quiet: true })).rejects.toThrow(
       /Unknown backend 'webgl'/,

@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKEND_NAMES, BackendError, type BackendName } from '@matryoshka-ts/core';
 import { registerKernelOverrides } from '@matryoshka-ts/kernels';
+import { spawnSync } from 'node:child_process';
+import { hardwareWebGpu, startWebGpu } from './webgpu.js';
 
 export interface BackendOptions {
   /** Which backend to use (default `auto`). */
@@ -86,6 +88,13 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
         `${info.threads} thread${info.threads === 1 ? '' : 's'})`,
     };
   }
+  if (name === 'webgpu') {
+    const adapter = await startWebGpu();
+    return {
+      name,
+      description: `webgpu (Dawn: ${adapter.description}${adapter.software ? ', a software renderer: slow' : ''})`,
+    };
+  }
   if (name === 'cpu') {
     await import('@tensorflow/tfjs-backend-cpu');
     await tf.setBackend('cpu');
@@ -115,6 +124,13 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
   return { name: 'tensorflow', description: `tensorflow (${pkg}, libtensorflow)` };
 }
 
+/** Whether the system has a Vulkan loader, which Dawn needs to reach a GPU on Linux. */
+function hasVulkanLoader(): boolean {
+  if (process.platform !== 'linux') return true;
+  const ldconfig = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' });
+  return ldconfig.status === 0 ? ldconfig.stdout.includes('libvulkan.so.1') : true;
+}
+
 /**
  * Selects and initialises the tfjs backend at run time and registers gradients. Libraries never
  * call this; apps and tests do, once, before building models.
@@ -132,8 +148,10 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   // scripts blocked) must not silently cost a 2× slower step.
   let skippedNative: string | undefined;
   if (requested === 'auto') {
-    // Fastest first: libtensorflow (CUDA when present), our native kernels, WebAssembly, pure JS.
+    // Fastest first: libtensorflow (CUDA when present), a GPU through WebGPU, our native kernels,
+    // WebAssembly, pure JS.
     if (await loadNative()) info = await activate('tensorflow');
+    else if (await hardwareWebGpu(hasVulkanLoader())) info = await activate('webgpu');
     else {
       skippedNative = await nativeUnavailable();
       if (!skippedNative) info = await activate('native');

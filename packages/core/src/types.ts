@@ -46,11 +46,19 @@ export function sizeOf(shape: readonly number[]): number {
 
 /**
  * Where tensors are computed. `auto` picks the fastest one that is installed: `tensorflow`
- * (libtensorflow via tfjs-node, CUDA with tfjs-node-gpu), then `native` (the wasm backend with
+ * (libtensorflow via tfjs-node, CUDA with tfjs-node-gpu), then `webgpu` (a hardware GPU adapter
+ * through Dawn's Node bindings; a software one only when asked for), then `native` (the wasm backend with
  * convolutions and matrix products in the `@matryoshka-ts/kernels-native` addon), then `wasm`,
  * then `cpu` (pure JavaScript).
  */
-export type BackendName = 'auto' | 'native' | 'cpu' | 'wasm' | 'tensorflow';
+export type BackendName = 'auto' | 'native' | 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
 
 /** Every accepted backend name, for command-line choices. */
-export const BACKEND_NAMES = ['auto', 'native', 'cpu', 'wasm', 'tensorflow'] as const satisfies readonly BackendName[];
+export const BACKEND_NAMES = [
+  'auto',
+  'native',
+  'cpu',
+  'wasm',
+  'webgpu',
+  'tensorflow',
+] as const satisfies readonly BackendName[];

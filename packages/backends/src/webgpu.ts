@@ -1,0 +1,121 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { BackendError } from '@matryoshka-ts/core';
+
+/** The part of a WebGPU adapter we read (the `webgpu` package's Dawn adapter, or a browser's). */
+interface GpuAdapter {
+  readonly info: { vendor: string; architecture: string; device: string; description: string };
+  readonly isFallbackAdapter?: boolean;
+  readonly limits: Record<string, number>;
+  requestDevice(descriptor: { requiredLimits: Record<string, number> }): Promise<unknown>;
+}
+interface Gpu {
+  requestAdapter(options?: { featureLevel?: string; powerPreference?: string }): Promise<GpuAdapter | null>;
+}
+
+/** What `startWebGpu` found: the adapter, and whether it is a software renderer. */
+export interface WebGpuAdapter {
+  description: string;
+  software: boolean;
+}
+
+/** The limits tfjs-backend-webgpu's own start asks for (its kernels use 256-wide workgroups). */
+const LIMITS = [
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeInvocationsPerWorkgroup',
+];
+
+/** Renderers that run on the CPU: `auto` never picks them; asked for by name they run (tests, CI). */
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software|softpipe/i;
+
+const INSTALL =
+  'Install them next to your app (`npm i webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0`, or pnpm add / yarn add)';
+
+/**
+ * Finds a WebGPU adapter through Dawn's Node bindings (the `webgpu` package: `dawn.node` ships in
+ * its tarball, nothing is downloaded). `MDM_WEBGPU_BACKEND` picks Dawn's backend (`vulkan`, the
+ * default on Linux; `opengl` for Mesa's software llvmpipe, headless through EGL's surfaceless
+ * platform). Undefined when Dawn finds none, or the package is not installed and `required` is false.
+ */
+async function findAdapter(required: boolean): Promise<{ gpu: Gpu; adapter: GpuAdapter } | undefined> {
+  let dawn: { create(flags: string[]): Gpu; globals: Record<string, unknown> };
+  try {
+    dawn = (await import(/* @vite-ignore */ 'webgpu')) as unknown as typeof dawn;
+  } catch (error) {
+    if (!required) return undefined;
+    throw new BackendError(
+      `Backend 'webgpu' needs the webgpu and @tensorflow/tfjs-backend-webgpu packages. ${INSTALL}.`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const backend = process.env.MDM_WEBGPU_BACKEND;
+  // Mesa's EGL needs a platform without a display server; surfaceless is the one that has none.
+  if (backend === 'opengl' || backend === 'opengles') process.env.EGL_PLATFORM ??= 'surfaceless';
+  const gpu = dawn.create(backend ? [`backend=${backend}`] : []);
+  // Dawn's OpenGL backend offers only WebGPU's compatibility profile.
+  const featureLevel = backend?.startsWith('opengl') ? 'compatibility' : 'core';
+  const adapter = await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' });
+  if (!adapter) return undefined;
+  // tfjs-backend-webgpu reads WebGPU's globals (GPUBufferUsage, …) and navigator.gpu.
+  Object.assign(globalThis, dawn.globals);
+  const nav = ((globalThis as { navigator?: object }).navigator ?? {}) as { gpu?: Gpu };
+  if (!(globalThis as { navigator?: object }).navigator)
+    Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true, writable: true });
+  Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+  return { gpu, adapter };
+}
+
+function describe(adapter: GpuAdapter): WebGpuAdapter {
+  const { vendor, architecture, device, description } = adapter.info;
+  const name = [vendor, architecture, device, description].filter(Boolean).join(' ').replace(/\s+/g, ' ').trim();
+  return {
+    description: name || 'unnamed adapter',
+    software: Boolean(adapter.isFallbackAdapter) || SOFTWARE.test(name),
+  };
+}
+
+/**
+ * Whether `auto` may use WebGPU: a hardware adapter found through Dawn. Dawn is not even loaded
+ * where the machine has no Vulkan loader (`libvulkan.so.1`), so `auto` costs nothing there and
+ * prints no Dawn warning.
+ */
+export async function hardwareWebGpu(hasVulkan: boolean): Promise<boolean> {
+  if (!hasVulkan && !process.env.MDM_WEBGPU_BACKEND) return false;
+  const found = await findAdapter(false).catch(() => undefined);
+  return Boolean(found && !describe(found.adapter).software);
+}
+
+/**
+ * Starts tfjs's `webgpu` backend on Dawn's adapter, with the adapter's limits (as the backend's
+ * own start asks for them). A software adapter runs when asked for by name; `auto` never picks
+ * one. Reads on this backend must be asynchronous (`await t.data()`): `dataSync` needs a browser's
+ * OffscreenCanvas.
+ */
+export async function startWebGpu(): Promise<WebGpuAdapter> {
+  const found = await findAdapter(true);
+  if (!found)
+    throw new BackendError(
+      "Backend 'webgpu' found no WebGPU adapter: on Linux Dawn needs libvulkan1 and the GPU driver's Vulkan ICD; " +
+        "MDM_WEBGPU_BACKEND=opengl uses Mesa's software renderer (slow, for tests).",
+    );
+  let webgpu: { WebGPUBackend: new (device: unknown, info: unknown) => tf.KernelBackend };
+  try {
+    webgpu = (await import(/* @vite-ignore */ '@tensorflow/tfjs-backend-webgpu')) as unknown as typeof webgpu;
+  } catch (error) {
+    throw new BackendError(`Backend 'webgpu' needs @tensorflow/tfjs-backend-webgpu. ${INSTALL}.`, { cause: error });
+  }
+  const { adapter } = found;
+  const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, adapter.limits[k]]));
+  const device = await adapter.requestDevice({ requiredLimits });
+  // The package registered a factory that asks navigator.gpu for an adapter with its own
+  // options; ours is the adapter chosen here (compatibility profile, limits).
+  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  tf.registerBackend('webgpu', () => new webgpu.WebGPUBackend(device, adapter.info));
+  if (!(await tf.setBackend('webgpu'))) throw new BackendError('The webgpu backend failed to initialise.');
+  return describe(adapter);
+}

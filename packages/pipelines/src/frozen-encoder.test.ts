@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ONNX_FLOAT, ONNX_INT64, onnxModel, seeded } from '@matryoshka-ts/test-utils';
+import { writeTinyT5 } from '@matryoshka-ts/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@matryoshka-ts/backends';
 import { type TrainConfigInput, parseTrainConfig } from './config.js';
@@ -18,61 +18,9 @@ beforeAll(async () => {
 const dir = mkdtempSync(join(tmpdir(), 'mdm-frozen-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// A tiny "FLAN-T5" export: a unigram tokenizer over single characters and an encoder that looks
-// each token up in an embedding table (Gather → last_hidden_state [B, L, D]).
+// A tiny "FLAN-T5" export: characters as unigram pieces, an embedding lookup 16 wide.
 const D = 16;
-const chars = 'abcdefghijklmnopqrstuvwxyz';
-const pieces: Array<[string, number]> = [
-  ['<pad>', 0],
-  ['</s>', 0],
-  ['<unk>', 0],
-  ['▁', -2],
-  ...[...chars].map((c): [string, number] => [c, -3]),
-  ...[...chars].map((c): [string, number] => [`▁${c}`, -3.5]),
-];
-const encoderDir = join(dir, 'tiny-t5');
-mkdirSync(encoderDir);
-writeFileSync(
-  join(encoderDir, 'tokenizer.json'),
-  JSON.stringify({
-    version: '1.0',
-    added_tokens: [0, 1, 2].map((id) => ({
-      id,
-      content: pieces[id][0],
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    })),
-    normalizer: {
-      type: 'Sequence',
-      normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }],
-    },
-    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    model: { type: 'Unigram', unk_id: 2, vocab: pieces, byte_fallback: false },
-  }),
-);
-const u = seeded(5);
-writeFileSync(
-  join(encoderDir, 'encoder_model.onnx'),
-  onnxModel({
-    inputs: [
-      { name: 'input_ids', type: ONNX_INT64, shape: ['b', 'l'] },
-      { name: 'attention_mask', type: ONNX_INT64, shape: ['b', 'l'] },
-    ],
-    outputs: [{ name: 'last_hidden_state', type: ONNX_FLOAT, shape: ['b', 'l', D] }],
-    initializers: [
-      { name: 'E', dims: [pieces.length, D], data: Float32Array.from({ length: pieces.length * D }, () => u() - 0.5) },
-    ],
-    nodes: [{ op: 'Gather', inputs: ['E', 'input_ids'], outputs: ['last_hidden_state'], attributes: { axis: 0 } }],
-  }),
-);
+const encoderDir = writeTinyT5(join(dir, 'tiny-t5'), { width: D, seed: 5 });
 const cache = join(dir, 'text-cache');
 
 // The micro preset (text features 16 wide, as D) with the ONNX encoder instead of hashed words.

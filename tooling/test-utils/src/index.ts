@@ -8,3 +8,4 @@ export { paxRecord, tar } from './tar-writer.js';
 export type { TarWriterMember } from './tar-writer.js';
 export { findPython, pythonCandidates } from './python.js';
 export { MPI_ENV, hasMpirun } from './mpi.js';
+export { writeTinyT5 } from './tiny-t5.js';

@@ -1,4 +1,4 @@
-import { DataError } from '@matryoshka-ts/core';
+import { DataError, shardRange } from '@matryoshka-ts/core';
 import {
   closeSync,
   existsSync,
@@ -109,12 +109,7 @@ export interface LatentCachePart {
 
 /** Samples [from, to) of a data set of `total` that part `index` of `count` holds (the same split as `--shard`). */
 export function latentPartRange(total: number, index: number, count: number): LatentCachePart {
-  return {
-    index,
-    count,
-    from: Math.floor((index * total) / count),
-    to: Math.floor(((index + 1) * total) / count),
-  };
+  return { index, count, ...shardRange(total, { index, count }) };
 }
 
 /** The contents of `meta.json`. */

@@ -20,3 +20,5 @@ export type { MdmErrorCode } from './errors.js';
 export type { Conditioning, DiffusionInputs, DiffusionLevel, DiffusionModel, ParamLookup } from './diffusion-model.js';
 export { SINGLE_PROCESS, launcherWorld } from './communicator.js';
 export type { Communicator, LauncherWorld } from './communicator.js';
+export { shardRange } from './shard.js';
+export type { Shard } from './shard.js';

@@ -1,4 +1,4 @@
-import { DataError } from '@matryoshka-ts/core';
+import { DataError, shardRange } from '@matryoshka-ts/core';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -390,8 +390,10 @@ export class TextFeatureCache implements TextEncoder {
       if (digest && sidecar.list.digest !== digest) report.otherList.push(label);
       usable.push({ index, count, part, ours: digest !== undefined && sidecar.list.digest === digest });
     }
-    const rangeOf = (index: number, count: number) =>
-      list!.slice(Math.floor((index * list!.length) / count), Math.floor(((index + 1) * list!.length) / count));
+    const rangeOf = (index: number, count: number) => {
+      const { from, to } = shardRange(list!.length, { index, count });
+      return list!.slice(from, to);
+    };
     if (list) {
       // Ranges are only known for splits of this list; a part merged earlier (deleted) is not missing.
       const ours = found.filter((p) => !report.otherList.includes(`${p.index}/${p.count}`));

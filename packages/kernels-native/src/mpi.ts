@@ -1,18 +1,11 @@
 import { availableParallelism } from 'node:os';
+import type { Communicator } from '@matryoshka-ts/core';
 import { loadAddon } from './addon.js';
 
-/** The job's processes over Open MPI (native/mpi.cc); structurally a `Communicator` of @matryoshka-ts/core. */
-export interface MpiCommunicator {
-  readonly rank: number;
-  readonly world: number;
-  readonly launcher: string;
+/** The job's processes over Open MPI (native/mpi.cc): a core `Communicator`, and the library loaded. */
+export interface MpiCommunicator extends Communicator {
   /** The MPI library loaded (e.g. libmpi.so.40). */
   readonly library: string;
-  allReduce(buffer: Float32Array | Float64Array, op?: 'sum' | 'mean' | 'min' | 'max'): void;
-  broadcast(buffer: Float32Array | Float64Array | Uint8Array, root?: number): void;
-  barrier(): void;
-  abort(code: number): never;
-  finalize(): void;
 }
 
 export interface OpenMpiOptions {

@@ -63,6 +63,10 @@ describe('DataParallel in one process', () => {
     tf.dispose([...out.grads.values()]);
     expect(tf.memory().numTensors).toBe(before);
     expect(dp.gather([1, 2])).toEqual([[1, 2]]);
+    expect(dp.gatherPositions({ epoch: 2, cursor: 7 })).toEqual([{ epoch: 2, cursor: 7 }]);
+    expect(dp.gatherPositions({ epoch: 0, cursor: 3, frame: 5 })).toEqual([{ epoch: 0, cursor: 3, frame: 5 }]);
+    expect(dp.describeCost()).toMatch(/^1 ranks, all-reduce \d\.\d{3} s\/step$/);
+    expect(dp.describeCost(1)).toMatch(/% of a step \(0\.0 MiB\)$/);
     expect(() => dp.checkSame([tf.tensor([1])], 'weights')).not.toThrow();
   });
 });

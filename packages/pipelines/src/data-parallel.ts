@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Communicator, Rng, crc32Portable } from '@matryoshka-ts/core';
+import type { StreamPosition } from '@matryoshka-ts/data';
 import type { StepGradients } from './train-step.js';
 
 /** Gradients are reduced in buckets of at most this many bytes (PyTorch DDP's default, 25 MiB). */
@@ -113,13 +114,29 @@ export class DataParallel {
     return Array.from({ length: this.world }, (_, r) => [...all.subarray(r * k, (r + 1) * k)]);
   }
 
-  /** The share of a step's wall time spent in the all-reduce, and bytes reduced per step (0 before any). */
-  costPerStep(stepSeconds: number): { share: number; bytes: number } {
-    if (!this.reducedSteps) return { share: 0, bytes: 0 };
-    return {
-      share: this.reduceSeconds / this.reducedSteps / stepSeconds,
-      bytes: this.reducedBytes / this.reducedSteps,
-    };
+  /** Every rank's stream position (epoch, cursor, frame within a clip), in rank order. */
+  gatherPositions(position: StreamPosition): StreamPosition[] {
+    // The all-gather carries numbers only: −1 stands for "no frame".
+    return this.gather([position.epoch, position.cursor, position.frame ?? -1]).map(([epoch, cursor, frame]) => ({
+      epoch,
+      cursor,
+      ...(frame >= 0 ? { frame } : {}),
+    }));
+  }
+
+  /**
+   * What the all-reduce costs, for the log: with a step's seconds, its share of the step and the
+   * bytes reduced; without, the seconds it takes (waiting for the slowest rank included).
+   */
+  describeCost(stepSeconds?: number): string {
+    const steps = Math.max(1, this.reducedSteps);
+    const seconds = this.reduceSeconds / steps;
+    const mib = this.reducedBytes / steps / 2 ** 20;
+    const cost =
+      stepSeconds === undefined
+        ? `${seconds.toFixed(3)} s/step`
+        : `${((100 * seconds) / stepSeconds).toFixed(0)}% of a step (${mib.toFixed(1)} MiB)`;
+    return `${this.world} ranks, all-reduce ${cost}`;
   }
 
   /** Consecutive groups of tensors of at most `bucketBytes` (a larger tensor is a bucket alone). */

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Communicator, ConfigError, MdmError, Rng, SINGLE_PROCESS } from '@matryoshka-ts/core';
-import type { DataPosition, SkipCounts } from '@matryoshka-ts/data';
+import type { SkipCounts } from '@matryoshka-ts/data';
 import { NestedUNet, paramsFrom, resolveConfig } from '@matryoshka-ts/nested-unet';
 import type { LevelSchedules } from '@matryoshka-ts/schedules';
 import { type AutoencoderKL, loadAutoencoder } from '@matryoshka-ts/autoencoder';
@@ -325,12 +325,8 @@ async function runTraining(
     let ranks: Pick<TrainProgress, 'world' | 'dataRanks'> = {};
     if (dp) {
       dp.checkSame(model.params.values(), 'weights');
-      const positions = dp.gather([progress.data.epoch, progress.data.cursor, streamPositionFrame(progress.data)]);
-      const dataRanks = positions.map(([epoch, cursor, frame]) => ({
-        epoch,
-        cursor,
-        ...(frame >= 0 ? { frame } : {}),
-      }));
+      // The bundled data has one position for all ranks; a streamed source one per rank.
+      const dataRanks = dp.gatherPositions(progress.data);
       ranks = { world: dp.world, ...(config.data.source === 'bundled' ? {} : { dataRanks }) };
     }
     if (!writer) return;
@@ -434,7 +430,7 @@ async function runTraining(
           `loss ${loss.toFixed(4)} | ${speedText}` +
           `${progress.badTotal ? ` | skipped ${progress.badTotal} steps` : ''}` +
           `${dataProgress(dataStats?.imagesPerSecond, runSkipped)}` +
-          `${dp && Number.isFinite(rate) ? ` | ${dp.world} ranks, all-reduce ${allReduceShare(dp, rate)}` : ''}`,
+          `${dp && Number.isFinite(rate) ? ` | ${dp.describeCost(1 / rate)}` : ''}`,
       );
       if (progress.badInARow >= config.maxBadSteps) {
         progressLine.done();
@@ -462,25 +458,9 @@ async function runTraining(
   progressLine.log(
     `done: ${progress.step} steps in ${formatDuration(seconds)}, final loss ${finalLoss.toFixed(4)}` +
       `${progress.badTotal ? `, ${progress.badTotal} steps skipped` : ''}` +
-      `${dp?.reducedSteps ? `; ${dp.world} ranks, all-reduce ${allReduceSeconds(dp)} s/step` : ''}`,
+      `${dp?.reducedSteps ? `; ${dp.describeCost()}` : ''}`,
   );
   return { steps: progress.step, finalLoss, badSteps: progress.badTotal, seconds, samples: lastSamples };
-}
-
-/** The share of a step spent in the gradient all-reduce, for the progress line. */
-function allReduceShare(dp: DataParallel, stepsPerSecond: number): string {
-  const { share, bytes } = dp.costPerStep(1 / stepsPerSecond);
-  return `${(100 * share).toFixed(0)}% of a step (${(bytes / 2 ** 20).toFixed(1)} MiB)`;
-}
-
-/** Seconds of one step's gradient all-reduce (waiting for the slowest rank included), on average. */
-function allReduceSeconds(dp: DataParallel): string {
-  return (dp.reduceSeconds / dp.reducedSteps).toFixed(3);
-}
-
-/** A stream position's frame within a clip, or −1 for none (the all-gather carries numbers only). */
-function streamPositionFrame(position: DataPosition): number {
-  return (position as DataPosition & { frame?: number }).frame ?? -1;
 }
 
 /**

@@ -2,27 +2,22 @@
 // share of the cores), at the same per-rank batch; prints step time, images/s, the all-reduce's
 // share of a step and bytes reduced per step (docs/scale-out.md). A benchmark, not a test:
 //   pnpm bench:scale-out [preset=emoji] [batch=8] [repeats=5] [ranks=1,2]
-import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { root, runJson, tsx } from './child.js';
+import { MPI_ENV, hasMpirun } from '@matryoshka-ts/test-utils';
+import { runJson, tsx } from './child.js';
 import { describeMachine, printMachine } from './machine.js';
 
 const [preset = 'emoji', batch = '8', repeats = '5', ranksArg = '1,2'] = process.argv.slice(2);
 const machine = describeMachine();
 printMachine(machine);
-const hasMpirun = spawnSync('mpirun', ['--version'], { stdio: 'ignore' }).status === 0;
+const mpirun = hasMpirun();
 // Containers: root, and no cross-memory attach between processes (as the tests run it).
-const mpiEnv = {
-  OMPI_ALLOW_RUN_AS_ROOT: '1',
-  OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1',
-  OMPI_MCA_btl_vader_single_copy_mechanism: 'none',
-};
-Object.assign(process.env, mpiEnv);
+Object.assign(process.env, MPI_ENV);
 const rank = [...tsx, 'bench/src/scale-out-rank.ts', preset, batch, repeats];
-console.log(`cores: ${availableParallelism()}; ${hasMpirun ? 'mpirun found' : 'no mpirun: 1 rank only'}`);
+console.log(`cores: ${availableParallelism()}; ${mpirun ? 'mpirun found' : 'no mpirun: 1 rank only'}`);
 let one: Record<string, unknown> | undefined;
 for (const n of ranksArg.split(',').map(Number)) {
-  if (n > 1 && !hasMpirun) continue;
+  if (n > 1 && !mpirun) continue;
   const r =
     n === 1
       ? runJson(process.execPath, rank)
@@ -46,4 +41,3 @@ for (const n of ranksArg.split(',').map(Number)) {
   );
   console.log(JSON.stringify(r));
 }
-void root;

@@ -14,11 +14,11 @@ export {
   LATENT_CACHE_VERSION,
   LatentCache,
   fillLatentCache,
-  latentCacheParts,
   latentPartRange,
-  mergeLatentCacheParts,
   openLatentCache,
 } from './latent-cache.js';
+export { latentCacheParts, mergeLatentCacheParts } from './latent-cache-parts.js';
+export type { LatentMergeReport } from './latent-cache-parts.js';
 export type {
   FillLatentCacheOptions,
   LatentBatch,
@@ -26,6 +26,5 @@ export type {
   LatentCacheOptions,
   LatentCachePart,
   LatentEncodeFn,
-  LatentMergeReport,
   LatentRecord,
 } from './latent-cache.js';

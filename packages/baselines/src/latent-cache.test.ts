@@ -18,11 +18,10 @@ import {
   LATENT_CACHE_FORMAT,
   LATENT_CACHE_VERSION,
   type LatentCacheOptions,
-  latentCacheParts,
   latentPartRange,
-  mergeLatentCacheParts,
   openLatentCache,
 } from './latent-cache.js';
+import { latentCacheParts, mergeLatentCacheParts } from './latent-cache-parts.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'latent-cache-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -17,5 +17,5 @@ export {
 } from './threshold.js';
 export type { StepGammas } from './steps.js';
 export { ddimStep, ddpmStep, epsFromX0, posteriorVariance, predictX0, stepGammas } from './steps.js';
-export type { SampleOptions, SamplerKind, StepOptions } from './sample.js';
-export { sample, sampleStep, stepFromPrediction } from './sample.js';
+export type { AsyncSampleOptions, SampleOptions, SamplerKind, StepOptions } from './sample.js';
+export { sample, sampleAsync, sampleStep, stepFromPrediction } from './sample.js';

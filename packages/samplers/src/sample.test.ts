@@ -4,7 +4,7 @@ import { Rng } from '@matryoshka-ts/core';
 import { initBackend } from '@matryoshka-ts/backends';
 import { type Schedule, samplingGrid, shiftSchedule, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import { type Denoiser, classifierFreeGuidance } from './denoiser.js';
-import { type SampleOptions, sample, sampleStep, stepFromPrediction } from './sample.js';
+import { type SampleOptions, sample, sampleAsync, sampleStep, stepFromPrediction } from './sample.js';
 import { DYNAMIC_DEEPFLOYD } from './threshold.js';
 
 beforeAll(async () => {
@@ -264,6 +264,65 @@ describe('tensor hygiene', () => {
       return x.map((l) => tf.mul(l, 0.1) as tf.Tensor4D);
     };
     expect(() => sample(failing, noise, samplingGrid(5), { schedules, sampler: 'ddim' })).toThrow(/network failed/);
+    expect(tf.memory().numTensors).toBe(start);
+    tf.dispose(noise);
+  });
+
+  it('a callback that throws frees the state it was shown', () => {
+    const noise = tensors(problem(5).init);
+    const start = tf.memory().numTensors;
+    const quiet: Denoiser = (x) => x.map((l) => tf.mul(l, 0.1) as tf.Tensor4D);
+    const onStep = (i: number) => {
+      if (i === 1) throw new Error('stop');
+    };
+    expect(() => sample(quiet, noise, samplingGrid(5), { schedules, sampler: 'ddim', onStep })).toThrow(/stop/);
+    expect(tf.memory().numTensors).toBe(start);
+    tf.dispose(noise);
+  });
+});
+
+describe('sampleAsync', () => {
+  it('gives sample’s values, awaiting each step’s callback before the next step', async () => {
+    const { x0, init } = problem(31);
+    const [clean, noise] = [tensors(x0), tensors(init)];
+    const options = { schedules, sampler: 'ddpm' as const, threshold: DYNAMIC_DEEPFLOYD };
+    const expected = sample(perfect(clean, 'v'), noise, samplingGrid(6), { ...options, rng: new Rng(3) });
+    const events: string[] = [];
+    const denoiser = perfect(clean, 'v');
+    const counting: Denoiser = (x, t) => {
+      events.push(`step ${t}`);
+      return denoiser(x, t);
+    };
+    const means: number[] = [];
+    const out = await sampleAsync(counting, noise, samplingGrid(6), {
+      ...options,
+      rng: new Rng(3),
+      onStep: async (i, total, _t, x) => {
+        // An asynchronous read of the state, as WebGPU in Node needs; the sampler waits for it.
+        const level0 = (await x[0].data()) as Float32Array;
+        means.push(level0.reduce((a, b) => a + b, 0) / level0.length);
+        events.push(`read ${i}/${total}`);
+      },
+    });
+    expect(events.filter((e) => e.startsWith('read'))).toEqual([0, 1, 2, 3, 4, 5].map((i) => `read ${i}/6`));
+    // Each read finishes before the next network call.
+    events.forEach((e, k) => expect(e.startsWith('step') === (k % 2 === 0)).toBe(true));
+    expect(means.every(Number.isFinite)).toBe(true);
+    // The same kernels on the same backend in the same order: identical values.
+    out.forEach((level, n) => expect(level.dataSync()).toEqual(expected[n].dataSync()));
+    tf.dispose([...out, ...expected, ...clean, ...noise]);
+  });
+
+  it('a callback that rejects leaves no tensors behind', async () => {
+    const noise = tensors(problem(6).init);
+    const start = tf.memory().numTensors;
+    const quiet: Denoiser = (x) => x.map((l) => tf.mul(l, 0.1) as tf.Tensor4D);
+    const onStep = async (i: number) => {
+      if (i === 2) throw new Error('page closed');
+    };
+    await expect(sampleAsync(quiet, noise, samplingGrid(5), { schedules, sampler: 'ddim', onStep })).rejects.toThrow(
+      /page closed/,
+    );
     expect(tf.memory().numTensors).toBe(start);
     tf.dispose(noise);
   });

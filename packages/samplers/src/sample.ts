@@ -37,6 +37,11 @@ export interface SampleOptions extends StepOptions {
   clampOutput?: boolean;
 }
 
+/** `sampleAsync`'s options: `onStep` may return a promise, awaited before the next step. */
+export interface AsyncSampleOptions extends Omit<SampleOptions, 'onStep'> {
+  onStep?: (index: number, total: number, t: number, x: readonly tf.Tensor4D[]) => void | Promise<void>;
+}
+
 function needsNoise(options: StepOptions): boolean {
   return (options.sampler ?? 'ddpm') === 'ddpm' || (options.eta ?? 0) > 0;
 }
@@ -108,18 +113,24 @@ function checkGrid(grid: readonly number[]): void {
   }
 }
 
+/** The state after one sampling step: `x` is owned by the sampler and valid until the next step. */
+interface AfterStep {
+  index: number;
+  total: number;
+  t: number;
+  x: readonly tf.Tensor4D[];
+}
+
 /**
- * Samples all levels jointly along `grid` (decreasing grid times, e.g. `samplingGrid(K)`), from
- * `noise` (one NHWC tensor per level, level 0 first, used as x at grid[0]); step i goes from
- * grid[i] to grid[i + 1] with the same t for every level. Returns the final images per level
- * (clamped to [−1, 1] unless `clampOutput` is false). The noise stays the caller's.
+ * The loop `sample` and `sampleAsync` share: checks, then yields after every step and returns the
+ * final images. Stopped early (`return()`, or a caller's error), it frees its current state.
  */
-export function sample(
+function* sampling(
   denoiser: Denoiser,
   noise: readonly tf.Tensor4D[],
   grid: readonly number[],
   options: SampleOptions,
-): tf.Tensor4D[] {
+): Generator<AfterStep, tf.Tensor4D[], void> {
   checkLevels(noise, options, 'sample');
   checkGrid(grid);
   const batch = noise[0].shape[0];
@@ -135,19 +146,69 @@ export function sample(
 
   const total = grid.length - 1;
   let x: readonly tf.Tensor4D[] = noise;
+  let finished = false;
   try {
     for (let i = 0; i < total; i++) {
       const next = sampleStep(denoiser, x, grid[i], grid[i + 1], options);
       if (x !== noise) tf.dispose([...x]);
       x = next;
-      options.onStep?.(i, total, grid[i], x);
+      yield { index: i, total, t: grid[i], x };
     }
-  } catch (error) {
-    if (x !== noise) tf.dispose([...x]);
-    throw error;
+    finished = true;
+  } finally {
+    if (!finished && x !== noise) tf.dispose([...x]);
   }
   if (options.clampOutput === false) return [...x];
   const clamped = tf.tidy(() => x.map((level) => tf.clipByValue(level, -1, 1) as tf.Tensor4D));
   tf.dispose([...x]);
   return clamped;
+}
+
+/**
+ * Samples all levels jointly along `grid` (decreasing grid times, e.g. `samplingGrid(K)`), from
+ * `noise` (one NHWC tensor per level, level 0 first, used as x at grid[0]); step i goes from
+ * grid[i] to grid[i + 1] with the same t for every level. Returns the final images per level
+ * (clamped to [−1, 1] unless `clampOutput` is false). The noise stays the caller's.
+ */
+export function sample(
+  denoiser: Denoiser,
+  noise: readonly tf.Tensor4D[],
+  grid: readonly number[],
+  options: SampleOptions,
+): tf.Tensor4D[] {
+  const run = sampling(denoiser, noise, grid, options);
+  for (let step = run.next(); ; step = run.next()) {
+    if (step.done) return step.value;
+    const { index, total, t, x } = step.value;
+    try {
+      options.onStep?.(index, total, t, x);
+    } catch (error) {
+      run.return([]);
+      throw error;
+    }
+  }
+}
+
+/**
+ * `sample`, awaiting `onStep` after every step: a page redraws and a progress bar moves between
+ * steps, and the callback may read the state asynchronously (`await x[n].data()`, what WebGPU in
+ * Node needs). The same values as `sample` for the same inputs.
+ */
+export async function sampleAsync(
+  denoiser: Denoiser,
+  noise: readonly tf.Tensor4D[],
+  grid: readonly number[],
+  options: AsyncSampleOptions,
+): Promise<tf.Tensor4D[]> {
+  const run = sampling(denoiser, noise, grid, { ...options, onStep: undefined });
+  for (let step = run.next(); ; step = run.next()) {
+    if (step.done) return step.value;
+    const { index, total, t, x } = step.value;
+    try {
+      await options.onStep?.(index, total, t, x);
+    } catch (error) {
+      run.return([]);
+      throw error;
+    }
+  }
 }

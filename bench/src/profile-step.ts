@@ -45,8 +45,8 @@ const step = benchTrainStep(model, schedules);
 /** Forward, loss and backward; returns the gradients (the step's first half). */
 const forwardBackward = () => step.computeGradients(images, { tokens, mask }, rng);
 /** The update: Adam (the step's second half); frees the gradients. */
-const update = (grads: StepGradients) => {
-  step.update(grads);
+const update = async (grads: StepGradients) => {
+  await step.update(grads);
 };
 const noise = levels.map((l) => rng.normalTensor([B, l.resolution, l.resolution, 3]) as tf.Tensor4D);
 const denoiser = networkDenoiser((x, times) => model.forward({ x, times, tokens, mask }));
@@ -58,10 +58,10 @@ const sample = () => {
 };
 if (sampling)
   tf.dispose(sample()); // warm-up
-else update(forwardBackward());
+else await update(await forwardBackward());
 const t0 = performance.now();
 if (sampling) tf.dispose(sample());
-else update(forwardBackward());
+else await update(await forwardBackward());
 const wallMs = performance.now() - t0;
 
 // Which category each kernel belongs to.
@@ -84,9 +84,9 @@ let grads: StepGradients | undefined;
 // tf.profile returns the engine's one profile object: copy the kernel list before profiling again.
 const fb = [
   ...(
-    await tf.profile(() => {
+    await tf.profile(async () => {
       if (sampling) return sample();
-      grads = forwardBackward();
+      grads = await forwardBackward();
       return [...grads.grads.values()];
     })
   ).kernels,

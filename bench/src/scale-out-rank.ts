@@ -33,7 +33,7 @@ const step = new TrainStep(model, levelSchedulesOf(config), {
   ema: config.ema,
 });
 const dp = new DataParallel(comm);
-dp.broadcastVariables([...model.params.values()]);
+await dp.broadcastVariables([...model.params.values()]);
 const r = model.levels[0].resolution;
 const rng = new Rng(2 + comm.rank);
 const { tokens, mask } = new HashedWordEncoder(config.conditioning.encoder).encode(new Array(batch).fill('red heart'));
@@ -43,14 +43,14 @@ const seconds = (t0: number) => (performance.now() - t0) / 1000;
 const rows: { step: number; compute: number; wait: number; reduce: number }[] = [];
 for (let i = 0; i <= repeats; i++) {
   const t0 = performance.now();
-  const gradients = step.computeGradients(images, { tokens, mask }, rng);
+  const gradients = await step.computeGradients(images, { tokens, mask }, rng);
   const computed = performance.now();
   comm.barrier();
   const joined = performance.now();
   // One process runs the step as the trainer does, without the all-reduce's copies.
-  const averaged = comm.world > 1 ? dp.averageGradients(gradients) : gradients;
+  const averaged = comm.world > 1 ? await dp.averageGradients(gradients) : gradients;
   const reduced = performance.now();
-  step.update(averaged);
+  await step.update(averaged);
   // The first step warms up (Adam's slots, kernel plans).
   if (i > 0)
     rows.push({

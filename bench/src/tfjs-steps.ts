@@ -35,27 +35,28 @@ const step = benchTrainStep(model, schedules);
 const trainStep = () => step.run(images, { tokens, mask }, rng);
 const noise = levels.map((l) => rng.normalTensor([batch, l.resolution, l.resolution, 3]) as tf.Tensor4D);
 const denoiser = networkDenoiser((x, times) => model.forward({ x, times, tokens, mask }));
-const sampleOnce = () => {
+// Read back asynchronously, as generate does (every backend; WebGPU in Node has no synchronous read).
+const sampleOnce = async () => {
   const next = sampleStep(denoiser, noise, 600, 596, { schedules, sampler: 'ddpm', rng });
-  next.forEach((t) => t.dataSync());
+  await Promise.all(next.map((t) => t.data()));
   tf.dispose(next);
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const time = (f: () => void) => {
-  f(); // warm-up (also creates Adam's slots)
+const time = async (f: () => Promise<unknown>) => {
+  await f(); // warm-up (also creates Adam's slots)
   const ts: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const t0 = performance.now();
-    f();
+    await f();
     ts.push((performance.now() - t0) / 1000);
   }
   return median(ts);
 };
-const trainS = time(trainStep);
+const trainS = await time(trainStep);
 const tensorsBefore = tf.memory().numTensors;
-trainStep();
+await trainStep();
 const tensorsAfter = tf.memory().numTensors;
-const sampleS = time(sampleOnce);
+const sampleS = await time(sampleOnce);
 console.log(
   JSON.stringify({
     backend: info.name,

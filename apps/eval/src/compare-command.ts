@@ -212,9 +212,9 @@ async function evaluateRun(
     const timer = { seconds: 0, images: 0 };
     const timed: OpenRun = {
       ...run,
-      generate: (o) => {
+      generate: async (o) => {
         const started = performance.now();
-        const images = run.generate(o);
+        const images = await run.generate(o);
         timer.seconds += (performance.now() - started) / 1000;
         timer.images += o.captions.length;
         return images;

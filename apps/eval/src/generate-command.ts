@@ -213,7 +213,7 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
       ? (i: number) => clipComplete(options.out, i, frames)
       : (i: number) => existsSync(imagePath(options.out, i));
     if (indices.every(done)) continue;
-    const images = run.generate({
+    const images = await run.generate({
       captions: captions.slice(first, first + count),
       labels: labels.slice(first, first + count),
       steps: manifest.steps,

@@ -56,7 +56,7 @@ export async function sampleCommand(options: SampleCommandOptions): Promise<stri
   }
   await run.prepare(captions);
   const progress = new ProgressLine(5);
-  const images = run.generate({
+  const images = await run.generate({
     captions,
     labels,
     steps: options.steps,

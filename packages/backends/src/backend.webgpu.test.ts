@@ -4,6 +4,7 @@ import { underCi } from '@matryoshka-ts/test-utils';
 import { Rng } from '@matryoshka-ts/core';
 import { groupNormAct } from '@matryoshka-ts/kernels';
 import { initBackend } from './backend.js';
+import { webGpuErrors } from './webgpu.js';
 
 // WebGPU through Dawn on Mesa's software renderer (llvmpipe, OpenGL through EGL's surfaceless
 // platform): what CI has. The kernels the NestedUNet's forward pass is made of must give the cpu
@@ -93,5 +94,24 @@ describe.runIf(webgpu || underCi())('the webgpu backend (Dawn, software OpenGL)'
     // Sums of ~100 products of size ~10: float32 rounding in another order, relative 1e-5.
     const scale = Math.max(...grads.cpu.map(Math.abs));
     expect(maxDiff(grads.cpu, grads.gpu) / scale).toBeLessThan(1e-5);
+  }, 120_000);
+
+  it('adds many tensors (AddN over more inputs than a shader may bind) with no device error', async () => {
+    // 170 inputs, as a global gradient norm over a UNet's tensors: past the 8 storage buffers a
+    // shader may bind, tfjs's own AddN fails validation and returns zeros.
+    const parts = Array.from({ length: 170 }, (_, i) => values(100 + i, 5));
+    const sums = await both(() => tf.tidy(() => tf.addN(parts.map((p) => tf.tensor1d(p)))));
+    // Sums of 170 values of size ~1: float32 rounding in another order.
+    expect(maxDiff(sums.cpu, sums.gpu)).toBeLessThan(1e-4);
+    expect(sums.gpu.some((v) => v !== 0)).toBe(true);
+    await initBackend({ backend: 'webgpu', quiet: true });
+    const before = tf.memory().numTensors;
+    const inputs = parts.map((p) => tf.tensor1d(p));
+    const sum = tf.addN(inputs);
+    await sum.data();
+    tf.dispose([sum, ...inputs]);
+    // The partial sums are freed inside the kernel.
+    expect(tf.memory().numTensors).toBe(before);
+    expect(webGpuErrors()).toEqual([]);
   }, 120_000);
 });

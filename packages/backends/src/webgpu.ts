@@ -1,12 +1,29 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '@matryoshka-ts/core';
+import { splitWebGpuAddN } from './webgpu-add-n.js';
 
 /** The part of a WebGPU adapter we read (the `webgpu` package's Dawn adapter, or a browser's). */
 interface GpuAdapter {
   readonly info: { vendor: string; architecture: string; device: string; description: string };
   readonly isFallbackAdapter?: boolean;
   readonly limits: Record<string, number>;
-  requestDevice(descriptor: { requiredLimits: Record<string, number> }): Promise<unknown>;
+  requestDevice(descriptor: { requiredLimits: Record<string, number> }): Promise<GpuDevice>;
+}
+interface GpuDevice {
+  readonly limits: Record<string, number>;
+  onuncapturederror: ((event: { error: { message: string } }) => void) | null;
+}
+
+/** WebGPU validation and out-of-memory errors since the backend started (tfjs does not surface them). */
+const deviceErrors: string[] = [];
+
+/**
+ * The errors the WebGPU device reported since `initBackend({ backend: 'webgpu' })`, oldest first:
+ * a kernel that fails validation computes nothing, and tfjs returns its unwritten buffer as the
+ * result, so a test or a benchmark checks that this stays empty.
+ */
+export function webGpuErrors(): readonly string[] {
+  return deviceErrors;
 }
 interface Gpu {
   requestAdapter(options?: { featureLevel?: string; powerPreference?: string }): Promise<GpuAdapter | null>;
@@ -112,10 +129,15 @@ export async function startWebGpu(): Promise<WebGpuAdapter> {
   const { adapter } = found;
   const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, adapter.limits[k]]));
   const device = await adapter.requestDevice({ requiredLimits });
+  deviceErrors.length = 0;
+  device.onuncapturederror = (event) => {
+    if (deviceErrors.length < 100) deviceErrors.push(event.error.message);
+  };
   // The package registered a factory that asks navigator.gpu for an adapter with its own
   // options; ours is the adapter chosen here (compatibility profile, limits).
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new webgpu.WebGPUBackend(device, adapter.info));
   if (!(await tf.setBackend('webgpu'))) throw new BackendError('The webgpu backend failed to initialise.');
+  splitWebGpuAddN(device.limits.maxStorageBuffersPerShaderStage ?? 8);
   return describe(adapter);
 }

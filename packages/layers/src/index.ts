@@ -15,5 +15,12 @@ export {
   upsampleNearest2x,
 } from './layers.js';
 export type { Params } from './layers.js';
-export { allocateParams, assignWeights, initialValue, paramCountOf, readWeights } from './param-store.js';
+export {
+  allocateParams,
+  assignWeights,
+  initialValue,
+  paramCountOf,
+  readWeights,
+  readWeightsAsync,
+} from './param-store.js';
 export type { AllocateOptions } from './param-store.js';

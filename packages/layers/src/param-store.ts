@@ -63,6 +63,13 @@ export function readWeights(params: Map<string, tf.Variable>): Map<string, Float
   return out;
 }
 
+/** `readWeights` with asynchronous reads: on every backend (WebGPU in Node has no synchronous read). */
+export async function readWeightsAsync(params: Map<string, tf.Tensor>): Promise<Map<string, Float32Array>> {
+  const names = [...params.keys()];
+  const values = await Promise.all(names.map((name) => params.get(name)!.data() as Promise<Float32Array>));
+  return new Map(names.map((name, i) => [name, Float32Array.from(values[i])]));
+}
+
 /** Number of scalars over all specs. */
 export function paramCountOf(specs: readonly ParamSpec[]): number {
   return specs.reduce((n, s) => n + sizeOf(s.shape), 0);

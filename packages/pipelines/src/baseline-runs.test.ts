@@ -74,7 +74,7 @@ describe('simple DM', () => {
     for (const m of metrics(out)) expect(m.loss).toBeCloseTo(m.mse[0], 5);
     const run = await openRun(out);
     expect(run.kind).toBe('simple');
-    const images = run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
+    const images = await run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
     expect(images.map((l) => [l.resolution, l.images.length])).toEqual([
       [8, 2],
       [4, 2],
@@ -157,17 +157,17 @@ describe('cascaded DM', () => {
     expect(run.levels.map((l) => l.resolution)).toEqual([8, 4]);
     // Two stages, each 2 steps × 2 (guided) evaluations.
     expect(run.functionEvaluations(2, 2)).toBe(8);
-    const a = run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
+    const a = await run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
     // Sampling again leaves no tensor behind (the first call may create the encoders' tables).
     const n = tf.memory().numTensors;
-    run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
+    await run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
     expect(tf.memory().numTensors).toBe(n);
     expect(a.map((l) => [l.resolution, l.channels, l.images.length])).toEqual([
       [8, 3, 2],
       [4, 3, 2],
     ]);
     // The augmentation level reaches the upsampler: another level, another 8 px image from the same base.
-    const b = run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0], augLevel: 1000 });
+    const b = await run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0], augLevel: 1000 });
     expect(b[1].images[0]).toEqual(a[1].images[0]);
     expect(b[0].images[0]).not.toEqual(a[0].images[0]);
     run.dispose();
@@ -199,7 +199,7 @@ describe('cascaded DM', () => {
     await trainRun(config, { out, steps: 1 });
     const run = await openRun(out);
     expect(run.levels.map((l) => l.resolution)).toEqual([16, 8, 4]);
-    const images = run.generate({ ...sampleOptions, captions: ['a'], labels: [0] });
+    const images = await run.generate({ ...sampleOptions, captions: ['a'], labels: [0] });
     expect(images.map((l) => l.resolution)).toEqual([16, 8, 4]);
     run.dispose();
   }, 120_000);
@@ -251,7 +251,7 @@ describe('latent DM', () => {
     expect(run.kind).toBe('latent');
     expect(run.levels).toEqual([{ resolution: 8, channels: 3, frames: 1 }]);
     expect(run.autoencoderParamCount).toBeGreaterThan(0);
-    const images = run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
+    const images = await run.generate({ ...sampleOptions, captions: ['a', 'b'], labels: [0, 0] });
     expect(images.map((l) => [l.resolution, l.channels, l.images.length])).toEqual([[8, 3, 2]]);
     for (const v of images[0].images[0]) expect(Number.isFinite(v)).toBe(true);
     run.dispose();

@@ -18,8 +18,8 @@ try {
   const dp = new DataParallel(comm, DP_CHECK.bucketBytes);
   const model = new NestedUNet(dpModelConfig, { seed: comm.rank === 0 ? DP_CHECK.seed : DP_CHECK.seed + 1 });
   const step = new TrainStep(model, dpSchedules, dpStepOptions);
-  dp.broadcastVariables([...model.params.values()]);
-  dp.broadcastVariables([...step.ema!.values()]);
+  await dp.broadcastVariables([...model.params.values()]);
+  await dp.broadcastVariables([...step.ema!.values()]);
   const encoder = new HashedWordEncoder(DP_CHECK.encoder);
   const rng = new Rng(DP_CHECK.seed);
   const losses: number[] = [];
@@ -29,13 +29,15 @@ try {
     const { images, captions } = dpBatch(s, B * comm.world);
     const mine = tf.slice(images, [comm.rank * B], [B]);
     const text = encoder.encode(captions.slice(comm.rank * B, (comm.rank + 1) * B));
-    const result = step.update(dp.averageGradients(step.computeGradients(mine, text, dp.partRng(rng))));
+    const result = await step.update(
+      await dp.averageGradients(await step.computeGradients(mine, text, dp.partRng(rng))),
+    );
     losses.push(result.loss);
     gradNorms.push(result.gradNorm);
     tf.dispose([images, mine, text.tokens, text.mask]);
   }
-  dp.checkSame(model.params.values(), 'weights');
-  dp.checkSame(step.ema!.values(), 'EMA weights');
+  await dp.checkSame(model.params.values(), 'weights');
+  await dp.checkSame(step.ema!.values(), 'EMA weights');
   const dump = (m: Map<string, tf.Tensor>) => Object.fromEntries([...m].map(([k, v]) => [k, [...v.dataSync()]]));
   if (comm.rank === 0)
     writeFileSync(

@@ -50,9 +50,9 @@ export class DataParallel {
   }
 
   /** Every rank's variables take rank 0's values (fresh weights, or a checkpoint only rank 0 read). */
-  broadcastVariables(variables: readonly tf.Variable[]): void {
+  async broadcastVariables(variables: readonly tf.Variable[]): Promise<void> {
     for (const bucket of this.buckets(variables)) {
-      const flat = this.flatten(bucket);
+      const flat = await this.flatten(bucket);
       this.comm.broadcast(flat, 0);
       if (this.rank === 0) continue;
       const values = this.split(flat, bucket);
@@ -67,17 +67,17 @@ export class DataParallel {
    * given gradients. A non-finite loss on any rank makes the average non-finite: every rank then
    * skips the update together.
    */
-  averageGradients(step: StepGradients): StepGradients {
+  async averageGradients(step: StepGradients): Promise<StepGradients> {
     const started = performance.now();
     const names = [...step.grads.keys()];
     const tensors = names.map((n) => step.grads.get(n)!);
     const reduced: tf.Tensor[] = [];
-    this.buckets(tensors).forEach((bucket, b) => {
-      const flat = this.flatten(bucket, b);
+    for (const [b, bucket] of this.buckets(tensors).entries()) {
+      const flat = await this.flatten(bucket, b);
       this.comm.allReduce(flat, 'mean');
       this.reducedBytes += flat.byteLength;
       reduced.push(...this.split(flat, bucket));
-    });
+    }
     tf.dispose(tensors);
     const averaged = new Map(names.map((name, i) => [name, reduced[i]]));
     const scalars = Float64Array.from([step.loss, ...step.mse]);
@@ -91,10 +91,10 @@ export class DataParallel {
    * Throws unless every rank holds the same values (a CRC-32 of their bytes, compared by min and
    * max over the ranks): the check that the ranks made the same updates, before a checkpoint.
    */
-  checkSame(tensors: Iterable<tf.Tensor>, what: string): void {
+  async checkSame(tensors: Iterable<tf.Tensor>, what: string): Promise<void> {
     let crc = 0;
     for (const t of tensors) {
-      const values = t.dataSync() as Float32Array;
+      const values = (await t.data()) as Float32Array;
       crc = crc32Portable(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), crc);
     }
     const low = Float64Array.of(crc);
@@ -158,17 +158,18 @@ export class DataParallel {
   }
 
   /** The tensors' values, one after another, in bucket `slot`'s buffer (reused when it fits). */
-  private flatten(tensors: readonly tf.Tensor[], slot?: number): Float32Array {
+  private async flatten(tensors: readonly tf.Tensor[], slot?: number): Promise<Float32Array> {
     const size = tensors.reduce((n, t) => n + t.size, 0);
     let flat = slot === undefined ? undefined : this.buffers[slot];
     if (flat?.length !== size) {
       flat = new Float32Array(size);
       if (slot !== undefined) this.buffers[slot] = flat;
     }
+    const values = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
     let offset = 0;
-    for (const t of tensors) {
-      flat.set(t.dataSync() as Float32Array, offset);
-      offset += t.size;
+    for (const v of values) {
+      flat.set(v, offset);
+      offset += v.length;
     }
     return flat;
   }

@@ -51,7 +51,7 @@ describe('a frozen ONNX text encoder in training', () => {
     const prompt = 'a brand new prompt';
     expect(() => encoder!.encode([prompt])).toThrow(/not prepared|a brand new prompt/);
     await run.prepare([prompt]);
-    const images = generate(run.model, run.params, run.schedules, run.conditioner, {
+    const images = await generate(run.model, run.params, run.schedules, run.conditioner, {
       captions: [prompt],
       labels: [0],
       steps: 2,

@@ -8,7 +8,7 @@ import {
   classifierFreeGuidance,
   clipRowsNetwork,
   networkDenoiser,
-  sample,
+  sampleAsync,
 } from '@matryoshka-ts/samplers';
 import { type LevelSchedules, samplingGrid } from '@matryoshka-ts/schedules';
 import { type Conditioner, concatConditioning, conditionBatch, nullCondition } from './conditioning.js';
@@ -32,8 +32,12 @@ export interface GenerateOptions {
    * and their augmentation step; the caller keeps ownership.
    */
   lowRes?: { image: tf.Tensor4D; augTimes: number[] };
-  /** Called after each sampling step. */
-  onStep?: (index: number, total: number) => void;
+  /**
+   * Awaited after each sampling step, with the state of every level (level 0 first; each clip or
+   * image one row, [n, frames·r, r, c]), valid only during the call: a page draws the nest as it
+   * denoises (the paper's Fig. 11).
+   */
+  onStep?: (index: number, total: number, x: readonly tf.Tensor4D[]) => void | Promise<void>;
 }
 
 const THRESHOLDS: Record<GenerateOptions['threshold'], Threshold> = {
@@ -62,15 +66,16 @@ export function levelSamplesTensor(level: LevelSamples): tf.Tensor4D {
 /**
  * Samples every level of `model` with parameters `P` (EMA weights for a trained model): starting
  * noise per level from `seed` ([n·frames, r, r, channels], frames folded into the batch), the
- * official K-step grid, classifier-free guidance with the null condition when w ≠ 1.
+ * official K-step grid, classifier-free guidance with the null condition when w ≠ 1. Reads the
+ * results asynchronously, so it runs on every backend (WebGPU in Node has no synchronous reads).
  */
-export function generate(
+export async function generate(
   model: DiffusionModel,
   P: ParamLookup,
   schedules: LevelSchedules,
   conditioner: Conditioner,
   options: GenerateOptions,
-): LevelSamples[] {
+): Promise<LevelSamples[]> {
   const n = options.captions.length;
   const rng = new Rng(options.seed);
   const levels = model.levels;
@@ -96,42 +101,43 @@ export function generate(
   const frames = levels.map((l) => l.frames);
   const plain: Denoiser = networkDenoiser(clipRowsNetwork(run, frames));
   const denoiser = guided ? classifierFreeGuidance(plain, options.guidance) : plain;
-  const out = sample(denoiser, noise, samplingGrid(options.steps, schedules[0].steps), {
-    schedules,
-    sampler: options.sampler,
-    eta: options.eta,
-    threshold: THRESHOLDS[options.threshold],
-    predictionType: options.prediction,
-    rng,
-    onStep: options.onStep ? (i, total) => options.onStep!(i, total) : undefined,
-  });
-  const result = out.map((t, i): LevelSamples => {
-    const data = t.dataSync() as Float32Array;
-    const { resolution, channels, frames } = levels[i];
-    const size = frames * resolution * resolution * channels;
-    return {
-      resolution,
-      channels,
-      frames,
-      images: Array.from({ length: n }, (_, k) => data.slice(k * size, (k + 1) * size)),
-    };
-  });
   const ownLowRes = guided ? both.lowRes : undefined;
-  tf.dispose(
-    [
-      ...out,
-      ...noise,
-      cond.tokens,
-      cond.mask,
-      cond.labels,
-      unconditional?.tokens,
-      unconditional?.mask,
-      unconditional?.labels,
-      both.tokens,
-      both.mask,
-      both.labels,
-      ownLowRes,
-    ].filter((t) => t !== undefined) as tf.Tensor[],
-  );
-  return result;
+  try {
+    const out = await sampleAsync(denoiser, noise, samplingGrid(options.steps, schedules[0].steps), {
+      schedules,
+      sampler: options.sampler,
+      eta: options.eta,
+      threshold: THRESHOLDS[options.threshold],
+      predictionType: options.prediction,
+      rng,
+      onStep: options.onStep ? (i, total, _t, x) => options.onStep!(i, total, x) : undefined,
+    });
+    const data = await Promise.all(out.map((t) => t.data() as Promise<Float32Array>)).finally(() => tf.dispose(out));
+    return data.map((values, i): LevelSamples => {
+      const { resolution, channels, frames } = levels[i];
+      const size = frames * resolution * resolution * channels;
+      return {
+        resolution,
+        channels,
+        frames,
+        images: Array.from({ length: n }, (_, k) => values.slice(k * size, (k + 1) * size)),
+      };
+    });
+  } finally {
+    tf.dispose(
+      [
+        ...noise,
+        cond.tokens,
+        cond.mask,
+        cond.labels,
+        unconditional?.tokens,
+        unconditional?.mask,
+        unconditional?.labels,
+        both.tokens,
+        both.mask,
+        both.labels,
+        ownLowRes,
+      ].filter((t) => t !== undefined) as tf.Tensor[],
+    );
+  }
 }

@@ -49,7 +49,7 @@ export interface OpenRun {
   /** What `generate` returns, outermost first: each output's resolution, channels and frames. */
   levels: DiffusionLevel[];
   /** Samples every output of the run (a cascade's stages in turn; a latent run's decoded images). */
-  generate(options: RunGenerateOptions): LevelSamples[];
+  generate(options: RunGenerateOptions): Promise<LevelSamples[]>;
   /** Network evaluations per sample for `steps` sampling steps (guidance doubles each). */
   functionEvaluations(steps: number, guidance: number): number;
   /** Training steps of the diffusion model(s): a cascade's stages summed (its autoencoder's not counted). */

@@ -24,9 +24,9 @@ function openCascade(stages: OpenRun[]): Pick<OpenRun, 'generate' | 'levels' | '
   return {
     levels,
     functionEvaluations: (steps, guidance) => stages.reduce((n, s) => n + s.functionEvaluations(steps, guidance), 0),
-    generate(options: RunGenerateOptions): LevelSamples[] {
-      const outputs: LevelSamples[][] = [stages[0].generate(options)];
-      upsamplers.forEach((stage, k) => {
+    async generate(options: RunGenerateOptions): Promise<LevelSamples[]> {
+      const outputs: LevelSamples[][] = [await stages[0].generate(options)];
+      for (const [k, stage] of upsamplers.entries()) {
         const stageInfo = stage.config.stage as Extract<NonNullable<typeof stage.config.stage>, { kind: 'upsampler' }>;
         const level = options.augLevel ?? stageInfo.augLevel;
         const schedule = baseScheduleOf(stage.config);
@@ -36,7 +36,7 @@ function openCascade(stages: OpenRun[]): Pick<OpenRun, 'generate' | 'levels' | '
         low.dispose();
         try {
           outputs.push(
-            generate(stage.model, stage.params, stage.schedules, stage.conditioner, {
+            await generate(stage.model, stage.params, stage.schedules, stage.conditioner, {
               ...options,
               prediction: stage.config.loss.prediction,
               seed: options.seed + 1_000_003 * (k + 1),
@@ -46,7 +46,7 @@ function openCascade(stages: OpenRun[]): Pick<OpenRun, 'generate' | 'levels' | '
         } finally {
           aug.lowRes.dispose();
         }
-      });
+      }
       const [base, ...rest] = outputs;
       return [...rest.reverse().map((o) => o[0]), ...base];
     },
@@ -95,7 +95,7 @@ export async function openStagedRun(
     resolutions: [latent.imageResolution],
     // FID references and captions: the images the autoencoder encoded, at their own size.
     dataset: () => (images ??= latentDataset(top.config, latent.imageResolution)),
-    generate: (options) => [decodeLatents(autoencoder, top.generate(options)[0], latent.scaleFactor)],
+    generate: async (options) => [decodeLatents(autoencoder, (await top.generate(options))[0], latent.scaleFactor)],
     dispose: () => {
       dispose();
       autoencoder.dispose();

@@ -68,9 +68,12 @@ export class Adam {
   }
 }
 
-/** Global L2 norm of all gradients. */
-export function globalNorm(grads: Iterable<tf.Tensor>): number {
-  return tf.tidy(() => Math.sqrt(tf.addN([...grads].map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+/** Global L2 norm of all gradients, read asynchronously (one read; every backend, WebGPU in Node too). */
+export async function globalNorm(grads: Iterable<tf.Tensor>): Promise<number> {
+  const squares = tf.tidy(() => tf.addN([...grads].map((g) => tf.sum(tf.square(g)))));
+  const [sum] = await squares.data();
+  squares.dispose();
+  return Math.sqrt(sum);
 }
 
 /** Scales gradients in place (new tensors, old ones disposed) so their global norm is at most `maxNorm`. */

@@ -45,16 +45,16 @@ const GROUPS = { params: 'model', ema: 'ema', adamM: 'adam.m', adamV: 'adam.v' }
  * Writes weights, EMA weights, optimizer state, progress (step, phase, RNG, data position) and the
  * resolved config into one safetensors file, atomically (temp file + rename).
  */
-export function saveCheckpoint(
+export async function saveCheckpoint(
   path: string,
   tensors: TrainTensors,
   progress: TrainProgress,
   config: TrainConfig,
-): void {
+): Promise<void> {
   const out = new Map<string, TensorToWrite>();
   for (const [group, prefix] of Object.entries(GROUPS) as Array<[keyof TrainTensors, string]>) {
     for (const [name, t] of tensors[group])
-      out.set(`${prefix}/${name}`, { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array });
+      out.set(`${prefix}/${name}`, { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array });
   }
   writeSafetensors(path, out, { format: FORMAT, progress: JSON.stringify(progress), config: JSON.stringify(config) });
 }

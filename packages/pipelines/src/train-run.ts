@@ -99,7 +99,7 @@ async function writeRunSamples(out: string, config: TrainConfig, log: ProgressLi
   try {
     const { captions, labels } = previewConditions(run.dataset(), config.sampling.n);
     await run.prepare(captions);
-    const images = run.generate({
+    const images = await run.generate({
       captions,
       labels,
       steps: config.sampling.steps,

@@ -28,15 +28,15 @@ const options = (over: Partial<TrainStepOptions> = {}): TrainStepOptions => ({
 const values = (m: Map<string, tf.Tensor>) => new Map([...m].map(([k, v]) => [k, Float32Array.from(v.dataSync())]));
 
 describe('TrainStep', () => {
-  it("Adam's first update is lr·g/(|g| + ε) for the gradient of the same draw (closed form)", () => {
+  it("Adam's first update is lr·g/(|g| + ε) for the gradient of the same draw (closed form)", async () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
     const step = new TrainStep(model, schedules, options());
     const before = values(model.params);
     // The same rng state gives the same times and noise: first the gradients alone, then the step.
-    const grads = step.computeGradients(images, text, new Rng(11));
+    const grads = await step.computeGradients(images, text, new Rng(11));
     const g = values(grads.grads);
     tf.dispose([...grads.grads.values()]);
-    const result = step.run(images, text, new Rng(11));
+    const result = await step.run(images, text, new Rng(11));
     expect(result.loss).toBe(grads.loss);
     expect(result.mse).toEqual(grads.mse);
     expect(result.lr).toBe(1e-3);
@@ -58,7 +58,7 @@ describe('TrainStep', () => {
     model.dispose();
   });
 
-  it('moves the EMA by d·ema + (1 − d)·p and clips the gradient to clipNorm', () => {
+  it('moves the EMA by d·ema + (1 − d)·p and clips the gradient to clipNorm', async () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
     const step = new TrainStep(
       model,
@@ -66,7 +66,7 @@ describe('TrainStep', () => {
       options({ ema: { decay: 0.9, warmup: false }, optimizer: { ...options().optimizer, clipNorm: 1e-3 } }),
     );
     const p0 = values(model.params);
-    const result = step.run(images, text, new Rng(11));
+    const result = await step.run(images, text, new Rng(11));
     // so clipping happened (Adam's first step is scale-free, the EMA is not affected)
     expect(result.gradNorm).toBeGreaterThan(1e-3);
     expect(step.emaUpdates).toBe(1);
@@ -79,13 +79,13 @@ describe('TrainStep', () => {
     model.dispose();
   });
 
-  it('skips a non-finite loss: weights, Adam and EMA unchanged, and the gradients freed', () => {
+  it('skips a non-finite loss: weights, Adam and EMA unchanged, and the gradients freed', async () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
     const step = new TrainStep(model, schedules, options({ ema: { decay: 0.9, warmup: false } }));
     const before = values(model.params);
     const bad = tf.fill([2, 8, 8, 3], Number.NaN) as tf.Tensor4D;
     const live = tf.memory().numTensors;
-    const result = step.run(bad, text, new Rng(1));
+    const result = await step.run(bad, text, new Rng(1));
     expect(tf.memory().numTensors).toBe(live);
     expect(result.skipped).toBe('non-finite loss');
     expect(step.adam.step).toBe(0);
@@ -97,7 +97,7 @@ describe('TrainStep', () => {
     model.dispose();
   });
 
-  it('keeps the number of live tensors flat across steps, and downsamples larger images to level 0', () => {
+  it('keeps the number of live tensors flat across steps, and downsamples larger images to level 0', async () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
     const step = new TrainStep(
       model,
@@ -106,34 +106,34 @@ describe('TrainStep', () => {
     );
     const big = tf.tidy(() => tf.image.resizeNearestNeighbor(images, [16, 16]) as tf.Tensor4D);
     const rng = new Rng(2);
-    step.run(big, text, rng); // Adam's and the EMA's state are made here
+    await step.run(big, text, rng); // Adam's and the EMA's state are made here
     const live = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) expect(Number.isFinite(step.run(big, text, rng).loss)).toBe(true);
+    for (let i = 0; i < 3; i++) expect(Number.isFinite((await step.run(big, text, rng)).loss)).toBe(true);
     expect(tf.memory().numTensors).toBe(live);
     big.dispose();
     step.dispose();
     model.dispose();
   });
 
-  it('min-SNR-γ: a γ above every SNR changes nothing; a small one lowers the loss; no tensors left', () => {
+  it('min-SNR-γ: a γ above every SNR changes nothing; a small one lowers the loss; no tensors left', async () => {
     const model = new NestedUNet(modelConfigOf(config), { seed: 3 });
-    const loss = (minSnrGamma?: number) => {
+    const loss = async (minSnrGamma?: number) => {
       const step = new TrainStep(
         model,
         schedules,
         options({ loss: { prediction: 'v', target: 'eps', mixedRatio: [1, 2], minSnrGamma } }),
       );
       const live = tf.memory().numTensors;
-      const grads = step.computeGradients(images, text, new Rng(11)); // the same times and noise each time
+      const grads = await step.computeGradients(images, text, new Rng(11)); // the same times and noise each time
       tf.dispose([...grads.grads.values()]);
       expect(tf.memory().numTensors).toBe(live);
       step.dispose();
       return grads;
     };
-    const plain = loss();
+    const plain = await loss();
     // eps target: weight min(SNR, γ)/SNR = 1 wherever SNR ≤ γ, and every SNR of the table is below 1e30.
-    expect(loss(1e30).loss).toBe(plain.loss);
-    const small = loss(1e-3);
+    expect((await loss(1e30)).loss).toBe(plain.loss);
+    const small = await loss(1e-3);
     expect(small.mse).toEqual(plain.mse); // the logged errors stay unweighted
     expect(small.loss).toBeLessThan(plain.loss);
     model.dispose();

@@ -122,9 +122,14 @@ export class TrainStep {
    * (downsampled with `loss.lowRes`), NHWC; for a video model, clips of level 0's frames as
    * adjacent rows ([B·F, r, r, C]). Draws the example's times and noise from `rng`; given several
    * generators, the batch is that many equal parts each drawn from its own (what data-parallel
-   * ranks draw: `drawTrainingExampleInParts`). The inputs stay the caller's.
+   * ranks draw: `drawTrainingExampleInParts`). The inputs stay the caller's. The loss and the
+   * per-level errors come back in one asynchronous read (WebGPU in Node has no synchronous one).
    */
-  computeGradients(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng | readonly Rng[]): StepGradients {
+  async computeGradients(
+    images: tf.Tensor4D,
+    conditioning: Conditioning,
+    rng: Rng | readonly Rng[],
+  ): Promise<StepGradients> {
     const { loss: lossOptions } = this.options;
     const levels = this.model.levels;
     const resolutions = levels.map((l) => l.resolution);
@@ -167,11 +172,19 @@ export class TrainStep {
       mse = result.mse.map((m) => tf.keep(m));
       return result.loss;
     }, this.vars);
-    const loss = value.dataSync()[0];
-    const mseMeans = mse.map((m) => (m.size ? tf.tidy(() => tf.mean(m).dataSync()[0]) : Number.NaN));
+    // [loss, mean error of each level that saw samples], read at once.
+    const summary = tf.tidy(() => tf.stack([value, ...mse.filter((m) => m.size).map((m) => tf.mean(m))]));
     tf.dispose([value, ...mse, example]);
     if (top !== images) top.dispose();
-    return { loss, mse: mseMeans, grads: new Map(this.names.map((name, i) => [name, grads[this.vars[i].name]])) };
+    const read = await summary.data();
+    summary.dispose();
+    let k = 1;
+    const mseMeans = mse.map((m) => (m.size ? read[k++] : Number.NaN));
+    return {
+      loss: read[0],
+      mse: mseMeans,
+      grads: new Map(this.names.map((name, i) => [name, grads[this.vars[i].name]])),
+    };
   }
 
   /**
@@ -179,14 +192,14 @@ export class TrainStep {
    * not finite (the weights, Adam and the EMA stay as they were); else clipping, Adam at the
    * warmed-up learning rate, then the EMA.
    */
-  update(step: StepGradients): StepResult {
+  async update(step: StepGradients): Promise<StepResult> {
     const { optimizer, ema } = this.options;
     const { loss, mse, grads } = step;
     let gradNorm = Number.NaN;
     let skipped: string | undefined;
     if (!Number.isFinite(loss)) skipped = 'non-finite loss';
     else if (this.options.gradNorm ?? true) {
-      gradNorm = globalNorm(grads.values());
+      gradNorm = await globalNorm(grads.values());
       if (!Number.isFinite(gradNorm)) skipped = 'non-finite gradient';
     }
     const lr = learningRate(this.adam.step + 1, optimizer.lr, optimizer.warmupSteps, optimizer.lrDecay);
@@ -203,8 +216,8 @@ export class TrainStep {
   }
 
   /** One whole step: `computeGradients`, then `update`. */
-  run(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng | readonly Rng[]): StepResult {
-    return this.update(this.computeGradients(images, conditioning, rng));
+  async run(images: tf.Tensor4D, conditioning: Conditioning, rng: Rng | readonly Rng[]): Promise<StepResult> {
+    return this.update(await this.computeGradients(images, conditioning, rng));
   }
 
   /** Frees Adam's state and the EMA weights (the model stays the caller's). */

@@ -32,6 +32,7 @@ import { DataParallel } from './data-parallel.js';
 import { dataPositionOnResume } from './data-parallel-resume.js';
 import { weightsFromRun } from './init-from.js';
 import { checkProgress, prepareFreshRunFolder } from './run-folder.js';
+import { readWeightsAsync } from '@matryoshka-ts/layers';
 import { requireBackend } from './require-backend.js';
 import { checkTrainingMemory } from './memory-plan.js';
 
@@ -224,7 +225,7 @@ async function runTraining(
   let current: Phase | undefined;
   let lastSamples: string | undefined;
 
-  const startPhase = (index: number, previous: Phase | undefined): Phase => {
+  const startPhase = async (index: number, previous: Phase | undefined): Promise<Phase> => {
     const from = phaseLevel(full, config.phases[index], index);
     const model = new NestedUNet(phaseModelConfig(full, from), { seed: config.seed + index });
     const shapes = new Map(model.specs.map((s) => [s.name, s.shape]));
@@ -251,9 +252,9 @@ async function runTraining(
       if (previous) {
         // Progressive training: the previous phase's model is this one's inner part.
         const added = previous.from - from;
-        model.setWeights(nestDeeper(previous.model.getWeights(), added));
-        const emaValues = new Map([...model.getWeights()]);
-        const previousEma = new Map([...previous.step.ema!].map(([n, t]) => [n, t.dataSync() as Float32Array]));
+        model.setWeights(nestDeeper(await readWeightsAsync(previous.model.params), added));
+        const emaValues = await readWeightsAsync(model.params);
+        const previousEma = await readWeightsAsync(previous.step.ema!);
         for (const [k, v] of nestDeeper(previousEma, added)) emaValues.set(k, Float32Array.from(v));
         ema = variablesOf(emaValues, shapes);
         const name = (n: number) => levelName(fullLevels[n].resolution, fullLevels[n].frames);
@@ -265,7 +266,7 @@ async function runTraining(
         // Across runs: a trained image run is this model's inside (weights and EMA).
         const initial = weightsFromRun(config.initFrom, model.specs, model.config.levels.length);
         model.setWeights(initial.params);
-        const emaValues = model.getWeights();
+        const emaValues = await readWeightsAsync(model.params);
         for (const [k, v] of initial.ema) emaValues.set(k, v);
         ema = variablesOf(emaValues, shapes);
         progressLine.log(`phase ${index + 1}: ${initial.description}`);
@@ -277,7 +278,7 @@ async function runTraining(
     previous?.model.dispose();
     previous?.step.dispose();
     // Every rank starts the phase from rank 0's weights, EMA and Adam state.
-    dp?.broadcastVariables([
+    await dp?.broadcastVariables([
       ...model.params.values(),
       ...step.ema!.values(),
       ...step.adam.m.values(),
@@ -293,7 +294,7 @@ async function runTraining(
   let autoencoder: AutoencoderKL | undefined;
   const latent = config.stage?.kind === 'latent' ? latentStageOf(config, out) : undefined;
 
-  const writeSamples = (tag: string) => {
+  const writeSamples = async (tag: string) => {
     if (!current || !writer) return;
     if (upsampler) {
       // An upsampler's samples need the base stage's: the cascade writes them when every stage is trained.
@@ -301,7 +302,7 @@ async function runTraining(
       return;
     }
     if (latent) autoencoder ??= loadAutoencoder(latent.autoencoder);
-    lastSamples = writeSampleGrid(
+    lastSamples = await writeSampleGrid(
       out,
       tag,
       current,
@@ -317,14 +318,14 @@ async function runTraining(
 
   const secondsBefore = progress.seconds ?? 0;
   // Every rank calls it (the data-parallel checks are collective); rank 0 writes.
-  const checkpoint = () => {
+  const checkpoint = async () => {
     if (!current) return;
     progress.rng = rng.getState();
     progress.seconds = secondsBefore + (performance.now() - started) / 1000;
     const { model, step } = current;
     let ranks: Pick<TrainProgress, 'world' | 'dataRanks'> = {};
     if (dp) {
-      dp.checkSame(model.params.values(), 'weights');
+      await dp.checkSame(model.params.values(), 'weights');
       // The bundled data has one position for all ranks; a streamed source one per rank.
       const dataRanks = dp.gatherPositions(progress.data);
       ranks = { world: dp.world, ...(config.data.source === 'bundled' ? {} : { dataRanks }) };
@@ -332,7 +333,7 @@ async function runTraining(
     if (!writer) return;
     // A resumed run's ranks are this session's, not those of the checkpoint it started from.
     const { world: _world, dataRanks: _dataRanks, ...ours } = progress;
-    saveCheckpoint(
+    await saveCheckpoint(
       checkpointPath,
       { params: model.params, ema: step.ema!, adamM: step.adam.m, adamV: step.adam.v },
       { ...ours, ...ranks, adamStep: step.adam.step },
@@ -340,12 +341,12 @@ async function runTraining(
     );
   };
 
-  const snapshot = (stepNo: number) => {
+  const snapshot = async (stepNo: number) => {
     if (!current || !writer) return;
     mkdirSync(join(out, 'snapshots'), { recursive: true });
     const empty = new Map<string, tf.Tensor>();
     const tensors = { params: empty, ema: current.step.ema!, adamM: empty, adamV: empty };
-    saveCheckpoint(snapshotPath(out, stepNo), tensors, { ...progress, rng: rng.getState() }, config);
+    await saveCheckpoint(snapshotPath(out, stepNo), tensors, { ...progress, rng: rng.getState() }, config);
   };
 
   for (let p = progress.phase; p < config.phases.length && progress.step < total; p++) {
@@ -353,7 +354,7 @@ async function runTraining(
       progress.phase = p;
       progress.phaseStep = 0;
     }
-    current = startPhase(p, current);
+    current = await startPhase(p, current);
     const phase = config.phases[p];
 
     while (progress.step < bounds[p].end) {
@@ -377,8 +378,8 @@ async function runTraining(
       }
       // A video model's image phase trains on each clip's first frame (the temporal D^r).
       const images = current.model.levels[0].frames < dataFrames ? firstFrames(batch.images, dataFrames) : batch.images;
-      const gradients = current.step.computeGradients(images, cond, stepRng);
-      const result = current.step.update(dp ? dp.averageGradients(gradients) : gradients);
+      const gradients = await current.step.computeGradients(images, cond, stepRng);
+      const result = await current.step.update(dp ? await dp.averageGradients(gradients) : gradients);
       tf.dispose(
         [batch.images, images, cond.tokens, cond.mask, cond.labels, cond.lowRes].filter(
           (t) => t !== undefined,
@@ -441,16 +442,16 @@ async function runTraining(
       }
       if (stepNo % config.plotEvery === 0) log?.plot();
       // A skipped step never overwrites the last good checkpoint.
-      if (!skipped && stepNo % config.checkpointEvery === 0) checkpoint();
-      if (config.snapshotEvery > 0 && stepNo % config.snapshotEvery === 0) snapshot(stepNo);
+      if (!skipped && stepNo % config.checkpointEvery === 0) await checkpoint();
+      if (config.snapshotEvery > 0 && stepNo % config.snapshotEvery === 0) await snapshot(stepNo);
       if (config.sampling.every > 0 && stepNo % config.sampling.every === 0 && stepNo < total)
-        writeSamples(`step${stepNo}`);
+        await writeSamples(`step${stepNo}`);
     }
   }
   progressLine.done();
-  checkpoint();
+  await checkpoint();
   log?.plot();
-  writeSamples('final');
+  await writeSamples('final');
   current?.step.dispose();
   current?.model.dispose();
   autoencoder?.dispose();
@@ -476,7 +477,7 @@ export function lossOptionsOf(config: TrainConfig, levels: number): TrainConfig[
  * Writes samples.png (and samples-<tag>.png, samples.txt) from the phase's EMA weights; for a video
  * model samples.png is a contact sheet and samples-<k>.gif animates sample k. Returns the PNG's path.
  */
-function writeSampleGrid(
+async function writeSampleGrid(
   out: string,
   tag: string,
   phase: Phase,
@@ -487,8 +488,8 @@ function writeSampleGrid(
   config: TrainConfig,
   progressLine: ProgressLine,
   latent?: { autoencoder: AutoencoderKL; scaleFactor: number },
-): string {
-  let images = generate(phase.model, paramsFrom(phase.step.ema!), schedules.slice(phase.from), conditioner, {
+): Promise<string> {
+  let images = await generate(phase.model, paramsFrom(phase.step.ema!), schedules.slice(phase.from), conditioner, {
     captions: preview.captions,
     labels: preview.labels,
     steps: config.sampling.steps,

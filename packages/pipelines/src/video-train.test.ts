@@ -108,7 +108,7 @@ describe('a video run', () => {
       [8, 4],
       [8, 1],
     ]);
-    const samples = run.generate({
+    const samples = await run.generate({
       captions: ['soccer ball moving from left to right', ''],
       labels: [-1, -1],
       steps: 2,
@@ -190,7 +190,7 @@ describe('a video run', () => {
     expect(snr(clip)).toBeCloseTo(snr(image) / 2, 10);
   });
 
-  it('with rotary encoding, a training step leaves the stored frequencies as they are', () => {
+  it('with rotary encoding, a training step leaves the stored frequencies as they are', async () => {
     const config = parseTrainConfig(videoMicro);
     const model = new NestedUNet({ ...(config.model as object), rotaryPositions: true } as never, { seed: 2 });
     const freqs = [...model.params].filter(([name]) => name.endsWith('pos_emb.freqs'));
@@ -202,9 +202,9 @@ describe('a video run', () => {
     });
     const clips = new Rng(7).normalTensor([4, 8, 8, 3]) as tf.Tensor4D;
     const text = { tokens: new Rng(8).normalTensor([1, 3, 16]) as tf.Tensor3D };
-    const grads = step.computeGradients(clips, text, new Rng(9));
+    const grads = await step.computeGradients(clips, text, new Rng(9));
     expect([...grads.grads.keys()].some((n) => n.endsWith('pos_emb.freqs'))).toBe(false);
-    const result = step.update(grads);
+    const result = await step.update(grads);
     expect(result.skipped).toBeUndefined();
     freqs.forEach(([name, v], i) => expect(Float32Array.from(v.dataSync()), name).toEqual(before[i]));
     tf.dispose([clips, text.tokens]);
@@ -212,7 +212,7 @@ describe('a video run', () => {
     model.dispose();
   });
 
-  it('a mixed batch: the clip level sees the first sample, its first-frame level both', () => {
+  it('a mixed batch: the clip level sees the first sample, its first-frame level both', async () => {
     const config = parseTrainConfig(videoMicro);
     const model = new NestedUNet(config.model as never, { seed: 1 });
     const step = new TrainStep(model, levelSchedulesOf(config), {
@@ -222,7 +222,7 @@ describe('a video run', () => {
     const clips = new Rng(4).normalTensor([2 * 4, 8, 8, 3]) as tf.Tensor4D;
     const text = { tokens: new Rng(5).normalTensor([2, 3, 16]) as tf.Tensor3D };
     const before = tf.memory().numTensors;
-    const grads = step.computeGradients(clips, text, new Rng(6));
+    const grads = await step.computeGradients(clips, text, new Rng(6));
     expect(grads.mse).toHaveLength(2);
     expect(grads.mse.every(Number.isFinite)).toBe(true);
     // Every trainable parameter gets a gradient, the first-frame level's included.

@@ -285,12 +285,16 @@ export async function openLatentTrainingData(config: TrainConfig, stageDir: stri
   };
 }
 
-/** Decodes sampled latents (divided by the scale factor first) into images in [−1, 1]. */
-export function decodeLatents(autoencoder: AutoencoderKL, latents: LevelSamples, scaleFactor: number): LevelSamples {
+/** Decodes sampled latents (divided by the scale factor first) into images in [−1, 1]; an asynchronous read. */
+export async function decodeLatents(
+  autoencoder: AutoencoderKL,
+  latents: LevelSamples,
+  scaleFactor: number,
+): Promise<LevelSamples> {
   const { images } = latents;
   const z = tf.tidy(() => tf.div(levelSamplesTensor(latents), scaleFactor) as tf.Tensor4D);
   const decoded = autoencoder.decode(z);
-  const data = decoded.dataSync() as Float32Array;
+  const data = (await decoded.data()) as Float32Array;
   const r = decoded.shape[1];
   const c = decoded.shape[3];
   tf.dispose([z, decoded]);

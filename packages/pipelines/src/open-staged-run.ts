@@ -95,7 +95,9 @@ export async function openStagedRun(
     resolutions: [latent.imageResolution],
     // FID references and captions: the images the autoencoder encoded, at their own size.
     dataset: () => (images ??= latentDataset(top.config, latent.imageResolution)),
-    generate: async (options) => [decodeLatents(autoencoder, (await top.generate(options))[0], latent.scaleFactor)],
+    generate: async (options) => [
+      await decodeLatents(autoencoder, (await top.generate(options))[0], latent.scaleFactor),
+    ],
     dispose: () => {
       dispose();
       autoencoder.dispose();

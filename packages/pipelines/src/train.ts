@@ -501,7 +501,7 @@ async function writeSampleGrid(
     seed: config.seed + 12345,
     onStep: (i, all) => progressLine.update(`sampling ${tag}: step ${i + 1}/${all}`),
   });
-  if (latent) images = [decodeLatents(latent.autoencoder, images[0], latent.scaleFactor)];
+  if (latent) images = [await decodeLatents(latent.autoencoder, images[0], latent.scaleFactor)];
   // A video model: a contact sheet (rows = samples) and one looping GIF per sample.
   const video = images[0].frames > 1;
   const png = video ? contactSheetPng(images) : sampleGridPng(images);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BACKEND_NAMES, BackendError, type BackendName } from '@matryoshka-ts/core';
 import { registerKernelOverrides } from '@matryoshka-ts/kernels';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { hardwareWebGpu, startWebGpu } from './webgpu.js';
 
 export interface BackendOptions {
@@ -124,9 +125,21 @@ async function activate(name: Exclude<BackendName, 'auto'>): Promise<BackendInfo
   return { name: 'tensorflow', description: `tensorflow (${pkg}, libtensorflow)` };
 }
 
-/** Whether the system has a Vulkan loader, which Dawn needs to reach a GPU on Linux. */
-function hasVulkanLoader(): boolean {
+/**
+ * Whether Dawn could reach a GPU here: on Linux a Vulkan loader and a GPU device node (a DRM
+ * render node, or NVIDIA's). A machine with only a software Vulkan driver (lavapipe, for tests)
+ * has neither node, so `auto` does not even load Dawn there (and prints none of its warnings).
+ */
+function mayHaveGpu(): boolean {
   if (process.platform !== 'linux') return true;
+  const node = (dir: string, pattern: RegExp) => {
+    try {
+      return readdirSync(dir).some((name) => pattern.test(name));
+    } catch {
+      return false;
+    }
+  };
+  if (!node('/dev/dri', /^renderD\d+$/) && !node('/dev', /^nvidia\d+$/)) return false;
   const ldconfig = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' });
   return ldconfig.status === 0 ? ldconfig.stdout.includes('libvulkan.so.1') : true;
 }
@@ -151,7 +164,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
     // Fastest first: libtensorflow (CUDA when present), a GPU through WebGPU, our native kernels,
     // WebAssembly, pure JS.
     if (await loadNative()) info = await activate('tensorflow');
-    else if (await hardwareWebGpu(hasVulkanLoader())) info = await activate('webgpu');
+    else if (await hardwareWebGpu(mayHaveGpu())) info = await activate('webgpu');
     else {
       skippedNative = await nativeUnavailable();
       if (!skippedNative) info = await activate('native');

@@ -98,11 +98,11 @@ function describe(adapter: GpuAdapter): WebGpuAdapter {
 
 /**
  * Whether `auto` may use WebGPU: a hardware adapter found through Dawn. Dawn is not even loaded
- * where the machine has no Vulkan loader (`libvulkan.so.1`), so `auto` costs nothing there and
- * prints no Dawn warning.
+ * where the machine shows no GPU (`mayHaveGpu` false: no Vulkan loader or no GPU device node), so
+ * `auto` costs nothing there and prints no Dawn warning.
  */
-export async function hardwareWebGpu(hasVulkan: boolean): Promise<boolean> {
-  if (!hasVulkan && !process.env.MDM_WEBGPU_BACKEND) return false;
+export async function hardwareWebGpu(mayHaveGpu: boolean): Promise<boolean> {
+  if (!mayHaveGpu && !process.env.MDM_WEBGPU_BACKEND) return false;
   const found = await findAdapter(false).catch(() => undefined);
   return Boolean(found && !describe(found.adapter).software);
 }

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_NAMES, type BackendName, initBackend } from '@matryoshka-ts/backends';
 import { ConfigError } from '@matryoshka-ts/core';
+import { ONNX_DEVICES, type OnnxDevice } from '@matryoshka-ts/metrics';
 import { type Shard, parseShard, reportError, runBackend } from '@matryoshka-ts/pipelines';
 import { DEFAULT_AUG_LEVELS, compareCommand } from './compare-command.js';
 import { curvesCommand } from './curves-command.js';
@@ -49,6 +50,16 @@ const FRAMES_HELP =
   'read the source as video clips (a folder of clip folders of frame PNG/JPEGs, or of GIFs) and measure every ' +
   'frame; automatic for a directory with clips/ (as `generate` writes video samples) or holding only GIFs';
 
+/** `--device`: ONNX Runtime's execution provider for the ONNX networks a command runs. */
+const deviceOption = (what: string) =>
+  new Option(
+    '--device <kind>',
+    `where ONNX Runtime runs ${what}: cpu, cuda (CUDA 12 provider files) or webgpu ` +
+      "(a GPU through ONNX Runtime's built-in Dawn: Vulkan on Linux)",
+  )
+    .choices([...ONNX_DEVICES])
+    .default('cpu');
+
 /** Options that choose the feature / CLIP networks, shared by the commands that need them. */
 function networkOptions(cmd: Command, clip: boolean): Command {
   cmd
@@ -72,7 +83,8 @@ function networkOptions(cmd: Command, clip: boolean): Command {
       ).choices(['0-1', '0-255', '-1-1']),
     )
     .option('--cache <dir>', 'where the proxy network is cached (default ~/.cache/matryoshka-ts/proxy)')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKEND_NAMES]).default('auto'));
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKEND_NAMES]).default('auto'))
+    .addOption(deviceOption('the ONNX networks (--features file.onnx, --clip directory)'));
   if (clip) {
     cmd
       .option(
@@ -97,6 +109,7 @@ const networks = (o: Opts): NetworkOptions => ({
   size: o.size,
   range: o.range,
   cacheDir: o.cache,
+  device: o.device,
   log,
 });
 
@@ -210,7 +223,7 @@ program
   .option('--i3d <model.onnx>', 'I3D network as ONNX: input [N, 3, T, size, size] in [−1, 1], output features')
   .option('--i3d-size <px>', 'frame size the network takes', integer('--i3d-size'), 224)
   .option('--batch <clips>', 'clips per network batch', integer('--batch'), 8)
-  .addOption(new Option('--device <kind>', 'ONNX Runtime execution provider').choices(['cpu', 'cuda']).default('cpu'))
+  .addOption(deviceOption('the I3D network'))
   .action(
     async (o: {
       samples: string;
@@ -218,7 +231,7 @@ program
       i3d?: string;
       i3dSize: number;
       batch: number;
-      device: 'cpu' | 'cuda';
+      device: OnnxDevice;
     }) => print(await fvdCommand(o)),
   );
 

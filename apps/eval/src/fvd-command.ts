@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { ConfigError, DataError } from '@matryoshka-ts/core';
+import { BackendError, ConfigError, DataError } from '@matryoshka-ts/core';
 import {
   FeatureStats,
   type OnnxDevice,
@@ -73,6 +73,8 @@ export async function loadI3d(
   try {
     session = await onnxSession(bytes, options.device);
   } catch (error) {
+    // A device that cannot start (no CUDA files, no WebGPU adapter) says what to install.
+    if (error instanceof BackendError) throw error;
     throw new DataError(`--i3d ${path}: not a usable ONNX model (${(error as Error).message})`, { cause: error });
   }
   const inputName = session.inputNames[0];

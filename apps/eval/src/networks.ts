@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   type ClipModel,
   type FeatureExtractor,
+  type OnnxDevice,
   type ResizeMethod,
   loadOnnxClip,
   loadOnnxFeatureExtractor,
@@ -21,6 +22,8 @@ export interface NetworkOptions {
   size?: number;
   range?: '0-1' | '0-255' | '-1-1';
   cacheDir?: string;
+  /** Where ONNX Runtime runs the ONNX networks (default cpu); the proxy and TF.js models run on the tfjs backend. */
+  device?: OnnxDevice;
   /** The proxy's architecture and training (defaults: PROXY_SHAPE, PROXY_TRAINING); tests use a small one. */
   proxy?: Pick<ProxyOptions, 'shape' | 'training' | 'categories'>;
   log?: (line: string) => void;
@@ -49,7 +52,7 @@ export async function openFeatures(options: NetworkOptions): Promise<FeatureExtr
       `--features ${spec}: no such file or directory (give an ONNX file, a TF.js graph model directory, or 'proxy')`,
     );
   const input = { resize: options.resize, size: options.size, range: options.range };
-  if (spec.endsWith('.onnx')) return loadOnnxFeatureExtractor(spec, input);
+  if (spec.endsWith('.onnx')) return loadOnnxFeatureExtractor(spec, { ...input, device: options.device });
   if (spec.endsWith('model.json') || (statSync(spec).isDirectory() && existsSync(join(spec, 'model.json'))))
     return loadTfjsGraphFeatureExtractor(spec, input);
   throw new ConfigError(`--features ${spec}: not an .onnx file or a TF.js graph model (model.json)`);
@@ -60,5 +63,5 @@ export async function openClip(options: NetworkOptions): Promise<ClipModel | und
   const spec = options.clip ?? 'proxy';
   if (spec === 'none') return undefined;
   if (spec === 'proxy') return (await proxyClip(options)).clip;
-  return loadOnnxClip(spec);
+  return loadOnnxClip(spec, { device: options.device });
 }

@@ -1,68 +1,18 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClipTokenizer, bytesToUnicode } from '@matryoshka-ts/text-encoders';
-import { ONNX_FLOAT, ONNX_INT64, onnxModel, seeded } from '@matryoshka-ts/test-utils';
+import { ClipTokenizer } from '@matryoshka-ts/text-encoders';
+import { seeded } from '@matryoshka-ts/test-utils';
 import { DataError } from '@matryoshka-ts/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ClipModel, clipScore, clipScoreOfCosine, loadOnnxClip } from './clip-score.js';
 import { type Uint8Image, clipPreprocess } from './resize.js';
+import { writeTinyClip } from './test-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mdm-clip-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// A tiny CLIP in transformers.js's layout: tokenizer files at the top, towers under onnx/.
-// Text tower: mean over the 77 positions of an embedding table E[ids]. Image tower: per-channel
-// mean of the preprocessed pixels times a 3×3 matrix P.
-const D = 3;
-const symbols = bytesToUnicode();
-const vocab: Record<string, number> = {};
-for (const s of symbols) vocab[s] = Object.keys(vocab).length;
-for (const s of symbols) vocab[`${s}</w>`] = Object.keys(vocab).length;
-const merges: Array<[string, string]> = [
-  ['c', 'a'],
-  ['ca', 't</w>'],
-  ['d', 'o'],
-  ['do', 'g</w>'],
-];
-for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
-vocab['<|startoftext|>'] = Object.keys(vocab).length;
-vocab['<|endoftext|>'] = Object.keys(vocab).length;
-const V = Object.keys(vocab).length;
-const u = seeded(3);
-const E = Float32Array.from({ length: V * D }, () => u() * 2 - 1);
-const P = Float32Array.from({ length: 3 * D }, () => u() * 2 - 1);
-writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
-writeFileSync(join(dir, 'merges.txt'), `#version: 0.2\n${merges.map((m) => m.join(' ')).join('\n')}\n`);
-mkdirSync(join(dir, 'onnx'));
-writeFileSync(
-  join(dir, 'onnx', 'text_model.onnx'),
-  onnxModel({
-    inputs: [
-      { name: 'input_ids', type: ONNX_INT64, shape: ['n', 77] },
-      { name: 'attention_mask', type: ONNX_INT64, shape: ['n', 77] },
-    ],
-    outputs: [{ name: 'text_embeds', type: ONNX_FLOAT, shape: ['n', D] }],
-    initializers: [{ name: 'E', dims: [V, D], data: E }],
-    nodes: [
-      { op: 'Gather', inputs: ['E', 'input_ids'], outputs: ['g'], attributes: { axis: 0 } },
-      { op: 'ReduceMean', inputs: ['g'], outputs: ['text_embeds'], attributes: { axes: [1], keepdims: 0 } },
-    ],
-  }),
-);
-writeFileSync(
-  join(dir, 'onnx', 'vision_model.onnx'),
-  onnxModel({
-    inputs: [{ name: 'pixel_values', type: ONNX_FLOAT, shape: ['n', 3, 224, 224] }],
-    outputs: [{ name: 'image_embeds', type: ONNX_FLOAT, shape: ['n', D] }],
-    initializers: [{ name: 'P', dims: [3, D], data: P }],
-    nodes: [
-      { op: 'GlobalAveragePool', inputs: ['pixel_values'], outputs: ['p'] },
-      { op: 'Flatten', inputs: ['p'], outputs: ['f'], attributes: { axis: 1 } },
-      { op: 'MatMul', inputs: ['f', 'P'], outputs: ['image_embeds'] },
-    ],
-  }),
-);
+const { D, E, P, vocab, merges } = writeTinyClip(dir);
 
 function image(seed: number, width: number, height: number): Uint8Image {
   const r = seeded(seed);

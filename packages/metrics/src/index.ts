@@ -26,7 +26,14 @@ export { loadOnnxFeatureExtractor } from './onnx-features.js';
 export type { OnnxFeatureOptions } from './onnx-features.js';
 export { loadTfjsGraphFeatureExtractor } from './tfjs-graph-features.js';
 export type { TfjsGraphFeatureOptions } from './tfjs-graph-features.js';
-export { ONNX_RUNTIME_INSTALL_HINT, onnxRuntime, onnxSession, readOnnxFile } from './onnx-runtime.js';
+export {
+  ONNX_DEVICES,
+  ONNX_RUNTIME_INSTALL_HINT,
+  describeOnnxDevice,
+  onnxRuntime,
+  onnxSession,
+  readOnnxFile,
+} from './onnx-runtime.js';
 export type { OnnxDevice, OrtRuntime, OrtSession, OrtTensor } from './onnx-runtime.js';
 export { clipScore, clipScoreOfCosine, loadOnnxClip } from './clip-score.js';
 export type { ClipModel, ClipScoreDefinition, ClipScoreResult } from './clip-score.js';

@@ -8,6 +8,7 @@ export interface OnnxFeatureOptions extends Partial<NetworkInput> {
   /** Input and output names (default: the model's first of each). */
   inputName?: string;
   outputName?: string;
+  /** Where the session runs (default `cpu`; `cuda` or `webgpu` where onnxruntime-node can start them). */
   device?: OnnxDevice;
 }
 

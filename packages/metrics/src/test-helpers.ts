@@ -1,9 +1,12 @@
 /**
  * Test-only helpers (imported by the *.test.ts files; not exported from the package): a seeded
- * generator, Gaussian samples, and a way to run python3 with numpy/scipy as the reference.
+ * generator, Gaussian samples, a tiny CLIP, and a way to run python3 with numpy/scipy as the reference.
  */
-import { pythonCandidates, seeded } from '@matryoshka-ts/test-utils';
+import { ONNX_FLOAT, ONNX_INT64, onnxModel, pythonCandidates, seeded } from '@matryoshka-ts/test-utils';
+import { bytesToUnicode } from '@matryoshka-ts/text-encoders';
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export { seeded };
 
@@ -96,4 +99,63 @@ export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): nu
     den = Math.max(den, Math.abs(b[i]));
   }
   return den === 0 ? num : num / den;
+}
+
+/**
+ * Writes a tiny CLIP into `dir` in transformers.js's layout: tokenizer files (vocab.json,
+ * merges.txt) at the top, towers under onnx/. Text tower: mean over the 77 positions of an
+ * embedding table E[ids]. Image tower: per-channel mean of the preprocessed pixels times a 3×D
+ * matrix P. Returns the weights, for references computed outside ONNX Runtime.
+ */
+export function writeTinyClip(dir: string) {
+  const D = 3;
+  const symbols = bytesToUnicode();
+  const vocab: Record<string, number> = {};
+  for (const s of symbols) vocab[s] = Object.keys(vocab).length;
+  for (const s of symbols) vocab[`${s}</w>`] = Object.keys(vocab).length;
+  const merges: Array<[string, string]> = [
+    ['c', 'a'],
+    ['ca', 't</w>'],
+    ['d', 'o'],
+    ['do', 'g</w>'],
+  ];
+  for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
+  vocab['<|startoftext|>'] = Object.keys(vocab).length;
+  vocab['<|endoftext|>'] = Object.keys(vocab).length;
+  const V = Object.keys(vocab).length;
+  const u = seeded(3);
+  const E = Float32Array.from({ length: V * D }, () => u() * 2 - 1);
+  const P = Float32Array.from({ length: 3 * D }, () => u() * 2 - 1);
+  mkdirSync(join(dir, 'onnx'), { recursive: true });
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  writeFileSync(join(dir, 'merges.txt'), `#version: 0.2\n${merges.map((m) => m.join(' ')).join('\n')}\n`);
+  writeFileSync(
+    join(dir, 'onnx', 'text_model.onnx'),
+    onnxModel({
+      inputs: [
+        { name: 'input_ids', type: ONNX_INT64, shape: ['n', 77] },
+        { name: 'attention_mask', type: ONNX_INT64, shape: ['n', 77] },
+      ],
+      outputs: [{ name: 'text_embeds', type: ONNX_FLOAT, shape: ['n', D] }],
+      initializers: [{ name: 'E', dims: [V, D], data: E }],
+      nodes: [
+        { op: 'Gather', inputs: ['E', 'input_ids'], outputs: ['g'], attributes: { axis: 0 } },
+        { op: 'ReduceMean', inputs: ['g'], outputs: ['text_embeds'], attributes: { axes: [1], keepdims: 0 } },
+      ],
+    }),
+  );
+  writeFileSync(
+    join(dir, 'onnx', 'vision_model.onnx'),
+    onnxModel({
+      inputs: [{ name: 'pixel_values', type: ONNX_FLOAT, shape: ['n', 3, 224, 224] }],
+      outputs: [{ name: 'image_embeds', type: ONNX_FLOAT, shape: ['n', D] }],
+      initializers: [{ name: 'P', dims: [3, D], data: P }],
+      nodes: [
+        { op: 'GlobalAveragePool', inputs: ['pixel_values'], outputs: ['p'] },
+        { op: 'Flatten', inputs: ['p'], outputs: ['f'], attributes: { axis: 1 } },
+        { op: 'MatMul', inputs: ['f', 'P'], outputs: ['image_embeds'] },
+      ],
+    }),
+  );
+  return { D, E, P, vocab, merges };
 }

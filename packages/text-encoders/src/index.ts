@@ -21,10 +21,20 @@ export type {
   TextFeaturePart,
 } from './text-feature-cache.js';
 export {
+  ONNX_DEVICES,
   ONNX_RUNTIME_INSTALL_HINT,
+  describeOnnxDevice,
   onnxRuntime,
   onnxSession,
   onnxSessionFromFile,
+  onnxWebGpuAdapter,
   readOnnxFile,
 } from './onnx-runtime.js';
-export type { OnnxDevice, OrtRuntime, OrtSession, OrtTensor, OrtValueMetadata } from './onnx-runtime.js';
+export type {
+  OnnxDevice,
+  OnnxWebGpuAdapter,
+  OrtRuntime,
+  OrtSession,
+  OrtTensor,
+  OrtValueMetadata,
+} from './onnx-runtime.js';

@@ -15,7 +15,10 @@ import type { AsyncTextEncoder, EncodedTextArrays } from './text-encoder.js';
 import { type BatchTokenizer, tokenizerFromDirectory } from './tokenizer-from-directory.js';
 
 export interface OnnxTextEncoderOptions {
-  /** Where the session runs (default `cpu`); `cuda` needs onnxruntime-node's CUDA provider files. */
+  /**
+   * Where the session runs (default `cpu`); `cuda` needs onnxruntime-node's CUDA provider files,
+   * `webgpu` a GPU's Vulkan driver on Linux (ONNX Runtime's Dawn is built in).
+   */
   device?: OnnxDevice;
   /** Tokens L per caption, eos included (default 128 for T5, the CLIP context length, 77). */
   maxTokens?: number;

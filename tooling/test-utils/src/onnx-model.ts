@@ -40,7 +40,10 @@ export interface OnnxGraph {
 }
 
 class ProtoWriter {
-  private readonly parts: number[] = [];
+  // Whole byte arrays (tensor data, nested messages) are kept as chunks, not copied byte by byte,
+  // so a model with tens of millions of weights (bench's full-size Inception) writes in a second.
+  private readonly chunks: Uint8Array[] = [];
+  private pending: number[] = [];
 
   varint(field: number, value: number | bigint): this {
     this.key(field, 0);
@@ -51,7 +54,8 @@ class ProtoWriter {
   bytes(field: number, data: Uint8Array): this {
     this.key(field, 2);
     this.rawVarint(BigInt(data.length));
-    for (const b of data) this.parts.push(b);
+    this.flush();
+    this.chunks.push(data);
     return this;
   }
 
@@ -66,12 +70,24 @@ class ProtoWriter {
   float(field: number, value: number): this {
     this.key(field, 5);
     const b = new Uint8Array(new Float32Array([value]).buffer);
-    for (const x of b) this.parts.push(x);
+    for (const x of b) this.pending.push(x);
     return this;
   }
 
   finish(): Uint8Array {
-    return Uint8Array.from(this.parts);
+    this.flush();
+    const out = new Uint8Array(this.chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+
+  private flush(): void {
+    if (this.pending.length) this.chunks.push(Uint8Array.from(this.pending));
+    this.pending = [];
   }
 
   private key(field: number, wire: number): void {
@@ -83,7 +99,7 @@ class ProtoWriter {
       let byte = Number(v & 0x7fn);
       v >>= 7n;
       if (v !== 0n) byte |= 0x80;
-      this.parts.push(byte);
+      this.pending.push(byte);
     } while (v !== 0n);
   }
 }

@@ -1,1 +1,4 @@
-export { default } from '../../tooling/tsup.library.mjs';
+import { libraryConfig } from '../../tooling/tsup.library.mjs';
+
+// `@matryoshka-ts/text-encoders/browser` (src/browser.ts): the encoders without Node modules.
+export default libraryConfig(['src/index.ts', 'src/browser.ts']);

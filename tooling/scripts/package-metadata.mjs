@@ -61,16 +61,23 @@ const ORDER = [
   'publishConfig',
 ];
 
-/** Every package.json under packages/ and apps/ (the published ones) with its folder. */
-export function publishedPackages() {
+/** Every package.json under packages/ and apps/ with its folder; the published ones are those not private. */
+function workspacePackages() {
   const found = [];
   for (const group of ['packages', 'apps']) {
     for (const name of readdirSync(join(root, group)).sort()) {
       const file = join(root, group, name, 'package.json');
-      if (existsSync(file)) found.push({ dir: `${group}/${name}`, folder: name, file });
+      if (!existsSync(file)) continue;
+      const isPrivate = JSON.parse(readFileSync(file, 'utf8')).private === true;
+      found.push({ dir: `${group}/${name}`, folder: name, file, isPrivate });
     }
   }
   return found;
+}
+
+/** Every published package.json under packages/ and apps/ (a private app, the web page, is not) with its folder. */
+export function publishedPackages() {
+  return workspacePackages().filter((p) => !p.isPrivate);
 }
 
 function expected(pkg, { dir, folder }) {
@@ -90,9 +97,13 @@ function expected(pkg, { dir, folder }) {
   };
   delete next.private;
   if (!cli) {
-    const entry = pkg.exports?.['.'];
-    if (!entry?.types || !entry?.default) throw new Error(`${dir}: exports['.'] needs types and default`);
-    next.publishConfig.exports = { '.': { types: entry.types, default: entry.default } };
+    // Every entry (`.` and subpaths such as `./bytes`), without the workspace-only `source`.
+    if (!pkg.exports?.['.']) throw new Error(`${dir}: exports['.'] needs types and default`);
+    next.publishConfig.exports = {};
+    for (const [path, entry] of Object.entries(pkg.exports)) {
+      if (!entry?.types || !entry?.default) throw new Error(`${dir}: exports['${path}'] needs types and default`);
+      next.publishConfig.exports[path] = { types: entry.types, default: entry.default };
+    }
   }
   const ordered = {};
   for (const key of ORDER) if (key in next) ordered[key] = next[key];
@@ -116,6 +127,10 @@ if (process.argv[1] === new URL(import.meta.url).pathname) {
   }
   // Every private workspace package stays out of the release's versioning.
   const ignored = new Set(JSON.parse(readFileSync(join(root, '.changeset', 'config.json'), 'utf8')).ignore);
+  for (const app of workspacePackages().filter((p) => p.isPrivate)) {
+    const { name } = JSON.parse(readFileSync(app.file, 'utf8'));
+    if (!ignored.has(name)) stale.push(`.changeset/config.json: "ignore" lacks ${name}`);
+  }
   for (const group of ['tooling', 'bench']) {
     const dirs = group === 'bench' ? [''] : readdirSync(join(root, group));
     for (const name of dirs) {

@@ -17,6 +17,7 @@ import {
   trainRun,
 } from '@matryoshka-ts/pipelines';
 import { cacheCommand } from './cache-command.js';
+import { exportWebCommand } from './export-command.js';
 import { modelInfo } from './info.js';
 import { sampleCommand } from './sample-command.js';
 import { freshRunConfig, shardArgument } from './run-config.js';
@@ -181,6 +182,22 @@ program
   .action(async (options) => {
     const path = await sampleCommand(options);
     console.log(`samples: ${path}`);
+  });
+
+program
+  .command('export')
+  .description(
+    'Write what a web page needs to sample a run (apps/web) into a folder: config.json (the resolved config), ' +
+      'weights.safetensors (the weights `sample` uses: EMA by default) and web-run.json (levels, text encoder, ' +
+      'sampling defaults). A single model (mdm or simple run) with the hashed-word encoder, labels or none.',
+  )
+  .requiredOption('--run <dir>', 'run directory (or one checkpoint or snapshot file)')
+  .requiredOption('--web <dir>', 'folder to write the web run into (created if missing)')
+  .option('--no-ema', 'export the raw weights instead of the EMA')
+  .option('--allow-nonfinite', 'export even if weights hold NaN or Inf (refused by default, naming the tensors)')
+  .action(async (options) => {
+    const files = await exportWebCommand(options);
+    console.log(`web run: ${options.web} (${files.map((f) => f.split('/').pop()).join(', ')})`);
   });
 
 program

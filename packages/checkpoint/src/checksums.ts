@@ -1,4 +1,3 @@
-import * as zlib from 'node:zlib';
 import { crc32Portable } from '@matryoshka-ts/core';
 
 /**
@@ -14,8 +13,14 @@ export interface Checksums {
   tensors: Record<string, string>;
 }
 
-// zlib.crc32 (Node ≥ 20.15) runs at memory speed; older Node 20 releases get the portable one.
-const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+/**
+ * Node's zlib.crc32 runs at memory speed. It is looked up at run time through
+ * `process.getBuiltinModule` (Node ≥ 20.16), not imported, so that this module loads in a web page
+ * too; there, and on Node releases without it, the portable table-driven CRC-32 runs (the same values).
+ */
+type Zlib = { crc32?: (data: Uint8Array, value?: number) => number };
+const nodeProcess = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+const nativeCrc32 = (nodeProcess?.getBuiltinModule?.('zlib') as Zlib | undefined)?.crc32;
 
 /** CRC-32 (zip's polynomial) of `data`, continuing from `value` for data that comes in pieces. */
 export function crc32(data: Uint8Array, value = 0): number {

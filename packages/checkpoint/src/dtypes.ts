@@ -87,8 +87,13 @@ function floatToBf16(value: number): number {
 /** Decodes `count` little-endian elements of `dtype` from `bytes`. */
 export function decodeElements(dtype: Dtype, bytes: Uint8Array, count: number): TensorData {
   if (LITTLE_ENDIAN_HOST) {
-    // Fast path: copy the bytes into a fresh (aligned) buffer and view them.
-    const copy = (n: number) => bytes.slice(0, count * n).buffer;
+    // Fast path: copy the bytes into a fresh (aligned) buffer and view them. Not `bytes.slice`:
+    // on a Node Buffer (a file read whole) that is a view of a larger, shared buffer.
+    const copy = (n: number) => {
+      const out = new Uint8Array(count * n);
+      out.set(bytes.subarray(0, count * n));
+      return out.buffer;
+    };
     if (dtype === 'F32') return new Float32Array(copy(4));
     if (dtype === 'F64') return new Float64Array(copy(8));
     if (dtype === 'I32') return new Int32Array(copy(4));

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '@matryoshka-ts/core';
-import { type TrainConfigInput, applyOverride, parseTrainConfig, readConfigFile } from './config.js';
+import { type TrainConfigInput, applyOverride, parseTrainConfig } from './config.js';
+import { readConfigFile } from './config-file.js';
 import { jsonSyntaxError } from './json-position.js';
 import { TRAIN_PRESETS } from './train-presets.js';
 

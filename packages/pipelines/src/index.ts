@@ -17,12 +17,12 @@ export {
   levelSchedulesOf,
   modelConfigOf,
   parseTrainConfig,
-  readConfigFile,
   runKindOf,
   trainConfigSchema,
   unetConfigOf,
 } from './config.js';
 export type { RunKind, TrainConfig, TrainConfigInput } from './config.js';
+export { readConfigFile } from './config-file.js';
 // What a training step would need (memory, the largest tensor), checked before any allocation.
 export {
   COPIES_PER_PARAMETER,
@@ -102,6 +102,15 @@ export { checkProgress, prepareFreshRunFolder } from './run-folder.js';
 export type { InitialWeights } from './init-from.js';
 export type { OpenRun, OpenRunOptions, RunGenerateOptions } from './open-run.js';
 export { generate } from './generate.js';
+// Exported runs for a web page (`mdm-train export --web`); `@matryoshka-ts/pipelines/browser` holds what the page runs.
+export {
+  WEB_RUN_FILE,
+  openWebRun,
+  parseWebRunManifest,
+  webExportProblem,
+  webRunManifestSchema,
+} from './web-run.js';
+export type { WebRun, WebRunFiles, WebRunManifest } from './web-run.js';
 export type { GenerateOptions, LevelSamples } from './generate.js';
 export { sampleGridPng } from './grid.js';
 export { clipGif, contactSheetPng, writeVideoSamples } from './video-output.js';

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 /** The repository root. */
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
 
-/** The packages npm users install: every package.json under packages/ and apps/. */
+/** The packages npm users install: every package.json under packages/ and apps/ but the private ones (the web page). */
 export function publishedPackages() {
   const found = [];
   for (const group of ['packages', 'apps']) {
@@ -16,6 +16,7 @@ export function publishedPackages() {
       const file = join(root, group, folder, 'package.json');
       if (!existsSync(file)) continue;
       const manifest = JSON.parse(readFileSync(file, 'utf8'));
+      if (manifest.private) continue;
       found.push({ dir: `${group}/${folder}`, name: manifest.name, manifest });
     }
   }

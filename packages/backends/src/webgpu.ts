@@ -52,6 +52,16 @@ const INSTALL =
   'Install them next to your app (`npm i webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0`, or pnpm add / yarn add)';
 
 /**
+ * Dawn's instances, one per MDM_WEBGPU_BACKEND value, kept for the life of the process: an
+ * instance that is garbage-collected while its event processing is still scheduled crashes the
+ * process (a segfault in dawn::native::InstanceBase::ProcessEvents, seen after a second start).
+ */
+const instances = new Map<string, Gpu>();
+
+/** The backend `startWebGpu` registered, for which Dawn backend, and its adapter. */
+let started: { key: string; factory: unknown; adapter: WebGpuAdapter } | undefined;
+
+/**
  * Finds a WebGPU adapter through Dawn's Node bindings (the `webgpu` package: `dawn.node` ships in
  * its tarball, nothing is downloaded). `MDM_WEBGPU_BACKEND` picks Dawn's backend (`vulkan`, the
  * default on Linux; `opengl` for Mesa's software llvmpipe, headless through EGL's surfaceless
@@ -73,7 +83,11 @@ async function findAdapter(required: boolean): Promise<{ gpu: Gpu; adapter: GpuA
   const backend = process.env.MDM_WEBGPU_BACKEND;
   // Mesa's EGL needs a platform without a display server; surfaceless is the one that has none.
   if (backend === 'opengl' || backend === 'opengles') process.env.EGL_PLATFORM ??= 'surfaceless';
-  const gpu = dawn.create(backend ? [`backend=${backend}`] : []);
+  let gpu = instances.get(backend ?? '');
+  if (!gpu) {
+    gpu = dawn.create(backend ? [`backend=${backend}`] : []);
+    instances.set(backend ?? '', gpu);
+  }
   // Dawn's OpenGL backend offers only WebGPU's compatibility profile.
   const featureLevel = backend?.startsWith('opengl') ? 'compatibility' : 'core';
   const adapter = await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' });
@@ -114,6 +128,12 @@ export async function hardwareWebGpu(mayHaveGpu: boolean): Promise<boolean> {
  * OffscreenCanvas.
  */
 export async function startWebGpu(): Promise<WebGpuAdapter> {
+  // Started before in this process (a switch to cpu and back): the same device, no new one.
+  const key = process.env.MDM_WEBGPU_BACKEND ?? '';
+  if (started?.key === key && tf.findBackendFactory('webgpu') === started.factory) {
+    if (!(await tf.setBackend('webgpu'))) throw new BackendError('The webgpu backend failed to initialise.');
+    return started.adapter;
+  }
   const found = await findAdapter(true);
   if (!found)
     throw new BackendError(
@@ -136,8 +156,10 @@ export async function startWebGpu(): Promise<WebGpuAdapter> {
   // The package registered a factory that asks navigator.gpu for an adapter with its own
   // options; ours is the adapter chosen here (compatibility profile, limits).
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => new webgpu.WebGPUBackend(device, adapter.info));
+  const factory = () => new webgpu.WebGPUBackend(device, adapter.info);
+  tf.registerBackend('webgpu', factory);
   if (!(await tf.setBackend('webgpu'))) throw new BackendError('The webgpu backend failed to initialise.');
   splitWebGpuAddN(device.limits.maxStorageBuffersPerShaderStage ?? 8);
-  return describe(adapter);
+  started = { key, factory, adapter: describe(adapter) };
+  return started.adapter;
 }

@@ -80,11 +80,24 @@ function asReference(ours: tf.Tensor, refShape: number[]): tf.Tensor {
  * summation orders; PyTorch itself moves by 2e-6 between 1 and 2 threads), gradients 1e-3 of the
  * largest entry of each gradient.
  */
-export function modelParitySuite(backend: Exclude<BackendName, 'auto'>): void {
-  for (const kind of MODEL_FIXTURE_KINDS) modelParityOf(backend, kind);
+export function modelParitySuite(backend: Exclude<BackendName, 'auto'>, options: ParityOptions = {}): void {
+  for (const kind of MODEL_FIXTURE_KINDS) modelParityOf(backend, kind, options.fixtures);
 }
 
-function modelParityOf(backend: Exclude<BackendName, 'auto'>, kind: FixtureKind): void {
+/** Outputs and intermediates: absolute; gradients: relative to each gradient's largest entry. */
+const tol = { forward: 1e-4, gradient: 1e-3 };
+
+/** How a backend's run of a parity suite differs from the default one. */
+export interface ParityOptions {
+  /** Which fixture folders run (default: all; the webgpu suites' choice: `webgpuFixtures`). */
+  fixtures?: (fixture: FixtureFolder) => boolean;
+}
+
+function modelParityOf(
+  backend: Exclude<BackendName, 'auto'>,
+  kind: FixtureKind,
+  only?: (fixture: FixtureFolder) => boolean,
+): void {
   forEachFixture(
     `model parity on ${backend}`,
     (fixture) => {
@@ -93,6 +106,8 @@ function modelParityOf(backend: Exclude<BackendName, 'auto'>, kind: FixtureKind)
       const levels = fixture.config.num_levels;
       const frames = (n: number) => levelFrames(fixture, n);
       const read = (name: string) => io.read(name);
+      // The largest differences measured, printed after the folder's tests (the tolerances' margins).
+      const worst = { forward: 0, gradient: 0 };
 
       beforeAll(async () => {
         await initBackend({ backend, quiet: true });
@@ -102,7 +117,17 @@ function modelParityOf(backend: Exclude<BackendName, 'auto'>, kind: FixtureKind)
       afterAll(() => {
         model?.dispose();
         io?.close();
+        console.log(
+          `[parity] model ${fixture.name} on ${backend}: forward max |Δ| ${worst.forward.toExponential(2)} ` +
+            `(≤ ${tol.forward}), gradients max |Δ| / max |ref| ${worst.gradient.toExponential(2)} (≤ ${tol.gradient})`,
+        );
       });
+      /** |Δ| ≤ tol.gradient of the reference's largest entry; records the ratio. */
+      const expectGradient = (ours: ArrayLike<number>, ref: ArrayLike<number>, what: string) => {
+        const d = maxAbsDiff(ours, ref);
+        worst.gradient = Math.max(worst.gradient, d / maxAbs(ref));
+        expect(d, what).toBeLessThanOrEqual(tol.gradient * maxAbs(ref));
+      };
 
       const inputs = () => ({
         x: Array.from({ length: levels }, (_, n) => levelTensor(read(`x.level${n}`), frames(n))),
@@ -130,8 +155,10 @@ function modelParityOf(backend: Exclude<BackendName, 'auto'>, kind: FixtureKind)
         });
       });
 
-      it('forward: every level output and debug intermediate within 1e-4', () => {
+      it('forward: every level output and debug intermediate within 1e-4', async () => {
         const debug = new Map<string, tf.Tensor>();
+        // The native backend is wasm with our kernels registered over its own.
+        expect(tf.getBackend()).toBe(backend === 'native' ? 'wasm' : backend);
         const start = tf.memory().numTensors;
         const input = inputs();
         const outputs = model.forward(input, { debug: (name, t) => debug.set(name, t) });
@@ -149,14 +176,16 @@ function modelParityOf(backend: Exclude<BackendName, 'auto'>, kind: FixtureKind)
         }
         for (const [name, ours, ref] of expected) {
           expect(ours.shape, name).toEqual(ref.shape);
-          expect(maxAbsDiff(ours.dataSync(), toFloat32(ref.data)), name).toBeLessThanOrEqual(1e-4);
+          const d = maxAbsDiff(await ours.data(), toFloat32(ref.data));
+          worst.forward = Math.max(worst.forward, d);
+          expect(d, name).toBeLessThanOrEqual(tol.forward);
         }
         tf.dispose([...debug.values(), ...expected.map(([, t]) => t), ...outputs]);
         tf.dispose([...input.x, input.tokens, input.mask]);
         expect(tf.memory().numTensors, 'tensors leaked by forward').toBe(start);
       });
 
-      it('backward: every stored gradient within 1e-3 of its largest entry', () => {
+      it('backward: every stored gradient within 1e-3 of its largest entry', async () => {
         const gradNames = io.names.filter((n) => n.startsWith('grad.')).map((n) => n.slice(5));
         const paramNames = gradNames.filter((n) => model.params.has(n));
         const input = inputs();
@@ -175,27 +204,27 @@ function modelParityOf(backend: Exclude<BackendName, 'auto'>, kind: FixtureKind)
           return tf.addN(outs.map((o, n) => tf.sum(tf.mul(o, R[n])))) as tf.Scalar;
         })(args);
         const objective = toNumbers(read('objective').data)[0];
-        expect(Math.abs(value.dataSync()[0] - objective)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(objective)));
-        const specs = new Map(model.specs.map((s) => [s.name, s]));
-        paramNames.forEach((name, i) => {
-          const ref = fromTorchLayout(specs.get(name)!, toFloat32(read(`grad.${name}`).data));
-          const d = maxAbsDiff(grads[i].dataSync(), ref);
-          expect(d, `grad.${name}`).toBeLessThanOrEqual(1e-3 * maxAbs(ref));
-        });
-        const refTokens = toFloat32(read('grad_input.lm_outputs').data);
-        expect(maxAbsDiff(grads[paramNames.length].dataSync(), refTokens), 'lm_outputs').toBeLessThanOrEqual(
-          1e-3 * maxAbs(refTokens),
+        expect(Math.abs((await value.data())[0] - objective)).toBeLessThanOrEqual(
+          tol.forward * Math.max(1, Math.abs(objective)),
         );
+        const specs = new Map(model.specs.map((s) => [s.name, s]));
+        for (const [i, name] of paramNames.entries()) {
+          const ref = fromTorchLayout(specs.get(name)!, toFloat32(read(`grad.${name}`).data));
+          expectGradient(await grads[i].data(), ref, `grad.${name}`);
+        }
+        const refTokens = toFloat32(read('grad_input.lm_outputs').data);
+        expectGradient(await grads[paramNames.length].data(), refTokens, 'lm_outputs');
         const gx = xLevels.map((n, i) => officialLayout(grads[paramNames.length + 1 + i] as tf.Tensor4D, frames(n)));
-        xLevels.forEach((n, i) => {
+        for (const [i, n] of xLevels.entries()) {
           const refX = toFloat32(read(`grad_input.x.level${n}`).data);
-          expect(maxAbsDiff(gx[i].dataSync(), refX), `x level ${n}`).toBeLessThanOrEqual(1e-3 * maxAbs(refX));
-        });
+          expectGradient(await gx[i].data(), refX, `x level ${n}`);
+        }
         expect(xLevels.length, 'the folder stores an input gradient').toBeGreaterThan(0);
         expect(paramNames, 'every grad.* in io.safetensors names a model parameter').toHaveLength(gradNames.length);
         tf.dispose([value, ...grads, ...gx, ...R, ...input.x, input.tokens, input.mask]);
       });
     },
     kind,
+    only,
   );
 }

@@ -20,7 +20,14 @@ import {
 } from '@matryoshka-ts/samplers';
 import { type LevelSchedules, levelSchedules, samplingGrid, squaredCosineSchedule } from '@matryoshka-ts/schedules';
 import type { FixtureFolder } from '@matryoshka-ts/test-utils';
-import { MODEL_FIXTURE_KINDS, levelFrames, levelTensor, modelFromFixture, officialLayout } from './model-parity.js';
+import {
+  MODEL_FIXTURE_KINDS,
+  type ParityOptions,
+  levelFrames,
+  levelTensor,
+  modelFromFixture,
+  officialLayout,
+} from './model-parity.js';
 import { forEachFixture } from './suite.js';
 
 /** The `sampler` section of a fixture's config.json (see the fixture README). */
@@ -46,16 +53,15 @@ interface SamplerConfig {
  * - Network output and complete runs: float32 accumulation in a different summation order through
  *   every layer, repeated over 5 steps: 1e-4 absolute.
  */
-const STEP_TOL = 1e-5;
-const NETWORK_TOL = 1e-4;
+const tol = { step: 1e-5, network: 1e-4 };
 
 /**
  * Largest |ours − reference| over an NHWC tensor compared with an NCHW fixture array; a level of
  * `frames` > 1 holds each clip as one sample ([B, F·r, r, C], as the samplers see it).
  */
-function diffToFixture(ours: tf.Tensor4D, ref: Float32Array, frames = 1): number {
+async function diffToFixture(ours: tf.Tensor4D, ref: Float32Array, frames = 1): Promise<number> {
   const nchw = tf.tidy(() => officialLayout(clipRowsToFrames(ours, frames), frames));
-  const data = nchw.dataSync();
+  const data = await nchw.data();
   nchw.dispose();
   if (data.length !== ref.length) throw new Error(`size ${data.length} vs fixture ${ref.length}`);
   let m = 0;
@@ -85,9 +91,9 @@ function parseVariant(variant: string): { sampler: SamplerKind; threshold: strin
  * step t → s from the stored v, the network output at time index t − 1, and the complete K-step
  * DDIM runs with and without guidance. Prints the measured maximum differences.
  */
-export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>): void {
+export function samplerParitySuite(backend: Exclude<BackendName, 'auto'>, options: ParityOptions = {}): void {
   for (const kind of MODEL_FIXTURE_KINDS)
-    forEachFixture(`sampler parity on ${backend}`, (fixture) => folderSuite(backend, fixture), kind);
+    forEachFixture(`sampler parity on ${backend}`, (fixture) => folderSuite(backend, fixture), kind, options.fixtures);
 }
 
 function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFolder): void {
@@ -125,14 +131,14 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
         return model.forward({ x, times, ...cond });
       }, frames);
     /** Compares one tensor per level with `<prefix>.levelN`, records and returns the largest difference. */
-    const compare = (label: string, ours: tf.Tensor4D[], prefix: string): number => {
+    const compare = async (label: string, ours: tf.Tensor4D[], prefix: string): Promise<number> => {
       expect(ours).toHaveLength(levels);
       let worst = 0;
-      ours.forEach((o, n) => {
-        const d = diffToFixture(o, ref(`${prefix}.level${n}`), frames[n]);
+      for (const [n, o] of ours.entries()) {
+        const d = await diffToFixture(o, ref(`${prefix}.level${n}`), frames[n]);
         measured.push([`${label} level${n}`, d]);
         worst = Math.max(worst, d);
-      });
+      }
       return worst;
     };
     const text = (suffix: '' | '_uncond') => ({
@@ -182,7 +188,7 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
       });
 
       for (const thr of thresholds) {
-        it(`x̂0 with threshold '${thr}' at every level (≤ ${STEP_TOL})`, () => {
+        it(`x̂0 with threshold '${thr}' at every level (≤ ${tol.step})`, async () => {
           const [xT, v] = [images('step.x_t'), images('step.v')];
           const x0 = xT.map((x, n) =>
             tf.tidy(() =>
@@ -192,7 +198,7 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
               ),
             ),
           );
-          expect(compare(`step.x0.${thr}`, x0, `step.x0.${thr}`)).toBeLessThanOrEqual(STEP_TOL);
+          expect(await compare(`step.x0.${thr}`, x0, `step.x0.${thr}`)).toBeLessThanOrEqual(tol.step);
           tf.dispose([...xT, ...v, ...x0]);
         });
       }
@@ -201,8 +207,8 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
         const { sampler, threshold } = parseVariant(variant);
         const stepTitle =
           `x_s for ${variant}${sampler === 'ddpm' ? ' with the stored noise' : ' (η = 0)'} ` +
-          `at every level (≤ ${STEP_TOL})`;
-        it(stepTitle, () => {
+          `at every level (≤ ${tol.step})`;
+        it(stepTitle, async () => {
           const [xT, v, z] = [images('step.x_t'), images('step.v'), images('step.noise')];
           const start = tf.memory().numTensors;
           const xS = stepFromPrediction(
@@ -214,13 +220,13 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
             z,
           );
           expect(tf.memory().numTensors, 'only the new states').toBe(start + levels);
-          expect(compare(`step.x_s.${variant}`, xS, `step.x_s.${variant}`)).toBeLessThanOrEqual(STEP_TOL);
+          expect(await compare(`step.x_s.${variant}`, xS, `step.x_s.${variant}`)).toBeLessThanOrEqual(tol.step);
           tf.dispose([...xT, ...v, ...z, ...xS]);
         });
       }
     });
 
-    it(`network output at time index t − 1 equals step.v (≤ ${NETWORK_TOL})`, () => {
+    it(`network output at time index t − 1 equals step.v (≤ ${tol.network})`, async () => {
       const { t } = samplerConfig.single_step;
       const cond = text('');
       const xT = images('step.x_t');
@@ -228,7 +234,7 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
       const denoiser = networkDenoiser(network(cond, (times) => calls.push(times)));
       const v = denoiser(xT, t);
       expect(calls).toEqual([new Array(samplerConfig.batch).fill(t - 1)]);
-      expect(compare('step.v', v, 'step.v')).toBeLessThanOrEqual(NETWORK_TOL);
+      expect(await compare('step.v', v, 'step.v')).toBeLessThanOrEqual(tol.network);
       tf.dispose([...xT, ...v, cond.tokens, cond.mask]);
     });
 
@@ -237,8 +243,8 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
       const runTitle =
         `complete ${samplerConfig.full_sample.num_inference_steps}-step run '${name}' ` +
         `(DDIM η = ${samplerConfig.full_sample.ddim_eta}, guidance ${weight}): ` +
-        `step 1 and final state at every level (≤ ${NETWORK_TOL})`;
-      it(runTitle, () => {
+        `step 1 and final state at every level (≤ ${tol.network})`;
+      it(runTitle, async () => {
         const cond = text('');
         const uncond = text('_uncond');
         // Guidance: one network call on [x; x] with the unconditional text first.
@@ -271,16 +277,16 @@ function folderSuite(backend: Exclude<BackendName, 'auto'>, fixture: FixtureFold
         expect(tf.memory().numTensors, 'the run leaves only its outputs and the two kept states').toBe(
           start + 3 * levels,
         );
-        expect(compare(`sample.${name}.step1`, states.get(0)!, `sample.${name}.step1`)).toBeLessThanOrEqual(
-          NETWORK_TOL,
+        expect(await compare(`sample.${name}.step1`, states.get(0)!, `sample.${name}.step1`)).toBeLessThanOrEqual(
+          tol.network,
         );
         expect(
-          compare(`sample.${name}.final`, states.get(grid.length - 2)!, `sample.${name}.final`),
-        ).toBeLessThanOrEqual(NETWORK_TOL);
+          await compare(`sample.${name}.final`, states.get(grid.length - 2)!, `sample.${name}.final`),
+        ).toBeLessThanOrEqual(tol.network);
         if (result.output_equals_final_level0) {
-          const d = diffToFixture(output[0], ref(`sample.${name}.final.level0`), frames[0]);
+          const d = await diffToFixture(output[0], ref(`sample.${name}.final.level0`), frames[0]);
           measured.push([`sample.${name} output (clamped) level0`, d]);
-          expect(d).toBeLessThanOrEqual(NETWORK_TOL);
+          expect(d).toBeLessThanOrEqual(tol.network);
         }
         tf.dispose([
           ...output,

@@ -17,9 +17,11 @@ export function forEachFixture<C = FixtureConfig>(
   title: string,
   body: (fixture: FixtureFolder<C>) => void,
   kind: FixtureKind = 'ml-mdm',
+  only?: (fixture: FixtureFolder<C>) => boolean,
 ): void {
-  const { folders, missing } = discoverFixtures<C>(kind);
-  if (missing && folders.length === 0) {
+  const { folders: all, missing } = discoverFixtures<C>(kind);
+  const folders = only ? all.filter(only) : all;
+  if (missing && all.length === 0) {
     if (underCi()) {
       it(`${title}: fixtures are present`, () => {
         throw new Error(`${missing}; CI needs the ${kind} fixtures (${sharedFixturesDir(kind)})`);

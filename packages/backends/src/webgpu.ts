@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendError } from '@matryoshka-ts/core';
+import { BackendError, isSoftwareRenderer } from '@matryoshka-ts/core';
 import { splitWebGpuAddN } from './webgpu-add-n.js';
 
 /** The part of a WebGPU adapter we read (the `webgpu` package's Dawn adapter, or a browser's). */
@@ -44,9 +44,6 @@ const LIMITS = [
   'maxComputeWorkgroupSizeX',
   'maxComputeInvocationsPerWorkgroup',
 ];
-
-/** Renderers that run on the CPU: `auto` never picks them; asked for by name they run (tests, CI). */
-const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software|softpipe/i;
 
 const INSTALL =
   'Install them next to your app (`npm i webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0`, or pnpm add / yarn add)';
@@ -106,7 +103,7 @@ function describe(adapter: GpuAdapter): WebGpuAdapter {
   const name = [vendor, architecture, device, description].filter(Boolean).join(' ').replace(/\s+/g, ' ').trim();
   return {
     description: name || 'unnamed adapter',
-    software: Boolean(adapter.isFallbackAdapter) || SOFTWARE.test(name),
+    software: Boolean(adapter.isFallbackAdapter) || isSoftwareRenderer(name),
   };
 }
 

@@ -22,3 +22,4 @@ export { SINGLE_PROCESS, launcherWorld } from './communicator.js';
 export type { Communicator, LauncherWorld } from './communicator.js';
 export { shardRange } from './shard.js';
 export type { Shard } from './shard.js';
+export { isSoftwareRenderer } from './software-renderer.js';

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { BackendError, DataError } from '@matryoshka-ts/core';
+import { BackendError, DataError, isSoftwareRenderer } from '@matryoshka-ts/core';
 
 // onnxruntime-node is an optional peer dependency: its installer downloads CUDA files from outside
 // the npm registry, so a default install of our packages must not pull it in. The part of its API
@@ -193,8 +193,6 @@ export interface OnnxWebGpuAdapter {
   software: boolean;
 }
 
-const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software|softpipe/i;
-
 /**
  * The adapter ONNX Runtime's WebGPU provider runs on, as far as it can be named: ONNX Runtime does
  * not report it, so the optional `webgpu` package (Dawn's Node bindings, as the `webgpu` tfjs
@@ -235,7 +233,7 @@ async function findAdapter(): Promise<OnnxWebGpuAdapter | 'no package' | 'none'>
       description: text || 'an unnamed adapter',
       software:
         Boolean(adapter.isFallbackAdapter ?? adapter.info.isFallbackAdapter) ||
-        SOFTWARE.test(`${vendor} ${architecture} ${device} ${description}`),
+        isSoftwareRenderer(`${vendor} ${architecture} ${device} ${description}`),
     };
   } catch {
     return 'none';
